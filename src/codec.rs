@@ -1,0 +1,162 @@
+//! Record encoding: a format-version byte, then bincode, decoded from slices with a size limit.
+//! Keys are big-endian byte strings built by hand.
+
+use bincode::Options;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::job::JobId;
+
+/// Version byte in front of every stored value. Bump on any change of a stored type.
+pub(crate) const FORMAT_VERSION: u8 = 1;
+
+/// The largest record decode will allocate for (payloads are stored raw, not through here).
+pub(crate) const DECODE_LIMIT: u64 = 64 * 1024 * 1024;
+
+fn options() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_big_endian()
+        .with_limit(DECODE_LIMIT)
+        .reject_trailing_bytes()
+}
+
+/// Encodes `value` behind the format-version byte.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_VERSION];
+    // Serializing our own plain types into a Vec cannot fail; the limit is only hit by
+    // values over 64 MiB, which validation keeps out.
+    if let Err(e) = options().serialize_into(&mut out, value) {
+        debug_assert!(false, "encode failed: {e}");
+    }
+    out
+}
+
+/// Decodes a value written by [`encode`]; any defect is a `CORRUPTION` error naming the key.
+pub(crate) fn decode<T: DeserializeOwned>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, Error> {
+    let corrupt = |detail: String| Error::Corruption { tree, key: show_key(key), detail };
+    match bytes.split_first() {
+        None => Err(corrupt("empty value".into())),
+        Some((&FORMAT_VERSION, rest)) => {
+            options().deserialize(rest).map_err(|e| corrupt(e.to_string()))
+        }
+        Some((v, _)) => Err(corrupt(format!(
+            "format version {v}, this build reads version {FORMAT_VERSION}"
+        ))),
+    }
+}
+
+/// A key, printed as its prefix letter then hex.
+pub(crate) fn show_key(key: &[u8]) -> String {
+    match key.split_first() {
+        Some((p, rest)) if p.is_ascii_alphabetic() => {
+            let mut s = String::with_capacity(2 + rest.len() * 2);
+            s.push(char::from(*p));
+            s.push('/');
+            if rest.len() == 16 && matches!(p, b'j' | b'p') {
+                s.push_str(&JobId::from_bytes(rest.try_into().unwrap_or([0; 16])).to_string());
+            } else if rest.len() == 8 && *p == b'e' {
+                s.push_str(&u64::from_be_bytes(rest.try_into().unwrap_or([0; 8])).to_string());
+            } else {
+                for b in rest {
+                    s.push_str(&format!("{b:02x}"));
+                }
+            }
+            s
+        }
+        _ => key.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// Logical trees, as one-byte key prefixes inside the one sled tree (so `apply_batch`
+/// changes several of them atomically without sled's multi-tree transactions).
+pub(crate) mod keys {
+    use crate::job::JobId;
+
+    /// Job record (without payload): `j` + id.
+    pub const JOB: u8 = b'j';
+    /// Payload bytes, raw, written once: `p` + id.
+    pub const PAYLOAD: u8 = b'p';
+    /// Event log: `e` + seq (u64 BE).
+    pub const EVENT: u8 = b'e';
+    /// Dedupe key -> job id while the job is live: `d` + key bytes.
+    pub const DEDUPE: u8 = b'd';
+    /// Schedules: `s` + name.
+    pub const SCHEDULE: u8 = b's';
+    /// Queue settings (paused): `q` + name.
+    pub const QUEUE: u8 = b'q';
+    /// Metadata: `m` + name.
+    pub const META: u8 = b'm';
+
+    pub fn job(id: &JobId) -> [u8; 17] {
+        with_id(JOB, id)
+    }
+    pub fn payload(id: &JobId) -> [u8; 17] {
+        with_id(PAYLOAD, id)
+    }
+    fn with_id(prefix: u8, id: &JobId) -> [u8; 17] {
+        let mut k = [0u8; 17];
+        k[0] = prefix;
+        k[1..].copy_from_slice(id.as_bytes());
+        k
+    }
+    pub fn event(seq: u64) -> [u8; 9] {
+        let mut k = [0u8; 9];
+        k[0] = EVENT;
+        k[1..].copy_from_slice(&seq.to_be_bytes());
+        k
+    }
+    pub fn named(prefix: u8, name: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(1 + name.len());
+        k.push(prefix);
+        k.extend_from_slice(name.as_bytes());
+        k
+    }
+    pub fn id_of(key: &[u8]) -> Option<JobId> {
+        let bytes: [u8; 16] = key.get(1..17)?.try_into().ok()?;
+        Some(JobId::from_bytes(bytes))
+    }
+    pub fn seq_of(key: &[u8]) -> Option<u64> {
+        Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+    }
+    pub const META_STATE: &[u8] = b"mstate";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_version_byte() {
+        let v: (u32, String) = (7, "x".into());
+        let bytes = encode(&v);
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        let back: (u32, String) = decode("t", b"k", &bytes).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn corrupt_bytes_are_an_error_not_a_panic() {
+        let err = decode::<(u32, String)>("jobs", b"jabc", &[]).unwrap_err();
+        assert_eq!(err.code(), "CORRUPTION");
+        let err = decode::<(u32, String)>("jobs", b"jabc", &[9, 1, 2]).unwrap_err();
+        assert!(err.to_string().contains("format version 9"));
+        // A length prefix claiming 2^60 bytes must not allocate.
+        let mut evil = vec![FORMAT_VERSION, 0, 0, 0, 7];
+        evil.extend_from_slice(&[0xff; 12]);
+        let err = decode::<(u32, String)>("jobs", b"jabc", &evil).unwrap_err();
+        assert!(err.to_string().contains("jobs"));
+    }
+
+    #[test]
+    fn event_keys_sort_by_sequence() {
+        assert!(keys::event(2) < keys::event(10));
+        assert!(keys::event(255) < keys::event(256));
+        assert_eq!(keys::seq_of(&keys::event(300)), Some(300));
+    }
+}

@@ -1,0 +1,101 @@
+//! Settings of an open spool: durability, cache, limits, retention, clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::job::Backoff;
+
+/// When a change reaches stable storage (SPEC.md section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// An operation returns only after its change is fsync'd. Concurrent callers share
+    /// fsyncs (group commit). The default.
+    Immediate,
+    /// Operations return at once; changes reach stable storage within `max_delay`. A crash
+    /// may lose that window, never corrupt the database.
+    Buffered {
+        /// Longest time a change may wait for its fsync.
+        max_delay: Duration,
+    },
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::Immediate
+    }
+}
+
+/// How long finished jobs and events are kept (SPEC.md section 3 defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep `completed` jobs this long after they finish. Default = 24 h.
+    pub completed: Duration,
+    /// Keep `cancelled` jobs this long. Default = 24 h.
+    pub cancelled: Duration,
+    /// Keep `failed` jobs this long. Default = 7 days.
+    pub failed: Duration,
+    /// Keep `dead_letter` jobs this long. Default = 7 days.
+    pub dead_letter: Duration,
+    /// Keep event-log entries this long. Default = 7 days.
+    pub events: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 3600;
+        Retention {
+            completed: Duration::from_secs(DAY),
+            cancelled: Duration::from_secs(DAY),
+            failed: Duration::from_secs(7 * DAY),
+            dead_letter: Duration::from_secs(7 * DAY),
+            events: Duration::from_secs(7 * DAY),
+        }
+    }
+}
+
+/// Everything `open` needs, validated there.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub durability: Durability,
+    pub cache_bytes: u64,
+    pub payload_limit: usize,
+    pub retention: Retention,
+    pub clock: Arc<dyn Clock>,
+    pub default_max_attempts: u32,
+    pub default_backoff: Backoff,
+    pub default_lease: Duration,
+    pub maintenance: bool,
+    pub maintenance_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            durability: Durability::Immediate,
+            cache_bytes: 64 * 1024 * 1024,
+            payload_limit: 1024 * 1024,
+            retention: Retention::default(),
+            clock: Arc::new(SystemClock),
+            default_max_attempts: 3,
+            default_backoff: Backoff::default(),
+            default_lease: Duration::from_secs(30),
+            maintenance: true,
+            maintenance_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("durability", &self.durability)
+            .field("cache_bytes", &self.cache_bytes)
+            .field("payload_limit", &self.payload_limit)
+            .field("retention", &self.retention)
+            .field("default_max_attempts", &self.default_max_attempts)
+            .field("default_lease", &self.default_lease)
+            .field("maintenance", &self.maintenance)
+            .finish_non_exhaustive()
+    }
+}

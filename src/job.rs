@@ -1,0 +1,564 @@
+//! The job model of SPEC.md section 2.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// A job's id: a UUID v7, time-ordered, assigned by the spool at enqueue.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct JobId(pub(crate) uuid::Uuid);
+
+impl JobId {
+    /// The 16 big-endian bytes of the UUID (its sort order is creation order).
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    /// The id from its 16 bytes.
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        JobId(uuid::Uuid::from_bytes(bytes))
+    }
+
+    /// The underlying UUID.
+    #[must_use]
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({})", self.0.hyphenated())
+    }
+}
+
+impl FromStr for JobId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        uuid::Uuid::parse_str(s.trim()).map(JobId).map_err(|e| {
+            Error::invalid(format!("{s:?} is not a valid job id (a UUID is expected): {e}"))
+        })
+    }
+}
+
+/// A job's status (SPEC.md section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum JobStatus {
+    /// Waiting to run; includes delayed jobs whose `scheduled_at` is in the future.
+    Pending,
+    /// Claimed by a worker under a lease.
+    Running,
+    /// Finished successfully. Terminal.
+    Completed,
+    /// The handler reported a permanent failure. Terminal.
+    Failed,
+    /// Cancelled while pending. Terminal.
+    Cancelled,
+    /// Attempts exhausted through errors, timeouts or crashes. Terminal.
+    DeadLetter,
+}
+
+impl JobStatus {
+    /// All statuses, in the order stats lists them.
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Pending,
+        JobStatus::Running,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+        JobStatus::DeadLetter,
+    ];
+
+    /// The contract name: `pending`, `running`, `completed`, `failed`, `cancelled`, `dead_letter`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::DeadLetter => "dead_letter",
+        }
+    }
+
+    /// True for the statuses a job never leaves on its own.
+    #[must_use]
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled | JobStatus::DeadLetter
+        )
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        JobStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown status {s:?}; expected one of pending, running, completed, failed, \
+                 cancelled, dead_letter"
+            ))
+        })
+    }
+}
+
+/// Retry backoff: `initial * multiplier^(attempt-1)`, capped at `max`, with ± `jitter`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// Delay before the second attempt, in milliseconds. Default = 1000.
+    pub initial_ms: u64,
+    /// Growth factor per attempt. Default = 2.0.
+    pub multiplier: f64,
+    /// Upper bound of the delay, in milliseconds. Default = 60000.
+    pub max_ms: u64,
+    /// Relative jitter, 0.0..=1.0 (0.2 = ±20%). Default = 0.2.
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { initial_ms: 1000, multiplier: 2.0, max_ms: 60_000, jitter: 0.2 }
+    }
+}
+
+impl Backoff {
+    /// The delay before the attempt after `attempt` (1-based) failed, before jitter.
+    #[must_use]
+    pub fn base_delay_ms(&self, attempt: u32) -> u64 {
+        let exp = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
+        let raw = (self.initial_ms as f64) * self.multiplier.powi(exp);
+        if raw.is_finite() {
+            // Float to int saturates; the cap keeps it in range.
+            (raw as u64).min(self.max_ms)
+        } else {
+            self.max_ms
+        }
+    }
+
+    /// The delay with jitter applied, `unit` being a uniform sample in `[0, 1)`.
+    #[must_use]
+    pub fn delay_ms(&self, attempt: u32, unit: f64) -> u64 {
+        let base = self.base_delay_ms(attempt) as f64;
+        let spread = base * self.jitter * (unit * 2.0 - 1.0);
+        (base + spread).max(0.0).round() as u64
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if !(self.multiplier.is_finite() && self.multiplier >= 1.0 && self.multiplier <= 100.0) {
+            return Err(Error::invalid("backoff multiplier must be between 1 and 100"));
+        }
+        if !(self.jitter.is_finite() && (0.0..=1.0).contains(&self.jitter)) {
+            return Err(Error::invalid("backoff jitter must be between 0 and 1"));
+        }
+        if self.max_ms < self.initial_ms {
+            return Err(Error::invalid("backoff max must be at least its initial delay"));
+        }
+        if self.max_ms > MAX_DELAY_MS {
+            return Err(Error::invalid("backoff max must be at most 10 years"));
+        }
+        Ok(())
+    }
+}
+
+/// The longest delay accepted anywhere: 10 years.
+pub(crate) const MAX_DELAY_MS: u64 = 10 * 366 * 24 * 3600 * 1000;
+
+/// One attempt of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    /// 1-based attempt number.
+    pub attempt_number: u32,
+    /// When the attempt started.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub started_at: DateTime<Utc>,
+    /// When it ended, if it has.
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// How long it ran, if it has ended.
+    pub duration_ms: Option<u64>,
+    /// `Some(true)` completed, `Some(false)` failed, `None` still running or released.
+    pub success: Option<bool>,
+    /// The error of a failed attempt.
+    pub error: Option<String>,
+    /// The worker that ran it.
+    pub worker_id: Option<String>,
+    /// True when the attempt was handed back without counting (release, shutdown).
+    pub released: bool,
+}
+
+/// The lease a running job is held under (internal; the token is the fencing token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LeaseState {
+    pub token: u64,
+    pub expires_ms: i64,
+}
+
+/// A job as stored and returned by the spool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Time-ordered UUID v7.
+    pub id: JobId,
+    /// The handler key, e.g. `email.send` (`type` in JSON).
+    pub kind: String,
+    /// Job schema version. Default = `"1.0.0"`.
+    pub version: String,
+    /// The queue. Default = `"default"`.
+    pub queue: String,
+    /// Opaque bytes for the handler.
+    #[serde(skip)]
+    pub payload: Vec<u8>,
+    /// Current status.
+    pub status: JobStatus,
+    /// Higher runs first. Default = 0.
+    pub priority: i32,
+    /// Attempts started so far (released attempts do not count).
+    pub attempts: u32,
+    /// Maximum total attempts (`maxRetries` in JSON). Default = 3.
+    pub max_attempts: u32,
+    /// When it was enqueued.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub updated_at: DateTime<Utc>,
+    /// Not claimable before this time (delay, retry backoff).
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// When the current or last attempt started.
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal status.
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// Attempt time limit in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Dedupe key (SPEC.md section 4).
+    pub dedupe_key: Option<String>,
+    /// Carried through untouched.
+    pub tenant_id: Option<String>,
+    /// Carried through untouched.
+    pub user_id: Option<String>,
+    /// Carried through untouched.
+    pub trace_id: Option<String>,
+    /// Free-form string map.
+    pub metadata: BTreeMap<String, String>,
+    /// What the handler returned.
+    pub result: Option<Vec<u8>>,
+    /// One entry per attempt, oldest first (at most [`MAX_EXECUTIONS`] kept).
+    pub executions: Vec<Execution>,
+    /// Retry backoff for this job; `None` = the spool's default.
+    pub backoff: Option<Backoff>,
+    pub(crate) lease: Option<LeaseState>,
+}
+
+/// How many execution entries a job keeps; older ones are dropped first.
+pub const MAX_EXECUTIONS: usize = 100;
+
+impl Job {
+    /// The lease expiry of a running job.
+    #[must_use]
+    pub fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
+        self.lease.as_ref().map(|l| crate::clock::to_datetime(l.expires_ms))
+    }
+
+    /// The claim-order time: `scheduled_at`, or `created_at` when there is none.
+    pub(crate) fn due_ms(&self) -> i64 {
+        self.scheduled_at.unwrap_or(self.created_at).timestamp_millis()
+    }
+
+    pub(crate) fn push_execution(&mut self, e: Execution) {
+        if self.executions.len() >= MAX_EXECUTIONS {
+            self.executions.remove(0);
+        }
+        self.executions.push(e);
+    }
+}
+
+/// A job to enqueue: its type and payload plus the options of SPEC.md section 3.
+///
+/// ```
+/// use jobspool::NewJob;
+/// use std::time::Duration;
+/// let job = NewJob::new("email.send", br#"{"to":"a@b.c"}"#.to_vec())
+///     .queue("mail")
+///     .priority(5)
+///     .delay(Duration::from_secs(60))
+///     .max_attempts(5)
+///     .dedupe_key("welcome-42");
+/// # let _ = job;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewJob {
+    /// The handler key. Must not be empty.
+    pub kind: String,
+    /// Opaque payload bytes.
+    pub payload: Vec<u8>,
+    /// Schema version. Default = `"1.0.0"`.
+    pub version: Option<String>,
+    /// Queue name. Default = `"default"`.
+    pub queue: Option<String>,
+    /// Priority, higher first. Default = 0.
+    pub priority: i32,
+    /// Run no earlier than now + delay. Exclusive with `run_at`.
+    pub delay: Option<Duration>,
+    /// Run no earlier than this time. Exclusive with `delay`.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Maximum total attempts, >= 1. Default = the spool's (3).
+    pub max_attempts: Option<u32>,
+    /// Attempt time limit in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// At most one pending or running job per key.
+    pub dedupe_key: Option<String>,
+    /// Carried through.
+    pub tenant_id: Option<String>,
+    /// Carried through.
+    pub user_id: Option<String>,
+    /// Carried through.
+    pub trace_id: Option<String>,
+    /// Free-form string map.
+    pub metadata: BTreeMap<String, String>,
+    /// Retry backoff; `None` = the spool's default.
+    pub backoff: Option<Backoff>,
+}
+
+impl NewJob {
+    /// A job of type `kind` with `payload`, every option at its default.
+    pub fn new(kind: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        NewJob { kind: kind.into(), payload: payload.into(), ..NewJob::default() }
+    }
+    /// Sets the queue. Default = `"default"`.
+    #[must_use]
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+    /// Sets the priority (higher runs first). Default = 0.
+    #[must_use]
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+    /// Delays the first attempt. Default = none.
+    #[must_use]
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+    /// Runs no earlier than `at`. Default = now.
+    #[must_use]
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+    /// Maximum total attempts (>= 1). Default = 3.
+    #[must_use]
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+    /// Attempt time limit. Default = none.
+    #[must_use]
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = Some(ms);
+        self
+    }
+    /// Dedupe key. Default = none.
+    #[must_use]
+    pub fn dedupe_key(mut self, key: impl Into<String>) -> Self {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+    /// Tenant id. Default = none.
+    #[must_use]
+    pub fn tenant_id(mut self, v: impl Into<String>) -> Self {
+        self.tenant_id = Some(v.into());
+        self
+    }
+    /// User id. Default = none.
+    #[must_use]
+    pub fn user_id(mut self, v: impl Into<String>) -> Self {
+        self.user_id = Some(v.into());
+        self
+    }
+    /// Trace id. Default = none.
+    #[must_use]
+    pub fn trace_id(mut self, v: impl Into<String>) -> Self {
+        self.trace_id = Some(v.into());
+        self
+    }
+    /// Adds one metadata entry.
+    #[must_use]
+    pub fn meta(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.metadata.insert(k.into(), v.into());
+        self
+    }
+    /// Sets the retry backoff. Default = the spool's (1 s, x2, max 60 s, ±20%).
+    #[must_use]
+    pub fn backoff(mut self, b: Backoff) -> Self {
+        self.backoff = Some(b);
+        self
+    }
+    /// Sets the schema version. Default = `"1.0.0"`.
+    #[must_use]
+    pub fn version(mut self, v: impl Into<String>) -> Self {
+        self.version = Some(v.into());
+        self
+    }
+}
+
+/// Limits on string inputs, so bad input cannot make records grow without bound.
+pub(crate) const MAX_NAME_LEN: usize = 256;
+pub(crate) const MAX_KEY_LEN: usize = 1024;
+pub(crate) const MAX_METADATA_BYTES: usize = 64 * 1024;
+/// Highest `max_attempts` accepted.
+pub(crate) const MAX_ATTEMPTS_LIMIT: u32 = 1_000_000;
+
+pub(crate) fn validate_name(what: &str, s: &str) -> Result<(), Error> {
+    if s.is_empty() {
+        return Err(Error::invalid(format!("{what} must not be empty")));
+    }
+    if s.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(format!("{what} is longer than {MAX_NAME_LEN} bytes")));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(Error::invalid(format!("{what} must not contain control characters")));
+    }
+    Ok(())
+}
+
+fn validate_opt(what: &str, s: Option<&String>) -> Result<(), Error> {
+    match s {
+        Some(s) if s.len() > MAX_KEY_LEN => {
+            Err(Error::invalid(format!("{what} is longer than {MAX_KEY_LEN} bytes")))
+        }
+        Some(s) if s.is_empty() => Err(Error::invalid(format!("{what} must not be empty"))),
+        _ => Ok(()),
+    }
+}
+
+impl NewJob {
+    /// Checks everything that does not depend on the store (SPEC.md section 7).
+    pub(crate) fn validate(&self, now_ms: i64, payload_limit: usize) -> Result<(), Error> {
+        validate_name("type", &self.kind)?;
+        if let Some(q) = &self.queue {
+            validate_name("queue", q)?;
+        }
+        if let Some(v) = &self.version {
+            validate_name("version", v)?;
+        }
+        if self.payload.len() > payload_limit {
+            return Err(Error::PayloadTooLarge {
+                what: "payload",
+                size: self.payload.len(),
+                limit: payload_limit,
+            });
+        }
+        match self.max_attempts {
+            Some(0) => return Err(Error::invalid("maxRetries must be at least 1")),
+            Some(n) if n > MAX_ATTEMPTS_LIMIT => {
+                return Err(Error::invalid(format!("maxRetries must be at most {MAX_ATTEMPTS_LIMIT}")))
+            }
+            _ => {}
+        }
+        if self.delay.is_some() && self.run_at.is_some() {
+            return Err(Error::invalid("give a delay or a runAt, not both"));
+        }
+        if let Some(d) = self.delay {
+            if d.as_millis() > u128::from(MAX_DELAY_MS) {
+                return Err(Error::invalid("delay must be at most 10 years"));
+            }
+        }
+        if let Some(at) = self.run_at {
+            let max = now_ms.saturating_add(i64::try_from(MAX_DELAY_MS).unwrap_or(i64::MAX));
+            if at.timestamp_millis() > max {
+                return Err(Error::invalid("runAt must be at most 10 years from now"));
+            }
+        }
+        if let Some(t) = self.timeout_ms {
+            if t == 0 || t > MAX_DELAY_MS {
+                return Err(Error::invalid("timeoutMs must be between 1 and 10 years"));
+            }
+        }
+        validate_opt("dedupeKey", self.dedupe_key.as_ref())?;
+        validate_opt("tenantId", self.tenant_id.as_ref())?;
+        validate_opt("userId", self.user_id.as_ref())?;
+        validate_opt("traceId", self.trace_id.as_ref())?;
+        let meta_bytes: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if meta_bytes > MAX_METADATA_BYTES {
+            return Err(Error::invalid(format!("metadata is larger than {MAX_METADATA_BYTES} bytes")));
+        }
+        if let Some(b) = &self.backoff {
+            b.validate()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_backoff_doubles_and_caps() {
+        let b = Backoff::default();
+        assert_eq!(b.base_delay_ms(1), 1000);
+        assert_eq!(b.base_delay_ms(2), 2000);
+        assert_eq!(b.base_delay_ms(3), 4000);
+        assert_eq!(b.base_delay_ms(7), 60_000);
+        assert_eq!(b.base_delay_ms(u32::MAX), 60_000);
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        let b = Backoff::default();
+        assert_eq!(b.delay_ms(1, 0.0), 800);
+        assert_eq!(b.delay_ms(1, 0.5), 1000);
+        assert!(b.delay_ms(1, 0.999_999) <= 1200);
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in JobStatus::ALL {
+            assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), s);
+        }
+        assert!("done".parse::<JobStatus>().is_err());
+    }
+
+    #[test]
+    fn validation_rejects_bad_input() {
+        let ok = NewJob::new("t", vec![]);
+        assert!(ok.validate(0, 10).is_ok());
+        assert!(NewJob::new("", vec![]).validate(0, 10).is_err());
+        assert!(NewJob::new("t", vec![0; 11]).validate(0, 10).is_err());
+        assert!(ok.clone().max_attempts(0).validate(0, 10).is_err());
+        assert!(ok.clone().delay(Duration::from_secs(11 * 366 * 86400)).validate(0, 10).is_err());
+        assert!(ok.clone().dedupe_key("").validate(0, 10).is_err());
+    }
+}

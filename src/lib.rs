@@ -1,0 +1,45 @@
+//! jobspool: a durable, crash-safe, embedded background-job queue for synchronous Rust.
+//!
+//! ```
+//! use jobspool::{NewJob, Retry, Spool};
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! let spool = Spool::open(dir.path().join("queue"))?;           // sled database directory
+//! let job = spool.enqueue(NewJob::new("email.send", br#"{"to":"a@b.c"}"#.to_vec()))?;
+//!
+//! // A worker claims the job under a lease, runs it and reports the outcome.
+//! let claimed = spool.claim(&spool.claim_request(1))?;
+//! let c = &claimed[0];
+//! assert_eq!(c.job.id, job.id);
+//! spool.complete(c.job.id, c.token, Some(b"sent".to_vec()))?;
+//!
+//! assert_eq!(spool.get(job.id)?.status, jobspool::JobStatus::Completed);
+//! assert_eq!(spool.stats()?.total.completed, 1);
+//! # let _ = Retry::Backoff;
+//! # Ok::<(), jobspool::Error>(())
+//! ```
+//!
+//! Every change is one atomic step (record, indexes and event-log entry together); under
+//! [`Durability::Immediate`] (the default) it is fsync'd before the call returns, with
+//! concurrent callers sharing fsyncs. See `ARCHITECTURE.md` for how.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod clock;
+mod codec;
+mod config;
+mod error;
+mod event;
+mod job;
+pub mod json;
+mod spool;
+mod storage;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Durability, Retention};
+pub use error::{Error, Result};
+pub use event::{Event, EventRecord};
+pub use job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
+pub use spool::{Builder, Spool};
+pub use storage::{ClaimRequest, Claimed, Counts, ListQuery, Metrics, QueueStats, RedriveTarget, Retry, Stats, MAX_PAGE};

@@ -1,0 +1,193 @@
+//! The backend boundary: one trait whose methods are whole queue transitions, each atomic.
+//!
+//! Nothing sled-specific crosses it, so a SQL backend can implement the same methods with one
+//! transaction each. sled ([`sled::SledBackend`]) is the embedded implementation.
+
+pub(crate) mod sled;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+
+use crate::config::Retention;
+use crate::error::Result;
+use crate::event::EventRecord;
+use crate::job::{Job, JobId, JobStatus, NewJob};
+
+/// Counts of jobs by status (SPEC.md `jobs.stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Pending jobs, delayed ones included.
+    pub pending: u64,
+    /// Running jobs.
+    pub running: u64,
+    /// Completed jobs still retained.
+    pub completed: u64,
+    /// Permanently failed jobs still retained.
+    pub failed: u64,
+    /// Cancelled jobs still retained.
+    pub cancelled: u64,
+    /// Dead-lettered jobs still retained.
+    pub dead_letter: u64,
+    /// The pending jobs whose `scheduled_at` is in the future.
+    pub delayed: u64,
+}
+
+impl Counts {
+    /// The count of one status.
+    #[must_use]
+    pub fn of(&self, status: JobStatus) -> u64 {
+        match status {
+            JobStatus::Pending => self.pending,
+            JobStatus::Running => self.running,
+            JobStatus::Completed => self.completed,
+            JobStatus::Failed => self.failed,
+            JobStatus::Cancelled => self.cancelled,
+            JobStatus::DeadLetter => self.dead_letter,
+        }
+    }
+
+    pub(crate) fn slot(&mut self, status: JobStatus) -> &mut u64 {
+        match status {
+            JobStatus::Pending => &mut self.pending,
+            JobStatus::Running => &mut self.running,
+            JobStatus::Completed => &mut self.completed,
+            JobStatus::Failed => &mut self.failed,
+            JobStatus::Cancelled => &mut self.cancelled,
+            JobStatus::DeadLetter => &mut self.dead_letter,
+        }
+    }
+
+    pub(crate) fn add(&mut self, other: &Counts) {
+        self.pending += other.pending;
+        self.running += other.running;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.cancelled += other.cancelled;
+        self.dead_letter += other.dead_letter;
+        self.delayed += other.delayed;
+    }
+}
+
+/// Stats of one queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Its counts.
+    pub counts: Counts,
+    /// Whether the queue is paused.
+    pub paused: bool,
+}
+
+/// Global and per-queue stats, from counters (never a scan).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// All queues together.
+    pub total: Counts,
+    /// Per queue, by name.
+    pub queues: BTreeMap<String, QueueStats>,
+}
+
+/// Filters and paging for [`crate::Spool::list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<JobStatus>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this type.
+    pub kind: Option<String>,
+    /// Start after this id (the last id of the previous page).
+    pub after: Option<JobId>,
+    /// Page size. Default = 100, at most 10000.
+    pub limit: Option<usize>,
+}
+
+/// The largest page `list` returns.
+pub const MAX_PAGE: usize = 10_000;
+
+/// What to claim: which queues and types, how many, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// Queues to claim from; empty = every queue.
+    pub queues: Vec<String>,
+    /// Job types this worker can run; empty = every type.
+    pub kinds: Vec<String>,
+    /// Claim up to this many jobs.
+    pub max: usize,
+    /// Lease duration in milliseconds.
+    pub lease_ms: u64,
+    /// Recorded in the execution.
+    pub worker_id: String,
+}
+
+/// A claimed job and the fencing token of its lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The job, status `running`, payload included.
+    pub job: Job,
+    /// The fencing token; every later call about this attempt must carry it.
+    pub token: u64,
+}
+
+/// How a failed attempt continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Retry with the job's backoff (or dead-letter when attempts are exhausted).
+    Backoff,
+    /// Retry after exactly this many milliseconds (or dead-letter when exhausted).
+    After(u64),
+    /// Do not retry: the job becomes `failed`.
+    Never,
+}
+
+/// Which jobs a redrive covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedriveTarget {
+    /// One job (must be `dead_letter` or `failed`).
+    One(JobId),
+    /// Every `dead_letter` and `failed` job, optionally of one queue / type.
+    All {
+        /// Only this queue.
+        queue: Option<String>,
+        /// Only this type.
+        kind: Option<String>,
+    },
+}
+
+/// Counters of the backend's own work, for tests and the bench tool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Operations applied by the writer.
+    pub ops: u64,
+    /// Groups committed (one storage batch each).
+    pub groups: u64,
+    /// fsync/fdatasync calls made for durability.
+    pub fsyncs: u64,
+}
+
+/// A queue backend: every method is one whole, atomic transition.
+pub(crate) trait Backend: Send + Sync {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>>;
+    fn get(&self, id: JobId) -> Result<Option<Job>>;
+    fn cancel(&self, id: JobId, by: Option<String>) -> Result<Job>;
+    fn list(&self, query: &ListQuery) -> Result<Vec<Job>>;
+    fn stats(&self) -> Result<Stats>;
+    fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>>;
+    fn last_seq(&self) -> u64;
+    fn subscribe(&self) -> Receiver<EventRecord>;
+    fn claim(&self, req: &ClaimRequest) -> Result<(Vec<Claimed>, u64)>;
+    /// Blocks until work may be claimable (the epoch moved) or `deadline`.
+    fn wait_for_work(&self, epoch: u64, deadline: Instant);
+    fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job>;
+    fn fail(&self, id: JobId, token: u64, error: String, retry: Retry) -> Result<Job>;
+    fn extend(&self, id: JobId, token: u64, lease_ms: u64) -> Result<Job>;
+    fn release(&self, id: JobId, token: u64) -> Result<Job>;
+    fn expire_leases(&self) -> Result<usize>;
+    fn redrive(&self, target: RedriveTarget) -> Result<Vec<Job>>;
+    fn prune(&self, retention: &Retention) -> Result<u64>;
+    fn set_paused(&self, queue: &str, paused: bool) -> Result<()>;
+    fn flush(&self) -> Result<()>;
+    fn metrics(&self) -> Metrics;
+    fn close(&self) -> Result<()>;
+}

@@ -1,0 +1,457 @@
+//! The embedded backend: one sled tree, logical trees as key prefixes, a single writer
+//! thread with group commit, and in-memory indexes rebuilt on open.
+
+mod ops;
+mod state;
+mod writer;
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
+
+use crate::codec::{self, keys};
+use crate::config::{Config, Retention};
+use crate::error::{Error, Result};
+use crate::event::EventRecord;
+use crate::job::{Job, JobId, NewJob};
+use crate::storage::{Backend, ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE};
+
+use ops::{Op, Reply};
+use state::State;
+use writer::{Command, Meta, StoredEvent};
+
+/// sled segment size. Values over a quarter of it go to separate blob files, so 8 MiB keeps
+/// payloads up to the default 1 MiB limit inline, where flush + fdatasync covers them.
+const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+/// How long `open` retries sled's file lock (sled releases it asynchronously after a drop).
+const LOCK_RETRY: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub ops: AtomicU64,
+    pub groups: AtomicU64,
+    pub fsyncs: AtomicU64,
+}
+
+/// What the writer, the readers and the backend handle share.
+pub(crate) struct Shared {
+    pub path: PathBuf,
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub data_file: File,
+    pub cfg: Config,
+    pub state: Mutex<State>,
+    /// Signalled when the state's epoch moves (work may be claimable).
+    pub work: Condvar,
+    pub subscribers: Mutex<Vec<Sender<EventRecord>>>,
+    pub metrics: Counters,
+    pub poisoned: Mutex<Option<String>>,
+    pub synced_blobs: Mutex<HashSet<OsString>>,
+    pub inline_limit: usize,
+}
+
+impl Shared {
+    pub fn poison(&self, e: &Error) {
+        let mut p = self.poisoned.lock();
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+    }
+
+    pub fn poisoned_error(&self) -> Option<Error> {
+        self.poisoned.lock().as_ref().map(|msg| Error::Storage {
+            context: format!("an earlier storage failure stopped this handle ({msg}); reopen the database"),
+            source: None,
+        })
+    }
+}
+
+/// The sled backend (see the module docs).
+pub(crate) struct SledBackend {
+    shared: Arc<Shared>,
+    tx: Mutex<Option<Sender<Command>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
+    let deadline = Instant::now() + LOCK_RETRY;
+    loop {
+        let res = sled::Config::new()
+            .path(path)
+            .cache_capacity(cfg.cache_bytes)
+            .segment_size(SEGMENT_SIZE)
+            .flush_every_ms(None)
+            .open();
+        match res {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if Instant::now() >= deadline {
+                    return Err(Error::DatabaseInUse { path: path.to_path_buf() });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(Error::storage(format!("opening the database at {}", path.display()), e))
+            }
+        }
+    }
+}
+
+impl SledBackend {
+    pub fn open(path: &Path, cfg: Config) -> Result<SledBackend> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| Error::storage(format!("creating {}", path.display()), e))?;
+        let db = open_db(path, &cfg)?;
+        let tree: sled::Tree = (*db).clone();
+        let data_file = File::open(path.join("db"))
+            .map_err(|e| Error::storage("opening the data file for fsync", e))?;
+        // Make the files' directory entries durable once, at creation.
+        File::open(path).and_then(|d| d.sync_all()).map_err(|e| Error::storage("fsync of the database directory", e))?;
+
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let mut st = State::new(seed);
+        let now = cfg.clock.now_ms();
+        load(&tree, &mut st, now)?;
+
+        let shared = Arc::new(Shared {
+            path: path.to_path_buf(),
+            db,
+            tree,
+            data_file,
+            cfg,
+            state: Mutex::new(st),
+            work: Condvar::new(),
+            subscribers: Mutex::new(Vec::new()),
+            metrics: Counters::default(),
+            poisoned: Mutex::new(None),
+            synced_blobs: Mutex::new(HashSet::new()),
+            inline_limit: SEGMENT_SIZE / 8,
+        });
+        let (tx, rx) = bounded(4096);
+        let s2 = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("jobspool-writer".into())
+            .spawn(move || writer::run(s2, rx))
+            .map_err(|e| Error::storage("starting the writer thread", e))?;
+        let backend = SledBackend {
+            shared,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            closed: AtomicBool::new(false),
+        };
+        // Crash recovery: jobs left running by the previous process lost their attempt.
+        backend.call(Op::Recover)?;
+        Ok(backend)
+    }
+
+    fn send(&self, cmd: Command) -> Result<()> {
+        let tx = self.tx.lock().clone().ok_or(Error::ShuttingDown)?;
+        tx.send(cmd).map_err(|_| self.dead())
+    }
+
+    fn dead(&self) -> Error {
+        self.shared.poisoned_error().unwrap_or(Error::ShuttingDown)
+    }
+
+    fn call(&self, op: Op) -> Result<Reply> {
+        if let Some(e) = self.shared.poisoned_error() {
+            return Err(e);
+        }
+        let (rtx, rrx) = bounded(1);
+        self.send(Command::Apply(op, rtx))?;
+        rrx.recv().map_err(|_| self.dead())?
+    }
+
+    fn call_job(&self, op: Op) -> Result<Job> {
+        match self.call(op)? {
+            Reply::Job(j) => Ok(*j),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn read_job(&self, id: JobId, with_payload: bool) -> Result<Option<Job>> {
+        let key = keys::job(&id);
+        let Some(bytes) = self.shared.tree.get(key)? else { return Ok(None) };
+        let mut job: Job = codec::decode("jobs", &key, &bytes)?;
+        if with_payload {
+            if let Some(p) = self.shared.tree.get(keys::payload(&id))? {
+                job.payload = p.to_vec();
+            }
+        }
+        Ok(Some(job))
+    }
+}
+
+fn unexpected(r: &Reply) -> Error {
+    Error::Storage { context: format!("internal: unexpected writer reply {r:?}"), source: None }
+}
+
+/// Rebuilds the in-memory indexes from the records.
+fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
+    match tree.get(b"mformat")? {
+        None => {
+            tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
+        }
+        Some(v) if v.as_ref() == [codec::FORMAT_VERSION] => {}
+        Some(v) => {
+            return Err(Error::Corruption {
+                tree: "meta",
+                key: "m/format".into(),
+                detail: format!(
+                    "database format {:?}, this build reads format {}; use a matching jobspool version",
+                    v.as_ref(),
+                    codec::FORMAT_VERSION
+                ),
+            })
+        }
+    }
+    for item in tree.scan_prefix([keys::JOB]) {
+        let (k, v) = item?;
+        let job: Job = codec::decode("jobs", &k, &v)?;
+        st.apply(None, Some(&job), now);
+        st.last_id = st.last_id.max(job.id.0.as_u128());
+    }
+    for item in tree.scan_prefix([keys::QUEUE]) {
+        let (k, v) = item?;
+        let paused: bool = codec::decode("queues", &k, &v)?;
+        let name = String::from_utf8_lossy(&k[1..]).into_owned();
+        st.set_paused(&name, paused);
+    }
+    let mut next_seq = 1;
+    if let Some(v) = tree.get(keys::META_STATE)? {
+        let meta: Meta = codec::decode("meta", keys::META_STATE, &v)?;
+        next_seq = meta.next_seq.max(1);
+    }
+    if let Some((k, _)) = tree.scan_prefix([keys::EVENT]).next_back().transpose()? {
+        if let Some(seq) = keys::seq_of(&k) {
+            next_seq = next_seq.max(seq + 1);
+        }
+    }
+    st.next_seq = next_seq;
+    Ok(())
+}
+
+impl Backend for SledBackend {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+        // Checks that need no state run here, off the writer thread.
+        let now = self.shared.cfg.clock.now_ms();
+        for j in &jobs {
+            j.validate(now, self.shared.cfg.payload_limit)?;
+        }
+        match self.call(Op::Enqueue(jobs))? {
+            Reply::Jobs(j) => Ok(j),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn get(&self, id: JobId) -> Result<Option<Job>> {
+        self.read_job(id, true)
+    }
+
+    fn cancel(&self, id: JobId, by: Option<String>) -> Result<Job> {
+        self.call_job(Op::Cancel { id, by })
+    }
+
+    fn list(&self, q: &ListQuery) -> Result<Vec<Job>> {
+        let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+        let matches = |j: &Job| {
+            q.queue.as_ref().map_or(true, |x| *x == j.queue) && q.kind.as_ref().map_or(true, |x| *x == j.kind)
+        };
+        let mut out = Vec::new();
+        if let Some(status) = q.status {
+            let mut after = q.after;
+            loop {
+                let ids = self.shared.state.lock().ids_with_status(status, after, 512);
+                let Some(last) = ids.last().copied() else { break };
+                for id in ids {
+                    if let Some(j) = self.read_job(id, true)? {
+                        if j.status == status && matches(&j) {
+                            out.push(j);
+                            if out.len() == limit {
+                                return Ok(out);
+                            }
+                        }
+                    }
+                }
+                after = Some(last);
+            }
+        } else {
+            let start = q.after.map_or_else(|| vec![keys::JOB], |a| {
+                let mut k = keys::job(&a).to_vec();
+                k.push(0);
+                k
+            });
+            for item in self.shared.tree.range(start..[keys::JOB + 1].to_vec()) {
+                let (k, v) = item?;
+                let mut j: Job = codec::decode("jobs", &k, &v)?;
+                if matches(&j) {
+                    if let Some(p) = self.shared.tree.get(keys::payload(&j.id))? {
+                        j.payload = p.to_vec();
+                    }
+                    out.push(j);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let now = self.shared.cfg.clock.now_ms();
+        let mut st = self.shared.state.lock();
+        st.promote(now);
+        Ok(st.stats())
+    }
+
+    fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
+        let start = keys::event(after_seq.saturating_add(1));
+        let mut out = Vec::new();
+        for item in self.shared.tree.range(start.to_vec()..vec![keys::EVENT + 1]).take(limit) {
+            let (k, v) = item?;
+            let stored: StoredEvent = codec::decode("events", &k, &v)?;
+            let seq = keys::seq_of(&k).unwrap_or(0);
+            out.push(EventRecord { seq, event: stored.event });
+        }
+        Ok(out)
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.shared.state.lock().next_seq - 1
+    }
+
+    fn subscribe(&self) -> Receiver<EventRecord> {
+        let (tx, rx) = bounded(writer::SUBSCRIBER_BUFFER);
+        self.shared.subscribers.lock().push(tx);
+        rx
+    }
+
+    fn claim(&self, req: &ClaimRequest) -> Result<(Vec<Claimed>, u64)> {
+        match self.call(Op::Claim(req.clone()))? {
+            Reply::Claimed(c, epoch) => Ok((c, epoch)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn wait_for_work(&self, epoch: u64, deadline: Instant) {
+        let mut st = self.shared.state.lock();
+        loop {
+            if self.closed.load(Ordering::Acquire) || self.shared.poisoned.lock().is_some() {
+                return;
+            }
+            let now_ms = self.shared.cfg.clock.now_ms();
+            st.promote(now_ms);
+            if st.epoch != epoch {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            let mut until = deadline;
+            if let Some(due) = st.next_due_ms() {
+                let wait = Duration::from_millis(u64::try_from(due - now_ms).unwrap_or(0).max(1));
+                until = until.min(now + wait);
+            }
+            self.shared.work.wait_until(&mut st, until);
+        }
+    }
+
+    fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
+        self.call_job(Op::Complete { id, token, result })
+    }
+
+    fn fail(&self, id: JobId, token: u64, error: String, retry: Retry) -> Result<Job> {
+        self.call_job(Op::Fail { id, token, error, retry })
+    }
+
+    fn extend(&self, id: JobId, token: u64, lease_ms: u64) -> Result<Job> {
+        self.call_job(Op::Extend { id, token, lease_ms })
+    }
+
+    fn release(&self, id: JobId, token: u64) -> Result<Job> {
+        self.call_job(Op::Release { id, token })
+    }
+
+    fn expire_leases(&self) -> Result<usize> {
+        match self.call(Op::ExpireLeases)? {
+            Reply::Count(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn redrive(&self, target: RedriveTarget) -> Result<Vec<Job>> {
+        match self.call(Op::Redrive(target))? {
+            Reply::Jobs(j) => Ok(j),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn prune(&self, retention: &Retention) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            match self.call(Op::Prune(*retention))? {
+                Reply::Count(0) => return Ok(total),
+                Reply::Count(n) => total += n,
+                other => return Err(unexpected(&other)),
+            }
+        }
+    }
+
+    fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        self.call(Op::SetPaused { queue: queue.to_owned(), paused }).map(|_| ())
+    }
+
+    fn flush(&self) -> Result<()> {
+        let (rtx, rrx) = bounded(1);
+        self.send(Command::Sync(rtx))?;
+        rrx.recv().map_err(|_| self.dead())?.map(|_| ())
+    }
+
+    fn metrics(&self) -> Metrics {
+        let m = &self.shared.metrics;
+        Metrics {
+            ops: m.ops.load(Ordering::Relaxed),
+            groups: m.groups.load(Ordering::Relaxed),
+            fsyncs: m.fsyncs.load(Ordering::Relaxed),
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        if let Some(tx) = self.tx.lock().take() {
+            let (rtx, rrx) = bounded(1);
+            if tx.send(Command::Shutdown(rtx)).is_ok() {
+                result = rrx.recv().map_err(|_| self.dead()).and_then(|r| r.map(|_| ()));
+            }
+        }
+        if let Some(h) = self.writer.lock().take() {
+            if h.join().is_err() && result.is_ok() {
+                result = Err(Error::Storage { context: "the writer thread panicked".into(), source: None });
+            }
+        }
+        self.shared.work.notify_all();
+        self.shared.subscribers.lock().clear();
+        result
+    }
+}
+
+impl Drop for SledBackend {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

@@ -1,0 +1,376 @@
+//! The in-memory indexes of the sled backend: ready order, delayed timers, leases, status
+//! sets and counters. Derived from the job records, rebuilt on open, and changed only by the
+//! writer through [`State::apply`], in the same step that stages the record.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::job::{Job, JobId, JobStatus};
+use crate::storage::{ClaimRequest, Counts, QueueStats, Stats};
+
+type ReadyKey = (Reverse<i32>, i64, JobId);
+
+/// Pending jobs of one (queue, type), in claim order.
+#[derive(Debug, Default)]
+struct Partition {
+    queue: String,
+    kind: String,
+    ready: BTreeSet<ReadyKey>,
+    /// Pending (delayed included) plus running jobs of this partition.
+    live: u64,
+}
+
+#[derive(Debug, Default)]
+struct QueueMem {
+    counts: Counts,
+    paused: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct State {
+    parts: Vec<Partition>,
+    part_ix: HashMap<String, HashMap<String, u32>>,
+    /// Delayed pending jobs: (due, id) -> (priority, partition).
+    delayed: BTreeMap<(i64, JobId), (i32, u32)>,
+    queues: BTreeMap<String, QueueMem>,
+    by_status: [BTreeSet<JobId>; 6],
+    /// Terminal jobs by completion time, per status, for pruning.
+    finished: [BTreeSet<(i64, JobId)>; 6],
+    /// Running jobs by lease expiry.
+    leases: BTreeSet<(i64, JobId)>,
+    /// Next event sequence number (also the source of fencing tokens).
+    pub next_seq: u64,
+    /// Highest job id handed out, so ids stay strictly increasing.
+    pub last_id: u128,
+    /// Moves whenever a job may have become claimable; waiting workers watch it.
+    pub epoch: u64,
+    rng: u64,
+}
+
+impl State {
+    pub fn new(seed: u64) -> Self {
+        State {
+            parts: Vec::new(),
+            part_ix: HashMap::new(),
+            delayed: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            by_status: Default::default(),
+            finished: Default::default(),
+            leases: BTreeSet::new(),
+            next_seq: 1,
+            last_id: 0,
+            epoch: 0,
+            rng: seed | 1,
+        }
+    }
+
+    /// A uniform sample in `[0, 1)` (xorshift64*; only used for backoff jitter).
+    pub fn unit(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let x = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A fresh UUID v7 for `now_ms`, strictly greater than every id handed out before.
+    pub fn next_id(&mut self, now_ms: i64) -> JobId {
+        let mut rand = [0u8; 10];
+        for chunk in rand.chunks_mut(5) {
+            let bits = (self.unit() * (1u64 << 40) as f64) as u64;
+            chunk.copy_from_slice(&bits.to_be_bytes()[3..8]);
+        }
+        let ms = u64::try_from(now_ms).unwrap_or(0);
+        let id = uuid::Builder::from_unix_timestamp_millis(ms, &rand).into_uuid().as_u128();
+        let id = if id <= self.last_id { self.last_id + 1 } else { id };
+        self.last_id = id;
+        JobId(uuid::Uuid::from_u128(id))
+    }
+
+    fn part(&mut self, queue: &str, kind: &str) -> u32 {
+        if let Some(ix) = self.part_ix.get(queue).and_then(|m| m.get(kind)) {
+            return *ix;
+        }
+        let ix = u32::try_from(self.parts.len()).unwrap_or(u32::MAX);
+        self.parts.push(Partition {
+            queue: queue.into(),
+            kind: kind.into(),
+            ready: BTreeSet::new(),
+            live: 0,
+        });
+        self.part_ix.entry(queue.into()).or_default().insert(kind.into(), ix);
+        ix
+    }
+
+    fn queue_mut(&mut self, queue: &str) -> &mut QueueMem {
+        if !self.queues.contains_key(queue) {
+            self.queues.insert(queue.to_owned(), QueueMem::default());
+        }
+        self.queues.get_mut(queue).expect("inserted above")
+    }
+
+    /// Moves a job's index entries from its `old` version to its `new` one.
+    pub fn apply(&mut self, old: Option<&Job>, new: Option<&Job>, now_ms: i64) {
+        if let Some(old) = old {
+            self.remove(old);
+        }
+        if let Some(new) = new {
+            self.insert(new, now_ms);
+        }
+    }
+
+    fn remove(&mut self, job: &Job) {
+        let id = job.id;
+        self.by_status[job.status.index()].remove(&id);
+        let q = self.queue_mut(&job.queue);
+        let slot = q.counts.slot(job.status);
+        *slot = slot.saturating_sub(1);
+        if !job.status.is_terminal() {
+            let p = self.part(&job.queue, &job.kind) as usize;
+            self.parts[p].live = self.parts[p].live.saturating_sub(1);
+        }
+        match job.status {
+            JobStatus::Pending => {
+                if self.delayed.remove(&(job.due_ms(), id)).is_some() {
+                    let q = self.queue_mut(&job.queue);
+                    q.counts.delayed = q.counts.delayed.saturating_sub(1);
+                } else {
+                    let p = self.part(&job.queue, &job.kind) as usize;
+                    self.parts[p].ready.remove(&(Reverse(job.priority), job.due_ms(), id));
+                }
+            }
+            JobStatus::Running => {
+                if let Some(l) = &job.lease {
+                    self.leases.remove(&(l.expires_ms, id));
+                }
+            }
+            s => {
+                let at = job.completed_at.unwrap_or(job.updated_at).timestamp_millis();
+                self.finished[s.index()].remove(&(at, id));
+            }
+        }
+    }
+
+    fn insert(&mut self, job: &Job, now_ms: i64) {
+        let id = job.id;
+        self.by_status[job.status.index()].insert(id);
+        *self.queue_mut(&job.queue).counts.slot(job.status) += 1;
+        if !job.status.is_terminal() {
+            let p = self.part(&job.queue, &job.kind) as usize;
+            self.parts[p].live += 1;
+        }
+        match job.status {
+            JobStatus::Pending => {
+                let p = self.part(&job.queue, &job.kind);
+                if job.due_ms() > now_ms {
+                    self.delayed.insert((job.due_ms(), id), (job.priority, p));
+                    self.queue_mut(&job.queue).counts.delayed += 1;
+                } else {
+                    self.parts[p as usize].ready.insert((Reverse(job.priority), job.due_ms(), id));
+                    self.epoch += 1;
+                }
+            }
+            JobStatus::Running => {
+                if let Some(l) = &job.lease {
+                    self.leases.insert((l.expires_ms, id));
+                }
+            }
+            s => {
+                let at = job.completed_at.unwrap_or(job.updated_at).timestamp_millis();
+                self.finished[s.index()].insert((at, id));
+            }
+        }
+    }
+
+    /// Moves delayed jobs that are due into ready order.
+    pub fn promote(&mut self, now_ms: i64) {
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now_ms {
+                break;
+            }
+            let ((due, id), (prio, p)) = entry.remove_entry();
+            let part = &mut self.parts[p as usize];
+            part.ready.insert((Reverse(prio), due, id));
+            let queue = part.queue.clone();
+            let q = self.queue_mut(&queue);
+            q.counts.delayed = q.counts.delayed.saturating_sub(1);
+            self.epoch += 1;
+        }
+    }
+
+    /// When the next delayed job becomes due.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        self.delayed.keys().next().map(|(due, _)| *due)
+    }
+
+    /// The next job `req` may claim, in claim order (priority, due time, id), not removed.
+    pub fn peek_claimable(&self, req: &ClaimRequest) -> Option<JobId> {
+        let mut best: Option<&ReadyKey> = None;
+        for part in &self.parts {
+            if !req.queues.is_empty() && !req.queues.iter().any(|q| *q == part.queue) {
+                continue;
+            }
+            if !req.kinds.is_empty() && !req.kinds.iter().any(|k| *k == part.kind) {
+                continue;
+            }
+            if self.queues.get(&part.queue).is_some_and(|q| q.paused) {
+                continue;
+            }
+            if let Some(first) = part.ready.first() {
+                if best.map_or(true, |b| first < b) {
+                    best = Some(first);
+                }
+            }
+        }
+        best.map(|k| k.2)
+    }
+
+    /// Whether anything `req` could claim is pending or running (delayed included).
+    pub fn has_work_for(&self, req: &ClaimRequest) -> bool {
+        self.parts.iter().any(|p| {
+            p.live > 0
+                && (req.queues.is_empty() || req.queues.contains(&p.queue))
+                && (req.kinds.is_empty() || req.kinds.contains(&p.kind))
+        })
+    }
+
+    /// Running jobs whose lease expired at `now_ms`, oldest first, at most `max`.
+    pub fn expired_leases(&self, now_ms: i64, max: usize) -> Vec<JobId> {
+        self.leases.iter().take_while(|(exp, _)| *exp <= now_ms).take(max).map(|(_, id)| *id).collect()
+    }
+
+    /// Ids with `status`, after `after`, in id order, at most `max`.
+    pub fn ids_with_status(&self, status: JobStatus, after: Option<JobId>, max: usize) -> Vec<JobId> {
+        let set = &self.by_status[status.index()];
+        match after {
+            Some(a) => set.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)).take(max).copied().collect(),
+            None => set.iter().take(max).copied().collect(),
+        }
+    }
+
+    /// Terminal jobs of `status` that finished before `cutoff_ms`, at most `max`.
+    pub fn finished_before(&self, status: JobStatus, cutoff_ms: i64, max: usize) -> Vec<JobId> {
+        self.finished[status.index()].iter().take_while(|(at, _)| *at < cutoff_ms).take(max).map(|(_, id)| *id).collect()
+    }
+
+    pub fn set_paused(&mut self, queue: &str, paused: bool) {
+        self.queue_mut(queue).paused = paused;
+        if !paused {
+            self.epoch += 1;
+        }
+    }
+
+    pub fn is_paused(&self, queue: &str) -> bool {
+        self.queues.get(queue).is_some_and(|q| q.paused)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for (name, q) in &self.queues {
+            s.total.add(&q.counts);
+            s.queues.insert(name.clone(), QueueStats { counts: q.counts, paused: q.paused });
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::NewJob;
+
+    fn job(st: &mut State, prio: i32, due: i64, status: JobStatus) -> Job {
+        let id = st.next_id(1000);
+        let _ = NewJob::default();
+        Job {
+            id,
+            kind: "t".into(),
+            version: "1.0.0".into(),
+            queue: "q".into(),
+            payload: vec![],
+            status,
+            priority: prio,
+            attempts: 0,
+            max_attempts: 3,
+            created_at: crate::clock::to_datetime(1000),
+            updated_at: crate::clock::to_datetime(1000),
+            scheduled_at: Some(crate::clock::to_datetime(due)),
+            started_at: None,
+            completed_at: None,
+            last_error: None,
+            timeout_ms: None,
+            dedupe_key: None,
+            tenant_id: None,
+            user_id: None,
+            trace_id: None,
+            metadata: Default::default(),
+            result: None,
+            executions: vec![],
+            backoff: None,
+            lease: None,
+        }
+    }
+
+    fn req() -> ClaimRequest {
+        ClaimRequest { queues: vec![], kinds: vec![], max: 1, lease_ms: 1000, worker_id: "w".into() }
+    }
+
+    #[test]
+    fn ids_are_strictly_increasing_even_in_one_millisecond() {
+        let mut st = State::new(7);
+        let mut last = st.next_id(5);
+        for _ in 0..1000 {
+            let id = st.next_id(5);
+            assert!(id > last);
+            last = id;
+        }
+        // A clock that goes back does not break the order either.
+        assert!(st.next_id(1) > last);
+    }
+
+    #[test]
+    fn claim_order_is_priority_then_due_then_fifo() {
+        let mut st = State::new(1);
+        let low = job(&mut st, 0, 1000, JobStatus::Pending);
+        let high_late = job(&mut st, 5, 1000, JobStatus::Pending);
+        let high_early = job(&mut st, 5, 900, JobStatus::Pending);
+        let high_early_2 = job(&mut st, 5, 900, JobStatus::Pending);
+        for j in [&low, &high_late, &high_early_2, &high_early] {
+            st.apply(None, Some(j), 2000);
+        }
+        let mut order = vec![];
+        while let Some(id) = st.peek_claimable(&req()) {
+            order.push(id);
+            let j = [&low, &high_late, &high_early, &high_early_2].into_iter().find(|j| j.id == id).unwrap();
+            st.apply(Some(j), None, 2000);
+        }
+        assert_eq!(order, vec![high_early.id, high_early_2.id, high_late.id, low.id]);
+    }
+
+    #[test]
+    fn delayed_jobs_are_not_claimable_until_promoted() {
+        let mut st = State::new(1);
+        let j = job(&mut st, 0, 5000, JobStatus::Pending);
+        st.apply(None, Some(&j), 1000);
+        assert_eq!(st.stats().total.delayed, 1);
+        assert_eq!(st.peek_claimable(&req()), None);
+        st.promote(4999);
+        assert_eq!(st.peek_claimable(&req()), None);
+        st.promote(5000);
+        assert_eq!(st.peek_claimable(&req()), Some(j.id));
+        assert_eq!(st.stats().total.delayed, 0);
+        assert_eq!(st.stats().total.pending, 1);
+    }
+
+    #[test]
+    fn paused_queue_is_skipped() {
+        let mut st = State::new(1);
+        let j = job(&mut st, 0, 0, JobStatus::Pending);
+        st.apply(None, Some(&j), 1000);
+        st.set_paused("q", true);
+        assert_eq!(st.peek_claimable(&req()), None);
+        st.set_paused("q", false);
+        assert_eq!(st.peek_claimable(&req()), Some(j.id));
+    }
+}
