@@ -33,7 +33,9 @@ impl ManualClock {
     /// A clock set at `start`.
     #[must_use]
     pub fn new(start: DateTime<Utc>) -> Self {
-        ManualClock { now: Arc::new(AtomicI64::new(start.timestamp_millis())) }
+        ManualClock {
+            now: Arc::new(AtomicI64::new(start.timestamp_millis())),
+        }
     }
 
     /// Moves the clock forward (or back, with a negative value) by `ms` milliseconds.
@@ -55,5 +57,7 @@ impl Clock for ManualClock {
 
 /// Milliseconds since the epoch to a UTC time (saturating at chrono's range).
 pub(crate) fn to_datetime(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }

@@ -39,12 +39,16 @@ pub(crate) fn decode<T: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, Error> {
-    let corrupt = |detail: String| Error::Corruption { tree, key: show_key(key), detail };
+    let corrupt = |detail: String| Error::Corruption {
+        tree,
+        key: show_key(key),
+        detail,
+    };
     match bytes.split_first() {
         None => Err(corrupt("empty value".into())),
-        Some((&FORMAT_VERSION, rest)) => {
-            options().deserialize(rest).map_err(|e| corrupt(e.to_string()))
-        }
+        Some((&FORMAT_VERSION, rest)) => options()
+            .deserialize(rest)
+            .map_err(|e| corrupt(e.to_string())),
         Some((v, _)) => Err(corrupt(format!(
             "format version {v}, this build reads version {FORMAT_VERSION}"
         ))),

@@ -136,7 +136,10 @@ impl Error {
         context: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Error {
-        Error::Storage { context: context.into(), source: Some(Box::new(source)) }
+        Error::Storage {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
     }
 
     pub(crate) fn not_found(id: impl fmt::Display) -> Error {
@@ -144,60 +147,62 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Error {
+    /// The message without the code prefix (the JSON `message` field).
+    #[must_use]
+    pub fn message(&self) -> String {
         match self {
-            Error::JobNotFound { id } => write!(f, "JOB_NOT_FOUND: no job with id {id}"),
-            Error::JobNotPending { id, status } => write!(
-                f,
-                "JOB_NOT_PENDING: job {id} is {status}; only pending jobs can be cancelled"
-            ),
-            Error::InvalidArgument(msg) => write!(f, "INVALID_ARGUMENT: {msg}"),
-            Error::PayloadTooLarge { what, size, limit } => write!(
-                f,
-                "PAYLOAD_TOO_LARGE: {what} is {size} bytes, over the limit of {limit} bytes; \
+            Error::JobNotFound { id } => format!("no job with id {id}"),
+            Error::JobNotPending { id, status } => {
+                format!("job {id} is {status}; only pending jobs can be cancelled")
+            }
+            Error::InvalidArgument(msg) => msg.clone(),
+            Error::PayloadTooLarge { what, size, limit } => format!(
+                "{what} is {size} bytes, over the limit of {limit} bytes; \
                  store large data elsewhere and pass a reference, or raise the limit"
             ),
-            Error::ScheduleExists(name) => write!(
-                f,
-                "SCHEDULE_EXISTS: a schedule named {name:?} exists; pick another name or ask to replace it"
-            ),
-            Error::ScheduleNotFound(name) => {
-                write!(f, "SCHEDULE_NOT_FOUND: no schedule named {name:?}")
+            Error::ScheduleExists(name) => {
+                format!("a schedule named {name:?} exists; pick another name or ask to replace it")
             }
-            Error::InvalidCron(msg) => write!(f, "INVALID_CRON: {msg}"),
-            Error::InvalidTimezone(msg) => write!(f, "INVALID_TIMEZONE: {msg}"),
-            Error::StaleLease { id } => write!(
-                f,
-                "STALE_LEASE: the lease on job {id} no longer holds (it expired, or the job was \
+            Error::ScheduleNotFound(name) => {
+                format!("no schedule named {name:?}")
+            }
+            Error::InvalidCron(msg) => msg.clone(),
+            Error::InvalidTimezone(msg) => msg.clone(),
+            Error::StaleLease { id } => format!(
+                "the lease on job {id} no longer holds (it expired, or the job was \
                  claimed again); the outcome was discarded"
             ),
-            Error::DatabaseInUse { path } => write!(
-                f,
-                "DATABASE_IN_USE: database at {} is in use by another process; stop it, use \
+            Error::DatabaseInUse { path } => format!(
+                "database at {} is in use by another process; stop it, use \
                  another path, or enable its control socket to reach it",
                 path.display()
             ),
-            Error::Corruption { tree, key, detail } => write!(
-                f,
-                "CORRUPTION: record {key} in tree {tree} failed to decode ({detail}); restore \
+            Error::Corruption { tree, key, detail } => format!(
+                "record {key} in tree {tree} failed to decode ({detail}); restore \
                  from a backup or remove the record"
             ),
             Error::Storage { context, source } => match source {
-                Some(s) => write!(f, "STORAGE: {context}: {s}"),
-                None => write!(f, "STORAGE: {context}"),
+                Some(s) => format!("{context}: {s}"),
+                None => context.clone(),
             },
-            Error::ShuttingDown => {
-                write!(f, "SHUTTING_DOWN: the spool is closing; reopen it to continue")
-            }
+            Error::ShuttingDown => "the spool is closing; reopen it to continue".to_string(),
         }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Storage { source: Some(s), .. } => Some(s.as_ref()),
+            Error::Storage {
+                source: Some(s), ..
+            } => Some(s.as_ref()),
             _ => None,
         }
     }

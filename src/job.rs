@@ -49,7 +49,9 @@ impl FromStr for JobId {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
         uuid::Uuid::parse_str(s.trim()).map(JobId).map_err(|e| {
-            Error::invalid(format!("{s:?} is not a valid job id (a UUID is expected): {e}"))
+            Error::invalid(format!(
+                "{s:?} is not a valid job id (a UUID is expected): {e}"
+            ))
         })
     }
 }
@@ -118,12 +120,15 @@ impl fmt::Display for JobStatus {
 impl FromStr for JobStatus {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        JobStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-            Error::invalid(format!(
-                "unknown status {s:?}; expected one of pending, running, completed, failed, \
+        JobStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown status {s:?}; expected one of pending, running, completed, failed, \
                  cancelled, dead_letter"
-            ))
-        })
+                ))
+            })
     }
 }
 
@@ -142,7 +147,12 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { initial_ms: 1000, multiplier: 2.0, max_ms: 60_000, jitter: 0.2 }
+        Backoff {
+            initial_ms: 1000,
+            multiplier: 2.0,
+            max_ms: 60_000,
+            jitter: 0.2,
+        }
     }
 }
 
@@ -170,13 +180,17 @@ impl Backoff {
 
     pub(crate) fn validate(&self) -> Result<(), Error> {
         if !(self.multiplier.is_finite() && self.multiplier >= 1.0 && self.multiplier <= 100.0) {
-            return Err(Error::invalid("backoff multiplier must be between 1 and 100"));
+            return Err(Error::invalid(
+                "backoff multiplier must be between 1 and 100",
+            ));
         }
         if !(self.jitter.is_finite() && (0.0..=1.0).contains(&self.jitter)) {
             return Err(Error::invalid("backoff jitter must be between 0 and 1"));
         }
         if self.max_ms < self.initial_ms {
-            return Err(Error::invalid("backoff max must be at least its initial delay"));
+            return Err(Error::invalid(
+                "backoff max must be at least its initial delay",
+            ));
         }
         if self.max_ms > MAX_DELAY_MS {
             return Err(Error::invalid("backoff max must be at most 10 years"));
@@ -285,12 +299,16 @@ impl Job {
     /// The lease expiry of a running job.
     #[must_use]
     pub fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
-        self.lease.as_ref().map(|l| crate::clock::to_datetime(l.expires_ms))
+        self.lease
+            .as_ref()
+            .map(|l| crate::clock::to_datetime(l.expires_ms))
     }
 
     /// The claim-order time: `scheduled_at`, or `created_at` when there is none.
     pub(crate) fn due_ms(&self) -> i64 {
-        self.scheduled_at.unwrap_or(self.created_at).timestamp_millis()
+        self.scheduled_at
+            .unwrap_or(self.created_at)
+            .timestamp_millis()
     }
 
     pub(crate) fn push_execution(&mut self, e: Execution) {
@@ -351,7 +369,11 @@ pub struct NewJob {
 impl NewJob {
     /// A job of type `kind` with `payload`, every option at its default.
     pub fn new(kind: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
-        NewJob { kind: kind.into(), payload: payload.into(), ..NewJob::default() }
+        NewJob {
+            kind: kind.into(),
+            payload: payload.into(),
+            ..NewJob::default()
+        }
     }
     /// Sets the queue. Default = `"default"`.
     #[must_use]
@@ -445,19 +467,23 @@ pub(crate) fn validate_name(what: &str, s: &str) -> Result<(), Error> {
         return Err(Error::invalid(format!("{what} must not be empty")));
     }
     if s.len() > MAX_NAME_LEN {
-        return Err(Error::invalid(format!("{what} is longer than {MAX_NAME_LEN} bytes")));
+        return Err(Error::invalid(format!(
+            "{what} is longer than {MAX_NAME_LEN} bytes"
+        )));
     }
     if s.chars().any(char::is_control) {
-        return Err(Error::invalid(format!("{what} must not contain control characters")));
+        return Err(Error::invalid(format!(
+            "{what} must not contain control characters"
+        )));
     }
     Ok(())
 }
 
 fn validate_opt(what: &str, s: Option<&String>) -> Result<(), Error> {
     match s {
-        Some(s) if s.len() > MAX_KEY_LEN => {
-            Err(Error::invalid(format!("{what} is longer than {MAX_KEY_LEN} bytes")))
-        }
+        Some(s) if s.len() > MAX_KEY_LEN => Err(Error::invalid(format!(
+            "{what} is longer than {MAX_KEY_LEN} bytes"
+        ))),
         Some(s) if s.is_empty() => Err(Error::invalid(format!("{what} must not be empty"))),
         _ => Ok(()),
     }
@@ -483,7 +509,9 @@ impl NewJob {
         match self.max_attempts {
             Some(0) => return Err(Error::invalid("maxRetries must be at least 1")),
             Some(n) if n > MAX_ATTEMPTS_LIMIT => {
-                return Err(Error::invalid(format!("maxRetries must be at most {MAX_ATTEMPTS_LIMIT}")))
+                return Err(Error::invalid(format!(
+                    "maxRetries must be at most {MAX_ATTEMPTS_LIMIT}"
+                )))
             }
             _ => {}
         }
@@ -512,7 +540,9 @@ impl NewJob {
         validate_opt("traceId", self.trace_id.as_ref())?;
         let meta_bytes: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
         if meta_bytes > MAX_METADATA_BYTES {
-            return Err(Error::invalid(format!("metadata is larger than {MAX_METADATA_BYTES} bytes")));
+            return Err(Error::invalid(format!(
+                "metadata is larger than {MAX_METADATA_BYTES} bytes"
+            )));
         }
         if let Some(b) = &self.backoff {
             b.validate()?;
@@ -558,7 +588,11 @@ mod tests {
         assert!(NewJob::new("", vec![]).validate(0, 10).is_err());
         assert!(NewJob::new("t", vec![0; 11]).validate(0, 10).is_err());
         assert!(ok.clone().max_attempts(0).validate(0, 10).is_err());
-        assert!(ok.clone().delay(Duration::from_secs(11 * 366 * 86400)).validate(0, 10).is_err());
+        assert!(ok
+            .clone()
+            .delay(Duration::from_secs(11 * 366 * 86400))
+            .validate(0, 10)
+            .is_err());
         assert!(ok.clone().dedupe_key("").validate(0, 10).is_err());
     }
 }

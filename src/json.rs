@@ -33,7 +33,11 @@ pub fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -93,12 +97,20 @@ pub fn job(j: &Job) -> Value {
     put_opt(&mut m, "traceId", j.trace_id.clone());
     m.insert(
         "metadata".into(),
-        Value::Object(j.metadata.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect()),
+        Value::Object(
+            j.metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                .collect(),
+        ),
     );
     if let Some(r) = &j.result {
         m.insert("result".into(), bytes(r));
     }
-    m.insert("executions".into(), Value::Array(j.executions.iter().map(execution).collect()));
+    m.insert(
+        "executions".into(),
+        Value::Array(j.executions.iter().map(execution).collect()),
+    );
     put_opt(&mut m, "leaseExpiresAt", j.lease_expires_at().map(time));
     Value::Object(m)
 }
@@ -139,7 +151,14 @@ pub fn event(r: &EventRecord) -> Value {
         m.insert(k.into(), v);
     };
     match &r.event {
-        Event::JobEnqueued { job_id, kind, priority, enqueued_at, scheduled_at, tenant_id } => {
+        Event::JobEnqueued {
+            job_id,
+            kind,
+            priority,
+            enqueued_at,
+            scheduled_at,
+            tenant_id,
+        } => {
             f("jobId", job_id.to_string().into());
             f("type", kind.clone().into());
             f("priority", (*priority).into());
@@ -151,20 +170,38 @@ pub fn event(r: &EventRecord) -> Value {
                 f("tenantId", t.clone().into());
             }
         }
-        Event::JobStarted { job_id, kind, attempt, started_at } => {
+        Event::JobStarted {
+            job_id,
+            kind,
+            attempt,
+            started_at,
+        } => {
             f("jobId", job_id.to_string().into());
             f("type", kind.clone().into());
             f("attempt", (*attempt).into());
             f("startedAt", time(*started_at).into());
         }
-        Event::JobCompleted { job_id, kind, attempt, duration_ms, completed_at } => {
+        Event::JobCompleted {
+            job_id,
+            kind,
+            attempt,
+            duration_ms,
+            completed_at,
+        } => {
             f("jobId", job_id.to_string().into());
             f("type", kind.clone().into());
             f("attempt", (*attempt).into());
             f("durationMs", (*duration_ms).into());
             f("completedAt", time(*completed_at).into());
         }
-        Event::JobFailed { job_id, kind, attempt, error, will_retry, failed_at } => {
+        Event::JobFailed {
+            job_id,
+            kind,
+            attempt,
+            error,
+            will_retry,
+            failed_at,
+        } => {
             f("jobId", job_id.to_string().into());
             f("type", kind.clone().into());
             f("attempt", (*attempt).into());
@@ -172,21 +209,38 @@ pub fn event(r: &EventRecord) -> Value {
             f("willRetry", (*will_retry).into());
             f("failedAt", time(*failed_at).into());
         }
-        Event::JobRetrying { job_id, kind, attempt, next_attempt_at, backoff_ms } => {
+        Event::JobRetrying {
+            job_id,
+            kind,
+            attempt,
+            next_attempt_at,
+            backoff_ms,
+        } => {
             f("jobId", job_id.to_string().into());
             f("type", kind.clone().into());
             f("attempt", (*attempt).into());
             f("nextAttemptAt", time(*next_attempt_at).into());
             f("backoffMs", (*backoff_ms).into());
         }
-        Event::JobDeadLettered { job_id, kind, attempts, last_error, dead_lettered_at } => {
+        Event::JobDeadLettered {
+            job_id,
+            kind,
+            attempts,
+            last_error,
+            dead_lettered_at,
+        } => {
             f("jobId", job_id.to_string().into());
             f("type", kind.clone().into());
             f("attempts", (*attempts).into());
             f("lastError", last_error.clone().into());
             f("deadLetteredAt", time(*dead_lettered_at).into());
         }
-        Event::JobCancelled { job_id, kind, cancelled_at, cancelled_by } => {
+        Event::JobCancelled {
+            job_id,
+            kind,
+            cancelled_at,
+            cancelled_by,
+        } => {
             f("jobId", job_id.to_string().into());
             f("type", kind.clone().into());
             f("cancelledAt", time(*cancelled_at).into());
@@ -194,7 +248,13 @@ pub fn event(r: &EventRecord) -> Value {
                 f("cancelledBy", b.clone().into());
             }
         }
-        Event::SchedulerJobTriggered { schedule_name, job_id, job_type, triggered_at, next_run_at } => {
+        Event::SchedulerJobTriggered {
+            schedule_name,
+            job_id,
+            job_type,
+            triggered_at,
+            next_run_at,
+        } => {
             f("scheduleName", schedule_name.clone().into());
             f("jobId", job_id.to_string().into());
             f("jobType", job_type.clone().into());
@@ -203,13 +263,22 @@ pub fn event(r: &EventRecord) -> Value {
                 f("nextRunAt", time(*n).into());
             }
         }
-        Event::JobReleased { job_id, kind, attempt, released_at } => {
+        Event::JobReleased {
+            job_id,
+            kind,
+            attempt,
+            released_at,
+        } => {
             f("jobId", job_id.to_string().into());
             f("type", kind.clone().into());
             f("attempt", (*attempt).into());
             f("releasedAt", time(*released_at).into());
         }
-        Event::JobRedriven { job_id, kind, redriven_at } => {
+        Event::JobRedriven {
+            job_id,
+            kind,
+            redriven_at,
+        } => {
             f("jobId", job_id.to_string().into());
             f("type", kind.clone().into());
             f("redrivenAt", time(*redriven_at).into());
@@ -229,7 +298,7 @@ pub fn event(r: &EventRecord) -> Value {
 /// An error as `{"error":{"code":..,"message":..}}`.
 #[must_use]
 pub fn error(e: &Error) -> Value {
-    json!({ "error": { "code": e.code(), "message": e.to_string() } })
+    json!({ "error": { "code": e.code(), "message": e.message() } })
 }
 
 #[cfg(test)]
@@ -238,7 +307,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }

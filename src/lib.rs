@@ -42,4 +42,7 @@ pub use error::{Error, Result};
 pub use event::{Event, EventRecord};
 pub use job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
 pub use spool::{Builder, Spool};
-pub use storage::{ClaimRequest, Claimed, Counts, ListQuery, Metrics, QueueStats, RedriveTarget, Retry, Stats, MAX_PAGE};
+pub use storage::{
+    ClaimRequest, Claimed, Counts, ListQuery, Metrics, QueueStats, RedriveTarget, Retry, Stats,
+    MAX_PAGE,
+};

@@ -96,7 +96,9 @@ impl Builder {
     pub fn open(self, path: impl AsRef<Path>) -> Result<Spool> {
         let cfg = self.cfg;
         if cfg.payload_limit == 0 || cfg.payload_limit > 64 * 1024 * 1024 {
-            return Err(Error::invalid("payload_limit must be between 1 byte and 64 MiB"));
+            return Err(Error::invalid(
+                "payload_limit must be between 1 byte and 64 MiB",
+            ));
         }
         if cfg.default_max_attempts == 0 {
             return Err(Error::invalid("default_max_attempts must be at least 1"));
@@ -105,17 +107,26 @@ impl Builder {
             return Err(Error::invalid("cache_bytes must be at least 1 MiB"));
         }
         if cfg.default_lease.is_zero() || cfg.maintenance_interval.is_zero() {
-            return Err(Error::invalid("default_lease and maintenance_interval must be positive"));
+            return Err(Error::invalid(
+                "default_lease and maintenance_interval must be positive",
+            ));
         }
         if let Durability::Buffered { max_delay } = cfg.durability {
             if max_delay.is_zero() {
-                return Err(Error::invalid("Buffered max_delay must be positive; use Immediate"));
+                return Err(Error::invalid(
+                    "Buffered max_delay must be positive; use Immediate",
+                ));
             }
         }
         cfg.default_backoff.validate()?;
         let path = path.as_ref().to_path_buf();
         let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(&path, cfg.clone())?);
-        let inner = Arc::new(Inner { backend, cfg, path, maintenance: Mutex::new(None) });
+        let inner = Arc::new(Inner {
+            backend,
+            cfg,
+            path,
+            maintenance: Mutex::new(None),
+        });
         if inner.cfg.maintenance {
             let (stop_tx, stop_rx) = bounded(1);
             let weak = Arc::downgrade(&inner);
@@ -187,7 +198,9 @@ pub struct Spool {
 
 impl std::fmt::Debug for Spool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spool").field("path", &self.inner.path).finish_non_exhaustive()
+        f.debug_struct("Spool")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -231,7 +244,10 @@ impl Spool {
     /// `INVALID_ARGUMENT`, `PAYLOAD_TOO_LARGE`, `STORAGE`, `SHUTTING_DOWN`.
     pub fn enqueue(&self, job: NewJob) -> Result<Job> {
         let mut v = self.inner.backend.enqueue(vec![job])?;
-        v.pop().ok_or_else(|| Error::Storage { context: "internal: empty enqueue reply".into(), source: None })
+        v.pop().ok_or_else(|| Error::Storage {
+            context: "internal: empty enqueue reply".into(),
+            source: None,
+        })
     }
 
     /// Enqueues many jobs atomically (all or nothing, one fsync). Jobs are returned in input
@@ -251,7 +267,10 @@ impl Spool {
     /// # Errors
     /// `JOB_NOT_FOUND`, `CORRUPTION`, `STORAGE`.
     pub fn get(&self, id: JobId) -> Result<Job> {
-        self.inner.backend.get(id)?.ok_or_else(|| Error::not_found(id))
+        self.inner
+            .backend
+            .get(id)?
+            .ok_or_else(|| Error::not_found(id))
     }
 
     /// Cancels a pending job (`jobs.cancel`).
@@ -357,7 +376,13 @@ impl Spool {
     ///
     /// # Errors
     /// `STALE_LEASE`, `JOB_NOT_FOUND`.
-    pub fn fail(&self, id: JobId, token: u64, error: impl Into<String>, retry: Retry) -> Result<Job> {
+    pub fn fail(
+        &self,
+        id: JobId,
+        token: u64,
+        error: impl Into<String>,
+        retry: Retry,
+    ) -> Result<Job> {
         self.inner.backend.fail(id, token, error.into(), retry)
     }
 
@@ -391,10 +416,17 @@ impl Spool {
     /// # Errors
     /// `STORAGE`, `CORRUPTION`.
     pub fn dead_letters(&self, query: &ListQuery) -> Result<Vec<Job>> {
-        let limit = query.limit.unwrap_or(100).clamp(1, crate::storage::MAX_PAGE);
+        let limit = query
+            .limit
+            .unwrap_or(100)
+            .clamp(1, crate::storage::MAX_PAGE);
         let mut out = Vec::new();
         for status in [JobStatus::DeadLetter, JobStatus::Failed] {
-            let q = ListQuery { status: Some(status), limit: Some(limit), ..query.clone() };
+            let q = ListQuery {
+                status: Some(status),
+                limit: Some(limit),
+                ..query.clone()
+            };
             out.extend(self.list(&q)?);
         }
         out.sort_by_key(|j| j.id);
@@ -418,7 +450,9 @@ impl Spool {
     /// # Errors
     /// `STORAGE`.
     pub fn redrive_all(&self, queue: Option<String>, kind: Option<String>) -> Result<Vec<Job>> {
-        self.inner.backend.redrive(RedriveTarget::All { queue, kind })
+        self.inner
+            .backend
+            .redrive(RedriveTarget::All { queue, kind })
     }
 
     /// Removes finished jobs and events older than the retention settings; returns how many

@@ -22,7 +22,9 @@ use crate::config::{Config, Retention};
 use crate::error::{Error, Result};
 use crate::event::EventRecord;
 use crate::job::{Job, JobId, NewJob};
-use crate::storage::{Backend, ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE};
+use crate::storage::{
+    Backend, ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE,
+};
 
 use ops::{Op, Reply};
 use state::State;
@@ -69,7 +71,9 @@ impl Shared {
 
     pub fn poisoned_error(&self) -> Option<Error> {
         self.poisoned.lock().as_ref().map(|msg| Error::Storage {
-            context: format!("an earlier storage failure stopped this handle ({msg}); reopen the database"),
+            context: format!(
+                "an earlier storage failure stopped this handle ({msg}); reopen the database"
+            ),
             source: None,
         })
     }
@@ -96,12 +100,17 @@ fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                 if Instant::now() >= deadline {
-                    return Err(Error::DatabaseInUse { path: path.to_path_buf() });
+                    return Err(Error::DatabaseInUse {
+                        path: path.to_path_buf(),
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => {
-                return Err(Error::storage(format!("opening the database at {}", path.display()), e))
+                return Err(Error::storage(
+                    format!("opening the database at {}", path.display()),
+                    e,
+                ))
             }
         }
     }
@@ -116,7 +125,9 @@ impl SledBackend {
         let data_file = File::open(path.join("db"))
             .map_err(|e| Error::storage("opening the data file for fsync", e))?;
         // Make the files' directory entries durable once, at creation.
-        File::open(path).and_then(|d| d.sync_all()).map_err(|e| Error::storage("fsync of the database directory", e))?;
+        File::open(path)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::storage("fsync of the database directory", e))?;
 
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let mut st = State::new(seed);
@@ -181,7 +192,9 @@ impl SledBackend {
 
     fn read_job(&self, id: JobId, with_payload: bool) -> Result<Option<Job>> {
         let key = keys::job(&id);
-        let Some(bytes) = self.shared.tree.get(key)? else { return Ok(None) };
+        let Some(bytes) = self.shared.tree.get(key)? else {
+            return Ok(None);
+        };
         let mut job: Job = codec::decode("jobs", &key, &bytes)?;
         if with_payload {
             if let Some(p) = self.shared.tree.get(keys::payload(&id))? {
@@ -193,7 +206,10 @@ impl SledBackend {
 }
 
 fn unexpected(r: &Reply) -> Error {
-    Error::Storage { context: format!("internal: unexpected writer reply {r:?}"), source: None }
+    Error::Storage {
+        context: format!("internal: unexpected writer reply {r:?}"),
+        source: None,
+    }
 }
 
 /// Rebuilds the in-memory indexes from the records.
@@ -203,17 +219,15 @@ fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
             tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
         }
         Some(v) if v.as_ref() == [codec::FORMAT_VERSION] => {}
-        Some(v) => {
-            return Err(Error::Corruption {
-                tree: "meta",
-                key: "m/format".into(),
-                detail: format!(
-                    "database format {:?}, this build reads format {}; use a matching jobspool version",
-                    v.as_ref(),
-                    codec::FORMAT_VERSION
-                ),
-            })
-        }
+        Some(v) => return Err(Error::Corruption {
+            tree: "meta",
+            key: "m/format".into(),
+            detail: format!(
+                "database format {:?}, this build reads format {}; use a matching jobspool version",
+                v.as_ref(),
+                codec::FORMAT_VERSION
+            ),
+        }),
     }
     for item in tree.scan_prefix([keys::JOB]) {
         let (k, v) = item?;
@@ -265,14 +279,17 @@ impl Backend for SledBackend {
     fn list(&self, q: &ListQuery) -> Result<Vec<Job>> {
         let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
         let matches = |j: &Job| {
-            q.queue.as_ref().map_or(true, |x| *x == j.queue) && q.kind.as_ref().map_or(true, |x| *x == j.kind)
+            q.queue.as_ref().map_or(true, |x| *x == j.queue)
+                && q.kind.as_ref().map_or(true, |x| *x == j.kind)
         };
         let mut out = Vec::new();
         if let Some(status) = q.status {
             let mut after = q.after;
             loop {
                 let ids = self.shared.state.lock().ids_with_status(status, after, 512);
-                let Some(last) = ids.last().copied() else { break };
+                let Some(last) = ids.last().copied() else {
+                    break;
+                };
                 for id in ids {
                     if let Some(j) = self.read_job(id, true)? {
                         if j.status == status && matches(&j) {
@@ -286,11 +303,14 @@ impl Backend for SledBackend {
                 after = Some(last);
             }
         } else {
-            let start = q.after.map_or_else(|| vec![keys::JOB], |a| {
-                let mut k = keys::job(&a).to_vec();
-                k.push(0);
-                k
-            });
+            let start = q.after.map_or_else(
+                || vec![keys::JOB],
+                |a| {
+                    let mut k = keys::job(&a).to_vec();
+                    k.push(0);
+                    k
+                },
+            );
             for item in self.shared.tree.range(start..[keys::JOB + 1].to_vec()) {
                 let (k, v) = item?;
                 let mut j: Job = codec::decode("jobs", &k, &v)?;
@@ -318,11 +338,19 @@ impl Backend for SledBackend {
     fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
         let start = keys::event(after_seq.saturating_add(1));
         let mut out = Vec::new();
-        for item in self.shared.tree.range(start.to_vec()..vec![keys::EVENT + 1]).take(limit) {
+        for item in self
+            .shared
+            .tree
+            .range(start.to_vec()..vec![keys::EVENT + 1])
+            .take(limit)
+        {
             let (k, v) = item?;
             let stored: StoredEvent = codec::decode("events", &k, &v)?;
             let seq = keys::seq_of(&k).unwrap_or(0);
-            out.push(EventRecord { seq, event: stored.event });
+            out.push(EventRecord {
+                seq,
+                event: stored.event,
+            });
         }
         Ok(out)
     }
@@ -373,11 +401,20 @@ impl Backend for SledBackend {
     }
 
     fn fail(&self, id: JobId, token: u64, error: String, retry: Retry) -> Result<Job> {
-        self.call_job(Op::Fail { id, token, error, retry })
+        self.call_job(Op::Fail {
+            id,
+            token,
+            error,
+            retry,
+        })
     }
 
     fn extend(&self, id: JobId, token: u64, lease_ms: u64) -> Result<Job> {
-        self.call_job(Op::Extend { id, token, lease_ms })
+        self.call_job(Op::Extend {
+            id,
+            token,
+            lease_ms,
+        })
     }
 
     fn release(&self, id: JobId, token: u64) -> Result<Job> {
@@ -410,7 +447,11 @@ impl Backend for SledBackend {
     }
 
     fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
-        self.call(Op::SetPaused { queue: queue.to_owned(), paused }).map(|_| ())
+        self.call(Op::SetPaused {
+            queue: queue.to_owned(),
+            paused,
+        })
+        .map(|_| ())
     }
 
     fn flush(&self) -> Result<()> {
@@ -436,12 +477,18 @@ impl Backend for SledBackend {
         if let Some(tx) = self.tx.lock().take() {
             let (rtx, rrx) = bounded(1);
             if tx.send(Command::Shutdown(rtx)).is_ok() {
-                result = rrx.recv().map_err(|_| self.dead()).and_then(|r| r.map(|_| ()));
+                result = rrx
+                    .recv()
+                    .map_err(|_| self.dead())
+                    .and_then(|r| r.map(|_| ()));
             }
         }
         if let Some(h) = self.writer.lock().take() {
             if h.join().is_err() && result.is_ok() {
-                result = Err(Error::Storage { context: "the writer thread panicked".into(), source: None });
+                result = Err(Error::Storage {
+                    context: "the writer thread panicked".into(),
+                    source: None,
+                });
             }
         }
         self.shared.work.notify_all();

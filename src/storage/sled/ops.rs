@@ -19,17 +19,39 @@ use crate::storage::{ClaimRequest, Claimed, RedriveTarget, Retry};
 #[derive(Debug)]
 pub(crate) enum Op {
     Enqueue(Vec<NewJob>),
-    Cancel { id: JobId, by: Option<String> },
+    Cancel {
+        id: JobId,
+        by: Option<String>,
+    },
     Claim(ClaimRequest),
-    Complete { id: JobId, token: u64, result: Option<Vec<u8>> },
-    Fail { id: JobId, token: u64, error: String, retry: Retry },
-    Extend { id: JobId, token: u64, lease_ms: u64 },
-    Release { id: JobId, token: u64 },
+    Complete {
+        id: JobId,
+        token: u64,
+        result: Option<Vec<u8>>,
+    },
+    Fail {
+        id: JobId,
+        token: u64,
+        error: String,
+        retry: Retry,
+    },
+    Extend {
+        id: JobId,
+        token: u64,
+        lease_ms: u64,
+    },
+    Release {
+        id: JobId,
+        token: u64,
+    },
     ExpireLeases,
     Recover,
     Redrive(RedriveTarget),
     Prune(Retention),
-    SetPaused { queue: String, paused: bool },
+    SetPaused {
+        queue: String,
+        paused: bool,
+    },
 }
 
 /// What an op answers.
@@ -78,12 +100,17 @@ impl Ctx<'_> {
     }
 
     fn payload(&self, id: JobId) -> Result<Vec<u8>> {
-        Ok(self.raw(&keys::payload(&id))?.map(|v| v.to_vec()).unwrap_or_default())
+        Ok(self
+            .raw(&keys::payload(&id))?
+            .map(|v| v.to_vec())
+            .unwrap_or_default())
     }
 
     /// The live job holding dedupe `key`, if any.
     fn dedupe_holder(&self, key: &str) -> Result<Option<Job>> {
-        let Some(idb) = self.raw(&keys::named(keys::DEDUPE, key))? else { return Ok(None) };
+        let Some(idb) = self.raw(&keys::named(keys::DEDUPE, key))? else {
+            return Ok(None);
+        };
         let Some(id) = keys::id_of(&[&[keys::DEDUPE][..], &idb].concat()) else {
             return Err(Error::Corruption {
                 tree: "dedupe",
@@ -101,7 +128,10 @@ impl Ctx<'_> {
         let live = !new.status.is_terminal();
         if let Some(k) = &new.dedupe_key {
             if live && !was_live {
-                self.staged.put_raw(keys::named(keys::DEDUPE, k), Some(new.id.as_bytes().to_vec().into()));
+                self.staged.put_raw(
+                    keys::named(keys::DEDUPE, k),
+                    Some(new.id.as_bytes().to_vec().into()),
+                );
             } else if !live && was_live {
                 self.staged.put_raw(keys::named(keys::DEDUPE, k), None);
             }
@@ -139,14 +169,26 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
         Op::Complete { id, token, result } => {
             complete(ctx, id, token, result).map(|j| Reply::Job(Box::new(j)))
         }
-        Op::Fail { id, token, error, retry } => {
+        Op::Fail {
+            id,
+            token,
+            error,
+            retry,
+        } => {
             let job = leased(ctx, id, token)?;
             Ok(Reply::Job(Box::new(fail_attempt(ctx, job, error, retry))))
         }
-        Op::Extend { id, token, lease_ms } => {
+        Op::Extend {
+            id,
+            token,
+            lease_ms,
+        } => {
             let old = leased(ctx, id, token)?;
             let mut job = old.clone();
-            job.lease = Some(LeaseState { token, expires_ms: ctx.now.saturating_add(ms(lease_ms)) });
+            job.lease = Some(LeaseState {
+                token,
+                expires_ms: ctx.now.saturating_add(ms(lease_ms)),
+            });
             ctx.put(Some(&old), job.clone());
             Ok(Reply::Job(Box::new(job)))
         }
@@ -164,7 +206,11 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
         Op::SetPaused { queue, paused } => {
             crate::job::validate_name("queue", &queue)?;
             ctx.st.set_paused(&queue, paused);
-            let value = if paused { Some(codec::encode(&true).into()) } else { None };
+            let value = if paused {
+                Some(codec::encode(&true).into())
+            } else {
+                None
+            };
             ctx.staged.put_raw(keys::named(keys::QUEUE, &queue), value);
             let at = ctx.at();
             ctx.emit(Event::QueuePaused { queue, paused, at });
@@ -252,7 +298,10 @@ fn create(ctx: &mut Ctx<'_>, nj: NewJob) -> Job {
         backoff: nj.backoff,
         lease: None,
     };
-    ctx.staged.put_raw(keys::payload(&id).to_vec(), Some(sled::IVec::from(&job.payload[..])));
+    ctx.staged.put_raw(
+        keys::payload(&id).to_vec(),
+        Some(sled::IVec::from(&job.payload[..])),
+    );
     ctx.emit(Event::JobEnqueued {
         job_id: id,
         kind: job.kind.clone(),
@@ -270,7 +319,10 @@ fn create(ctx: &mut Ctx<'_>, nj: NewJob) -> Job {
 fn cancel(ctx: &mut Ctx<'_>, id: JobId, by: Option<String>) -> Result<Job> {
     let old = ctx.must_job(id)?;
     if old.status != JobStatus::Pending {
-        return Err(Error::JobNotPending { id: id.to_string(), status: old.status.to_string() });
+        return Err(Error::JobNotPending {
+            id: id.to_string(),
+            status: old.status.to_string(),
+        });
     }
     let mut job = old.clone();
     job.status = JobStatus::Cancelled;
@@ -291,7 +343,9 @@ fn claim(ctx: &mut Ctx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     ctx.st.promote(ctx.now);
     let mut out = Vec::new();
     while out.len() < req.max {
-        let Some(id) = ctx.st.peek_claimable(req) else { break };
+        let Some(id) = ctx.st.peek_claimable(req) else {
+            break;
+        };
         let loaded = ctx.job(id).and_then(|j| Ok((j, ctx.payload(id)?)));
         let (old, payload) = match loaded {
             Ok((Some(j), p)) if j.status == JobStatus::Pending => (j, p),
@@ -319,7 +373,10 @@ fn claim(ctx: &mut Ctx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
             attempt: job.attempts,
             started_at: ctx.at(),
         });
-        job.lease = Some(LeaseState { token, expires_ms: ctx.now.saturating_add(ms(req.lease_ms)) });
+        job.lease = Some(LeaseState {
+            token,
+            expires_ms: ctx.now.saturating_add(ms(req.lease_ms)),
+        });
         job.push_execution(Execution {
             attempt_number: job.attempts,
             started_at: ctx.at(),
@@ -341,7 +398,11 @@ fn claim(ctx: &mut Ctx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
 /// on the spot (a failed attempt), and the caller gets `STALE_LEASE`.
 fn leased(ctx: &mut Ctx<'_>, id: JobId, token: u64) -> Result<Job> {
     let job = ctx.must_job(id)?;
-    let Some(lease) = job.lease.as_ref().filter(|_| job.status == JobStatus::Running) else {
+    let Some(lease) = job
+        .lease
+        .as_ref()
+        .filter(|_| job.status == JobStatus::Running)
+    else {
         return Err(Error::StaleLease { id: id.to_string() });
     };
     if lease.token != token {
@@ -366,7 +427,9 @@ fn end_execution(job: &mut Job, now: i64, success: Option<bool>, error: Option<S
 }
 
 fn attempt_duration(job: &Job, now: i64) -> u64 {
-    job.started_at.map_or(0, |s| u64::try_from(now - s.timestamp_millis()).unwrap_or(0))
+    job.started_at.map_or(0, |s| {
+        u64::try_from(now - s.timestamp_millis()).unwrap_or(0)
+    })
 }
 
 fn complete(ctx: &mut Ctx<'_>, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
@@ -496,7 +559,9 @@ fn redrive(ctx: &mut Ctx<'_>, target: RedriveTarget) -> Result<Vec<Job>> {
     let (ids, strict, queue, kind) = match target {
         RedriveTarget::One(id) => (vec![id], true, None, None),
         RedriveTarget::All { queue, kind } => {
-            let mut ids = ctx.st.ids_with_status(JobStatus::DeadLetter, None, usize::MAX);
+            let mut ids = ctx
+                .st
+                .ids_with_status(JobStatus::DeadLetter, None, usize::MAX);
             ids.extend(ctx.st.ids_with_status(JobStatus::Failed, None, usize::MAX));
             ids.sort();
             (ids, false, queue, kind)
@@ -506,7 +571,9 @@ fn redrive(ctx: &mut Ctx<'_>, target: RedriveTarget) -> Result<Vec<Job>> {
     let mut keys_taken: HashMap<String, JobId> = HashMap::new();
     for id in ids {
         let job = ctx.must_job(id)?;
-        if queue.as_ref().is_some_and(|q| *q != job.queue) || kind.as_ref().is_some_and(|k| *k != job.kind) {
+        if queue.as_ref().is_some_and(|q| *q != job.queue)
+            || kind.as_ref().is_some_and(|k| *k != job.kind)
+        {
             continue;
         }
         if !matches!(job.status, JobStatus::DeadLetter | JobStatus::Failed) {
@@ -519,7 +586,10 @@ fn redrive(ctx: &mut Ctx<'_>, target: RedriveTarget) -> Result<Vec<Job>> {
             continue;
         }
         if let Some(k) = &job.dedupe_key {
-            let held = ctx.dedupe_holder(k)?.map(|h| h.id).or_else(|| keys_taken.get(k).copied());
+            let held = ctx
+                .dedupe_holder(k)?
+                .map(|h| h.id)
+                .or_else(|| keys_taken.get(k).copied());
             if let Some(holder) = held {
                 if strict {
                     return Err(Error::invalid(format!(
@@ -542,7 +612,11 @@ fn redrive(ctx: &mut Ctx<'_>, target: RedriveTarget) -> Result<Vec<Job>> {
         job.result = None;
         job.scheduled_at = Some(ctx.at());
         job.updated_at = ctx.at();
-        ctx.emit(Event::JobRedriven { job_id: job.id, kind: job.kind.clone(), redriven_at: ctx.at() });
+        ctx.emit(Event::JobRedriven {
+            job_id: job.id,
+            kind: job.kind.clone(),
+            redriven_at: ctx.at(),
+        });
         ctx.put(Some(&old), job.clone());
         out.push(job);
     }
@@ -550,7 +624,10 @@ fn redrive(ctx: &mut Ctx<'_>, target: RedriveTarget) -> Result<Vec<Job>> {
 }
 
 fn prune(ctx: &mut Ctx<'_>, r: &Retention) -> Result<u64> {
-    let cutoff = |d: std::time::Duration| ctx.now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let cutoff = |d: std::time::Duration| {
+        ctx.now
+            .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    };
     let plan = [
         (JobStatus::Completed, cutoff(r.completed)),
         (JobStatus::Cancelled, cutoff(r.cancelled)),
@@ -559,7 +636,10 @@ fn prune(ctx: &mut Ctx<'_>, r: &Retention) -> Result<u64> {
     ];
     let mut jobs = Vec::new();
     for (status, before) in plan {
-        for id in ctx.st.finished_before(status, before, MAINTENANCE_CHUNK - jobs.len()) {
+        for id in ctx
+            .st
+            .finished_before(status, before, MAINTENANCE_CHUNK - jobs.len())
+        {
             if let Some(j) = ctx.job(id)? {
                 jobs.push(j);
             }
@@ -585,7 +665,10 @@ fn prune(ctx: &mut Ctx<'_>, r: &Retention) -> Result<u64> {
     }
     if n > 0 {
         let at = ctx.at();
-        ctx.emit(Event::JobsPruned { count: n, pruned_at: at });
+        ctx.emit(Event::JobsPruned {
+            count: n,
+            pruned_at: at,
+        });
     }
     Ok(n)
 }

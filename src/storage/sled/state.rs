@@ -82,8 +82,14 @@ impl State {
             chunk.copy_from_slice(&bits.to_be_bytes()[3..8]);
         }
         let ms = u64::try_from(now_ms).unwrap_or(0);
-        let id = uuid::Builder::from_unix_timestamp_millis(ms, &rand).into_uuid().as_u128();
-        let id = if id <= self.last_id { self.last_id + 1 } else { id };
+        let id = uuid::Builder::from_unix_timestamp_millis(ms, &rand)
+            .into_uuid()
+            .as_u128();
+        let id = if id <= self.last_id {
+            self.last_id + 1
+        } else {
+            id
+        };
         self.last_id = id;
         JobId(uuid::Uuid::from_u128(id))
     }
@@ -99,7 +105,10 @@ impl State {
             ready: BTreeSet::new(),
             live: 0,
         });
-        self.part_ix.entry(queue.into()).or_default().insert(kind.into(), ix);
+        self.part_ix
+            .entry(queue.into())
+            .or_default()
+            .insert(kind.into(), ix);
         ix
     }
 
@@ -137,7 +146,9 @@ impl State {
                     q.counts.delayed = q.counts.delayed.saturating_sub(1);
                 } else {
                     let p = self.part(&job.queue, &job.kind) as usize;
-                    self.parts[p].ready.remove(&(Reverse(job.priority), job.due_ms(), id));
+                    self.parts[p]
+                        .ready
+                        .remove(&(Reverse(job.priority), job.due_ms(), id));
                 }
             }
             JobStatus::Running => {
@@ -146,7 +157,10 @@ impl State {
                 }
             }
             s => {
-                let at = job.completed_at.unwrap_or(job.updated_at).timestamp_millis();
+                let at = job
+                    .completed_at
+                    .unwrap_or(job.updated_at)
+                    .timestamp_millis();
                 self.finished[s.index()].remove(&(at, id));
             }
         }
@@ -167,7 +181,9 @@ impl State {
                     self.delayed.insert((job.due_ms(), id), (job.priority, p));
                     self.queue_mut(&job.queue).counts.delayed += 1;
                 } else {
-                    self.parts[p as usize].ready.insert((Reverse(job.priority), job.due_ms(), id));
+                    self.parts[p as usize]
+                        .ready
+                        .insert((Reverse(job.priority), job.due_ms(), id));
                     self.epoch += 1;
                 }
             }
@@ -177,7 +193,10 @@ impl State {
                 }
             }
             s => {
-                let at = job.completed_at.unwrap_or(job.updated_at).timestamp_millis();
+                let at = job
+                    .completed_at
+                    .unwrap_or(job.updated_at)
+                    .timestamp_millis();
                 self.finished[s.index()].insert((at, id));
             }
         }
@@ -237,21 +256,40 @@ impl State {
 
     /// Running jobs whose lease expired at `now_ms`, oldest first, at most `max`.
     pub fn expired_leases(&self, now_ms: i64, max: usize) -> Vec<JobId> {
-        self.leases.iter().take_while(|(exp, _)| *exp <= now_ms).take(max).map(|(_, id)| *id).collect()
+        self.leases
+            .iter()
+            .take_while(|(exp, _)| *exp <= now_ms)
+            .take(max)
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     /// Ids with `status`, after `after`, in id order, at most `max`.
-    pub fn ids_with_status(&self, status: JobStatus, after: Option<JobId>, max: usize) -> Vec<JobId> {
+    pub fn ids_with_status(
+        &self,
+        status: JobStatus,
+        after: Option<JobId>,
+        max: usize,
+    ) -> Vec<JobId> {
         let set = &self.by_status[status.index()];
         match after {
-            Some(a) => set.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)).take(max).copied().collect(),
+            Some(a) => set
+                .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                .take(max)
+                .copied()
+                .collect(),
             None => set.iter().take(max).copied().collect(),
         }
     }
 
     /// Terminal jobs of `status` that finished before `cutoff_ms`, at most `max`.
     pub fn finished_before(&self, status: JobStatus, cutoff_ms: i64, max: usize) -> Vec<JobId> {
-        self.finished[status.index()].iter().take_while(|(at, _)| *at < cutoff_ms).take(max).map(|(_, id)| *id).collect()
+        self.finished[status.index()]
+            .iter()
+            .take_while(|(at, _)| *at < cutoff_ms)
+            .take(max)
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     pub fn set_paused(&mut self, queue: &str, paused: bool) {
@@ -269,7 +307,13 @@ impl State {
         let mut s = Stats::default();
         for (name, q) in &self.queues {
             s.total.add(&q.counts);
-            s.queues.insert(name.clone(), QueueStats { counts: q.counts, paused: q.paused });
+            s.queues.insert(
+                name.clone(),
+                QueueStats {
+                    counts: q.counts,
+                    paused: q.paused,
+                },
+            );
         }
         s
     }
@@ -313,7 +357,13 @@ mod tests {
     }
 
     fn req() -> ClaimRequest {
-        ClaimRequest { queues: vec![], kinds: vec![], max: 1, lease_ms: 1000, worker_id: "w".into() }
+        ClaimRequest {
+            queues: vec![],
+            kinds: vec![],
+            max: 1,
+            lease_ms: 1000,
+            worker_id: "w".into(),
+        }
     }
 
     #[test]
@@ -342,10 +392,16 @@ mod tests {
         let mut order = vec![];
         while let Some(id) = st.peek_claimable(&req()) {
             order.push(id);
-            let j = [&low, &high_late, &high_early, &high_early_2].into_iter().find(|j| j.id == id).unwrap();
+            let j = [&low, &high_late, &high_early, &high_early_2]
+                .into_iter()
+                .find(|j| j.id == id)
+                .unwrap();
             st.apply(Some(j), None, 2000);
         }
-        assert_eq!(order, vec![high_early.id, high_early_2.id, high_late.id, low.id]);
+        assert_eq!(
+            order,
+            vec![high_early.id, high_early_2.id, high_late.id, low.id]
+        );
     }
 
     #[test]

@@ -130,7 +130,13 @@ fn commit_group(shared: &Shared, group: Vec<Command>, dirty_since: &mut Option<I
                     let result = if let Some(e) = shared.poisoned_error() {
                         Err(e)
                     } else {
-                        let mut ctx = Ctx { tree: &shared.tree, st: &mut st, staged: &mut staged, cfg: &shared.cfg, now };
+                        let mut ctx = Ctx {
+                            tree: &shared.tree,
+                            st: &mut st,
+                            staged: &mut staged,
+                            cfg: &shared.cfg,
+                            now,
+                        };
                         ops::apply(&mut ctx, op)
                     };
                     answers.push((reply, result));
@@ -146,9 +152,14 @@ fn commit_group(shared: &Shared, group: Vec<Command>, dirty_since: &mut Option<I
                 }
             }
         }
-        shared.metrics.ops.fetch_add(answers.len() as u64, Ordering::Relaxed);
+        shared
+            .metrics
+            .ops
+            .fetch_add(answers.len() as u64, Ordering::Relaxed);
         if st.next_seq != seq_before {
-            let meta = Meta { next_seq: st.next_seq };
+            let meta = Meta {
+                next_seq: st.next_seq,
+            };
             staged.put_raw(keys::META_STATE.to_vec(), Some(codec::encode(&meta).into()));
         }
     }
@@ -205,10 +216,16 @@ fn write(shared: &Shared, staged: &mut Staged) -> Result<()> {
         }
     }
     for (rec, at_ms) in staged.events.iter().zip(&staged.event_times) {
-        let stored = StoredEvent { at_ms: *at_ms, event: rec.event.clone() };
+        let stored = StoredEvent {
+            at_ms: *at_ms,
+            event: rec.event.clone(),
+        };
         batch.insert(&keys::event(rec.seq)[..], codec::encode(&stored));
     }
-    shared.tree.apply_batch(batch).map_err(|e| Error::storage("writing a batch", e))?;
+    shared
+        .tree
+        .apply_batch(batch)
+        .map_err(|e| Error::storage("writing a batch", e))?;
     shared.metrics.groups.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
@@ -216,8 +233,14 @@ fn write(shared: &Shared, staged: &mut Staged) -> Result<()> {
 /// sled's `flush` uses `sync_file_range`, which is not durable: follow it with `fdatasync`
 /// of the data file (SPEC.md section 1).
 pub(crate) fn sync(shared: &Shared) -> Result<()> {
-    shared.db.flush().map_err(|e| Error::storage("flushing sled", e))?;
-    shared.data_file.sync_data().map_err(|e| Error::storage("fsync of the data file", e))?;
+    shared
+        .db
+        .flush()
+        .map_err(|e| Error::storage("flushing sled", e))?;
+    shared
+        .data_file
+        .sync_data()
+        .map_err(|e| Error::storage("fsync of the data file", e))?;
     shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
@@ -239,7 +262,9 @@ fn sync_blobs(shared: &Shared) -> Result<()> {
             continue;
         }
         match File::open(entry.path()) {
-            Ok(f) => f.sync_all().map_err(|e| Error::storage("fsync of a blob", e))?,
+            Ok(f) => f
+                .sync_all()
+                .map_err(|e| Error::storage("fsync of a blob", e))?,
             // sled removes blobs of overwritten values; a vanished one needs no fsync.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::storage("opening a blob", e)),
@@ -283,7 +308,10 @@ struct PoisonOnPanic(Arc<Shared>);
 impl Drop for PoisonOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.poison(&Error::Storage { context: "the writer thread panicked".into(), source: None });
+            self.0.poison(&Error::Storage {
+                context: "the writer thread panicked".into(),
+                source: None,
+            });
         }
         self.0.work.notify_all();
     }

@@ -1,0 +1,479 @@
+//! Argument parsing, dispatch, and output (human or `--json`).
+
+mod output;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use jobspool::{Error, JobId, JobStatus, ListQuery, NewJob, Spool};
+use serde_json::json;
+
+use output::Out;
+
+/// A durable, crash-safe, embedded background-job queue.
+#[derive(Parser, Debug)]
+#[command(name = "jobspool", version, about)]
+pub(crate) struct Cli {
+    /// Database directory (or set JOBSPOOL_DB).
+    #[arg(long, env = "JOBSPOOL_DB", global = true)]
+    db: Option<PathBuf>,
+    /// Print JSON only on stdout (one document, or one object per line for streams).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Enqueue a job.
+    Enqueue(EnqueueArgs),
+    /// Show one job.
+    Get {
+        /// The job id.
+        id: String,
+    },
+    /// Cancel a pending job.
+    Cancel {
+        /// The job id.
+        id: String,
+    },
+    /// List jobs, optionally filtered, one page at a time.
+    List {
+        /// Only this status (pending, running, completed, failed, cancelled, dead_letter).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this type.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Page size (default 100, at most 10000).
+        #[arg(long, allow_negative_numbers = true)]
+        limit: Option<i64>,
+        /// Start after this job id (the last id of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Counts by status, global and per queue.
+    Stats,
+    /// Print the event log from a sequence number; --follow keeps streaming.
+    Events {
+        /// Print events with seq greater than this.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Keep printing new events as they happen.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Dead-letter operations (dead_letter and failed jobs).
+    Dead {
+        #[command(subcommand)]
+        cmd: DeadCmd,
+    },
+    /// Remove finished jobs and old events past their retention.
+    Prune,
+    /// Pause or resume a queue.
+    Queue {
+        #[command(subcommand)]
+        cmd: QueueCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DeadCmd {
+    /// List dead_letter and failed jobs.
+    List {
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this type.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Page size.
+        #[arg(long, allow_negative_numbers = true)]
+        limit: Option<i64>,
+    },
+    /// Send one job (or all with --all) back to pending with attempts reset.
+    Redrive {
+        /// The job id.
+        id: Option<String>,
+        /// Redrive every dead_letter and failed job (of --queue / --type if given).
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// With --all: only this queue.
+        #[arg(long, requires = "all")]
+        queue: Option<String>,
+        /// With --all: only this type.
+        #[arg(long = "type", requires = "all")]
+        kind: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum QueueCmd {
+    /// Stop claims from a queue (persisted).
+    Pause {
+        /// The queue.
+        queue: String,
+    },
+    /// Let claims from a queue resume.
+    Resume {
+        /// The queue.
+        queue: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct EnqueueArgs {
+    /// Job type (the handler key), e.g. email.send.
+    #[arg(long = "type")]
+    kind: String,
+    /// Payload: inline JSON, `-` for stdin, or `@FILE`.
+    #[arg(long, allow_hyphen_values = true)]
+    payload: Option<String>,
+    /// Queue name (default "default").
+    #[arg(long)]
+    queue: Option<String>,
+    /// Priority, higher first (default 0).
+    #[arg(long, allow_negative_numbers = true)]
+    priority: Option<i64>,
+    /// Delay in seconds before the job may run.
+    #[arg(long, allow_negative_numbers = true)]
+    delay: Option<f64>,
+    /// Run no earlier than this RFC 3339 time.
+    #[arg(long)]
+    run_at: Option<String>,
+    /// Maximum total attempts (default 3).
+    #[arg(long, allow_negative_numbers = true)]
+    max_retries: Option<i64>,
+    /// Attempt time limit in milliseconds.
+    #[arg(long, allow_negative_numbers = true)]
+    timeout_ms: Option<i64>,
+    /// At most one pending or running job per key.
+    #[arg(long)]
+    dedupe_key: Option<String>,
+    /// Tenant id, carried through.
+    #[arg(long)]
+    tenant_id: Option<String>,
+    /// User id, carried through.
+    #[arg(long)]
+    user_id: Option<String>,
+    /// Trace id, carried through.
+    #[arg(long)]
+    trace_id: Option<String>,
+    /// Metadata entry, k=v (repeatable).
+    #[arg(long = "metadata", value_name = "K=V")]
+    metadata: Vec<String>,
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let out = Out::new(cli.json);
+    match run(cli, &out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn db_path(cli: &Cli) -> Result<PathBuf, Error> {
+    cli.db.clone().ok_or_else(|| {
+        Error::InvalidArgument("no database given: pass --db PATH or set JOBSPOOL_DB".into())
+    })
+}
+
+/// One-shot commands open the database (running crash recovery), work, and close; no
+/// maintenance thread runs in them.
+fn open(cli: &Cli) -> Result<Spool, Error> {
+    Spool::builder().maintenance(false).open(db_path(cli)?)
+}
+
+fn parse_id(s: &str) -> Result<JobId, Error> {
+    s.parse()
+}
+
+fn parse_limit(limit: Option<i64>) -> Result<Option<usize>, Error> {
+    match limit {
+        None => Ok(None),
+        Some(n) if (1..=jobspool::MAX_PAGE as i64).contains(&n) => Ok(Some(n as usize)),
+        Some(n) => Err(Error::InvalidArgument(format!(
+            "--limit {n} is out of range; use 1..={}",
+            jobspool::MAX_PAGE
+        ))),
+    }
+}
+
+fn run(cli: Cli, out: &Out) -> Result<(), Error> {
+    match &cli.cmd {
+        Command::Enqueue(a) => {
+            let job = new_job(a)?;
+            let spool = open(&cli)?;
+            let j = spool.enqueue(job)?;
+            out.job(&j);
+            spool.close()
+        }
+        Command::Get { id } => {
+            let id = parse_id(id)?;
+            let spool = open(&cli)?;
+            out.job(&spool.get(id)?);
+            spool.close()
+        }
+        Command::Cancel { id } => {
+            let id = parse_id(id)?;
+            let spool = open(&cli)?;
+            let j = spool.cancel_by(id, "cli")?;
+            out.value(&json!({"success": true}), &format!("cancelled {}", j.id));
+            spool.close()
+        }
+        Command::List {
+            status,
+            queue,
+            kind,
+            limit,
+            after,
+        } => {
+            let q = ListQuery {
+                status: status.as_deref().map(str::parse::<JobStatus>).transpose()?,
+                queue: queue.clone(),
+                kind: kind.clone(),
+                after: after.as_deref().map(parse_id).transpose()?,
+                limit: parse_limit(*limit)?,
+            };
+            let spool = open(&cli)?;
+            out.jobs(&spool.list(&q)?);
+            spool.close()
+        }
+        Command::Stats => {
+            let spool = open(&cli)?;
+            out.stats(&spool.stats()?);
+            spool.close()
+        }
+        Command::Events { since, follow } => {
+            let spool = open(&cli)?;
+            events(&spool, *since, *follow, out)?;
+            spool.close()
+        }
+        Command::Dead {
+            cmd: DeadCmd::List { queue, kind, limit },
+        } => {
+            let q = ListQuery {
+                queue: queue.clone(),
+                kind: kind.clone(),
+                limit: parse_limit(*limit)?,
+                ..ListQuery::default()
+            };
+            let spool = open(&cli)?;
+            out.jobs(&spool.dead_letters(&q)?);
+            spool.close()
+        }
+        Command::Dead {
+            cmd:
+                DeadCmd::Redrive {
+                    id,
+                    all,
+                    queue,
+                    kind,
+                },
+        } => {
+            let spool = open(&cli)?;
+            let jobs = match (id, all) {
+                (Some(id), false) => vec![spool.redrive(parse_id(id)?)?],
+                (None, true) => spool.redrive_all(queue.clone(), kind.clone())?,
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "give a job id or --all to redrive".into(),
+                    ))
+                }
+            };
+            let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
+            out.value(
+                &json!({"redriven": jobs.len(), "jobIds": ids}),
+                &format!("redrove {} job(s)", jobs.len()),
+            );
+            spool.close()
+        }
+        Command::Prune => {
+            let spool = open(&cli)?;
+            let n = spool.prune()?;
+            out.value(&json!({"pruned": n}), &format!("pruned {n} job(s)"));
+            spool.close()
+        }
+        Command::Queue { cmd } => {
+            let spool = open(&cli)?;
+            let (queue, paused) = match cmd {
+                QueueCmd::Pause { queue } => (queue, true),
+                QueueCmd::Resume { queue } => (queue, false),
+            };
+            if paused {
+                spool.pause_queue(queue)?;
+            } else {
+                spool.resume_queue(queue)?;
+            }
+            out.value(
+                &json!({"queue": queue, "paused": paused}),
+                &format!(
+                    "queue {queue} {}",
+                    if paused { "paused" } else { "resumed" }
+                ),
+            );
+            spool.close()
+        }
+    }
+}
+
+/// Reads at most `limit + 1` bytes, so an oversized payload is refused without reading it all.
+fn read_bounded(mut r: impl Read, limit: usize) -> Result<Vec<u8>, Error> {
+    let mut buf = Vec::new();
+    r.by_ref()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::InvalidArgument(format!("cannot read the payload: {e}")))?;
+    if buf.len() > limit {
+        return Err(Error::PayloadTooLarge {
+            what: "payload",
+            size: buf.len(),
+            limit,
+        });
+    }
+    Ok(buf)
+}
+
+/// The payload limit the CLI enforces while reading (the library checks again).
+const CLI_PAYLOAD_LIMIT: usize = 1024 * 1024;
+
+pub(crate) fn read_payload(arg: Option<&str>) -> Result<Vec<u8>, Error> {
+    match arg {
+        None => Ok(Vec::new()),
+        Some("-") => read_bounded(std::io::stdin().lock(), CLI_PAYLOAD_LIMIT),
+        Some(s) if s.starts_with('@') => {
+            let f = std::fs::File::open(&s[1..]).map_err(|e| {
+                Error::InvalidArgument(format!("cannot open payload file {}: {e}", &s[1..]))
+            })?;
+            read_bounded(f, CLI_PAYLOAD_LIMIT)
+        }
+        Some(inline) => {
+            serde_json::from_str::<serde_json::Value>(inline).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "--payload is not valid JSON ({e}); quote it, or use @FILE / - for raw bytes"
+                ))
+            })?;
+            Ok(inline.as_bytes().to_vec())
+        }
+    }
+}
+
+fn new_job(a: &EnqueueArgs) -> Result<NewJob, Error> {
+    let mut job = NewJob::new(a.kind.clone(), read_payload(a.payload.as_deref())?);
+    job.queue = a.queue.clone();
+    if let Some(p) = a.priority {
+        job.priority = i32::try_from(p).map_err(|_| {
+            Error::InvalidArgument(format!("--priority {p} does not fit in 32 bits"))
+        })?;
+    }
+    if let Some(d) = a.delay {
+        if !d.is_finite() || d < 0.0 {
+            return Err(Error::InvalidArgument(format!(
+                "--delay {d} must be zero or positive seconds"
+            )));
+        }
+        if d > 10.0 * 366.0 * 86400.0 {
+            return Err(Error::InvalidArgument(
+                "--delay must be at most 10 years".into(),
+            ));
+        }
+        job.delay = Some(Duration::from_secs_f64(d));
+    }
+    if let Some(at) = &a.run_at {
+        let t = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
+            Error::InvalidArgument(format!("--run-at {at:?} is not an RFC 3339 time ({e})"))
+        })?;
+        job.run_at = Some(t.with_timezone(&chrono::Utc));
+    }
+    if let Some(n) = a.max_retries {
+        job.max_attempts = Some(u32::try_from(n).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "--max-retries {n} is out of range; it must be at least 1"
+            ))
+        })?);
+    }
+    if let Some(t) = a.timeout_ms {
+        job.timeout_ms =
+            Some(u64::try_from(t).map_err(|_| {
+                Error::InvalidArgument(format!("--timeout-ms {t} must be positive"))
+            })?);
+    }
+    job.dedupe_key = a.dedupe_key.clone();
+    job.tenant_id = a.tenant_id.clone();
+    job.user_id = a.user_id.clone();
+    job.trace_id = a.trace_id.clone();
+    let mut meta = BTreeMap::new();
+    for kv in &a.metadata {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            Error::InvalidArgument(format!("--metadata {kv:?} is not of the form key=value"))
+        })?;
+        if k.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "--metadata {kv:?} has an empty key"
+            )));
+        }
+        meta.insert(k.to_owned(), v.to_owned());
+    }
+    job.metadata = meta;
+    Ok(job)
+}
+
+fn events(spool: &Spool, since: u64, follow: bool, out: &Out) -> Result<(), Error> {
+    // Subscribe before reading the log so nothing falls between the two.
+    let live = follow.then(|| spool.subscribe());
+    let mut last = since;
+    loop {
+        let page = spool.events_since(last, 1000)?;
+        if page.is_empty() {
+            break;
+        }
+        for ev in &page {
+            out.event(ev);
+            last = ev.seq;
+        }
+    }
+    let Some(live) = live else { return Ok(()) };
+    loop {
+        match live.recv() {
+            Ok(ev) if ev.seq <= last => {}
+            Ok(ev) if ev.seq == last + 1 => {
+                out.event(&ev);
+                last = ev.seq;
+            }
+            // A gap (we fell behind and were dropped, or missed some): read them from the log.
+            Ok(_) | Err(_) => {
+                let page = spool.events_since(last, 1000)?;
+                for ev in &page {
+                    out.event(ev);
+                    last = ev.seq;
+                }
+                if page.is_empty() {
+                    // Disconnected with nothing new: the spool closed.
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
