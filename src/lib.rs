@@ -35,6 +35,7 @@ mod job;
 pub mod json;
 mod spool;
 mod storage;
+mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Durability, Retention};
@@ -46,3 +47,4 @@ pub use storage::{
     ClaimRequest, Claimed, Counts, ListQuery, Metrics, QueueStats, RedriveTarget, Retry, Stats,
     MAX_PAGE,
 };
+pub use worker::{HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder};

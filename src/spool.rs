@@ -355,11 +355,19 @@ impl Spool {
     pub fn claim_request(&self, max: usize) -> ClaimRequest {
         ClaimRequest {
             queues: Vec::new(),
+            exclude_queues: Vec::new(),
             kinds: Vec::new(),
             max,
             lease_ms: u64::try_from(self.inner.cfg.default_lease.as_millis()).unwrap_or(u64::MAX),
             worker_id: format!("pid-{}", std::process::id()),
         }
+    }
+
+    /// Whether anything `req` could claim (its queues and types, delayed jobs included) is
+    /// pending or running.
+    #[must_use]
+    pub fn has_work(&self, req: &ClaimRequest) -> bool {
+        self.inner.backend.has_work(req)
     }
 
     /// Marks a claimed job completed, storing `result`.
@@ -506,15 +514,17 @@ impl Spool {
     pub(crate) fn clock(&self) -> Arc<dyn Clock> {
         self.inner.cfg.clock.clone()
     }
-}
 
-/// A `Retry` decision from an error kind; used by the worker pool.
-#[allow(dead_code)]
-pub(crate) fn retry_of(permanent: bool) -> Retry {
-    if permanent {
-        Retry::Never
-    } else {
-        Retry::Backoff
+    pub(crate) fn claim_with_epoch(&self, req: &ClaimRequest) -> Result<(Vec<Claimed>, u64)> {
+        self.inner.backend.claim(req)
+    }
+
+    pub(crate) fn wait_for_work(&self, epoch: u64, deadline: Instant) {
+        self.inner.backend.wait_for_work(epoch, deadline);
+    }
+
+    pub(crate) fn default_lease(&self) -> Duration {
+        self.inner.cfg.default_lease
     }
 }
 

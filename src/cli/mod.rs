@@ -1,6 +1,7 @@
 //! Argument parsing, dispatch, and output (human or `--json`).
 
 mod output;
+mod work;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -78,6 +79,27 @@ enum Command {
     },
     /// Remove finished jobs and old events past their retention.
     Prune,
+    /// Run jobs: each job of a handled type runs COMMAND with `sh -c`, payload on stdin.
+    Work {
+        /// TYPE=COMMAND (repeatable).
+        #[arg(long = "handler", value_name = "TYPE=COMMAND", required = true)]
+        handlers: Vec<String>,
+        /// Serve only this queue (repeatable); default every queue.
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+        /// Jobs run at once.
+        #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
+        concurrency: i64,
+        /// Lease per claim in seconds (heartbeats renew it).
+        #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
+        lease_secs: i64,
+        /// Seconds to wait for running jobs at shutdown before handing them back.
+        #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
+        grace_secs: i64,
+        /// Exit once nothing this worker could claim is pending or running.
+        #[arg(long)]
+        stop_when_empty: bool,
+    },
     /// Pause or resume a queue.
     Queue {
         #[command(subcommand)]
@@ -314,6 +336,27 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             let spool = open(&cli)?;
             let n = spool.prune()?;
             out.value(&json!({"pruned": n}), &format!("pruned {n} job(s)"));
+            spool.close()
+        }
+        Command::Work { handlers, queues, concurrency, lease_secs, grace_secs, stop_when_empty } => {
+            let handlers = handlers.iter().map(|h| work::parse_handler(h)).collect::<Result<Vec<_>, _>>()?;
+            let positive = |name: &str, v: i64, max: i64| {
+                if (1..=max).contains(&v) {
+                    Ok(v as u64)
+                } else {
+                    Err(Error::InvalidArgument(format!("--{name} {v} is out of range 1..={max}")))
+                }
+            };
+            let opts = work::WorkOptions {
+                handlers,
+                queues: queues.clone(),
+                concurrency: positive("concurrency", *concurrency, 4096)? as usize,
+                lease: Duration::from_secs(positive("lease-secs", *lease_secs, 86_400)?),
+                grace: Duration::from_secs(if *grace_secs == 0 { 0 } else { positive("grace-secs", *grace_secs, 86_400)? }),
+                stop_when_empty: *stop_when_empty,
+            };
+            let spool = Spool::builder().open(db_path(&cli)?)?;
+            work::run(&spool, opts)?;
             spool.close()
         }
         Command::Queue { cmd } => {

@@ -111,6 +111,8 @@ pub const MAX_PAGE: usize = 10_000;
 pub struct ClaimRequest {
     /// Queues to claim from; empty = every queue.
     pub queues: Vec<String>,
+    /// Queues not to claim from (e.g. at their concurrency limit).
+    pub exclude_queues: Vec<String>,
     /// Job types this worker can run; empty = every type.
     pub kinds: Vec<String>,
     /// Claim up to this many jobs.
@@ -179,6 +181,8 @@ pub(crate) trait Backend: Send + Sync {
     fn claim(&self, req: &ClaimRequest) -> Result<(Vec<Claimed>, u64)>;
     /// Blocks until work may be claimable (the epoch moved) or `deadline`.
     fn wait_for_work(&self, epoch: u64, deadline: Instant);
+    /// Whether anything `req` could claim is pending (delayed included) or running.
+    fn has_work(&self, req: &ClaimRequest) -> bool;
     fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job>;
     fn fail(&self, id: JobId, token: u64, error: String, retry: Retry) -> Result<Job>;
     fn extend(&self, id: JobId, token: u64, lease_ms: u64) -> Result<Job>;

@@ -396,6 +396,10 @@ impl Backend for SledBackend {
         }
     }
 
+    fn has_work(&self, req: &ClaimRequest) -> bool {
+        self.shared.state.lock().has_work_for(req)
+    }
+
     fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
         self.call_job(Op::Complete { id, token, result })
     }

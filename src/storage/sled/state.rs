@@ -233,6 +233,9 @@ impl State {
             if !req.kinds.is_empty() && !req.kinds.iter().any(|k| *k == part.kind) {
                 continue;
             }
+            if req.exclude_queues.iter().any(|q| *q == part.queue) {
+                continue;
+            }
             if self.queues.get(&part.queue).is_some_and(|q| q.paused) {
                 continue;
             }
@@ -297,10 +300,6 @@ impl State {
         if !paused {
             self.epoch += 1;
         }
-    }
-
-    pub fn is_paused(&self, queue: &str) -> bool {
-        self.queues.get(queue).is_some_and(|q| q.paused)
     }
 
     pub fn stats(&self) -> Stats {

@@ -1,0 +1,168 @@
+//! `jobspool work`: runs each job as an external command (`sh -c`) in its own process group.
+
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use jobspool::{Error, HandlerResult, JobContext, JobError, Spool, WorkerPool};
+
+/// Exit code a command uses for a permanent failure (EX_DATAERR).
+const EXIT_PERMANENT: i32 = 65;
+/// Most bytes of stdout kept as the result, and of stderr kept in the error.
+const STDOUT_LIMIT: usize = 1024 * 1024;
+const STDERR_TAIL: usize = 2048;
+/// Between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+pub(crate) struct WorkOptions {
+    pub handlers: Vec<(String, String)>,
+    pub queues: Vec<String>,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub grace: Duration,
+    pub stop_when_empty: bool,
+}
+
+pub(crate) fn parse_handler(s: &str) -> Result<(String, String), Error> {
+    match s.split_once('=') {
+        Some((t, c)) if !t.is_empty() && !c.trim().is_empty() => Ok((t.to_owned(), c.to_owned())),
+        _ => Err(Error::InvalidArgument(format!("--handler {s:?} is not of the form TYPE=COMMAND"))),
+    }
+}
+
+pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| Error::Storage { context: format!("installing a signal handler: {e}"), source: None })?;
+    }
+    let mut builder = WorkerPool::builder(spool).concurrency(opts.concurrency).lease(opts.lease);
+    if !opts.queues.is_empty() {
+        builder = builder.queues(opts.queues.clone());
+    }
+    for (kind, command) in opts.handlers {
+        let command = Arc::new(command);
+        builder = builder.handler(kind, move |ctx: &JobContext| run_command(&command, ctx));
+    }
+    let pool = builder.start()?;
+    eprintln!("jobspool: working (Ctrl-C to stop)");
+    while !stop.load(Ordering::Relaxed) {
+        if opts.stop_when_empty && pool.is_idle() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let handed_back = pool.shutdown(opts.grace);
+    if handed_back > 0 {
+        eprintln!("jobspool: returned {handed_back} unfinished job(s) to pending");
+    }
+    Ok(())
+}
+
+fn reader(mut r: impl Read + Send + 'static, keep: usize, tail: bool) -> JoinHandle<(Vec<u8>, bool)> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut over = false;
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    kept.extend_from_slice(&buf[..n]);
+                    if kept.len() > keep {
+                        over = true;
+                        if tail {
+                            let cut = kept.len() - keep;
+                            kept.drain(..cut);
+                        } else {
+                            kept.truncate(keep);
+                        }
+                    }
+                }
+            }
+        }
+        (kept, over)
+    })
+}
+
+fn signal_group(pid: u32, sig: nix::sys::signal::Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), sig);
+    }
+}
+
+fn run_command(command: &str, ctx: &JobContext) -> HandlerResult {
+    let job = ctx.job();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("JOBSPOOL_JOB_ID", job.id.to_string())
+        .env("JOBSPOOL_JOB_TYPE", &job.kind)
+        .env("JOBSPOOL_ATTEMPT", job.attempts.to_string())
+        .env("JOBSPOOL_QUEUE", &job.queue)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| JobError::retry(format!("cannot start sh -c {command:?}: {e}")))?;
+    let payload = job.payload.clone();
+    let stdin = child.stdin.take();
+    let writer = std::thread::spawn(move || {
+        if let Some(mut w) = stdin {
+            // A command that does not read its stdin closes the pipe: not an error.
+            let _ = w.write_all(&payload);
+        }
+    });
+    let out = child.stdout.take().map(|o| reader(o, STDOUT_LIMIT, false));
+    let err = child.stderr.take().map(|e| reader(e, STDERR_TAIL, true));
+    let pid = child.id();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = done_tx.send(child.wait());
+    });
+    let mut term_sent: Option<Instant> = None;
+    let status = loop {
+        match done_rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(Ok(st)) => break st,
+            Ok(Err(e)) => return Err(JobError::retry(format!("waiting for the command: {e}"))),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                return Err(JobError::retry("lost track of the command"))
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+        }
+        if ctx.is_cancelled() {
+            match term_sent {
+                None => {
+                    signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+                    term_sent = Some(Instant::now());
+                }
+                Some(t) if t.elapsed() >= KILL_GRACE => {
+                    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                Some(_) => {}
+            }
+        }
+    };
+    let _ = writer.join();
+    let (stdout, truncated) = out.and_then(|h| h.join().ok()).unwrap_or_default();
+    let (stderr, _) = err.and_then(|h| h.join().ok()).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+    let detail = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
+    match status.code() {
+        Some(0) if truncated => Err(JobError::permanent(format!(
+            "command output is over the {STDOUT_LIMIT}-byte result limit"
+        ))),
+        Some(0) => Ok(if stdout.is_empty() { None } else { Some(stdout) }),
+        Some(EXIT_PERMANENT) => Err(JobError::permanent(format!("command exited 65 (permanent){detail}"))),
+        Some(code) => Err(JobError::retry(format!("command exited {code}{detail}"))),
+        None => Err(JobError::retry(format!(
+            "command killed by signal {}{detail}",
+            status.signal().unwrap_or(0)
+        ))),
+    }
+}
