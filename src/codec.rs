@@ -94,8 +94,6 @@ pub(crate) mod keys {
     pub const SCHEDULE: u8 = b's';
     /// Queue settings (paused): `q` + name.
     pub const QUEUE: u8 = b'q';
-    /// Metadata: `m` + name.
-    pub const META: u8 = b'm';
 
     pub fn job(id: &JobId) -> [u8; 17] {
         with_id(JOB, id)

@@ -66,6 +66,7 @@ pub(crate) struct Config {
     pub default_backoff: Backoff,
     pub default_lease: Duration,
     pub maintenance: bool,
+    pub scheduler: bool,
     pub maintenance_interval: Duration,
 }
 
@@ -81,6 +82,7 @@ impl Default for Config {
             default_backoff: Backoff::default(),
             default_lease: Duration::from_secs(30),
             maintenance: true,
+            scheduler: true,
             maintenance_interval: Duration::from_secs(1),
         }
     }
@@ -96,6 +98,7 @@ impl std::fmt::Debug for Config {
             .field("default_max_attempts", &self.default_max_attempts)
             .field("default_lease", &self.default_lease)
             .field("maintenance", &self.maintenance)
+            .field("scheduler", &self.scheduler)
             .finish_non_exhaustive()
     }
 }

@@ -154,6 +154,17 @@ pub enum Event {
         #[serde(with = "chrono::serde::ts_milliseconds")]
         pruned_at: DateTime<Utc>,
     },
+    /// `schedule.created`, `schedule.replaced`, `schedule.enabled`, `schedule.disabled`,
+    /// `schedule.deleted` (beyond the seed).
+    ScheduleChanged {
+        /// The schedule's name.
+        name: String,
+        /// What happened.
+        change: ScheduleChange,
+        /// When.
+        #[serde(with = "chrono::serde::ts_milliseconds")]
+        at: DateTime<Utc>,
+    },
     /// `queue.paused` / `queue.resumed` (beyond the seed).
     QueuePaused {
         /// The queue.
@@ -182,6 +193,13 @@ impl Event {
             Event::JobReleased { .. } => "job.released",
             Event::JobRedriven { .. } => "job.redriven",
             Event::JobsPruned { .. } => "jobs.pruned",
+            Event::ScheduleChanged { change, .. } => match change {
+                ScheduleChange::Created => "schedule.created",
+                ScheduleChange::Replaced => "schedule.replaced",
+                ScheduleChange::Enabled => "schedule.enabled",
+                ScheduleChange::Disabled => "schedule.disabled",
+                ScheduleChange::Deleted => "schedule.deleted",
+            },
             Event::QueuePaused { paused: true, .. } => "queue.paused",
             Event::QueuePaused { paused: false, .. } => "queue.resumed",
         }
@@ -201,9 +219,26 @@ impl Event {
             | Event::SchedulerJobTriggered { job_id, .. }
             | Event::JobReleased { job_id, .. }
             | Event::JobRedriven { job_id, .. } => Some(*job_id),
-            Event::JobsPruned { .. } | Event::QueuePaused { .. } => None,
+            Event::JobsPruned { .. }
+            | Event::QueuePaused { .. }
+            | Event::ScheduleChanged { .. } => None,
         }
     }
+}
+
+/// What happened to a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScheduleChange {
+    /// Created.
+    Created,
+    /// Replaced by a create with `replace`.
+    Replaced,
+    /// Toggled on.
+    Enabled,
+    /// Toggled off.
+    Disabled,
+    /// Deleted.
+    Deleted,
 }
 
 /// An event with its position in the log. Sequence numbers start at 1 and have no gaps.

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::error::Error;
 use crate::event::{Event, EventRecord};
 use crate::job::{Execution, Job};
+use crate::schedule::ScheduledJob;
 use crate::storage::{Counts, Stats};
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-28T20:00:00.123Z`.
@@ -287,12 +288,48 @@ pub fn event(r: &EventRecord) -> Value {
             f("count", (*count).into());
             f("prunedAt", time(*pruned_at).into());
         }
+        Event::ScheduleChanged { name, at, .. } => {
+            f("scheduleName", name.clone().into());
+            f("at", time(*at).into());
+        }
         Event::QueuePaused { queue, at, .. } => {
             f("queue", queue.clone().into());
             f("at", time(*at).into());
         }
     }
     Value::Object(m)
+}
+
+/// A schedule as in `jobs.schedule.list` (SPEC.md section 9), plus the job settings.
+#[must_use]
+pub fn schedule(s: &ScheduledJob) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), s.id.clone().into());
+    m.insert("name".into(), s.name.clone().into());
+    m.insert("cronExpression".into(), s.cron_expression.clone().into());
+    m.insert("timezone".into(), s.timezone.clone().into());
+    m.insert("jobType".into(), s.job_type.clone().into());
+    m.insert("enabled".into(), s.enabled.into());
+    m.insert("createdAt".into(), time(s.created_at).into());
+    put_opt(&mut m, "description", s.description.clone());
+    m.insert("lastRunAt".into(), s.last_run_at.map(time).into());
+    m.insert("nextRunAt".into(), s.next_run_at.map(time).into());
+    m.insert(
+        "queue".into(),
+        s.queue.clone().unwrap_or_else(|| "default".into()).into(),
+    );
+    m.insert("priority".into(), s.priority.into());
+    put_opt(&mut m, "maxRetries", s.max_attempts);
+    if !s.payload.is_empty() {
+        m.insert("payload".into(), bytes(&s.payload));
+    }
+    Value::Object(m)
+}
+
+/// The schedule list: `{"schedules": [...]}`.
+#[must_use]
+pub fn schedules(list: &[ScheduledJob]) -> Value {
+    json!({ "schedules": list.iter().map(schedule).collect::<Vec<_>>() })
 }
 
 /// An error as `{"error":{"code":..,"message":..}}`.

@@ -33,6 +33,7 @@ mod error;
 mod event;
 mod job;
 pub mod json;
+mod schedule;
 mod spool;
 mod storage;
 mod worker;
@@ -40,11 +41,14 @@ mod worker;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Durability, Retention};
 pub use error::{Error, Result};
-pub use event::{Event, EventRecord};
+pub use event::{Event, EventRecord, ScheduleChange};
 pub use job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
+pub use schedule::{NewSchedule, ScheduledJob};
 pub use spool::{Builder, Spool};
 pub use storage::{
     ClaimRequest, Claimed, Counts, ListQuery, Metrics, QueueStats, RedriveTarget, Retry, Stats,
     MAX_PAGE,
 };
-pub use worker::{HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder};
+pub use worker::{
+    HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder,
+};

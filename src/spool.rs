@@ -13,6 +13,7 @@ use crate::config::{Config, Durability, Retention};
 use crate::error::{Error, Result};
 use crate::event::EventRecord;
 use crate::job::{Backoff, Job, JobId, JobStatus, NewJob};
+use crate::schedule::{NewSchedule, ScheduledJob};
 use crate::storage::sled::SledBackend;
 use crate::storage::{
     Backend, ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats,
@@ -80,6 +81,13 @@ impl Builder {
         self.cfg.maintenance = on;
         self
     }
+    /// Run the scheduler thread, which fires due cron schedules. Default = true. One-shot
+    /// tools turn it off.
+    #[must_use]
+    pub fn scheduler(mut self, on: bool) -> Self {
+        self.cfg.scheduler = on;
+        self
+    }
     /// How often the maintenance thread runs. Default = 1 s.
     #[must_use]
     pub fn maintenance_interval(mut self, d: Duration) -> Self {
@@ -126,7 +134,17 @@ impl Builder {
             cfg,
             path,
             maintenance: Mutex::new(None),
+            scheduler: Mutex::new(None),
         });
+        if inner.cfg.scheduler {
+            let (wake_tx, wake_rx) = bounded(1);
+            let weak = Arc::downgrade(&inner);
+            let handle = std::thread::Builder::new()
+                .name("jobspool-scheduler".into())
+                .spawn(move || scheduler_loop(&weak, &wake_rx))
+                .map_err(|e| Error::storage("starting the scheduler thread", e))?;
+            *inner.scheduler.lock() = Some((wake_tx, handle));
+        }
         if inner.cfg.maintenance {
             let (stop_tx, stop_rx) = bounded(1);
             let weak = Arc::downgrade(&inner);
@@ -146,17 +164,28 @@ struct Inner {
     cfg: Config,
     path: PathBuf,
     maintenance: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// The scheduler thread and its wake-up channel (a message = schedules changed).
+    scheduler: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
 }
 
 impl Inner {
     fn close(&self) -> Result<()> {
-        if let Some((stop, handle)) = self.maintenance.lock().take() {
-            drop(stop);
-            if handle.thread().id() != std::thread::current().id() {
-                let _ = handle.join();
+        for slot in [&self.maintenance, &self.scheduler] {
+            let taken = slot.lock().take();
+            if let Some((stop, handle)) = taken {
+                drop(stop);
+                if handle.thread().id() != std::thread::current().id() {
+                    let _ = handle.join();
+                }
             }
         }
         self.backend.close()
+    }
+
+    fn schedules_changed(&self) {
+        if let Some((wake, _)) = self.scheduler.lock().as_ref() {
+            let _ = wake.try_send(());
+        }
     }
 }
 
@@ -186,6 +215,35 @@ fn maintenance_loop(inner: &std::sync::Weak<Inner>, stop: &Receiver<()>, interva
             return;
         }
         tick = tick.wrapping_add(1);
+    }
+}
+
+/// Longest the scheduler sleeps without looking, so a wall-clock jump is noticed within a
+/// minute. With a manual clock, call [`Spool::fire_due_schedules`] after moving it.
+const SCHEDULER_MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Sleeps until the next enabled schedule is due or schedules change, then fires what is
+/// due. Ticks missed while the process was down fire once, on the first pass.
+fn scheduler_loop(inner: &std::sync::Weak<Inner>, wake: &Receiver<()>) {
+    loop {
+        let wait = {
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.backend.fire_due_schedules().is_err() {
+                return; // storage failure: the handle is poisoned and callers see it
+            }
+            match inner.backend.next_schedule_due() {
+                Ok(Some(due)) => {
+                    let ms = due.saturating_sub(inner.cfg.clock.now_ms()).max(1);
+                    Duration::from_millis(u64::try_from(ms).unwrap_or(1)).min(SCHEDULER_MAX_SLEEP)
+                }
+                Ok(None) => SCHEDULER_MAX_SLEEP,
+                Err(_) => return,
+            }
+        };
+        match wake.recv_timeout(wait) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
     }
 }
 
@@ -488,6 +546,55 @@ impl Spool {
         self.inner.backend.set_paused(queue, false)
     }
 
+    /// Creates a cron schedule (`jobs.schedule.create`).
+    ///
+    /// # Errors
+    /// `SCHEDULE_EXISTS` (unless `replace`), `INVALID_CRON`, `INVALID_TIMEZONE`,
+    /// `INVALID_ARGUMENT`.
+    pub fn create_schedule(&self, s: NewSchedule) -> Result<ScheduledJob> {
+        let out = self.inner.backend.create_schedule(s)?;
+        self.inner.schedules_changed();
+        Ok(out)
+    }
+
+    /// Enables or disables a schedule (`jobs.schedule.toggle`). Off clears `nextRunAt`; on
+    /// recomputes it from now.
+    ///
+    /// # Errors
+    /// `SCHEDULE_NOT_FOUND`.
+    pub fn toggle_schedule(&self, name: &str, enabled: bool) -> Result<ScheduledJob> {
+        let out = self.inner.backend.toggle_schedule(name, enabled)?;
+        self.inner.schedules_changed();
+        Ok(out)
+    }
+
+    /// Deletes a schedule.
+    ///
+    /// # Errors
+    /// `SCHEDULE_NOT_FOUND`.
+    pub fn delete_schedule(&self, name: &str) -> Result<()> {
+        self.inner.backend.delete_schedule(name)?;
+        self.inner.schedules_changed();
+        Ok(())
+    }
+
+    /// Every schedule, by name (`jobs.schedule.list`).
+    ///
+    /// # Errors
+    /// `CORRUPTION`, `STORAGE`.
+    pub fn list_schedules(&self) -> Result<Vec<ScheduledJob>> {
+        self.inner.backend.list_schedules()
+    }
+
+    /// Fires every due schedule now (the scheduler thread does this on its own; this is for
+    /// handles opened without it, and for tests with a manual clock). Returns how many fired.
+    ///
+    /// # Errors
+    /// `STORAGE`.
+    pub fn fire_due_schedules(&self) -> Result<u64> {
+        self.inner.backend.fire_due_schedules()
+    }
+
     /// Makes every change so far durable (useful under `Buffered`).
     ///
     /// # Errors
@@ -509,10 +616,6 @@ impl Spool {
     /// `STORAGE` if the final flush fails.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
-    }
-
-    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
-        self.inner.cfg.clock.clone()
     }
 
     pub(crate) fn claim_with_epoch(&self, req: &ClaimRequest) -> Result<(Vec<Claimed>, u64)> {

@@ -29,16 +29,25 @@ pub struct JobError {
 impl JobError {
     /// A failure worth retrying with the job's backoff.
     pub fn retry(message: impl Into<String>) -> Self {
-        JobError { message: message.into(), retry: Retry::Backoff }
+        JobError {
+            message: message.into(),
+            retry: Retry::Backoff,
+        }
     }
     /// A failure to retry after exactly `after`.
     pub fn retry_after(message: impl Into<String>, after: Duration) -> Self {
         let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-        JobError { message: message.into(), retry: Retry::After(ms) }
+        JobError {
+            message: message.into(),
+            retry: Retry::After(ms),
+        }
     }
     /// A permanent failure: the job becomes `failed` and is not retried.
     pub fn permanent(message: impl Into<String>) -> Self {
-        JobError { message: message.into(), retry: Retry::Never }
+        JobError {
+            message: message.into(),
+            retry: Retry::Never,
+        }
     }
     /// The error text stored as `lastError`.
     #[must_use]
@@ -210,19 +219,31 @@ impl WorkerPoolBuilder {
         let mut threads = Vec::new();
         for i in 0..self.concurrency {
             let (s, rx, done) = (shared.clone(), job_rx.clone(), done_tx.clone());
-            threads.push(spawn(&format!("jobspool-worker-{i}"), move || worker_loop(&s, &rx, &done))?);
+            threads.push(spawn(&format!("jobspool-worker-{i}"), move || {
+                worker_loop(&s, &rx, &done)
+            })?);
         }
         let s = shared.clone();
-        let dispatcher = spawn("jobspool-dispatch", move || dispatch_loop(&s, &job_tx, &done_rx))?;
+        let dispatcher = spawn("jobspool-dispatch", move || {
+            dispatch_loop(&s, &job_tx, &done_rx)
+        })?;
         let (sup_stop, sup_rx) = bounded::<()>(1);
         let s = shared.clone();
         let supervisor = spawn("jobspool-supervisor", move || supervise_loop(&s, &sup_rx))?;
-        Ok(WorkerPool { shared, threads, dispatcher: Some(dispatcher), supervisor: Some((sup_stop, supervisor)) })
+        Ok(WorkerPool {
+            shared,
+            threads,
+            dispatcher: Some(dispatcher),
+            supervisor: Some((sup_stop, supervisor)),
+        })
     }
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| Error::storage("starting a pool thread", e))
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| Error::storage("starting a pool thread", e))
 }
 
 #[derive(Default)]
@@ -280,11 +301,18 @@ impl PoolShared {
             let running = slots.values().filter(|s| s.queue == *q).count();
             let room = limit.saturating_sub(running).min(free);
             if room > 0 {
-                reqs.push(ClaimRequest { queues: vec![q.clone()], max: room, ..base.clone() });
+                reqs.push(ClaimRequest {
+                    queues: vec![q.clone()],
+                    max: room,
+                    ..base.clone()
+                });
             }
         }
         // Unlimited queues: everything served except the limited ones.
-        reqs.push(ClaimRequest { exclude_queues: limited, ..base });
+        reqs.push(ClaimRequest {
+            exclude_queues: limited,
+            ..base
+        });
         reqs
     }
 }
@@ -348,11 +376,22 @@ fn worker_loop(s: &PoolShared, jobs: &Receiver<Claimed>, done: &Sender<()>) {
 fn run_one(s: &PoolShared, claimed: Claimed) {
     let Claimed { job, token } = claimed;
     let id = job.id;
-    let Some((cancel, progress)) = s.slots.lock().get(&id).map(|sl| (sl.cancel.clone(), sl.progress.clone())) else {
+    let Some((cancel, progress)) = s
+        .slots
+        .lock()
+        .get(&id)
+        .map(|sl| (sl.cancel.clone(), sl.progress.clone()))
+    else {
         return;
     };
-    let Some(handler) = s.handlers.get(&job.kind).cloned() else { return };
-    let ctx = JobContext { job, cancel, progress };
+    let Some(handler) = s.handlers.get(&job.kind).cloned() else {
+        return;
+    };
+    let ctx = JobContext {
+        job,
+        cancel,
+        progress,
+    };
     let outcome = catch_unwind(AssertUnwindSafe(|| handler(&ctx)));
     // The slot goes when the outcome is recorded; a timed-out or released slot is gone
     // already and its late outcome is discarded (the token is stale by then).
@@ -377,7 +416,14 @@ fn run_one(s: &PoolShared, claimed: Claimed) {
                     .map(|m| (*m).to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic".into());
-                s.spool.fail(id, token, format!("handler panicked: {msg}"), Retry::Backoff).map(|_| ())
+                s.spool
+                    .fail(
+                        id,
+                        token,
+                        format!("handler panicked: {msg}"),
+                        Retry::Backoff,
+                    )
+                    .map(|_| ())
             }
         };
         if let Err(Error::PayloadTooLarge { size, limit, .. }) = res {
@@ -421,7 +467,9 @@ fn supervise_loop(s: &PoolShared, stop: &Receiver<()>) {
             if let Some(sl) = slot {
                 sl.cancel.store(true, Ordering::Release);
                 s.stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                let _ = s.spool.fail(id, token, format!("timed out after {t} ms"), Retry::Backoff);
+                let _ = s
+                    .spool
+                    .fail(id, token, format!("timed out after {t} ms"), Retry::Backoff);
             }
         }
         for (id, token) in extends {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use jobspool::{Error, JobId, JobStatus, ListQuery, NewJob, Spool};
+use jobspool::{Error, JobId, JobStatus, ListQuery, NewJob, NewSchedule, Spool};
 use serde_json::json;
 
 use output::Out;
@@ -71,6 +71,11 @@ enum Command {
         /// Keep printing new events as they happen.
         #[arg(long)]
         follow: bool,
+    },
+    /// Cron schedules.
+    Schedule {
+        #[command(subcommand)]
+        cmd: ScheduleCmd,
     },
     /// Dead-letter operations (dead_letter and failed jobs).
     Dead {
@@ -134,6 +139,60 @@ enum DeadCmd {
         /// With --all: only this type.
         #[arg(long = "type", requires = "all")]
         kind: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ScheduleCmd {
+    /// Create a schedule (5-field crontab, 6 fields with seconds, or @daily-style).
+    Create {
+        /// Unique name.
+        #[arg(long)]
+        name: String,
+        /// The cron expression.
+        #[arg(long)]
+        cron: String,
+        /// Type of the jobs it enqueues.
+        #[arg(long)]
+        job_type: String,
+        /// IANA time zone (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Payload of the jobs: inline JSON, `-` for stdin, or `@FILE`.
+        #[arg(long, allow_hyphen_values = true)]
+        payload: Option<String>,
+        /// maxRetries of the jobs.
+        #[arg(long, allow_negative_numbers = true)]
+        max_retries: Option<i64>,
+        /// Queue of the jobs.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+        /// Create it disabled.
+        #[arg(long)]
+        disabled: bool,
+        /// Replace a schedule of the same name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Enable or disable a schedule.
+    Toggle {
+        /// The schedule's name.
+        #[arg(long)]
+        name: String,
+        /// true or false.
+        #[arg(long, action = clap::ArgAction::Set)]
+        enabled: bool,
+    },
+    /// List every schedule.
+    List,
+    /// Delete a schedule.
+    Delete {
+        /// The schedule's name.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -225,7 +284,10 @@ fn db_path(cli: &Cli) -> Result<PathBuf, Error> {
 /// One-shot commands open the database (running crash recovery), work, and close; no
 /// maintenance thread runs in them.
 fn open(cli: &Cli) -> Result<Spool, Error> {
-    Spool::builder().maintenance(false).open(db_path(cli)?)
+    Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(db_path(cli)?)
 }
 
 fn parse_id(s: &str) -> Result<JobId, Error> {
@@ -293,6 +355,53 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             events(&spool, *since, *follow, out)?;
             spool.close()
         }
+        Command::Schedule { cmd } => {
+            let spool = open(&cli)?;
+            match cmd {
+                ScheduleCmd::Create {
+                    name,
+                    cron,
+                    job_type,
+                    timezone,
+                    payload,
+                    max_retries,
+                    queue,
+                    description,
+                    disabled,
+                    replace,
+                } => {
+                    let mut s = NewSchedule::new(name.clone(), cron.clone(), job_type.clone());
+                    s.timezone = timezone.clone();
+                    s.payload = read_payload(payload.as_deref())?;
+                    s.max_attempts = max_retries
+                        .map(|n| {
+                            u32::try_from(n).map_err(|_| {
+                                Error::InvalidArgument(format!(
+                                    "--max-retries {n} is out of range; it must be at least 1"
+                                ))
+                            })
+                        })
+                        .transpose()?;
+                    s.queue = queue.clone();
+                    s.description = description.clone();
+                    s.enabled = Some(!disabled);
+                    s.replace = *replace;
+                    out.schedule(&spool.create_schedule(s)?);
+                }
+                ScheduleCmd::Toggle { name, enabled } => {
+                    out.schedule(&spool.toggle_schedule(name, *enabled)?);
+                }
+                ScheduleCmd::List => out.schedules(&spool.list_schedules()?),
+                ScheduleCmd::Delete { name } => {
+                    spool.delete_schedule(name)?;
+                    out.value(
+                        &json!({"success": true}),
+                        &format!("deleted schedule {name}"),
+                    );
+                }
+            }
+            spool.close()
+        }
         Command::Dead {
             cmd: DeadCmd::List { queue, kind, limit },
         } => {
@@ -338,13 +447,25 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             out.value(&json!({"pruned": n}), &format!("pruned {n} job(s)"));
             spool.close()
         }
-        Command::Work { handlers, queues, concurrency, lease_secs, grace_secs, stop_when_empty } => {
-            let handlers = handlers.iter().map(|h| work::parse_handler(h)).collect::<Result<Vec<_>, _>>()?;
+        Command::Work {
+            handlers,
+            queues,
+            concurrency,
+            lease_secs,
+            grace_secs,
+            stop_when_empty,
+        } => {
+            let handlers = handlers
+                .iter()
+                .map(|h| work::parse_handler(h))
+                .collect::<Result<Vec<_>, _>>()?;
             let positive = |name: &str, v: i64, max: i64| {
                 if (1..=max).contains(&v) {
                     Ok(v as u64)
                 } else {
-                    Err(Error::InvalidArgument(format!("--{name} {v} is out of range 1..={max}")))
+                    Err(Error::InvalidArgument(format!(
+                        "--{name} {v} is out of range 1..={max}"
+                    )))
                 }
             };
             let opts = work::WorkOptions {
@@ -352,7 +473,11 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 queues: queues.clone(),
                 concurrency: positive("concurrency", *concurrency, 4096)? as usize,
                 lease: Duration::from_secs(positive("lease-secs", *lease_secs, 86_400)?),
-                grace: Duration::from_secs(if *grace_secs == 0 { 0 } else { positive("grace-secs", *grace_secs, 86_400)? }),
+                grace: Duration::from_secs(if *grace_secs == 0 {
+                    0
+                } else {
+                    positive("grace-secs", *grace_secs, 86_400)?
+                }),
                 stop_when_empty: *stop_when_empty,
             };
             let spool = Spool::builder().open(db_path(&cli)?)?;

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use jobspool::{json, Error, EventRecord, Job, Stats};
+use jobspool::{json, Error, EventRecord, Job, ScheduledJob, Stats};
 use serde_json::Value;
 
 pub(crate) struct Out {
@@ -115,6 +115,41 @@ impl Out {
             line(&row(name, &q.counts, q.paused));
         }
         line(&row("(all)", &s.total, false));
+    }
+
+    pub fn schedule(&self, s: &ScheduledJob) {
+        if self.json {
+            line(&json::schedule(s).to_string());
+        } else {
+            self.schedules(std::slice::from_ref(s));
+        }
+    }
+
+    pub fn schedules(&self, list: &[ScheduledJob]) {
+        if self.json {
+            line(&json::schedules(list).to_string());
+            return;
+        }
+        if list.is_empty() {
+            line("no schedules");
+            return;
+        }
+        line(&format!(
+            "{:<20} {:<16} {:<16} {:<16} {:<8} {:<25} {}",
+            "NAME", "CRON", "TIMEZONE", "JOB TYPE", "ENABLED", "NEXT RUN", "LAST RUN"
+        ));
+        for s in list {
+            line(&format!(
+                "{:<20} {:<16} {:<16} {:<16} {:<8} {:<25} {}",
+                s.name,
+                s.cron_expression,
+                s.timezone,
+                s.job_type,
+                s.enabled,
+                s.next_run_at.map_or_else(|| "-".into(), json::time),
+                s.last_run_at.map_or_else(|| "-".into(), json::time)
+            ));
+        }
     }
 
     pub fn event(&self, ev: &EventRecord) {

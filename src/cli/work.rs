@@ -30,17 +30,23 @@ pub(crate) struct WorkOptions {
 pub(crate) fn parse_handler(s: &str) -> Result<(String, String), Error> {
     match s.split_once('=') {
         Some((t, c)) if !t.is_empty() && !c.trim().is_empty() => Ok((t.to_owned(), c.to_owned())),
-        _ => Err(Error::InvalidArgument(format!("--handler {s:?} is not of the form TYPE=COMMAND"))),
+        _ => Err(Error::InvalidArgument(format!(
+            "--handler {s:?} is not of the form TYPE=COMMAND"
+        ))),
     }
 }
 
 pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())
-            .map_err(|e| Error::Storage { context: format!("installing a signal handler: {e}"), source: None })?;
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| Error::Storage {
+            context: format!("installing a signal handler: {e}"),
+            source: None,
+        })?;
     }
-    let mut builder = WorkerPool::builder(spool).concurrency(opts.concurrency).lease(opts.lease);
+    let mut builder = WorkerPool::builder(spool)
+        .concurrency(opts.concurrency)
+        .lease(opts.lease);
     if !opts.queues.is_empty() {
         builder = builder.queues(opts.queues.clone());
     }
@@ -63,7 +69,11 @@ pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
     Ok(())
 }
 
-fn reader(mut r: impl Read + Send + 'static, keep: usize, tail: bool) -> JoinHandle<(Vec<u8>, bool)> {
+fn reader(
+    mut r: impl Read + Send + 'static,
+    keep: usize,
+    tail: bool,
+) -> JoinHandle<(Vec<u8>, bool)> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut over = false;
@@ -152,13 +162,23 @@ fn run_command(command: &str, ctx: &JobContext) -> HandlerResult {
     let (stdout, truncated) = out.and_then(|h| h.join().ok()).unwrap_or_default();
     let (stderr, _) = err.and_then(|h| h.join().ok()).unwrap_or_default();
     let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
-    let detail = if stderr.is_empty() { String::new() } else { format!(": {stderr}") };
+    let detail = if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    };
     match status.code() {
         Some(0) if truncated => Err(JobError::permanent(format!(
             "command output is over the {STDOUT_LIMIT}-byte result limit"
         ))),
-        Some(0) => Ok(if stdout.is_empty() { None } else { Some(stdout) }),
-        Some(EXIT_PERMANENT) => Err(JobError::permanent(format!("command exited 65 (permanent){detail}"))),
+        Some(0) => Ok(if stdout.is_empty() {
+            None
+        } else {
+            Some(stdout)
+        }),
+        Some(EXIT_PERMANENT) => Err(JobError::permanent(format!(
+            "command exited 65 (permanent){detail}"
+        ))),
         Some(code) => Err(JobError::retry(format!("command exited {code}{detail}"))),
         None => Err(JobError::retry(format!(
             "command killed by signal {}{detail}",

@@ -14,6 +14,7 @@ use crate::config::Retention;
 use crate::error::Result;
 use crate::event::EventRecord;
 use crate::job::{Job, JobId, JobStatus, NewJob};
+use crate::schedule::{NewSchedule, ScheduledJob};
 
 /// Counts of jobs by status (SPEC.md `jobs.stats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -191,6 +192,14 @@ pub(crate) trait Backend: Send + Sync {
     fn redrive(&self, target: RedriveTarget) -> Result<Vec<Job>>;
     fn prune(&self, retention: &Retention) -> Result<u64>;
     fn set_paused(&self, queue: &str, paused: bool) -> Result<()>;
+    fn create_schedule(&self, s: NewSchedule) -> Result<ScheduledJob>;
+    fn toggle_schedule(&self, name: &str, enabled: bool) -> Result<ScheduledJob>;
+    fn delete_schedule(&self, name: &str) -> Result<()>;
+    fn list_schedules(&self) -> Result<Vec<ScheduledJob>>;
+    /// Fires every enabled schedule that is due: enqueue + advance, one atomic step each.
+    fn fire_due_schedules(&self) -> Result<u64>;
+    /// The earliest `next_run_at` of the enabled schedules, in ms.
+    fn next_schedule_due(&self) -> Result<Option<i64>>;
     fn flush(&self) -> Result<()>;
     fn metrics(&self) -> Metrics;
     fn close(&self) -> Result<()>;

@@ -22,6 +22,7 @@ use crate::config::{Config, Retention};
 use crate::error::{Error, Result};
 use crate::event::EventRecord;
 use crate::job::{Job, JobId, NewJob};
+use crate::schedule::{NewSchedule, ScheduledJob};
 use crate::storage::{
     Backend, ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE,
 };
@@ -219,15 +220,17 @@ fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
             tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
         }
         Some(v) if v.as_ref() == [codec::FORMAT_VERSION] => {}
-        Some(v) => return Err(Error::Corruption {
-            tree: "meta",
-            key: "m/format".into(),
-            detail: format!(
+        Some(v) => {
+            return Err(Error::Corruption {
+                tree: "meta",
+                key: "m/format".into(),
+                detail: format!(
                 "database format {:?}, this build reads format {}; use a matching jobspool version",
                 v.as_ref(),
                 codec::FORMAT_VERSION
             ),
-        }),
+            })
+        }
     }
     for item in tree.scan_prefix([keys::JOB]) {
         let (k, v) = item?;
@@ -456,6 +459,53 @@ impl Backend for SledBackend {
             paused,
         })
         .map(|_| ())
+    }
+
+    fn create_schedule(&self, s: NewSchedule) -> Result<ScheduledJob> {
+        s.validate(self.shared.cfg.payload_limit)?;
+        match self.call(Op::CreateSchedule(s))? {
+            Reply::Schedule(s) => Ok(*s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn toggle_schedule(&self, name: &str, enabled: bool) -> Result<ScheduledJob> {
+        match self.call(Op::ToggleSchedule {
+            name: name.to_owned(),
+            enabled,
+        })? {
+            Reply::Schedule(s) => Ok(*s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn delete_schedule(&self, name: &str) -> Result<()> {
+        self.call(Op::DeleteSchedule(name.to_owned())).map(|_| ())
+    }
+
+    fn list_schedules(&self) -> Result<Vec<ScheduledJob>> {
+        let mut out = Vec::new();
+        for item in self.shared.tree.scan_prefix([keys::SCHEDULE]) {
+            let (k, v) = item?;
+            out.push(codec::decode("schedules", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn fire_due_schedules(&self) -> Result<u64> {
+        match self.call(Op::FireDueSchedules)? {
+            Reply::Count(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn next_schedule_due(&self) -> Result<Option<i64>> {
+        Ok(self
+            .list_schedules()?
+            .iter()
+            .filter(|s| s.enabled)
+            .filter_map(|s| s.next_run_at.map(|t| t.timestamp_millis()))
+            .min())
     }
 
     fn flush(&self) -> Result<()> {

@@ -358,6 +358,7 @@ mod tests {
     fn req() -> ClaimRequest {
         ClaimRequest {
             queues: vec![],
+            exclude_queues: vec![],
             kinds: vec![],
             max: 1,
             lease_ms: 1000,

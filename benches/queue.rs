@@ -1,0 +1,96 @@
+//! Criterion benchmarks of the hot paths: enqueue per durability mode, batch enqueue,
+//! claim + complete. `cargo bench --bench queue`.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use jobspool::{Durability, NewJob, Spool};
+
+fn open(durability: Durability) -> (tempfile::TempDir, Spool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::builder()
+        .durability(durability)
+        .maintenance(false)
+        .open(dir.path().join("db"))
+        .expect("open");
+    (dir, spool)
+}
+
+fn payload() -> Vec<u8> {
+    vec![b'x'; 100]
+}
+
+fn enqueue(c: &mut Criterion) {
+    let mut g = c.benchmark_group("enqueue");
+    g.throughput(Throughput::Elements(1));
+    for (name, d) in [
+        ("immediate", Durability::Immediate),
+        (
+            "buffered",
+            Durability::Buffered {
+                max_delay: Duration::from_millis(10),
+            },
+        ),
+    ] {
+        let (_dir, spool) = open(d);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                spool
+                    .enqueue(NewJob::new("bench", payload()))
+                    .expect("enqueue")
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("enqueue_batch");
+    g.throughput(Throughput::Elements(1000));
+    let (_dir, spool) = open(Durability::Immediate);
+    g.bench_function("immediate_1000", |b| {
+        b.iter_batched(
+            || {
+                (0..1000)
+                    .map(|_| NewJob::new("bench", payload()))
+                    .collect::<Vec<_>>()
+            },
+            |jobs| spool.enqueue_batch(jobs).expect("batch"),
+            BatchSize::SmallInput,
+        );
+    });
+    g.finish();
+}
+
+fn claim_complete(c: &mut Criterion) {
+    let mut g = c.benchmark_group("claim_complete");
+    for batch in [1usize, 100] {
+        g.throughput(Throughput::Elements(batch as u64));
+        let (_dir, spool) = open(Durability::Buffered {
+            max_delay: Duration::from_millis(10),
+        });
+        let req = spool.claim_request(batch);
+        g.bench_function(format!("batch_{batch}"), |b| {
+            b.iter_batched(
+                || {
+                    let jobs = (0..batch)
+                        .map(|_| NewJob::new("bench", payload()))
+                        .collect();
+                    spool.enqueue_batch(jobs).expect("seed");
+                },
+                |()| {
+                    for c in spool.claim(&req).expect("claim") {
+                        spool.complete(c.job.id, c.token, None).expect("complete");
+                    }
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3));
+    targets = enqueue, claim_complete
+}
+criterion_main!(benches);
