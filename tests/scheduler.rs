@@ -1,0 +1,309 @@
+//! Schedules: create/toggle/list/delete, exactly-once firing across restarts, missed ticks,
+//! DST in a real zone, bad input, and the scheduler thread waking for a new schedule.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use jobspool::{Event, ListQuery, ManualClock, NewSchedule, Spool};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn open(dir: &std::path::Path, clock: &ManualClock) -> Spool {
+    Spool::builder()
+        .clock(clock.clone())
+        .maintenance(false)
+        .scheduler(false)
+        .open(dir)
+        .unwrap()
+}
+
+fn jobs_of(spool: &Spool, kind: &str) -> usize {
+    spool
+        .list(&ListQuery {
+            kind: Some(kind.into()),
+            limit: Some(10_000),
+            ..ListQuery::default()
+        })
+        .unwrap()
+        .len()
+}
+
+#[test]
+fn create_list_toggle_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at("2026-11-28T20:00:00Z"));
+    let spool = open(dir.path(), &clock);
+    let s = spool
+        .create_schedule(
+            NewSchedule::new("nightly-report", "0 3 * * *", "report.build")
+                .timezone("Europe/Berlin")
+                .description("daily at 03:00"),
+        )
+        .unwrap();
+    assert!(s.enabled);
+    assert_eq!(s.next_run_at, Some(at("2026-11-29T02:00:00Z")));
+    assert_eq!(s.last_run_at, None);
+    let v = jobspool::json::schedules(&spool.list_schedules().unwrap());
+    let first = &v["schedules"][0];
+    for k in [
+        "id",
+        "name",
+        "cronExpression",
+        "timezone",
+        "jobType",
+        "enabled",
+        "createdAt",
+        "description",
+        "lastRunAt",
+        "nextRunAt",
+    ] {
+        assert!(first.get(k).is_some(), "missing {k} in {first}");
+    }
+    assert_eq!(first["nextRunAt"], "2026-11-29T02:00:00.000Z");
+
+    let off = spool.toggle_schedule("nightly-report", false).unwrap();
+    assert!(!off.enabled);
+    assert_eq!(off.next_run_at, None, "toggling off clears nextRunAt");
+    clock.set(at("2026-11-30T12:00:00Z"));
+    assert_eq!(
+        spool.fire_due_schedules().unwrap(),
+        0,
+        "a disabled schedule does not fire"
+    );
+    let on = spool.toggle_schedule("nightly-report", true).unwrap();
+    assert_eq!(
+        on.next_run_at,
+        Some(at("2026-12-01T02:00:00Z")),
+        "toggling on recomputes from now"
+    );
+
+    assert_eq!(
+        spool
+            .create_schedule(NewSchedule::new("nightly-report", "@daily", "x"))
+            .unwrap_err()
+            .code(),
+        "SCHEDULE_EXISTS"
+    );
+    let replaced = spool
+        .create_schedule(NewSchedule::new("nightly-report", "@daily", "x").replace(true))
+        .unwrap();
+    assert_eq!(replaced.id, s.id, "replace keeps the schedule's id");
+    assert_eq!(replaced.cron_expression, "@daily");
+
+    spool.delete_schedule("nightly-report").unwrap();
+    assert!(spool.list_schedules().unwrap().is_empty());
+    assert_eq!(
+        spool.delete_schedule("nightly-report").unwrap_err().code(),
+        "SCHEDULE_NOT_FOUND"
+    );
+    assert_eq!(
+        spool.toggle_schedule("nope", true).unwrap_err().code(),
+        "SCHEDULE_NOT_FOUND"
+    );
+}
+
+#[test]
+fn bad_input_is_rejected_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at("2026-11-28T20:00:00Z"));
+    let spool = open(dir.path(), &clock);
+    let seq = spool.last_seq();
+    for (s, code) in [
+        (NewSchedule::new("a", "61 * * * *", "t"), "INVALID_CRON"),
+        (NewSchedule::new("a", "* * *", "t"), "INVALID_CRON"),
+        (
+            NewSchedule::new("a", "* * * * * * * *", "t"),
+            "INVALID_CRON",
+        ),
+        (NewSchedule::new("a", "* * * * 9", "t"), "INVALID_CRON"),
+        (
+            NewSchedule::new("a", "0 0 * * *", "t").timezone("Mars/Olympus"),
+            "INVALID_TIMEZONE",
+        ),
+        (NewSchedule::new("", "0 0 * * *", "t"), "INVALID_ARGUMENT"),
+        (NewSchedule::new("a", "0 0 * * *", ""), "INVALID_ARGUMENT"),
+    ] {
+        assert_eq!(
+            spool.create_schedule(s.clone()).unwrap_err().code(),
+            code,
+            "{s:?}"
+        );
+    }
+    let mut zero = NewSchedule::new("a", "0 0 * * *", "t");
+    zero.max_attempts = Some(0);
+    assert_eq!(
+        spool.create_schedule(zero).unwrap_err().code(),
+        "INVALID_ARGUMENT"
+    );
+    assert!(spool.list_schedules().unwrap().is_empty());
+    assert_eq!(spool.last_seq(), seq, "rejected input appends no event");
+}
+
+#[test]
+fn a_tick_fires_once_and_restart_never_fires_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at("2026-11-28T20:00:30Z"));
+    {
+        let spool = open(dir.path(), &clock);
+        spool
+            .create_schedule(
+                NewSchedule::new("every-minute", "* * * * *", "tick")
+                    .payload(br#"{"k":1}"#.to_vec()),
+            )
+            .unwrap();
+        assert_eq!(spool.fire_due_schedules().unwrap(), 0, "not due yet");
+        clock.set(at("2026-11-28T20:01:00Z"));
+        assert_eq!(spool.fire_due_schedules().unwrap(), 1);
+        assert_eq!(
+            spool.fire_due_schedules().unwrap(),
+            0,
+            "the same tick does not fire twice"
+        );
+        assert_eq!(jobs_of(&spool, "tick"), 1);
+        let s = &spool.list_schedules().unwrap()[0];
+        assert_eq!(s.last_run_at, Some(at("2026-11-28T20:01:00Z")));
+        assert_eq!(s.next_run_at, Some(at("2026-11-28T20:02:00Z")));
+        spool.close().unwrap();
+    }
+    // Reopen at the same instant: the tick was recorded with its job, nothing fires.
+    let spool = open(dir.path(), &clock);
+    assert_eq!(spool.fire_due_schedules().unwrap(), 0);
+    assert_eq!(jobs_of(&spool, "tick"), 1);
+    clock.set(at("2026-11-28T20:02:00Z"));
+    assert_eq!(spool.fire_due_schedules().unwrap(), 1);
+    let jobs = spool
+        .list(&ListQuery {
+            kind: Some("tick".into()),
+            ..ListQuery::default()
+        })
+        .unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[0].payload, br#"{"k":1}"#.to_vec());
+
+    // Each firing logged job.enqueued then scheduler.job_triggered naming the job.
+    let events = spool.events_since(0, 1000).unwrap();
+    let triggered: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::SchedulerJobTriggered {
+                schedule_name,
+                job_id,
+                job_type,
+                next_run_at,
+                ..
+            } => Some((
+                schedule_name.clone(),
+                *job_id,
+                job_type.clone(),
+                *next_run_at,
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(triggered.len(), 2);
+    assert_eq!(triggered[1].0, "every-minute");
+    assert_eq!(triggered[1].1, jobs[1].id);
+    assert_eq!(triggered[1].2, "tick");
+    assert_eq!(triggered[1].3, Some(at("2026-11-28T20:03:00Z")));
+}
+
+#[test]
+fn missed_ticks_fire_once_then_continue_from_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at("2026-11-28T20:00:30Z"));
+    {
+        let spool = open(dir.path(), &clock);
+        spool
+            .create_schedule(NewSchedule::new("m", "* * * * *", "tick"))
+            .unwrap();
+        spool.close().unwrap();
+    }
+    // Down for 3 hours: 180 ticks missed.
+    clock.set(at("2026-11-28T23:00:30Z"));
+    let spool = open(dir.path(), &clock);
+    assert_eq!(spool.fire_due_schedules().unwrap(), 1);
+    assert_eq!(spool.fire_due_schedules().unwrap(), 0);
+    assert_eq!(jobs_of(&spool, "tick"), 1, "no pile-up");
+    assert_eq!(
+        spool.list_schedules().unwrap()[0].next_run_at,
+        Some(at("2026-11-28T23:01:00Z"))
+    );
+}
+
+#[test]
+fn dst_in_berlin_fires_once_on_both_change_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at("2026-03-27T12:00:00Z"));
+    let spool = open(dir.path(), &clock);
+    spool
+        .create_schedule(NewSchedule::new("b", "30 2 * * *", "dst").timezone("Europe/Berlin"))
+        .unwrap();
+    // Walk the clock minute by minute across the spring-forward day, firing as we go.
+    let mut fired = Vec::new();
+    let step = |clock: &ManualClock, until: &str, fired: &mut Vec<DateTime<Utc>>| {
+        while clock.now_utc() < at(until) {
+            clock.advance_ms(60_000);
+            if spool.fire_due_schedules().unwrap() > 0 {
+                fired.push(clock.now_utc());
+            }
+        }
+    };
+    step(&clock, "2026-03-30T12:00:00Z", &mut fired);
+    assert_eq!(
+        fired,
+        vec![
+            at("2026-03-28T01:30:00Z"),
+            at("2026-03-29T01:00:00Z"),
+            at("2026-03-30T00:30:00Z")
+        ],
+        "02:30 CET, then 03:00 CEST (first instant after the gap), then 02:30 CEST"
+    );
+    fired.clear();
+    clock.set(at("2026-10-24T12:00:00Z"));
+    spool.toggle_schedule("b", true).unwrap();
+    step(&clock, "2026-10-26T12:00:00Z", &mut fired);
+    assert_eq!(
+        fired,
+        vec![at("2026-10-25T00:30:00Z"), at("2026-10-26T01:30:00Z")],
+        "the repeated 02:30 on the fall-back day fires once"
+    );
+}
+
+trait NowUtc {
+    fn now_utc(&self) -> DateTime<Utc>;
+}
+
+impl NowUtc for ManualClock {
+    fn now_utc(&self) -> DateTime<Utc> {
+        use jobspool::Clock;
+        DateTime::from_timestamp_millis(self.now_ms()).unwrap()
+    }
+}
+
+#[test]
+fn scheduler_thread_wakes_for_a_schedule_due_sooner() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::builder()
+        .maintenance(false)
+        .open(dir.path())
+        .unwrap();
+    // The thread is asleep until this one (a year away, capped at its maximum sleep).
+    spool
+        .create_schedule(NewSchedule::new("far", "0 0 1 1 *", "far"))
+        .unwrap();
+    // Every second: due within a second of now; the thread must wake for it.
+    spool
+        .create_schedule(NewSchedule::new("soon", "* * * * * *", "soon"))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while jobs_of(&spool, "soon") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the scheduler thread did not fire the new schedule"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(jobs_of(&spool, "far"), 0);
+}
