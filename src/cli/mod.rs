@@ -1,5 +1,6 @@
 //! Argument parsing, dispatch, and output (human or `--json`).
 
+mod bench;
 mod output;
 mod work;
 
@@ -104,6 +105,31 @@ enum Command {
         /// Exit once nothing this worker could claim is pending or running.
         #[arg(long)]
         stop_when_empty: bool,
+    },
+    /// Run a standard workload and print throughput and latency, with the machine's raw
+    /// fdatasync and sled insert rates measured in the same run.
+    Bench {
+        /// burn-down (enqueue N, then drain), steady (producers and workers at once), enqueue.
+        #[arg(long, default_value = "burn-down")]
+        mode: String,
+        /// Number of jobs.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+        /// Producer threads (steady, enqueue).
+        #[arg(long, default_value_t = 1)]
+        producers: u64,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        workers: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 100)]
+        payload_bytes: usize,
+        /// immediate or buffered (10 ms).
+        #[arg(long, default_value = "immediate")]
+        durability: String,
+        /// Total enqueue rate in jobs/s for steady mode (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<u64>,
     },
     /// Pause or resume a queue.
     Queue {
@@ -483,6 +509,19 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             let spool = Spool::builder().open(db_path(&cli)?)?;
             work::run(&spool, opts)?;
             spool.close()
+        }
+        Command::Bench { mode, jobs, producers, workers, payload_bytes, durability, rate } => {
+            bench::run(&bench::BenchOptions {
+                db: cli.db.clone(),
+                mode: mode.clone(),
+                jobs: *jobs,
+                producers: *producers,
+                workers: *workers,
+                payload_bytes: *payload_bytes,
+                durability: durability.clone(),
+                rate: *rate,
+                json: cli.json,
+            })
         }
         Command::Queue { cmd } => {
             let spool = open(&cli)?;

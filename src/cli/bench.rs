@@ -1,0 +1,318 @@
+//! `jobspool bench`: a standard workload with the machine's own limits measured in the same
+//! run (raw fdatasync rate, raw sled insert rate), so results read as ratios to them.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jobspool::{Durability, Error, NewJob, Spool, WorkerPool};
+use parking_lot::Mutex;
+use serde_json::json;
+
+pub(crate) struct BenchOptions {
+    pub db: Option<PathBuf>,
+    pub mode: String,
+    pub jobs: u64,
+    pub producers: u64,
+    pub workers: u64,
+    pub payload_bytes: usize,
+    pub durability: String,
+    pub rate: Option<u64>,
+    pub json: bool,
+}
+
+fn io_err(what: &str, e: std::io::Error) -> Error {
+    Error::Storage { context: format!("{what}: {e}"), source: None }
+}
+
+/// 4 KiB appends + fdatasync on a growing file, for at least `min` (SPEC.md section 6).
+fn fsync_rate(dir: &Path, min: Duration) -> Result<f64, Error> {
+    let path = dir.join("fsync-probe");
+    let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io_err("fsync probe", e))?;
+    let block = [0x5au8; 4096];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < min {
+        f.write_all(&block).map_err(|e| io_err("fsync probe", e))?;
+        f.sync_data().map_err(|e| io_err("fsync probe", e))?;
+        n += 1;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    Ok(rate)
+}
+
+/// Single-threaded buffered sled inserts of `record` bytes, for at least `min`.
+fn sled_rate(dir: &Path, record: usize, min: Duration) -> Result<f64, Error> {
+    let path = dir.join("sled-probe");
+    let db = sled::Config::new()
+        .path(&path)
+        .cache_capacity(64 * 1024 * 1024)
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| Error::Storage { context: format!("sled probe: {e}"), source: None })?;
+    let value = vec![0x42u8; record];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < min {
+        for _ in 0..1000 {
+            let key = n.to_be_bytes();
+            db.insert(key, &value[..]).map_err(|e| Error::Storage { context: format!("sled probe: {e}"), source: None })?;
+            n += 1;
+        }
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drop(db);
+    let _ = std::fs::remove_dir_all(&path);
+    Ok(rate)
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0))
+}
+
+/// Payload: the enqueue time in microseconds, then filler up to `size`.
+fn payload(size: usize) -> Vec<u8> {
+    let mut p = now_us().to_be_bytes().to_vec();
+    p.resize(size.max(8), b'x');
+    p
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn progress(total: u64, json: bool, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_message(what.to_owned());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:>10} {bar:40} {pos}/{len} {per_sec}") {
+        pb.set_style(style);
+    }
+    pb
+}
+
+struct Run {
+    enqueue_per_sec: f64,
+    processed_per_sec: f64,
+    latencies_us: Vec<u64>,
+}
+
+pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
+    let durability = match opts.durability.as_str() {
+        "immediate" => Durability::Immediate,
+        "buffered" => Durability::Buffered { max_delay: Duration::from_millis(10) },
+        other => return Err(Error::InvalidArgument(format!("--durability {other:?}: use immediate or buffered"))),
+    };
+    if !matches!(opts.mode.as_str(), "burn-down" | "steady" | "enqueue") {
+        return Err(Error::InvalidArgument(format!("--mode {:?}: use burn-down, steady or enqueue", opts.mode)));
+    }
+    if opts.jobs == 0 || opts.producers == 0 || opts.workers == 0 || opts.payload_bytes > 1024 * 1024 {
+        return Err(Error::InvalidArgument("--jobs, --producers and --workers must be positive; --payload-bytes at most 1 MiB".into()));
+    }
+    let (base, owned) = match &opts.db {
+        Some(p) => (p.clone(), false),
+        None => (PathBuf::from(format!("jobspool-bench-{}", std::process::id())), true),
+    };
+    std::fs::create_dir_all(&base).map_err(|e| io_err("creating the bench directory", e))?;
+    let db_path = base.join("db");
+    let fsync = fsync_rate(&base, Duration::from_secs(1))?;
+    let sled_ips = sled_rate(&base, opts.payload_bytes + 160, Duration::from_secs(1))?;
+    let spool = Spool::builder().durability(durability).maintenance(false).scheduler(false).open(&db_path)?;
+    let result = match opts.mode.as_str() {
+        "burn-down" => burn_down(&spool, opts),
+        "steady" => steady(&spool, opts),
+        _ => enqueue_only(&spool, opts),
+    };
+    let db_bytes = dir_bytes(&db_path);
+    let metrics = spool.metrics();
+    spool.close()?;
+    if owned {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+    let mut r = result?;
+    r.latencies_us.sort_unstable();
+    let (p50, p99) = (percentile(&r.latencies_us, 0.5), percentile(&r.latencies_us, 0.99));
+    let out = json!({
+        "mode": opts.mode,
+        "jobs": opts.jobs,
+        "durability": opts.durability,
+        "producers": opts.producers,
+        "workers": opts.workers,
+        "payloadBytes": opts.payload_bytes,
+        "enqueuePerSec": r.enqueue_per_sec.round(),
+        "processedPerSec": r.processed_per_sec.round(),
+        "latencyP50Ms": p50,
+        "latencyP99Ms": p99,
+        "fsyncPerSec": fsync.round(),
+        "sledInsertPerSec": sled_ips.round(),
+        "enqueueVsFsync": (r.enqueue_per_sec / fsync * 100.0).round() / 100.0,
+        "processedVsSledInsert": (r.processed_per_sec / sled_ips * 100.0).round() / 100.0,
+        "fsyncs": metrics.fsyncs,
+        "writerGroups": metrics.groups,
+        "dbBytes": db_bytes,
+        "peakRssBytes": peak_rss(),
+    });
+    if opts.json {
+        println!("{out}");
+    } else {
+        println!("mode {} | {} jobs | durability {} | producers {} | workers {} | payload {} B", opts.mode, opts.jobs, opts.durability, opts.producers, opts.workers, opts.payload_bytes);
+        println!("  machine: fdatasync {:.0}/s, sled insert {:.0}/s", fsync, sled_ips);
+        if r.enqueue_per_sec > 0.0 {
+            println!("  enqueue:   {:>10.0} jobs/s  ({:.2}x fsync rate)", r.enqueue_per_sec, r.enqueue_per_sec / fsync);
+        }
+        if r.processed_per_sec > 0.0 {
+            println!("  processed: {:>10.0} jobs/s  ({:.2}x sled insert rate)", r.processed_per_sec, r.processed_per_sec / sled_ips);
+        }
+        if !r.latencies_us.is_empty() {
+            println!("  latency:   p50 {p50:.3} ms, p99 {p99:.3} ms");
+        }
+        println!("  fsyncs {} in {} writer groups; db {} bytes; peak RSS {} bytes", metrics.fsyncs, metrics.groups, db_bytes, peak_rss());
+    }
+    Ok(())
+}
+
+fn batch_enqueue(spool: &Spool, opts: &BenchOptions) -> Result<f64, Error> {
+    let pb = progress(opts.jobs, opts.json, "enqueue");
+    let start = Instant::now();
+    let mut left = opts.jobs;
+    while left > 0 {
+        let n = left.min(1000);
+        let jobs = (0..n).map(|_| NewJob::new("bench", payload(opts.payload_bytes))).collect();
+        spool.enqueue_batch(jobs)?;
+        left -= n;
+        pb.inc(n);
+    }
+    pb.finish_and_clear();
+    Ok(opts.jobs as f64 / start.elapsed().as_secs_f64())
+}
+
+fn pool(spool: &Spool, opts: &BenchOptions, lat: Option<Arc<Mutex<Vec<u64>>>>, done: Arc<AtomicU64>) -> Result<WorkerPool, Error> {
+    WorkerPool::builder(spool)
+        .concurrency(usize::try_from(opts.workers).unwrap_or(1))
+        .handler("bench", move |ctx| {
+            if let Some(lat) = &lat {
+                let sent = ctx.payload().get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+                lat.lock().push(now_us().saturating_sub(sent));
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+            Ok(None)
+        })
+        .start()
+}
+
+fn wait_completed(spool: &Spool, n: u64, pb: &indicatif::ProgressBar) -> Result<(), Error> {
+    loop {
+        let c = spool.stats()?.total.completed;
+        pb.set_position(c);
+        if c >= n {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn burn_down(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
+    let enqueue_per_sec = batch_enqueue(spool, opts)?;
+    let pb = progress(opts.jobs, opts.json, "burn-down");
+    let start = Instant::now();
+    let p = pool(spool, opts, None, Arc::new(AtomicU64::new(0)))?;
+    wait_completed(spool, opts.jobs, &pb)?;
+    let processed_per_sec = opts.jobs as f64 / start.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    p.shutdown(Duration::from_secs(5));
+    Ok(Run { enqueue_per_sec, processed_per_sec, latencies_us: Vec::new() })
+}
+
+/// Producers enqueue one job at a time (at `rate` jobs/s in total if given) while the
+/// workers run; latency is enqueue call to handler start.
+fn steady(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(usize::try_from(opts.jobs).unwrap_or(0))));
+    let p = pool(spool, opts, Some(lat.clone()), Arc::new(AtomicU64::new(0)))?;
+    let pb = progress(opts.jobs, opts.json, "steady");
+    let start = Instant::now();
+    let enq = producers(spool, opts, true)?;
+    wait_completed(spool, opts.jobs, &pb)?;
+    let processed_per_sec = opts.jobs as f64 / start.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    p.shutdown(Duration::from_secs(5));
+    let latencies_us = std::mem::take(&mut *lat.lock());
+    Ok(Run { enqueue_per_sec: enq.0, processed_per_sec, latencies_us })
+}
+
+fn enqueue_only(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
+    let (enqueue_per_sec, latencies_us) = producers(spool, opts, false)?;
+    Ok(Run { enqueue_per_sec, processed_per_sec: 0.0, latencies_us })
+}
+
+/// Runs the producers; returns the enqueue rate and (when not `paced_only`) per-call latencies.
+fn producers(spool: &Spool, opts: &BenchOptions, steady: bool) -> Result<(f64, Vec<u64>), Error> {
+    let per = opts.jobs / opts.producers;
+    let extra = opts.jobs % opts.producers;
+    let interval = opts.rate.map(|r| Duration::from_secs_f64(opts.producers as f64 / r.max(1) as f64));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..opts.producers)
+        .map(|i| {
+            let spool = spool.clone();
+            let n = per + u64::from(i < extra);
+            let size = opts.payload_bytes;
+            std::thread::spawn(move || -> Result<Vec<u64>, Error> {
+                let mut lat = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+                let t0 = Instant::now();
+                for k in 0..n {
+                    if let Some(iv) = interval {
+                        let due = t0 + iv.mul_f64(k as f64);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                    let s = Instant::now();
+                    spool.enqueue(NewJob::new("bench", payload(size)))?;
+                    if !steady {
+                        lat.push(u64::try_from(s.elapsed().as_micros()).unwrap_or(u64::MAX));
+                    }
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        let lat = h.join().map_err(|_| Error::Storage { context: "a producer thread panicked".into(), source: None })??;
+        all.extend(lat);
+    }
+    Ok((opts.jobs as f64 / start.elapsed().as_secs_f64(), all))
+}
