@@ -1,0 +1,223 @@
+//! Helpers shared by the integration tests. Each test crate uses a subset, hence the
+//! `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use jobspool::{
+    Error, EventRecord, Job, JobId, JobStatus, ListQuery, ManualClock, Spool, Stats, MAX_PAGE,
+};
+
+/// A fixed start time for manual clocks: 2026-11-28T20:00:00.000Z.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 20, 0, 0).unwrap()
+}
+
+/// A temporary directory on the same disk as the target dir (so fsync is a real fsync,
+/// not a tmpfs no-op).
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("jobspool-test-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("creating a temp dir")
+}
+
+/// The database path inside a temp dir.
+pub fn db_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("db")
+}
+
+/// A spool on `path` with a manual clock and no maintenance thread (so nothing happens in
+/// the background).
+pub fn open_manual(path: &Path, clock: &ManualClock) -> Spool {
+    Spool::builder()
+        .clock(clock.clone())
+        .maintenance(false)
+        .open(path)
+        .expect("opening the spool")
+}
+
+/// A fresh temp dir, a manual clock at [`t0`] and a spool on it.
+pub fn fresh() -> (tempfile::TempDir, ManualClock, Spool) {
+    let dir = tempdir();
+    let clock = ManualClock::new(t0());
+    let spool = open_manual(&db_path(&dir), &clock);
+    (dir, clock, spool)
+}
+
+/// Every event in the log, from seq 1.
+pub fn all_events(spool: &Spool) -> Vec<EventRecord> {
+    let mut out = Vec::new();
+    loop {
+        let last = out.last().map_or(0, |e: &EventRecord| e.seq);
+        let page = spool.events_since(last, 1000).expect("reading events");
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// Every job matching `query` (its `after` and `limit` are used for paging).
+pub fn all_jobs(spool: &Spool, query: &ListQuery) -> Vec<Job> {
+    let mut out: Vec<Job> = Vec::new();
+    let mut q = query.clone();
+    q.limit = Some(q.limit.unwrap_or(MAX_PAGE));
+    loop {
+        let page = spool.list(&q).expect("listing jobs");
+        let Some(last) = page.last() else {
+            return out;
+        };
+        q.after = Some(last.id);
+        out.extend(page);
+    }
+}
+
+/// Asserts that event seqs are exactly 1..=n.
+pub fn assert_contiguous_from_one(events: &[EventRecord]) {
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(
+            e.seq,
+            i as u64 + 1,
+            "event seqs must start at 1 and have no gaps; got {:?}",
+            events.iter().map(|e| e.seq).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// The code of an error result, panicking on success.
+pub fn code_of<T: std::fmt::Debug>(r: Result<T, Error>) -> &'static str {
+    match r {
+        Ok(v) => panic!("expected an error, got Ok({v:?})"),
+        Err(e) => e.code(),
+    }
+}
+
+/// Everything observable about a spool's content, to check that a rejected call changed
+/// nothing.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub stats: Stats,
+    pub last_seq: u64,
+    pub events: Vec<EventRecord>,
+    pub jobs: Vec<Job>,
+}
+
+pub fn snapshot(spool: &Spool) -> Snapshot {
+    Snapshot {
+        stats: spool.stats().expect("stats"),
+        last_seq: spool.last_seq(),
+        events: all_events(spool),
+        jobs: all_jobs(spool, &ListQuery::default()),
+    }
+}
+
+/// `sled::open` of a jobspool database directory, retrying while the previous owner's lock
+/// is being released (sled releases it asynchronously after a drop).
+pub fn raw_sled(path: &Path) -> sled::Db {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .segment_size(8 * 1024 * 1024)
+            .open()
+        {
+            Ok(db) => return db,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("raw sled open of {} failed: {e}", path.display()),
+        }
+    }
+}
+
+/// The sled key of a job record: `b'j'` + the 16 UUID bytes.
+pub fn job_key(id: JobId) -> Vec<u8> {
+    let mut k = vec![b'j'];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Pending count across statuses of `stats`, as a quick sum.
+pub fn total_jobs(stats: &Stats) -> u64 {
+    JobStatus::ALL.iter().map(|s| stats.total.of(*s)).sum()
+}
+
+/// A small deterministic PRNG (xorshift64*), seeded from the time unless given.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+    pub fn from_time() -> (Self, u64) {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            ^ u64::from(std::process::id());
+        (Rng::new(seed), seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+}
+
+/// Name of the env var that puts a test binary in child mode; its value selects the role.
+pub const CHILD_ENV: &str = "JOBSPOOL_TEST_CHILD";
+/// Name of the env var carrying the database path to a child.
+pub const CHILD_DB_ENV: &str = "JOBSPOOL_TEST_CHILD_DB";
+
+/// The child role this process was started in, if any.
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// Re-runs this test binary as a child process running only `test_name`, in child mode
+/// `role`, on database `db`, with stdout piped.
+pub fn spawn_child(test_name: &str, role: &str, db: &Path) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().expect("current_exe"))
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, role)
+        .env(CHILD_DB_ENV, db)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawning the child test process")
+}
+
+/// Prints one tagged line to the real stdout and flushes it (a parent reads it live with
+/// [`heard`]). The test harness may print its own text on the same line first, hence the
+/// tag and the leading newline.
+pub fn say(msg: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\n{TAG}{msg}").expect("writing to stdout");
+    out.flush().expect("flushing stdout");
+}
+
+const TAG: &str = "@@jobspool-test@@ ";
+
+/// The message of a line printed by [`say`], if it is one.
+pub fn heard(line: &str) -> Option<&str> {
+    line.find(TAG).map(|i| &line[i + TAG.len()..])
+}

@@ -1,0 +1,262 @@
+//! Dedupe keys (SPEC sections 4 and 8): a live holder absorbs new enqueues, without events;
+//! batches collapse duplicates; the key frees up when the holder finishes; race-free.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Barrier;
+
+use common::{all_events, all_jobs, fresh, snapshot};
+use jobspool::{JobStatus, ListQuery, NewJob, Retry};
+
+#[test]
+fn dedupe_hit_returns_existing_job_and_emits_no_event() {
+    let (_dir, _clock, spool) = fresh();
+    let first = spool
+        .enqueue(NewJob::new("email.send", b"first".to_vec()).dedupe_key("user-42"))
+        .unwrap();
+    let before = snapshot(&spool);
+
+    let hit = spool
+        .enqueue(
+            NewJob::new("other.type", b"second".to_vec())
+                .dedupe_key("user-42")
+                .priority(9)
+                .queue("elsewhere"),
+        )
+        .unwrap();
+    assert_eq!(hit.id, first.id);
+    assert_eq!(
+        hit, first,
+        "the existing job is returned as stored, payload included"
+    );
+    assert_eq!(hit.payload, b"first".to_vec());
+    assert_eq!(
+        snapshot(&spool),
+        before,
+        "a dedupe hit creates nothing and emits nothing"
+    );
+
+    // Still a hit while the holder is running.
+    let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
+    assert_eq!(c.job.id, first.id);
+    let before = snapshot(&spool);
+    let hit = spool
+        .enqueue(NewJob::new("email.send", b"third".to_vec()).dedupe_key("user-42"))
+        .unwrap();
+    assert_eq!(hit.id, first.id);
+    assert_eq!(hit.status, JobStatus::Running);
+    assert_eq!(snapshot(&spool), before);
+
+    // A different key is not a hit.
+    let other = spool
+        .enqueue(NewJob::new("email.send", Vec::new()).dedupe_key("user-43"))
+        .unwrap();
+    assert_ne!(other.id, first.id);
+}
+
+#[test]
+fn dedupe_hit_through_batch_returns_existing_job() {
+    let (_dir, _clock, spool) = fresh();
+    let held = spool
+        .enqueue(NewJob::new("t", b"held".to_vec()).dedupe_key("k"))
+        .unwrap();
+    let seq = spool.last_seq();
+    let out = spool
+        .enqueue_batch(vec![
+            NewJob::new("t", b"new".to_vec()),
+            NewJob::new("t", b"dup".to_vec()).dedupe_key("k"),
+        ])
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    assert_ne!(out[0].id, held.id);
+    assert_eq!(out[1].id, held.id);
+    assert_eq!(out[1].payload, b"held".to_vec());
+    assert_eq!(
+        spool.last_seq(),
+        seq + 1,
+        "only the new job emits job.enqueued"
+    );
+    assert_eq!(spool.stats().unwrap().total.pending, 2);
+}
+
+#[test]
+fn duplicates_inside_one_batch_collapse_to_the_first() {
+    let (_dir, _clock, spool) = fresh();
+    let out = spool
+        .enqueue_batch(vec![
+            NewJob::new("a", b"A".to_vec()).dedupe_key("k"),
+            NewJob::new("b", b"B".to_vec()).dedupe_key("k"),
+            NewJob::new("c", b"C".to_vec()),
+            NewJob::new("d", b"D".to_vec()).dedupe_key("k2"),
+            NewJob::new("e", b"E".to_vec()).dedupe_key("k"),
+            NewJob::new("f", b"F".to_vec()).dedupe_key("k2"),
+        ])
+        .unwrap();
+    assert_eq!(out.len(), 6, "one result per input, in input order");
+    assert_eq!(out[1].id, out[0].id);
+    assert_eq!(out[4].id, out[0].id);
+    assert_eq!(out[5].id, out[3].id);
+    assert_eq!(out[1].kind, "a");
+    assert_eq!(out[1].payload, b"A".to_vec());
+    assert_eq!(out[5].payload, b"D".to_vec());
+    let distinct: HashSet<_> = out.iter().map(|j| j.id).collect();
+    assert_eq!(distinct.len(), 3);
+
+    let jobs = all_jobs(&spool, &ListQuery::default());
+    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["a", "c", "d"]);
+    assert_eq!(
+        all_events(&spool).len(),
+        3,
+        "one job.enqueued per created job"
+    );
+    assert_eq!(spool.stats().unwrap().total.pending, 3);
+}
+
+#[test]
+fn dedupe_key_is_free_again_after_holder_completes() {
+    let (_dir, _clock, spool) = fresh();
+    let first = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
+        .unwrap();
+    let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
+    spool.complete(first.id, c.token, None).unwrap();
+
+    let second = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
+        .unwrap();
+    assert_ne!(second.id, first.id);
+    assert_eq!(second.status, JobStatus::Pending);
+    assert_eq!(spool.get(first.id).unwrap().status, JobStatus::Completed);
+    // And the new holder now absorbs duplicates.
+    let third = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
+        .unwrap();
+    assert_eq!(third.id, second.id);
+}
+
+#[test]
+fn dedupe_key_is_free_again_after_holder_is_cancelled() {
+    let (_dir, _clock, spool) = fresh();
+    let first = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
+        .unwrap();
+    spool.cancel(first.id).unwrap();
+    let second = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
+        .unwrap();
+    assert_ne!(second.id, first.id);
+    assert_eq!(spool.stats().unwrap().total.pending, 1);
+    assert_eq!(spool.stats().unwrap().total.cancelled, 1);
+}
+
+#[test]
+fn dedupe_key_is_free_again_after_holder_fails_or_is_dead_lettered() {
+    let (_dir, _clock, spool) = fresh();
+    let a = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("perm"))
+        .unwrap();
+    let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
+    spool
+        .fail(a.id, c.token, "bad input", Retry::Never)
+        .unwrap();
+    assert_eq!(spool.get(a.id).unwrap().status, JobStatus::Failed);
+    let a2 = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("perm"))
+        .unwrap();
+    assert_ne!(a2.id, a.id);
+
+    let b = spool
+        .enqueue(
+            NewJob::new("u", Vec::new())
+                .dedupe_key("dead")
+                .max_attempts(1),
+        )
+        .unwrap();
+    let mut req = spool.claim_request(1);
+    req.kinds = vec!["u".into()];
+    let c = spool.claim(&req).unwrap().remove(0);
+    spool.fail(b.id, c.token, "boom", Retry::Backoff).unwrap();
+    assert_eq!(spool.get(b.id).unwrap().status, JobStatus::DeadLetter);
+    let b2 = spool
+        .enqueue(NewJob::new("u", Vec::new()).dedupe_key("dead"))
+        .unwrap();
+    assert_ne!(b2.id, b.id);
+}
+
+#[test]
+fn dedupe_holds_across_reopen() {
+    let (dir, clock, spool) = fresh();
+    let first = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
+        .unwrap();
+    spool.close().unwrap();
+    drop(spool);
+    let spool = common::open_manual(&common::db_path(&dir), &clock);
+    let hit = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
+        .unwrap();
+    assert_eq!(hit.id, first.id);
+    assert_eq!(spool.stats().unwrap().total.pending, 1);
+}
+
+#[test]
+fn concurrent_enqueues_with_the_same_key_create_exactly_one_job() {
+    const THREADS: usize = 8;
+    const ROUNDS: usize = 40;
+    let (_dir, _clock, spool) = fresh();
+    let barrier = Barrier::new(THREADS);
+
+    let per_thread: Vec<Vec<jobspool::JobId>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let spool = spool.clone();
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut ids = Vec::with_capacity(ROUNDS);
+                    for round in 0..ROUNDS {
+                        barrier.wait();
+                        let j = spool
+                            .enqueue(
+                                NewJob::new("race", format!("t{t}").into_bytes())
+                                    .dedupe_key(format!("key-{round}")),
+                            )
+                            .unwrap();
+                        ids.push(j.id);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    for round in 0..ROUNDS {
+        let ids: HashSet<_> = per_thread.iter().map(|v| v[round]).collect();
+        assert_eq!(
+            ids.len(),
+            1,
+            "round {round}: all threads must get the same job id, got {ids:?}"
+        );
+    }
+    let jobs = all_jobs(&spool, &ListQuery::default());
+    assert_eq!(jobs.len(), ROUNDS, "exactly one job per key");
+    let mut per_key: HashMap<String, usize> = HashMap::new();
+    for j in &jobs {
+        *per_key.entry(j.dedupe_key.clone().unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_key.len(), ROUNDS);
+    assert!(per_key.values().all(|n| *n == 1), "{per_key:?}");
+    let s = spool.stats().unwrap();
+    assert_eq!(s.total.pending, ROUNDS as u64);
+    assert_eq!(all_events(&spool).len(), ROUNDS, "one job.enqueued per key");
+    // The job each thread got is the one that exists.
+    for (round, id) in per_thread[0].iter().enumerate() {
+        let j = spool.get(*id).unwrap();
+        assert_eq!(
+            j.dedupe_key.as_deref(),
+            Some(format!("key-{round}").as_str())
+        );
+    }
+}

@@ -1,0 +1,516 @@
+//! Durability (SPEC sections 1 and 8): group commit under `Immediate`, `Buffered` with
+//! `flush`, reopen keeps everything, the exclusive lock, close + reopen in one process, and
+//! large payloads.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use common::{all_events, all_jobs, assert_contiguous_from_one, code_of, db_path, tempdir, Rng};
+use jobspool::{Durability, JobId, JobStatus, ListQuery, NewJob, Spool};
+
+fn open_plain(path: &std::path::Path, d: Durability) -> Spool {
+    Spool::builder()
+        .durability(d)
+        .maintenance(false)
+        .open(path)
+        .unwrap()
+}
+
+#[test]
+fn group_commit_shares_fsyncs_across_sixteen_threads() {
+    const THREADS: usize = 16;
+    const PER_THREAD: usize = 50;
+    let dir = tempdir();
+    let spool = open_plain(&db_path(&dir), Durability::Immediate);
+    assert_eq!(spool.durability(), Durability::Immediate);
+    let before = spool.metrics();
+    let barrier = Barrier::new(THREADS);
+
+    let acked: Vec<JobId> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let spool = spool.clone();
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    (0..PER_THREAD)
+                        .map(|i| {
+                            spool
+                                .enqueue(NewJob::new("gc", format!("{t}-{i}").into_bytes()))
+                                .unwrap()
+                                .id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let ops = (THREADS * PER_THREAD) as u64;
+    assert_eq!(acked.len() as u64, ops);
+    let unique: HashSet<JobId> = acked.iter().copied().collect();
+    assert_eq!(unique.len() as u64, ops, "every enqueue got its own id");
+
+    let m = spool.metrics();
+    let fsyncs = m.fsyncs - before.fsyncs;
+    let groups = m.groups - before.groups;
+    assert_eq!(m.ops - before.ops, ops, "every enqueue is one writer op");
+    assert!(fsyncs >= 1, "Immediate must fsync");
+    assert!(
+        fsyncs < ops,
+        "group commit: {ops} concurrent enqueues must share fsyncs, got {fsyncs} fsyncs \
+         ({groups} groups)"
+    );
+    assert!(groups <= ops);
+
+    for id in &acked {
+        assert_eq!(spool.get(*id).unwrap().status, JobStatus::Pending);
+    }
+    assert_eq!(spool.stats().unwrap().total.pending, ops);
+
+    // And after a reopen.
+    spool.close().unwrap();
+    drop(spool);
+    let spool = open_plain(&db_path(&dir), Durability::Immediate);
+    let listed: HashSet<JobId> = all_jobs(&spool, &ListQuery::default())
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed, unique);
+    assert_eq!(spool.stats().unwrap().total.pending, ops);
+}
+
+#[test]
+fn immediate_enqueue_is_fsynced_before_it_returns() {
+    let dir = tempdir();
+    let spool = open_plain(&db_path(&dir), Durability::Immediate);
+    for i in 1..=5u64 {
+        let before = spool.metrics().fsyncs;
+        spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+        let after = spool.metrics().fsyncs;
+        assert!(
+            after > before,
+            "enqueue {i} returned without an fsync ({before} -> {after})"
+        );
+    }
+}
+
+#[test]
+fn batch_enqueue_is_one_fsync() {
+    let dir = tempdir();
+    let spool = open_plain(&db_path(&dir), Durability::Immediate);
+    let before = spool.metrics();
+    let jobs = spool
+        .enqueue_batch((0..200).map(|i| NewJob::new("b", vec![i as u8])).collect())
+        .unwrap();
+    assert_eq!(jobs.len(), 200);
+    let m = spool.metrics();
+    assert_eq!(
+        m.fsyncs - before.fsyncs,
+        1,
+        "a batch commits with one fsync"
+    );
+    assert_eq!(m.groups - before.groups, 1);
+    assert_eq!(m.ops - before.ops, 1);
+}
+
+#[test]
+fn reopen_after_close_keeps_every_job_and_stats() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let spool = open_plain(&path, Durability::Immediate);
+    let mut ids = Vec::new();
+    for i in 0..30u32 {
+        let q = ["a", "b", "c"][i as usize % 3];
+        ids.push(
+            spool
+                .enqueue(NewJob::new("t", i.to_be_bytes().to_vec()).queue(q))
+                .unwrap()
+                .id,
+        );
+    }
+    spool.cancel(ids[0]).unwrap();
+    let c = spool.claim(&spool.claim_request(2)).unwrap();
+    spool.complete(c[0].job.id, c[0].token, None).unwrap();
+    spool
+        .enqueue(NewJob::new("later", Vec::new()).delay(Duration::from_secs(3600)))
+        .unwrap();
+    let stats = spool.stats().unwrap();
+    let jobs = all_jobs(&spool, &ListQuery::default());
+    let events = all_events(&spool);
+    spool.close().unwrap();
+    drop(spool);
+
+    let spool = open_plain(&path, Durability::Immediate);
+    // The job left running is recovered on open (attempt counted, back to pending with a
+    // backoff), so compare everything else exactly and that one by its rules.
+    let running = c[1].job.id;
+    let after = all_jobs(&spool, &ListQuery::default());
+    assert_eq!(after.len(), jobs.len());
+    for (a, b) in jobs.iter().zip(&after) {
+        if a.id == running {
+            assert_eq!(b.status, JobStatus::Pending);
+            assert_eq!(b.attempts, 1);
+        } else {
+            assert_eq!(a, b);
+        }
+    }
+    let s = spool.stats().unwrap();
+    assert_eq!(s.total.pending, stats.total.pending + 1);
+    assert_eq!(s.total.running, 0);
+    assert_eq!(s.total.completed, stats.total.completed);
+    assert_eq!(s.total.cancelled, stats.total.cancelled);
+    assert_eq!(
+        s.total.delayed,
+        stats.total.delayed + 1,
+        "the retry is delayed"
+    );
+    assert_eq!(s.queues.len(), stats.queues.len());
+    let ev = all_events(&spool);
+    assert_eq!(&ev[..events.len()], &events[..]);
+    assert_contiguous_from_one(&ev);
+}
+
+#[test]
+fn buffered_enqueue_defers_fsync_until_flush() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let spool = open_plain(
+        &path,
+        Durability::Buffered {
+            max_delay: Duration::from_secs(3600),
+        },
+    );
+    let before = spool.metrics().fsyncs;
+    let ids: Vec<JobId> = (0..10)
+        .map(|_| spool.enqueue(NewJob::new("t", Vec::new())).unwrap().id)
+        .collect();
+    assert_eq!(
+        spool.metrics().fsyncs,
+        before,
+        "Buffered returns without an fsync"
+    );
+    assert_eq!(spool.stats().unwrap().total.pending, 10);
+    spool.flush().unwrap();
+    assert!(spool.metrics().fsyncs > before, "flush fsyncs");
+    spool.close().unwrap();
+    drop(spool);
+    let spool = open_plain(&path, Durability::Immediate);
+    for id in ids {
+        assert_eq!(spool.get(id).unwrap().status, JobStatus::Pending);
+    }
+}
+
+#[test]
+fn buffered_changes_are_fsynced_within_max_delay_without_flush() {
+    let dir = tempdir();
+    let spool = open_plain(
+        &db_path(&dir),
+        Durability::Buffered {
+            max_delay: Duration::from_millis(50),
+        },
+    );
+    let before = spool.metrics().fsyncs;
+    spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    // The writer's own timer does the fsync; wait for it with a generous bound.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while spool.metrics().fsyncs == before {
+        assert!(
+            Instant::now() < deadline,
+            "no fsync within 20 s under Buffered {{ max_delay: 50ms }}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+const FLUSH_CHILD: &str = "buffered_flush_makes_changes_survive_sigkill";
+
+#[test]
+fn buffered_flush_makes_changes_survive_sigkill() {
+    if common::child_role().as_deref() == Some("buffered-flush") {
+        // Child: enqueue under a long Buffered window, flush, report, then wait to be killed.
+        let path = std::env::var(common::CHILD_DB_ENV).unwrap();
+        let spool = open_plain(
+            std::path::Path::new(&path),
+            Durability::Buffered {
+                max_delay: Duration::from_secs(3600),
+            },
+        );
+        let ids: Vec<JobId> = (0..25)
+            .map(|i| {
+                spool
+                    .enqueue(NewJob::new("t", format!("{i}").into_bytes()))
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        spool.flush().unwrap();
+        for id in ids {
+            common::say(&format!("ID {id}"));
+        }
+        common::say("FLUSHED");
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let mut child = common::spawn_child(FLUSH_CHILD, "buffered-flush", &path);
+    let stdout = child.stdout.take().unwrap();
+    let mut ids = Vec::new();
+    let mut flushed = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let Some(msg) = common::heard(&line) else {
+            continue;
+        };
+        if let Some(id) = msg.strip_prefix("ID ") {
+            ids.push(id.parse::<JobId>().unwrap());
+        } else if msg == "FLUSHED" {
+            flushed = true;
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(flushed, "the child did not report its flush");
+    assert_eq!(ids.len(), 25);
+
+    let spool = open_plain(&path, Durability::Immediate);
+    for (i, id) in ids.iter().enumerate() {
+        let j = spool
+            .get(*id)
+            .unwrap_or_else(|e| panic!("flushed job {id} lost: {e}"));
+        assert_eq!(j.payload, format!("{i}").into_bytes());
+    }
+    assert_eq!(spool.stats().unwrap().total.pending, 25);
+    assert_contiguous_from_one(&all_events(&spool));
+}
+
+#[test]
+fn second_open_in_same_process_fails_with_database_in_use_naming_the_path() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let first = open_plain(&path, Durability::Immediate);
+    let j = first.enqueue(NewJob::new("t", Vec::new())).unwrap();
+
+    let err = Spool::open(&path).unwrap_err();
+    assert_eq!(err.code(), "DATABASE_IN_USE", "{err}");
+    assert_eq!(err.http_status(), 503);
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "the message names the path: {msg}"
+    );
+    assert!(msg.contains("in use"), "{msg}");
+
+    // The first handle is unaffected.
+    first.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    assert_eq!(first.get(j.id).unwrap().status, JobStatus::Pending);
+    assert_eq!(first.stats().unwrap().total.pending, 2);
+}
+
+#[test]
+fn close_then_reopen_in_same_process_works() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    for round in 0..3u64 {
+        let spool = open_plain(&path, Durability::Immediate);
+        assert_eq!(spool.stats().unwrap().total.pending, round);
+        spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+        spool.close().unwrap();
+        // Calls after close fail cleanly.
+        assert_eq!(
+            code_of(spool.enqueue(NewJob::new("t", Vec::new()))),
+            "SHUTTING_DOWN"
+        );
+        spool.close().unwrap(); // closing twice is harmless
+        drop(spool);
+    }
+    // Dropping without close also releases it.
+    let spool = open_plain(&path, Durability::Immediate);
+    spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    drop(spool);
+    let spool = open_plain(&path, Durability::Immediate);
+    assert_eq!(spool.stats().unwrap().total.pending, 4);
+}
+
+#[test]
+#[ignore = "BUG: Spool::close does not release the database while another clone of the handle is alive (sled::Db lives on in the shared backend); reopen fails with DATABASE_IN_USE"]
+fn close_releases_the_database_while_a_clone_is_still_alive() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let spool = open_plain(&path, Durability::Immediate);
+    let clone = spool.clone();
+    let j = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    spool.close().unwrap();
+    assert_eq!(
+        code_of(clone.enqueue(NewJob::new("t", Vec::new()))),
+        "SHUTTING_DOWN",
+        "later calls on any clone fail with SHUTTING_DOWN"
+    );
+    // Spool::close: "Flushes, stops the background threads and releases the database."
+    // SPEC 8: "a close followed by a reopen in the same process works".
+    let reopened = Spool::builder()
+        .maintenance(false)
+        .open(&path)
+        .expect("reopen after close, with the closed handle still in scope");
+    assert_eq!(reopened.get(j.id).unwrap().status, JobStatus::Pending);
+}
+
+#[test]
+#[ignore = "BUG: after Spool::close, get/list/stats/events_since still succeed; the close doc says later calls on any clone fail with SHUTTING_DOWN"]
+fn every_call_after_close_fails_with_shutting_down() {
+    let dir = tempdir();
+    let spool = open_plain(&db_path(&dir), Durability::Immediate);
+    let j = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    let clone = spool.clone();
+    spool.close().unwrap();
+    for s in [&spool, &clone] {
+        assert_eq!(
+            code_of(s.enqueue(NewJob::new("t", Vec::new()))),
+            "SHUTTING_DOWN"
+        );
+        assert_eq!(code_of(s.cancel(j.id)), "SHUTTING_DOWN");
+        assert_eq!(code_of(s.claim(&s.claim_request(1))), "SHUTTING_DOWN");
+        assert_eq!(code_of(s.flush()), "SHUTTING_DOWN");
+        assert_eq!(code_of(s.get(j.id)), "SHUTTING_DOWN", "get after close");
+        assert_eq!(
+            code_of(s.list(&ListQuery::default())),
+            "SHUTTING_DOWN",
+            "list after close"
+        );
+        assert_eq!(code_of(s.stats()), "SHUTTING_DOWN", "stats after close");
+        assert_eq!(
+            code_of(s.events_since(0, 10)),
+            "SHUTTING_DOWN",
+            "events_since after close"
+        );
+    }
+}
+
+#[test]
+fn reopen_recovers_a_job_left_running_on_its_last_attempt_to_dead_letter() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let spool = open_plain(&path, Durability::Immediate);
+    let last = spool
+        .enqueue(NewJob::new("t", Vec::new()).max_attempts(1))
+        .unwrap();
+    let retry = spool
+        .enqueue(NewJob::new("t", Vec::new()).max_attempts(2))
+        .unwrap();
+    assert_eq!(spool.claim(&spool.claim_request(2)).unwrap().len(), 2);
+    let seq = spool.last_seq();
+    spool.close().unwrap();
+    drop(spool);
+
+    let spool = open_plain(&path, Durability::Immediate);
+    let dead = spool.get(last.id).unwrap();
+    assert_eq!(dead.status, JobStatus::DeadLetter);
+    assert_eq!(dead.attempts, 1);
+    assert!(dead.last_error.is_some());
+    let again = spool.get(retry.id).unwrap();
+    assert_eq!(again.status, JobStatus::Pending);
+    assert_eq!(again.attempts, 1, "the lost attempt counts");
+    let s = spool.stats().unwrap();
+    assert_eq!(
+        (s.total.running, s.total.dead_letter, s.total.pending),
+        (0, 1, 1)
+    );
+    let events = spool.events_since(seq, 100).unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.name()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "job.failed").count(), 2);
+    assert!(names.contains(&"job.dead_lettered"), "{names:?}");
+    assert!(names.contains(&"job.retrying"), "{names:?}");
+    assert_contiguous_from_one(&all_events(&spool));
+}
+
+fn big_payload(rng: &mut Rng, len: usize) -> Vec<u8> {
+    rng.bytes(len)
+}
+
+#[test]
+fn payload_near_the_one_mib_limit_round_trips_across_reopen() {
+    const LIMIT: usize = 1024 * 1024;
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let mut rng = Rng::new(0x5eed);
+    let spool = open_plain(&path, Durability::Immediate);
+    let sizes = [LIMIT, LIMIT - 1, LIMIT - 4096, 700 * 1024, LIMIT];
+    let mut stored = Vec::new();
+    for len in sizes {
+        let p = big_payload(&mut rng, len);
+        let j = spool.enqueue(NewJob::new("big", p.clone())).unwrap();
+        assert_eq!(spool.get(j.id).unwrap().payload, p);
+        stored.push((j.id, p));
+    }
+    assert_eq!(
+        code_of(spool.enqueue(NewJob::new("big", vec![0u8; LIMIT + 1]))),
+        "PAYLOAD_TOO_LARGE",
+        "the default limit is 1 MiB"
+    );
+    spool.close().unwrap();
+    drop(spool);
+
+    let spool = open_plain(&path, Durability::Immediate);
+    for (id, p) in &stored {
+        let got = spool.get(*id).unwrap();
+        assert_eq!(got.payload.len(), p.len());
+        assert!(got.payload == *p, "payload of {id} changed across reopen");
+    }
+    // The claim path returns the payload too.
+    let claimed = spool.claim(&spool.claim_request(10)).unwrap();
+    assert_eq!(claimed.len(), stored.len());
+    for c in &claimed {
+        let (_, p) = stored.iter().find(|(id, _)| *id == c.job.id).unwrap();
+        assert!(c.job.payload == *p);
+    }
+}
+
+#[test]
+#[ignore = "BUG: under Immediate, blob files sled writes for pages over 2 MiB (several ~1 MiB payloads in one leaf) are never fsynced: sync_blobs only runs when one value exceeds 1 MiB, which the default payload limit forbids"]
+fn files_sled_writes_for_large_payloads_are_fsynced_under_immediate() {
+    // sled stores any page whose serialized size exceeds segment_size / 4 (2 MiB here) in
+    // a separate file under blobs/, which sled's own flush does not fsync. SPEC 1: the
+    // Immediate guarantee "must be backed by a real fsync/fdatasync of the files it
+    // writes". A leaf page holds up to 16 entries, so a few ~1 MiB payloads with adjacent
+    // keys end up in a blob once sled consolidates the page. Every group under Immediate
+    // that leaves a new blob file behind must have fsynced it: the spool's fsync counter
+    // then grows by more than one per enqueue.
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let mut rng = Rng::new(42);
+    let spool = open_plain(&path, Durability::Immediate);
+    let blobs = path.join("blobs");
+    let count_blobs = || -> usize {
+        std::fs::read_dir(&blobs)
+            .map(|d| d.filter_map(Result::ok).count())
+            .unwrap_or(0)
+    };
+    let mut unsynced_groups = Vec::new();
+    for i in 0..12 {
+        let blobs_before = count_blobs();
+        let f0 = spool.metrics().fsyncs;
+        spool
+            .enqueue(NewJob::new("big", rng.bytes(1024 * 1024 - 64)))
+            .unwrap();
+        let fsyncs = spool.metrics().fsyncs - f0;
+        let blobs_after = count_blobs();
+        if blobs_after > blobs_before && fsyncs < 2 {
+            unsynced_groups.push((i, blobs_before, blobs_after, fsyncs));
+        }
+    }
+    assert!(
+        unsynced_groups.is_empty(),
+        "enqueues that created blob files but made only the data-file fsync \
+         (index, blobs before, after, fsyncs): {unsynced_groups:?}"
+    );
+}
