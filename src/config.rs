@@ -7,10 +7,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::job::Backoff;
 
 /// When a change reaches stable storage (SPEC.md section 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// An operation returns only after its change is fsync'd. Concurrent callers share
     /// fsyncs (group commit). The default.
+    #[default]
     Immediate,
     /// Operations return at once; changes reach stable storage within `max_delay`. A crash
     /// may lose that window, never corrupt the database.
@@ -18,12 +19,6 @@ pub enum Durability {
         /// Longest time a change may wait for its fsync.
         max_delay: Duration,
     },
-}
-
-impl Default for Durability {
-    fn default() -> Self {
-        Durability::Immediate
-    }
 }
 
 /// How long finished jobs and events are kept (SPEC.md section 3 defaults).

@@ -197,7 +197,11 @@ fn enqueue_json_prints_a_job_with_exact_spec_field_names() {
     assert_eq!(j["executions"], json!([]));
 
     // The same job through the library.
-    let spool = Spool::builder().maintenance(false).open(&db).unwrap();
+    let spool = Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(&db)
+        .unwrap();
     let got = spool.get(id.parse().unwrap()).unwrap();
     assert_eq!(got.payload, br#"{"to":"a@b.c"}"#.to_vec());
     assert_eq!(jobspool::json::job(&got), j);
@@ -368,7 +372,11 @@ fn cancel_of_a_completed_job_is_job_not_pending() {
     let dir = tempdir();
     let db = db_path(&dir);
     let id = enqueue(&db, &[])["id"].as_str().unwrap().to_string();
-    let spool = Spool::builder().maintenance(false).open(&db).unwrap();
+    let spool = Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(&db)
+        .unwrap();
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
     spool.complete(c.job.id, c.token, None).unwrap();
     spool.close().unwrap();
@@ -459,7 +467,11 @@ fn payload_dash_reads_stdin() {
     let j2 = json_doc(&o);
     assert_eq!(j2["payload"], json!({"k": [1, 2, 3]}));
 
-    let spool = Spool::builder().maintenance(false).open(&db).unwrap();
+    let spool = Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(&db)
+        .unwrap();
     assert_eq!(spool.get(id.parse().unwrap()).unwrap().payload, raw);
 }
 
@@ -490,7 +502,11 @@ fn payload_at_file_reads_the_file() {
     let exact_arg = format!("@{}", exactly.display());
     enqueue(&db, &["--payload", &exact_arg]);
 
-    let spool = Spool::builder().maintenance(false).open(&db).unwrap();
+    let spool = Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(&db)
+        .unwrap();
     assert!(spool.get(id).unwrap().payload == bytes);
     assert_eq!(spool.stats().unwrap().total.pending, 2);
 }
@@ -688,7 +704,11 @@ fn json_mode_keeps_stdout_pure_json_for_every_command() {
 fn database_held_by_another_process_is_database_in_use() {
     let dir = tempdir();
     let db = db_path(&dir);
-    let spool = Spool::builder().maintenance(false).open(&db).unwrap();
+    let spool = Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(&db)
+        .unwrap();
     let (code, message) = err_json(&db, &["stats"]);
     assert_eq!(code, "DATABASE_IN_USE");
     assert!(

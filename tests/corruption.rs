@@ -13,7 +13,11 @@ use jobspool::{JobId, NewJob, Spool};
 
 /// A database with three jobs, closed; returns the ids.
 fn make_db(path: &Path) -> Vec<JobId> {
-    let spool = Spool::builder().maintenance(false).open(path).unwrap();
+    let spool = Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(path)
+        .unwrap();
     let ids = (0..3)
         .map(|i| {
             spool
@@ -44,7 +48,11 @@ fn overwrite(path: &Path, key: &[u8], f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
 }
 
 fn open_err(path: &Path) -> jobspool::Error {
-    match Spool::builder().maintenance(false).open(path) {
+    match Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(path)
+    {
         Ok(_) => panic!("open must fail on a corrupt job record"),
         Err(e) => e,
     }
@@ -155,7 +163,11 @@ fn corrupt_event_record_is_corruption_naming_the_events_tree() {
     key.extend_from_slice(&2u64.to_be_bytes());
     overwrite(&path, &key, |_| vec![1, 0xff, 0xff, 0xff]);
     // Open does not decode the log, but reading it must report the bad record.
-    let spool = Spool::builder().maintenance(false).open(&path).unwrap();
+    let spool = Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(&path)
+        .unwrap();
     let first = spool.events_since(0, 1).unwrap();
     assert_eq!(first.len(), 1, "the record before the bad one is readable");
     let err = spool.events_since(0, 10).unwrap_err();

@@ -26,6 +26,7 @@ fn child() -> ! {
     let spool = Spool::builder()
         .durability(Durability::Immediate)
         .maintenance(false)
+        .scheduler(false)
         .open(path)
         .expect("child: open");
     say("READY");
@@ -150,6 +151,7 @@ fn acknowledged_enqueues_survive_sigkill_of_the_process() {
 
         let spool = Spool::builder()
             .maintenance(false)
+            .scheduler(false)
             .open(&path)
             .unwrap_or_else(|e| panic!("reopen after SIGKILL (iteration {iteration}): {e}"));
         for id in &acknowledged {

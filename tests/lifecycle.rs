@@ -157,6 +157,7 @@ fn batch_enqueue_with_one_invalid_job_stores_nothing_and_emits_nothing() {
     let spool = Spool::builder()
         .payload_limit(64)
         .maintenance(false)
+        .scheduler(false)
         .clock(ManualClock::new(t0()))
         .open(common::db_path(&dir))
         .unwrap();
@@ -733,6 +734,7 @@ fn payload_over_limit_is_payload_too_large_and_changes_nothing() {
         .payload_limit(100)
         .clock(ManualClock::new(t0()))
         .maintenance(false)
+        .scheduler(false)
         .open(common::db_path(&dir))
         .unwrap();
     spool.enqueue(NewJob::new("seed", b"1".to_vec())).unwrap();

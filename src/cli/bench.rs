@@ -25,13 +25,20 @@ pub(crate) struct BenchOptions {
 }
 
 fn io_err(what: &str, e: std::io::Error) -> Error {
-    Error::Storage { context: format!("{what}: {e}"), source: None }
+    Error::Storage {
+        context: format!("{what}: {e}"),
+        source: None,
+    }
 }
 
 /// 4 KiB appends + fdatasync on a growing file, for at least `min` (SPEC.md section 6).
 fn fsync_rate(dir: &Path, min: Duration) -> Result<f64, Error> {
     let path = dir.join("fsync-probe");
-    let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io_err("fsync probe", e))?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| io_err("fsync probe", e))?;
     let block = [0x5au8; 4096];
     let start = Instant::now();
     let mut n = 0u64;
@@ -54,14 +61,20 @@ fn sled_rate(dir: &Path, record: usize, min: Duration) -> Result<f64, Error> {
         .cache_capacity(64 * 1024 * 1024)
         .flush_every_ms(None)
         .open()
-        .map_err(|e| Error::Storage { context: format!("sled probe: {e}"), source: None })?;
+        .map_err(|e| Error::Storage {
+            context: format!("sled probe: {e}"),
+            source: None,
+        })?;
     let value = vec![0x42u8; record];
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < min {
         for _ in 0..1000 {
             let key = n.to_be_bytes();
-            db.insert(key, &value[..]).map_err(|e| Error::Storage { context: format!("sled probe: {e}"), source: None })?;
+            db.insert(key, &value[..]).map_err(|e| Error::Storage {
+                context: format!("sled probe: {e}"),
+                source: None,
+            })?;
             n += 1;
         }
     }
@@ -72,7 +85,9 @@ fn sled_rate(dir: &Path, record: usize, min: Duration) -> Result<f64, Error> {
 }
 
 fn dir_bytes(p: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
     rd.flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_bytes(&e.path()),
@@ -87,14 +102,18 @@ fn peak_rss() -> u64 {
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok())
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
             })
         })
         .map_or(0, |kb| kb * 1024)
 }
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0))
 }
 
 /// Payload: the enqueue time in microseconds, then filler up to `size`.
@@ -119,7 +138,9 @@ fn progress(total: u64, json: bool, what: &str) -> indicatif::ProgressBar {
     }
     let pb = indicatif::ProgressBar::new(total);
     pb.set_message(what.to_owned());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:>10} {bar:40} {pos}/{len} {per_sec}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:>10} {bar:40} {pos}/{len} {per_sec}")
+    {
         pb.set_style(style);
     }
     pb
@@ -134,24 +155,47 @@ struct Run {
 pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
     let durability = match opts.durability.as_str() {
         "immediate" => Durability::Immediate,
-        "buffered" => Durability::Buffered { max_delay: Duration::from_millis(10) },
-        other => return Err(Error::InvalidArgument(format!("--durability {other:?}: use immediate or buffered"))),
+        "buffered" => Durability::Buffered {
+            max_delay: Duration::from_millis(10),
+        },
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "--durability {other:?}: use immediate or buffered"
+            )))
+        }
     };
     if !matches!(opts.mode.as_str(), "burn-down" | "steady" | "enqueue") {
-        return Err(Error::InvalidArgument(format!("--mode {:?}: use burn-down, steady or enqueue", opts.mode)));
+        return Err(Error::InvalidArgument(format!(
+            "--mode {:?}: use burn-down, steady or enqueue",
+            opts.mode
+        )));
     }
-    if opts.jobs == 0 || opts.producers == 0 || opts.workers == 0 || opts.payload_bytes > 1024 * 1024 {
-        return Err(Error::InvalidArgument("--jobs, --producers and --workers must be positive; --payload-bytes at most 1 MiB".into()));
+    if opts.jobs == 0
+        || opts.producers == 0
+        || opts.workers == 0
+        || opts.payload_bytes > 1024 * 1024
+    {
+        return Err(Error::InvalidArgument(
+            "--jobs, --producers and --workers must be positive; --payload-bytes at most 1 MiB"
+                .into(),
+        ));
     }
     let (base, owned) = match &opts.db {
         Some(p) => (p.clone(), false),
-        None => (PathBuf::from(format!("jobspool-bench-{}", std::process::id())), true),
+        None => (
+            PathBuf::from(format!("jobspool-bench-{}", std::process::id())),
+            true,
+        ),
     };
     std::fs::create_dir_all(&base).map_err(|e| io_err("creating the bench directory", e))?;
     let db_path = base.join("db");
     let fsync = fsync_rate(&base, Duration::from_secs(1))?;
     let sled_ips = sled_rate(&base, opts.payload_bytes + 160, Duration::from_secs(1))?;
-    let spool = Spool::builder().durability(durability).maintenance(false).scheduler(false).open(&db_path)?;
+    let spool = Spool::builder()
+        .durability(durability)
+        .maintenance(false)
+        .scheduler(false)
+        .open(&db_path)?;
     let result = match opts.mode.as_str() {
         "burn-down" => burn_down(&spool, opts),
         "steady" => steady(&spool, opts),
@@ -165,7 +209,10 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
     }
     let mut r = result?;
     r.latencies_us.sort_unstable();
-    let (p50, p99) = (percentile(&r.latencies_us, 0.5), percentile(&r.latencies_us, 0.99));
+    let (p50, p99) = (
+        percentile(&r.latencies_us, 0.5),
+        percentile(&r.latencies_us, 0.99),
+    );
     let out = json!({
         "mode": opts.mode,
         "jobs": opts.jobs,
@@ -189,18 +236,38 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
     if opts.json {
         println!("{out}");
     } else {
-        println!("mode {} | {} jobs | durability {} | producers {} | workers {} | payload {} B", opts.mode, opts.jobs, opts.durability, opts.producers, opts.workers, opts.payload_bytes);
-        println!("  machine: fdatasync {:.0}/s, sled insert {:.0}/s", fsync, sled_ips);
+        println!(
+            "mode {} | {} jobs | durability {} | producers {} | workers {} | payload {} B",
+            opts.mode, opts.jobs, opts.durability, opts.producers, opts.workers, opts.payload_bytes
+        );
+        println!(
+            "  machine: fdatasync {:.0}/s, sled insert {:.0}/s",
+            fsync, sled_ips
+        );
         if r.enqueue_per_sec > 0.0 {
-            println!("  enqueue:   {:>10.0} jobs/s  ({:.2}x fsync rate)", r.enqueue_per_sec, r.enqueue_per_sec / fsync);
+            println!(
+                "  enqueue:   {:>10.0} jobs/s  ({:.2}x fsync rate)",
+                r.enqueue_per_sec,
+                r.enqueue_per_sec / fsync
+            );
         }
         if r.processed_per_sec > 0.0 {
-            println!("  processed: {:>10.0} jobs/s  ({:.2}x sled insert rate)", r.processed_per_sec, r.processed_per_sec / sled_ips);
+            println!(
+                "  processed: {:>10.0} jobs/s  ({:.2}x sled insert rate)",
+                r.processed_per_sec,
+                r.processed_per_sec / sled_ips
+            );
         }
         if !r.latencies_us.is_empty() {
             println!("  latency:   p50 {p50:.3} ms, p99 {p99:.3} ms");
         }
-        println!("  fsyncs {} in {} writer groups; db {} bytes; peak RSS {} bytes", metrics.fsyncs, metrics.groups, db_bytes, peak_rss());
+        println!(
+            "  fsyncs {} in {} writer groups; db {} bytes; peak RSS {} bytes",
+            metrics.fsyncs,
+            metrics.groups,
+            db_bytes,
+            peak_rss()
+        );
     }
     Ok(())
 }
@@ -211,7 +278,9 @@ fn batch_enqueue(spool: &Spool, opts: &BenchOptions) -> Result<f64, Error> {
     let mut left = opts.jobs;
     while left > 0 {
         let n = left.min(1000);
-        let jobs = (0..n).map(|_| NewJob::new("bench", payload(opts.payload_bytes))).collect();
+        let jobs = (0..n)
+            .map(|_| NewJob::new("bench", payload(opts.payload_bytes)))
+            .collect();
         spool.enqueue_batch(jobs)?;
         left -= n;
         pb.inc(n);
@@ -220,12 +289,21 @@ fn batch_enqueue(spool: &Spool, opts: &BenchOptions) -> Result<f64, Error> {
     Ok(opts.jobs as f64 / start.elapsed().as_secs_f64())
 }
 
-fn pool(spool: &Spool, opts: &BenchOptions, lat: Option<Arc<Mutex<Vec<u64>>>>, done: Arc<AtomicU64>) -> Result<WorkerPool, Error> {
+fn pool(
+    spool: &Spool,
+    opts: &BenchOptions,
+    lat: Option<Arc<Mutex<Vec<u64>>>>,
+    done: Arc<AtomicU64>,
+) -> Result<WorkerPool, Error> {
     WorkerPool::builder(spool)
         .concurrency(usize::try_from(opts.workers).unwrap_or(1))
         .handler("bench", move |ctx| {
             if let Some(lat) = &lat {
-                let sent = ctx.payload().get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+                let sent = ctx
+                    .payload()
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_be_bytes);
                 lat.lock().push(now_us().saturating_sub(sent));
             }
             done.fetch_add(1, Ordering::Relaxed);
@@ -254,13 +332,19 @@ fn burn_down(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
     let processed_per_sec = opts.jobs as f64 / start.elapsed().as_secs_f64();
     pb.finish_and_clear();
     p.shutdown(Duration::from_secs(5));
-    Ok(Run { enqueue_per_sec, processed_per_sec, latencies_us: Vec::new() })
+    Ok(Run {
+        enqueue_per_sec,
+        processed_per_sec,
+        latencies_us: Vec::new(),
+    })
 }
 
 /// Producers enqueue one job at a time (at `rate` jobs/s in total if given) while the
 /// workers run; latency is enqueue call to handler start.
 fn steady(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
-    let lat = Arc::new(Mutex::new(Vec::with_capacity(usize::try_from(opts.jobs).unwrap_or(0))));
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(
+        usize::try_from(opts.jobs).unwrap_or(0),
+    )));
     let p = pool(spool, opts, Some(lat.clone()), Arc::new(AtomicU64::new(0)))?;
     let pb = progress(opts.jobs, opts.json, "steady");
     let start = Instant::now();
@@ -270,19 +354,29 @@ fn steady(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
     pb.finish_and_clear();
     p.shutdown(Duration::from_secs(5));
     let latencies_us = std::mem::take(&mut *lat.lock());
-    Ok(Run { enqueue_per_sec: enq.0, processed_per_sec, latencies_us })
+    Ok(Run {
+        enqueue_per_sec: enq.0,
+        processed_per_sec,
+        latencies_us,
+    })
 }
 
 fn enqueue_only(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
     let (enqueue_per_sec, latencies_us) = producers(spool, opts, false)?;
-    Ok(Run { enqueue_per_sec, processed_per_sec: 0.0, latencies_us })
+    Ok(Run {
+        enqueue_per_sec,
+        processed_per_sec: 0.0,
+        latencies_us,
+    })
 }
 
 /// Runs the producers; returns the enqueue rate and (when not `paced_only`) per-call latencies.
 fn producers(spool: &Spool, opts: &BenchOptions, steady: bool) -> Result<(f64, Vec<u64>), Error> {
     let per = opts.jobs / opts.producers;
     let extra = opts.jobs % opts.producers;
-    let interval = opts.rate.map(|r| Duration::from_secs_f64(opts.producers as f64 / r.max(1) as f64));
+    let interval = opts
+        .rate
+        .map(|r| Duration::from_secs_f64(opts.producers as f64 / r.max(1) as f64));
     let start = Instant::now();
     let handles: Vec<_> = (0..opts.producers)
         .map(|i| {
@@ -311,7 +405,10 @@ fn producers(spool: &Spool, opts: &BenchOptions, steady: bool) -> Result<(f64, V
         .collect();
     let mut all = Vec::new();
     for h in handles {
-        let lat = h.join().map_err(|_| Error::Storage { context: "a producer thread panicked".into(), source: None })??;
+        let lat = h.join().map_err(|_| Error::Storage {
+            context: "a producer thread panicked".into(),
+            source: None,
+        })??;
         all.extend(lat);
     }
     Ok((opts.jobs as f64 / start.elapsed().as_secs_f64(), all))

@@ -510,19 +510,25 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             work::run(&spool, opts)?;
             spool.close()
         }
-        Command::Bench { mode, jobs, producers, workers, payload_bytes, durability, rate } => {
-            bench::run(&bench::BenchOptions {
-                db: cli.db.clone(),
-                mode: mode.clone(),
-                jobs: *jobs,
-                producers: *producers,
-                workers: *workers,
-                payload_bytes: *payload_bytes,
-                durability: durability.clone(),
-                rate: *rate,
-                json: cli.json,
-            })
-        }
+        Command::Bench {
+            mode,
+            jobs,
+            producers,
+            workers,
+            payload_bytes,
+            durability,
+            rate,
+        } => bench::run(&bench::BenchOptions {
+            db: cli.db.clone(),
+            mode: mode.clone(),
+            jobs: *jobs,
+            producers: *producers,
+            workers: *workers,
+            payload_bytes: *payload_bytes,
+            durability: durability.clone(),
+            rate: *rate,
+            json: cli.json,
+        }),
         Command::Queue { cmd } => {
             let spool = open(&cli)?;
             let (queue, paused) = match cmd {

@@ -35,6 +35,7 @@ pub fn open_manual(path: &Path, clock: &ManualClock) -> Spool {
     Spool::builder()
         .clock(clock.clone())
         .maintenance(false)
+        .scheduler(false)
         .open(path)
         .expect("opening the spool")
 }

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::codec::{self, keys};
 use crate::config::{Config, Retention};
@@ -56,10 +56,9 @@ pub(crate) struct Shared {
     /// Signalled when the state's epoch moves (work may be claimable).
     pub work: Condvar,
     pub subscribers: Mutex<Vec<Sender<EventRecord>>>,
-    pub metrics: Counters,
+    pub metrics: Arc<Counters>,
     pub poisoned: Mutex<Option<String>>,
     pub synced_blobs: Mutex<HashSet<OsString>>,
-    pub inline_limit: usize,
 }
 
 impl Shared {
@@ -82,7 +81,10 @@ impl Shared {
 
 /// The sled backend (see the module docs).
 pub(crate) struct SledBackend {
-    shared: Arc<Shared>,
+    /// `None` once closed: dropping the last `Arc<Shared>` drops the `sled::Db` and with
+    /// it the file lock, even while clones of the `Spool` are still around.
+    live: RwLock<Option<Arc<Shared>>>,
+    counters: Arc<Counters>,
     tx: Mutex<Option<Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
@@ -144,10 +146,9 @@ impl SledBackend {
             state: Mutex::new(st),
             work: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
-            metrics: Counters::default(),
+            metrics: Arc::new(Counters::default()),
             poisoned: Mutex::new(None),
             synced_blobs: Mutex::new(HashSet::new()),
-            inline_limit: SEGMENT_SIZE / 8,
         });
         let (tx, rx) = bounded(4096);
         let s2 = shared.clone();
@@ -156,7 +157,8 @@ impl SledBackend {
             .spawn(move || writer::run(s2, rx))
             .map_err(|e| Error::storage("starting the writer thread", e))?;
         let backend = SledBackend {
-            shared,
+            counters: shared.metrics.clone(),
+            live: RwLock::new(Some(shared)),
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             closed: AtomicBool::new(false),
@@ -166,17 +168,25 @@ impl SledBackend {
         Ok(backend)
     }
 
+    /// The live state, or `SHUTTING_DOWN` after close.
+    fn sh(&self) -> Result<Arc<Shared>> {
+        self.live.read().clone().ok_or(Error::ShuttingDown)
+    }
+
     fn send(&self, cmd: Command) -> Result<()> {
         let tx = self.tx.lock().clone().ok_or(Error::ShuttingDown)?;
         tx.send(cmd).map_err(|_| self.dead())
     }
 
     fn dead(&self) -> Error {
-        self.shared.poisoned_error().unwrap_or(Error::ShuttingDown)
+        self.sh()
+            .ok()
+            .and_then(|sh| sh.poisoned_error())
+            .unwrap_or(Error::ShuttingDown)
     }
 
     fn call(&self, op: Op) -> Result<Reply> {
-        if let Some(e) = self.shared.poisoned_error() {
+        if let Some(e) = self.sh()?.poisoned_error() {
             return Err(e);
         }
         let (rtx, rrx) = bounded(1);
@@ -192,13 +202,14 @@ impl SledBackend {
     }
 
     fn read_job(&self, id: JobId, with_payload: bool) -> Result<Option<Job>> {
+        let sh = self.sh()?;
         let key = keys::job(&id);
-        let Some(bytes) = self.shared.tree.get(key)? else {
+        let Some(bytes) = sh.tree.get(key)? else {
             return Ok(None);
         };
         let mut job: Job = codec::decode("jobs", &key, &bytes)?;
         if with_payload {
-            if let Some(p) = self.shared.tree.get(keys::payload(&id))? {
+            if let Some(p) = sh.tree.get(keys::payload(&id))? {
                 job.payload = p.to_vec();
             }
         }
@@ -249,9 +260,10 @@ fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
         let meta: Meta = codec::decode("meta", keys::META_STATE, &v)?;
         next_seq = meta.next_seq.max(1);
     }
-    if let Some((k, _)) = tree.scan_prefix([keys::EVENT]).next_back().transpose()? {
-        if let Some(seq) = keys::seq_of(&k) {
-            next_seq = next_seq.max(seq + 1);
+    if let Some((k, v)) = tree.scan_prefix([keys::EVENT]).next_back().transpose()? {
+        let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
+        if let Some(first) = keys::seq_of(&k) {
+            next_seq = next_seq.max(first + block.len() as u64);
         }
     }
     st.next_seq = next_seq;
@@ -260,10 +272,11 @@ fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
 
 impl Backend for SledBackend {
     fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+        let sh = self.sh()?;
         // Checks that need no state run here, off the writer thread.
-        let now = self.shared.cfg.clock.now_ms();
+        let now = sh.cfg.clock.now_ms();
         for j in &jobs {
-            j.validate(now, self.shared.cfg.payload_limit)?;
+            j.validate(now, sh.cfg.payload_limit)?;
         }
         match self.call(Op::Enqueue(jobs))? {
             Reply::Jobs(j) => Ok(j),
@@ -280,6 +293,7 @@ impl Backend for SledBackend {
     }
 
     fn list(&self, q: &ListQuery) -> Result<Vec<Job>> {
+        let sh = self.sh()?;
         let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
         let matches = |j: &Job| {
             q.queue.as_ref().map_or(true, |x| *x == j.queue)
@@ -289,7 +303,7 @@ impl Backend for SledBackend {
         if let Some(status) = q.status {
             let mut after = q.after;
             loop {
-                let ids = self.shared.state.lock().ids_with_status(status, after, 512);
+                let ids = sh.state.lock().ids_with_status(status, after, 512);
                 let Some(last) = ids.last().copied() else {
                     break;
                 };
@@ -314,11 +328,11 @@ impl Backend for SledBackend {
                     k
                 },
             );
-            for item in self.shared.tree.range(start..[keys::JOB + 1].to_vec()) {
+            for item in sh.tree.range(start..[keys::JOB + 1].to_vec()) {
                 let (k, v) = item?;
                 let mut j: Job = codec::decode("jobs", &k, &v)?;
                 if matches(&j) {
-                    if let Some(p) = self.shared.tree.get(keys::payload(&j.id))? {
+                    if let Some(p) = sh.tree.get(keys::payload(&j.id))? {
                         j.payload = p.to_vec();
                     }
                     out.push(j);
@@ -332,39 +346,56 @@ impl Backend for SledBackend {
     }
 
     fn stats(&self) -> Result<Stats> {
-        let now = self.shared.cfg.clock.now_ms();
-        let mut st = self.shared.state.lock();
+        let sh = self.sh()?;
+        let now = sh.cfg.clock.now_ms();
+        let mut st = sh.state.lock();
         st.promote(now);
         Ok(st.stats())
     }
 
     fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
-        let start = keys::event(after_seq.saturating_add(1));
-        let mut out = Vec::new();
-        for item in self
-            .shared
+        let sh = self.sh()?;
+        let want = after_seq.saturating_add(1);
+        // The block holding `want` starts at or before it: step back to it, then forward.
+        let from = match sh
             .tree
-            .range(start.to_vec()..vec![keys::EVENT + 1])
-            .take(limit)
+            .range(vec![keys::EVENT]..=keys::event(want).to_vec())
+            .next_back()
         {
+            Some(item) => item?.0.to_vec(),
+            None => keys::event(want).to_vec(),
+        };
+        let mut out = Vec::new();
+        for item in sh.tree.range(from..vec![keys::EVENT + 1]) {
             let (k, v) = item?;
-            let stored: StoredEvent = codec::decode("events", &k, &v)?;
-            let seq = keys::seq_of(&k).unwrap_or(0);
-            out.push(EventRecord {
-                seq,
-                event: stored.event,
-            });
+            let first = keys::seq_of(&k).unwrap_or(0);
+            let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
+            for (i, stored) in block.into_iter().enumerate() {
+                let seq = first + i as u64;
+                if seq >= want {
+                    out.push(EventRecord {
+                        seq,
+                        event: stored.event,
+                    });
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
         }
         Ok(out)
     }
 
     fn last_seq(&self) -> u64 {
-        self.shared.state.lock().next_seq - 1
+        self.sh().map_or(0, |sh| sh.state.lock().next_seq - 1)
     }
 
     fn subscribe(&self) -> Receiver<EventRecord> {
         let (tx, rx) = bounded(writer::SUBSCRIBER_BUFFER);
-        self.shared.subscribers.lock().push(tx);
+        // After close the sender drops here, so the receiver reports disconnection.
+        if let Ok(sh) = self.sh() {
+            sh.subscribers.lock().push(tx);
+        }
         rx
     }
 
@@ -376,12 +407,13 @@ impl Backend for SledBackend {
     }
 
     fn wait_for_work(&self, epoch: u64, deadline: Instant) {
-        let mut st = self.shared.state.lock();
+        let Ok(sh) = self.sh() else { return };
+        let mut st = sh.state.lock();
         loop {
-            if self.closed.load(Ordering::Acquire) || self.shared.poisoned.lock().is_some() {
+            if self.closed.load(Ordering::Acquire) || sh.poisoned.lock().is_some() {
                 return;
             }
-            let now_ms = self.shared.cfg.clock.now_ms();
+            let now_ms = sh.cfg.clock.now_ms();
             st.promote(now_ms);
             if st.epoch != epoch {
                 return;
@@ -395,12 +427,12 @@ impl Backend for SledBackend {
                 let wait = Duration::from_millis(u64::try_from(due - now_ms).unwrap_or(0).max(1));
                 until = until.min(now + wait);
             }
-            self.shared.work.wait_until(&mut st, until);
+            sh.work.wait_until(&mut st, until);
         }
     }
 
     fn has_work(&self, req: &ClaimRequest) -> bool {
-        self.shared.state.lock().has_work_for(req)
+        self.sh().is_ok_and(|sh| sh.state.lock().has_work_for(req))
     }
 
     fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
@@ -462,7 +494,8 @@ impl Backend for SledBackend {
     }
 
     fn create_schedule(&self, s: NewSchedule) -> Result<ScheduledJob> {
-        s.validate(self.shared.cfg.payload_limit)?;
+        let sh = self.sh()?;
+        s.validate(sh.cfg.payload_limit)?;
         match self.call(Op::CreateSchedule(s))? {
             Reply::Schedule(s) => Ok(*s),
             other => Err(unexpected(&other)),
@@ -484,8 +517,9 @@ impl Backend for SledBackend {
     }
 
     fn list_schedules(&self) -> Result<Vec<ScheduledJob>> {
+        let sh = self.sh()?;
         let mut out = Vec::new();
-        for item in self.shared.tree.scan_prefix([keys::SCHEDULE]) {
+        for item in sh.tree.scan_prefix([keys::SCHEDULE]) {
             let (k, v) = item?;
             out.push(codec::decode("schedules", &k, &v)?);
         }
@@ -515,7 +549,7 @@ impl Backend for SledBackend {
     }
 
     fn metrics(&self) -> Metrics {
-        let m = &self.shared.metrics;
+        let m = &self.counters;
         Metrics {
             ops: m.ops.load(Ordering::Relaxed),
             groups: m.groups.load(Ordering::Relaxed),
@@ -545,8 +579,10 @@ impl Backend for SledBackend {
                 });
             }
         }
-        self.shared.work.notify_all();
-        self.shared.subscribers.lock().clear();
+        if let Some(sh) = self.live.write().take() {
+            sh.work.notify_all();
+            sh.subscribers.lock().clear();
+        }
         result
     }
 }

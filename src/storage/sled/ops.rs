@@ -673,13 +673,15 @@ fn prune(ctx: &mut Ctx<'_>, r: &Retention) -> Result<u64> {
             }
         }
     }
-    // Old events: the log is in time order, so stop at the first one to keep.
+    // Old events: the log is in time order, so stop at the first block to keep (a block
+    // goes when its newest event is past retention).
     let events_before = cutoff(r.events);
     let mut old_events = Vec::new();
     for item in ctx.tree.scan_prefix([keys::EVENT]).take(MAINTENANCE_CHUNK) {
         let (k, v) = item?;
-        let rec: crate::storage::sled::writer::StoredEvent = codec::decode("events", &k, &v)?;
-        if rec.at_ms >= events_before {
+        let block: Vec<crate::storage::sled::writer::StoredEvent> =
+            codec::decode("events", &k, &v)?;
+        if block.last().is_some_and(|e| e.at_ms >= events_before) {
             break;
         }
         old_events.push(k);

@@ -227,13 +227,13 @@ impl State {
     pub fn peek_claimable(&self, req: &ClaimRequest) -> Option<JobId> {
         let mut best: Option<&ReadyKey> = None;
         for part in &self.parts {
-            if !req.queues.is_empty() && !req.queues.iter().any(|q| *q == part.queue) {
+            if !req.queues.is_empty() && !req.queues.contains(&part.queue) {
                 continue;
             }
-            if !req.kinds.is_empty() && !req.kinds.iter().any(|k| *k == part.kind) {
+            if !req.kinds.is_empty() && !req.kinds.contains(&part.kind) {
                 continue;
             }
-            if req.exclude_queues.iter().any(|q| *q == part.queue) {
+            if req.exclude_queues.contains(&part.queue) {
                 continue;
             }
             if self.queues.get(&part.queue).is_some_and(|q| q.paused) {

@@ -1,7 +1,7 @@
 //! The single writer: applies requests in groups, one storage batch and (under `Immediate`)
 //! one fsync per group, then answers every caller of the group (group commit).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,7 +21,8 @@ use crate::storage::sled::Shared;
 /// Most requests applied in one group.
 const MAX_GROUP: usize = 1024;
 
-/// An event as stored in the log: the time it was appended, for retention.
+/// An event as stored in the log (in blocks, one per writer group): the time it was
+/// appended, for retention.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct StoredEvent {
     pub at_ms: i64,
@@ -43,14 +44,10 @@ pub(crate) struct Staged {
     pub raw: HashMap<Vec<u8>, Option<sled::IVec>>,
     pub events: Vec<EventRecord>,
     event_times: Vec<i64>,
-    largest_value: usize,
 }
 
 impl Staged {
     pub fn put_raw(&mut self, key: Vec<u8>, value: Option<sled::IVec>) {
-        if let Some(v) = &value {
-            self.largest_value = self.largest_value.max(v.len());
-        }
         self.raw.insert(key, value);
     }
 
@@ -73,20 +70,42 @@ pub(crate) enum Command {
     Shutdown(Sender<Result<Reply>>),
 }
 
+/// What the writer carries between groups.
+struct Pending {
+    /// Set while written changes wait for their fsync (`Buffered`).
+    dirty_since: Option<Instant>,
+    /// Events written but not yet durable: subscribers get them after the fsync.
+    unpublished: Vec<EventRecord>,
+}
+
+impl Pending {
+    /// Makes everything written durable, then publishes the events that were waiting.
+    fn sync(&mut self, shared: &Shared) -> Result<()> {
+        if self.dirty_since.is_some() {
+            sync(shared)?;
+            self.dirty_since = None;
+        }
+        publish(shared, std::mem::take(&mut self.unpublished));
+        Ok(())
+    }
+}
+
 pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Command>) {
     let _guard = PoisonOnPanic(shared.clone());
-    let mut dirty_since: Option<Instant> = None;
+    let mut pending = Pending {
+        dirty_since: None,
+        unpublished: Vec::new(),
+    };
     loop {
-        let first = match (shared.cfg.durability, dirty_since) {
+        let first = match (shared.cfg.durability, pending.dirty_since) {
             (Durability::Buffered { max_delay }, Some(since)) => {
                 let wait = max_delay.saturating_sub(since.elapsed());
                 match rx.recv_timeout(wait) {
                     Ok(c) => c,
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                        if let Err(e) = sync(&shared) {
+                        if let Err(e) = pending.sync(&shared) {
                             shared.poison(&e);
                         }
-                        dirty_since = None;
                         continue;
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -104,16 +123,15 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Command>) {
                 Err(_) => break,
             }
         }
-        let stop = commit_group(&shared, group, &mut dirty_since);
-        if stop {
+        if commit_group(&shared, group, &mut pending) {
             return;
         }
     }
-    let _ = sync(&shared);
+    let _ = pending.sync(&shared);
 }
 
 /// Applies, writes and answers one group. Returns true on shutdown.
-fn commit_group(shared: &Shared, group: Vec<Command>, dirty_since: &mut Option<Instant>) -> bool {
+fn commit_group(shared: &Shared, group: Vec<Command>, pending: &mut Pending) -> bool {
     let mut staged = Staged::default();
     let mut answers: Vec<(Sender<Result<Reply>>, Result<Reply>)> = Vec::with_capacity(group.len());
     let mut want_sync = matches!(shared.cfg.durability, Durability::Immediate);
@@ -166,14 +184,12 @@ fn commit_group(shared: &Shared, group: Vec<Command>, dirty_since: &mut Option<I
     let wrote = !staged.is_empty();
     let result = write(shared, &mut staged).and_then(|()| {
         if wrote {
-            *dirty_since = dirty_since.or(Some(Instant::now()));
+            pending.dirty_since = pending.dirty_since.or(Some(Instant::now()));
         }
-        if want_sync && dirty_since.is_some() {
-            sync(shared)?;
-            *dirty_since = None;
-        }
-        if wrote && staged.largest_value > shared.inline_limit {
-            sync_blobs(shared)?;
+        pending.unpublished.append(&mut staged.events);
+        if want_sync {
+            // Subscribers hear of a change before its caller does, and never before it is durable.
+            pending.sync(shared)?;
         }
         Ok(())
     });
@@ -186,9 +202,6 @@ fn commit_group(shared: &Shared, group: Vec<Command>, dirty_since: &mut Option<I
             Err(_) => Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown)),
         };
         let _ = reply.send(answer);
-    }
-    if result.is_ok() {
-        publish(shared, staged.events);
     }
     let epoch_after = shared.state.lock().epoch;
     if epoch_after != epoch_before {
@@ -215,12 +228,18 @@ fn write(shared: &Shared, staged: &mut Staged) -> Result<()> {
             None => batch.remove(k),
         }
     }
-    for (rec, at_ms) in staged.events.iter().zip(&staged.event_times) {
-        let stored = StoredEvent {
-            at_ms: *at_ms,
-            event: rec.event.clone(),
-        };
-        batch.insert(&keys::event(rec.seq)[..], codec::encode(&stored));
+    // The group's events are contiguous: one log block, keyed by its first sequence number.
+    if let Some(first) = staged.events.first() {
+        let block: Vec<StoredEvent> = staged
+            .events
+            .iter()
+            .zip(&staged.event_times)
+            .map(|(rec, at_ms)| StoredEvent {
+                at_ms: *at_ms,
+                event: rec.event.clone(),
+            })
+            .collect();
+        batch.insert(&keys::event(first.seq)[..], codec::encode(&block));
     }
     shared
         .tree
@@ -237,6 +256,7 @@ pub(crate) fn sync(shared: &Shared) -> Result<()> {
         .db
         .flush()
         .map_err(|e| Error::storage("flushing sled", e))?;
+    sync_blobs(shared)?;
     shared
         .data_file
         .sync_data()
@@ -245,8 +265,10 @@ pub(crate) fn sync(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-/// Values too large for a segment go to files under `blobs/`, which sled's flush does not
-/// fsync. After a group that may have written one, fsync every blob file and the directory.
+/// sled writes pages too large for a segment (a node holding several large payloads can be)
+/// to files under `blobs/`, which its flush does not fsync. At every sync, fsync each blob
+/// file not synced before, and then the directory. Costs one directory read when there are
+/// none.
 fn sync_blobs(shared: &Shared) -> Result<()> {
     let dir = shared.path.join("blobs");
     let entries = match std::fs::read_dir(&dir) {
@@ -255,9 +277,12 @@ fn sync_blobs(shared: &Shared) -> Result<()> {
         Err(e) => return Err(Error::storage("listing blobs", e)),
     };
     let mut synced = shared.synced_blobs.lock();
+    let mut seen = HashSet::new();
+    let mut new = 0;
     for entry in entries {
         let entry = entry.map_err(|e| Error::storage("listing blobs", e))?;
         let name = entry.file_name();
+        seen.insert(name.clone());
         if synced.contains(&name) {
             continue;
         }
@@ -270,6 +295,12 @@ fn sync_blobs(shared: &Shared) -> Result<()> {
             Err(e) => return Err(Error::storage("opening a blob", e)),
         }
         synced.insert(name);
+        new += 1;
+    }
+    // Forget blobs sled has removed, so the set stays as small as the directory.
+    synced.retain(|n| seen.contains(n));
+    if new == 0 {
+        return Ok(());
     }
     File::open(&dir)
         .and_then(|d| d.sync_all())
