@@ -626,6 +626,19 @@ impl Spool {
         self.inner.backend.wait_for_work(epoch, deadline);
     }
 
+    pub(crate) fn complete_nowait(
+        &self,
+        id: JobId,
+        token: u64,
+        result: Option<Vec<u8>>,
+    ) -> Result<()> {
+        self.inner.backend.complete_nowait(id, token, result)
+    }
+
+    pub(crate) fn payload_limit(&self) -> usize {
+        self.inner.cfg.payload_limit
+    }
+
     pub(crate) fn default_lease(&self) -> Duration {
         self.inner.cfg.default_lease
     }

@@ -141,6 +141,7 @@ pub struct WorkerPoolBuilder {
     queue_limits: HashMap<String, usize>,
     lease: Duration,
     worker_id: String,
+    prefetch: Option<usize>,
 }
 
 impl WorkerPoolBuilder {
@@ -158,6 +159,14 @@ impl WorkerPoolBuilder {
     #[must_use]
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
+        self
+    }
+    /// Jobs claimed ahead of free workers, so claims (one writer round each) come in
+    /// batches. They are leased (and heartbeated) while they wait. Default = `concurrency`;
+    /// raise it for many short jobs, lower it to 0 for long ones shared with other pools.
+    #[must_use]
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = Some(n);
         self
     }
     /// Serve only these queues. Default = every queue.
@@ -201,7 +210,11 @@ impl WorkerPoolBuilder {
         }
         let mut kinds: Vec<String> = self.handlers.keys().cloned().collect();
         kinds.sort();
+        let prefetch = self.prefetch.unwrap_or(self.concurrency).min(65_536);
+        let capacity = self.concurrency + prefetch;
         let shared = Arc::new(PoolShared {
+            payload_limit: self.spool.payload_limit(),
+            capacity,
             spool: self.spool,
             handlers: self.handlers,
             kinds,
@@ -209,12 +222,11 @@ impl WorkerPoolBuilder {
             queue_limits: self.queue_limits,
             lease: self.lease,
             worker_id: self.worker_id,
-            concurrency: self.concurrency,
             slots: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             stats: PoolCounters::default(),
         });
-        let (job_tx, job_rx) = bounded::<Claimed>(self.concurrency);
+        let (job_tx, job_rx) = bounded::<Claimed>(capacity);
         let (done_tx, done_rx) = unbounded::<()>();
         let mut threads = Vec::new();
         for i in 0..self.concurrency {
@@ -262,7 +274,9 @@ struct PoolShared {
     queue_limits: HashMap<String, usize>,
     lease: Duration,
     worker_id: String,
-    concurrency: usize,
+    /// Running plus prefetched jobs at most.
+    capacity: usize,
+    payload_limit: usize,
     slots: Mutex<HashMap<JobId, Slot>>,
     stopping: AtomicBool,
     stats: PoolCounters,
@@ -276,7 +290,7 @@ impl PoolShared {
     /// The claim requests that fill the free slots without passing any queue's limit.
     fn requests(&self) -> Vec<ClaimRequest> {
         let slots = self.slots.lock();
-        let free = self.concurrency.saturating_sub(slots.len());
+        let free = self.capacity.saturating_sub(slots.len());
         if free == 0 {
             return Vec::new();
         }
@@ -336,7 +350,7 @@ fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Receiver<()>) {
                 Err(_) => return, // storage failure or closed spool: every caller sees it
             };
             epoch = e;
-            let room = s.concurrency.saturating_sub(s.slots.lock().len());
+            let room = s.capacity.saturating_sub(s.slots.lock().len());
             debug_assert!(claimed.len() <= room);
             for c in claimed {
                 got += 1;
@@ -376,12 +390,12 @@ fn worker_loop(s: &PoolShared, jobs: &Receiver<Claimed>, done: &Sender<()>) {
 fn run_one(s: &PoolShared, claimed: Claimed) {
     let Claimed { job, token } = claimed;
     let id = job.id;
-    let Some((cancel, progress)) = s
-        .slots
-        .lock()
-        .get(&id)
-        .map(|sl| (sl.cancel.clone(), sl.progress.clone()))
-    else {
+    let now = s.spool.now_ms();
+    let Some((cancel, progress)) = s.slots.lock().get_mut(&id).map(|sl| {
+        // The timeout counts from here, not from the (possibly prefetched) claim.
+        sl.started_ms = now;
+        (sl.cancel.clone(), sl.progress.clone())
+    }) else {
         return;
     };
     let Some(handler) = s.handlers.get(&job.kind).cloned() else {
@@ -397,13 +411,22 @@ fn run_one(s: &PoolShared, claimed: Claimed) {
     // already and its late outcome is discarded (the token is stale by then).
     let still_ours = s.slots.lock().get(&id).is_some_and(|sl| sl.token == token);
     if still_ours {
-        let res = match outcome {
+        // Outcomes are queued to the writer without waiting for their fsync: the job
+        // counts as finished once durable, and the worker moves on meanwhile. Should the
+        // process die first, the job is still `running` on disk and is recovered.
+        let _ = match outcome {
+            Ok(Ok(Some(result))) if result.len() > s.payload_limit => {
+                s.stats.failed.fetch_add(1, Ordering::Relaxed);
+                let msg = format!(
+                    "result of {} bytes is over the limit of {} bytes",
+                    result.len(),
+                    s.payload_limit
+                );
+                s.spool.fail(id, token, msg, Retry::Never).map(|_| ())
+            }
             Ok(Ok(result)) => {
-                let r = s.spool.complete(id, token, result);
-                if r.is_ok() {
-                    s.stats.completed.fetch_add(1, Ordering::Relaxed);
-                }
-                r.map(|_| ())
+                s.stats.completed.fetch_add(1, Ordering::Relaxed);
+                s.spool.complete_nowait(id, token, result)
             }
             Ok(Err(e)) => {
                 s.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -416,20 +439,10 @@ fn run_one(s: &PoolShared, claimed: Claimed) {
                     .map(|m| (*m).to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic".into());
-                s.spool
-                    .fail(
-                        id,
-                        token,
-                        format!("handler panicked: {msg}"),
-                        Retry::Backoff,
-                    )
-                    .map(|_| ())
+                let msg = format!("handler panicked: {msg}");
+                s.spool.fail(id, token, msg, Retry::Backoff).map(|_| ())
             }
         };
-        if let Err(Error::PayloadTooLarge { size, limit, .. }) = res {
-            let msg = format!("result of {size} bytes is over the limit of {limit} bytes");
-            let _ = s.spool.fail(id, token, msg, Retry::Never);
-        }
     }
     let mut slots = s.slots.lock();
     if slots.get(&id).is_some_and(|sl| sl.token == token) {
@@ -525,6 +538,7 @@ impl WorkerPool {
             queues: Vec::new(),
             queue_limits: HashMap::new(),
             worker_id: format!("pid-{}", std::process::id()),
+            prefetch: None,
         }
     }
 

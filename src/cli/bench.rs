@@ -21,6 +21,7 @@ pub(crate) struct BenchOptions {
     pub payload_bytes: usize,
     pub durability: String,
     pub rate: Option<u64>,
+    pub prefetch: usize,
     pub json: bool,
 }
 
@@ -220,6 +221,7 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
         "producers": opts.producers,
         "workers": opts.workers,
         "payloadBytes": opts.payload_bytes,
+        "prefetch": opts.prefetch,
         "enqueuePerSec": r.enqueue_per_sec.round(),
         "processedPerSec": r.processed_per_sec.round(),
         "latencyP50Ms": p50,
@@ -297,6 +299,7 @@ fn pool(
 ) -> Result<WorkerPool, Error> {
     WorkerPool::builder(spool)
         .concurrency(usize::try_from(opts.workers).unwrap_or(1))
+        .prefetch(opts.prefetch)
         .handler("bench", move |ctx| {
             if let Some(lat) = &lat {
                 let sent = ctx

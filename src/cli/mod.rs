@@ -130,6 +130,9 @@ enum Command {
         /// Total enqueue rate in jobs/s for steady mode (default: as fast as possible).
         #[arg(long)]
         rate: Option<u64>,
+        /// Jobs the pool claims ahead of its workers (batches claims).
+        #[arg(long, default_value_t = 512)]
+        prefetch: usize,
     },
     /// Pause or resume a queue.
     Queue {
@@ -518,6 +521,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             payload_bytes,
             durability,
             rate,
+            prefetch,
         } => bench::run(&bench::BenchOptions {
             db: cli.db.clone(),
             mode: mode.clone(),
@@ -527,6 +531,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             payload_bytes: *payload_bytes,
             durability: durability.clone(),
             rate: *rate,
+            prefetch: *prefetch,
             json: cli.json,
         }),
         Command::Queue { cmd } => {

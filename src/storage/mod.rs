@@ -185,6 +185,9 @@ pub(crate) trait Backend: Send + Sync {
     /// Whether anything `req` could claim is pending (delayed included) or running.
     fn has_work(&self, req: &ClaimRequest) -> bool;
     fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job>;
+    /// Queues a completion without waiting for it: the job counts as completed once the
+    /// change is durable; a stale token is dropped the same way, silently.
+    fn complete_nowait(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<()>;
     fn fail(&self, id: JobId, token: u64, error: String, retry: Retry) -> Result<Job>;
     fn extend(&self, id: JobId, token: u64, lease_ms: u64) -> Result<Job>;
     fn release(&self, id: JobId, token: u64) -> Result<Job>;

@@ -436,7 +436,25 @@ impl Backend for SledBackend {
     }
 
     fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
-        self.call_job(Op::Complete { id, token, result })
+        self.call_job(Op::Complete {
+            id,
+            token,
+            result,
+            reply: true,
+        })
+    }
+
+    fn complete_nowait(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<()> {
+        let (rtx, _) = bounded(1);
+        self.send(Command::Apply(
+            Op::Complete {
+                id,
+                token,
+                result,
+                reply: false,
+            },
+            rtx,
+        ))
     }
 
     fn fail(&self, id: JobId, token: u64, error: String, retry: Retry) -> Result<Job> {

@@ -29,6 +29,8 @@ pub(crate) enum Op {
         id: JobId,
         token: u64,
         result: Option<Vec<u8>>,
+        /// False when nobody waits for the answer (the pool's completions).
+        reply: bool,
     },
     Fail {
         id: JobId,
@@ -175,8 +177,18 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
         Op::Enqueue(jobs) => enqueue(ctx, jobs).map(Reply::Jobs),
         Op::Cancel { id, by } => cancel(ctx, id, by).map(|j| Reply::Job(Box::new(j))),
         Op::Claim(req) => claim(ctx, &req).map(|c| Reply::Claimed(c, ctx.st.epoch)),
-        Op::Complete { id, token, result } => {
-            complete(ctx, id, token, result).map(|j| Reply::Job(Box::new(j)))
+        Op::Complete {
+            id,
+            token,
+            result,
+            reply,
+        } => {
+            let job = complete(ctx, id, token, result)?;
+            Ok(if reply {
+                Reply::Job(Box::new(job))
+            } else {
+                Reply::Unit
+            })
         }
         Op::Fail {
             id,
