@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -223,6 +223,7 @@ impl WorkerPoolBuilder {
             lease: self.lease,
             worker_id: self.worker_id,
             slots: Mutex::new(HashMap::new()),
+            busy: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             stats: PoolCounters::default(),
         });
@@ -278,6 +279,8 @@ struct PoolShared {
     capacity: usize,
     payload_limit: usize,
     slots: Mutex<HashMap<JobId, Slot>>,
+    /// Handlers executing now (a timed-out or released handler counts until it returns).
+    busy: AtomicUsize,
     stopping: AtomicBool,
     stats: PoolCounters,
 }
@@ -307,6 +310,9 @@ impl PoolShared {
         }
         let mut reqs = Vec::new();
         let mut limited = Vec::new();
+        // Every request's max comes out of the same free slots, so together they never
+        // claim more than `free`.
+        let mut free = free;
         for (q, limit) in &self.queue_limits {
             limited.push(q.clone());
             if !self.queues.is_empty() && !self.queues.contains(q) {
@@ -315,6 +321,7 @@ impl PoolShared {
             let running = slots.values().filter(|s| s.queue == *q).count();
             let room = limit.saturating_sub(running).min(free);
             if room > 0 {
+                free -= room;
                 reqs.push(ClaimRequest {
                     queues: vec![q.clone()],
                     max: room,
@@ -323,13 +330,19 @@ impl PoolShared {
             }
         }
         // Unlimited queues: everything served except the limited ones.
-        reqs.push(ClaimRequest {
-            exclude_queues: limited,
-            ..base
-        });
+        if free > 0 {
+            reqs.push(ClaimRequest {
+                exclude_queues: limited,
+                max: free,
+                ..base
+            });
+        }
         reqs
     }
 }
+
+/// How long shutdown waits for cancelled handlers to return after the grace period.
+const HANDLER_EXIT_WAIT: Duration = Duration::from_secs(10);
 
 /// How long an idle dispatcher waits before looking at the stop flag again.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
@@ -389,6 +402,16 @@ fn worker_loop(s: &PoolShared, jobs: &Receiver<Claimed>, done: &Sender<()>) {
 
 fn run_one(s: &PoolShared, claimed: Claimed) {
     let Claimed { job, token } = claimed;
+    if s.stopping.load(Ordering::Acquire) {
+        // A prefetched job not started before shutdown: its slot is released by `stop`.
+        return;
+    }
+    s.busy.fetch_add(1, Ordering::AcqRel);
+    run_handler(s, job, token);
+    s.busy.fetch_sub(1, Ordering::AcqRel);
+}
+
+fn run_handler(s: &PoolShared, job: Job, token: u64) {
     let id = job.id;
     let now = s.spool.now_ms();
     let Some((cancel, progress)) = s.slots.lock().get_mut(&id).map(|sl| {
@@ -583,7 +606,9 @@ impl WorkerPool {
             lease_ms: 0,
             worker_id: String::new(),
         };
-        self.shared.slots.lock().is_empty() && !self.shared.spool.has_work(&req)
+        self.shared.busy.load(Ordering::Acquire) == 0
+            && self.shared.slots.lock().is_empty()
+            && !self.shared.spool.has_work(&req)
     }
 
     /// Stops claiming, waits up to `grace` for running handlers, then hands unfinished jobs
@@ -601,14 +626,17 @@ impl WorkerPool {
         if let Some(d) = self.dispatcher.take() {
             let _ = d.join();
         }
+        // Wait for running handlers (prefetched jobs are not started any more).
         let deadline = Instant::now() + grace;
-        while !s.slots.lock().is_empty() && Instant::now() < deadline {
+        while s.busy.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
         if let Some((stop, h)) = self.supervisor.take() {
             drop(stop);
             let _ = h.join();
         }
+        // Hand back what is left, prefetched or still running, without counting the attempt,
+        // and tell the handlers still running to stop.
         let left: Vec<(JobId, Slot)> = s.slots.lock().drain().collect();
         let mut released = 0;
         for (id, sl) in left {
@@ -617,8 +645,14 @@ impl WorkerPool {
                 released += 1;
             }
         }
-        // Finished threads are joined; a handler that ignores cancellation keeps its thread
-        // until it returns (its outcome is discarded).
+        // Give cancelled handlers time to notice and return (the `work` command's handler
+        // terminates its process group), so nothing keeps running behind a released job.
+        let deadline = Instant::now() + HANDLER_EXIT_WAIT;
+        while s.busy.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A handler that ignores cancellation keeps its thread until it returns (its outcome
+        // is discarded); the others are joined.
         for t in self.threads.drain(..) {
             if t.is_finished() {
                 let _ = t.join();

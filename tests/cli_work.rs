@@ -335,7 +335,6 @@ fn timeout_fails_the_attempt_and_dead_letters_at_max_retries() {
 }
 
 #[test]
-#[ignore = "BUG: work can exit before the handler thread signals the command's process group; the command is orphaned (intermittent)"]
 fn timeout_terminates_the_commands_process_group() {
     let db = db();
     let pid_file = db.root.join("cmd.pid");
@@ -395,7 +394,6 @@ fn sigterm_shuts_work_down_gracefully_and_returns_the_job_to_pending() {
 }
 
 #[test]
-#[ignore = "BUG: after the grace period work exits without SIGTERM/SIGKILL to the command's process group; the command is orphaned"]
 fn sigterm_shutdown_terminates_the_running_command() {
     let db = db();
     let (_, _, cmd_pid) = sigterm_during_a_job(&db);

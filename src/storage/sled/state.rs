@@ -18,6 +18,8 @@ struct Partition {
     ready: BTreeSet<ReadyKey>,
     /// Pending (delayed included) plus running jobs of this partition.
     live: u64,
+    /// Running jobs of this partition.
+    running: u64,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +106,7 @@ impl State {
             kind: kind.into(),
             ready: BTreeSet::new(),
             live: 0,
+            running: 0,
         });
         self.part_ix
             .entry(queue.into())
@@ -138,6 +141,9 @@ impl State {
         if !job.status.is_terminal() {
             let p = self.part(&job.queue, &job.kind) as usize;
             self.parts[p].live = self.parts[p].live.saturating_sub(1);
+            if job.status == JobStatus::Running {
+                self.parts[p].running = self.parts[p].running.saturating_sub(1);
+            }
         }
         match job.status {
             JobStatus::Pending => {
@@ -173,6 +179,9 @@ impl State {
         if !job.status.is_terminal() {
             let p = self.part(&job.queue, &job.kind) as usize;
             self.parts[p].live += 1;
+            if job.status == JobStatus::Running {
+                self.parts[p].running += 1;
+            }
         }
         match job.status {
             JobStatus::Pending => {
@@ -248,10 +257,12 @@ impl State {
         best.map(|k| k.2)
     }
 
-    /// Whether anything `req` could claim is pending or running (delayed included).
+    /// Whether anything `req` could claim is pending or running (delayed included). Pending
+    /// jobs of a paused queue do not count: they cannot be claimed until it resumes.
     pub fn has_work_for(&self, req: &ClaimRequest) -> bool {
         self.parts.iter().any(|p| {
-            p.live > 0
+            let paused = self.queues.get(&p.queue).is_some_and(|q| q.paused);
+            (if paused { p.running } else { p.live }) > 0
                 && (req.queues.is_empty() || req.queues.contains(&p.queue))
                 && (req.kinds.is_empty() || req.kinds.contains(&p.kind))
         })
