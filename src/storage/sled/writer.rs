@@ -70,52 +70,40 @@ pub(crate) enum Command {
     Shutdown(Sender<Result<Reply>>),
 }
 
-/// What the writer carries between groups.
-struct Pending {
-    /// Set while written changes wait for their fsync (`Buffered`).
-    dirty_since: Option<Instant>,
-    /// Events written but not yet durable: subscribers get them after the fsync.
-    unpublished: Vec<EventRecord>,
+type Answer = (Sender<Result<Reply>>, Result<Reply>);
+
+/// What the writer hands the syncer after writing a group.
+struct Written {
+    /// The batch was not empty (there is something to fsync).
+    wrote: bool,
+    /// Events of the group, published once durable.
+    events: Vec<EventRecord>,
+    /// Answers to send once durable (empty when the caller was answered already:
+    /// `Buffered` without an explicit sync).
+    answers: Vec<Answer>,
+    /// The answers wait for an fsync (Immediate, or an explicit sync or shutdown).
+    sync: bool,
 }
 
-impl Pending {
-    /// Makes everything written durable, then publishes the events that were waiting.
-    fn sync(&mut self, shared: &Shared) -> Result<()> {
-        if self.dirty_since.is_some() {
-            sync(shared)?;
-            self.dirty_since = None;
-        }
-        publish(shared, std::mem::take(&mut self.unpublished));
-        Ok(())
-    }
-}
-
+/// The writer: applies groups and writes their batches; a second thread (the syncer) makes
+/// them durable and answers. While the syncer waits on the disk the writer already applies
+/// the next group, and one fsync covers every group written before it (group commit across
+/// groups as well as within one).
 pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Command>) {
-    let _guard = PoisonOnPanic(shared.clone());
-    let mut pending = Pending {
-        dirty_since: None,
-        unpublished: Vec::new(),
+    let _guard = PoisonOnPanic::new(&shared, "writer");
+    let (sync_tx, sync_rx) = crossbeam_channel::bounded::<Written>(64);
+    let s2 = shared.clone();
+    let syncer = std::thread::Builder::new()
+        .name("jobspool-syncer".into())
+        .spawn(move || run_syncer(&s2, &sync_rx));
+    let Ok(syncer) = syncer else {
+        shared.poison(&Error::Storage {
+            context: "cannot start the syncer thread".into(),
+            source: None,
+        });
+        return;
     };
-    loop {
-        let first = match (shared.cfg.durability, pending.dirty_since) {
-            (Durability::Buffered { max_delay }, Some(since)) => {
-                let wait = max_delay.saturating_sub(since.elapsed());
-                match rx.recv_timeout(wait) {
-                    Ok(c) => c,
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                        if let Err(e) = pending.sync(&shared) {
-                            shared.poison(&e);
-                        }
-                        continue;
-                    }
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            _ => match rx.recv() {
-                Ok(c) => c,
-                Err(_) => break,
-            },
-        };
+    while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -123,18 +111,85 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Command>) {
                 Err(_) => break,
             }
         }
-        if commit_group(&shared, group, &mut pending) {
-            return;
+        let (written, shutdown) = apply_group(&shared, group);
+        if sync_tx.send(written).is_err() || shutdown {
+            break;
         }
     }
-    let _ = pending.sync(&shared);
+    drop(sync_tx);
+    let _ = syncer.join();
 }
 
-/// Applies, writes and answers one group. Returns true on shutdown.
-fn commit_group(shared: &Shared, group: Vec<Command>, pending: &mut Pending) -> bool {
+/// The syncer: fsyncs what the writer wrote, then publishes events and answers callers.
+fn run_syncer(shared: &Shared, rx: &Receiver<Written>) {
+    let _guard = PoisonOnPanic::new(shared, "syncer");
+    let buffered = match shared.cfg.durability {
+        Durability::Buffered { max_delay } => Some(max_delay),
+        Durability::Immediate => None,
+    };
+    let mut dirty_since: Option<Instant> = None;
+    let mut events: Vec<EventRecord> = Vec::new();
+    let mut answers: Vec<Answer> = Vec::new();
+    loop {
+        let first = match (buffered, dirty_since) {
+            (Some(max_delay), Some(since)) => {
+                match rx.recv_timeout(max_delay.saturating_sub(since.elapsed())) {
+                    Ok(w) => Some(w),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            _ => match rx.recv() {
+                Ok(w) => Some(w),
+                Err(_) => break,
+            },
+        };
+        let mut want_sync = first.is_none(); // the Buffered deadline passed
+        let mut batch: Vec<Written> = first.into_iter().collect();
+        while let Ok(w) = rx.try_recv() {
+            batch.push(w);
+        }
+        for w in batch {
+            if w.wrote {
+                dirty_since = dirty_since.or(Some(Instant::now()));
+            }
+            want_sync |= w.sync;
+            events.extend(w.events);
+            answers.extend(w.answers);
+        }
+        if !want_sync {
+            continue;
+        }
+        let result = if dirty_since.is_some() {
+            sync(shared)
+        } else {
+            Ok(())
+        };
+        dirty_since = None;
+        if let Err(e) = &result {
+            shared.poison(e);
+        } else {
+            // Subscribers hear of a change before its caller does, never before it is durable.
+            publish(shared, std::mem::take(&mut events));
+        }
+        for (reply, answer) in answers.drain(..) {
+            let answer = match &result {
+                Ok(()) => answer,
+                Err(_) => Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown)),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+    if dirty_since.is_some() && sync(shared).is_ok() {
+        publish(shared, events);
+    }
+}
+
+/// Applies and writes one group. Returns what the syncer needs, and whether to stop.
+fn apply_group(shared: &Shared, group: Vec<Command>) -> (Written, bool) {
     let mut staged = Staged::default();
-    let mut answers: Vec<(Sender<Result<Reply>>, Result<Reply>)> = Vec::with_capacity(group.len());
-    let mut want_sync = matches!(shared.cfg.durability, Durability::Immediate);
+    let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
+    let mut sync = matches!(shared.cfg.durability, Durability::Immediate);
     let mut shutdown = false;
     let epoch_before;
     {
@@ -160,11 +215,11 @@ fn commit_group(shared: &Shared, group: Vec<Command>, pending: &mut Pending) -> 
                     answers.push((reply, result));
                 }
                 Command::Sync(reply) => {
-                    want_sync = true;
+                    sync = true;
                     answers.push((reply, Ok(Reply::Unit)));
                 }
                 Command::Shutdown(reply) => {
-                    want_sync = true;
+                    sync = true;
                     shutdown = true;
                     answers.push((reply, Ok(Reply::Unit)));
                 }
@@ -182,32 +237,31 @@ fn commit_group(shared: &Shared, group: Vec<Command>, pending: &mut Pending) -> 
         }
     }
     let wrote = !staged.is_empty();
-    let result = write(shared, &mut staged).and_then(|()| {
-        if wrote {
-            pending.dirty_since = pending.dirty_since.or(Some(Instant::now()));
+    if let Err(e) = write(shared, &mut staged) {
+        shared.poison(&e);
+        for (_, answer) in &mut answers {
+            *answer = Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown));
         }
-        pending.unpublished.append(&mut staged.events);
-        if want_sync {
-            // Subscribers hear of a change before its caller does, and never before it is durable.
-            pending.sync(shared)?;
-        }
-        Ok(())
-    });
-    if let Err(e) = &result {
-        shared.poison(e);
     }
-    for (reply, answer) in answers {
-        let answer = match &result {
-            Ok(()) => answer,
-            Err(_) => Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown)),
-        };
-        let _ = reply.send(answer);
-    }
-    let epoch_after = shared.state.lock().epoch;
-    if epoch_after != epoch_before {
+    if shared.state.lock().epoch != epoch_before {
         shared.work.notify_all();
     }
-    shutdown
+    let events = std::mem::take(&mut staged.events);
+    if !sync {
+        // Buffered: answer now; the syncer makes it durable within max_delay.
+        for (reply, answer) in answers.drain(..) {
+            let _ = reply.send(answer);
+        }
+    }
+    (
+        Written {
+            wrote,
+            events,
+            answers,
+            sync,
+        },
+        shutdown,
+    )
 }
 
 fn write(shared: &Shared, staged: &mut Staged) -> Result<()> {
@@ -334,13 +388,19 @@ fn publish(shared: &Shared, events: Vec<EventRecord>) {
 pub(crate) const SUBSCRIBER_BUFFER: usize = 65_536;
 
 /// Marks the spool poisoned if the writer thread unwinds.
-struct PoisonOnPanic(Arc<Shared>);
+struct PoisonOnPanic<'a>(&'a Shared, &'static str);
 
-impl Drop for PoisonOnPanic {
+impl<'a> PoisonOnPanic<'a> {
+    fn new(shared: &'a Shared, thread: &'static str) -> Self {
+        PoisonOnPanic(shared, thread)
+    }
+}
+
+impl Drop for PoisonOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.0.poison(&Error::Storage {
-                context: "the writer thread panicked".into(),
+                context: format!("the {} thread panicked", self.1),
                 source: None,
             });
         }
