@@ -724,3 +724,122 @@ fn database_held_by_another_process_is_database_in_use() {
     // Released: the CLI works again.
     assert_eq!(ok_json(&db, &["stats"])["pending"], json!(0));
 }
+
+#[test]
+fn schedule_commands_create_toggle_list_delete_with_spec_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let created = ok_json(
+        &db,
+        &[
+            "schedule",
+            "create",
+            "--name",
+            "nightly-report",
+            "--cron",
+            "0 3 * * *",
+            "--job-type",
+            "report.build",
+            "--timezone",
+            "Europe/Berlin",
+            "--description",
+            "daily at 03:00",
+        ],
+    );
+    for k in [
+        "id",
+        "name",
+        "cronExpression",
+        "timezone",
+        "jobType",
+        "enabled",
+        "createdAt",
+        "description",
+        "lastRunAt",
+        "nextRunAt",
+    ] {
+        assert!(created.get(k).is_some(), "missing {k}: {created}");
+    }
+    assert_eq!(created["enabled"], true);
+    assert!(created["lastRunAt"].is_null());
+    assert!(is_rfc3339_utc_millis(
+        created["nextRunAt"].as_str().unwrap()
+    ));
+
+    let (code, _) = err_json(
+        &db,
+        &[
+            "schedule",
+            "create",
+            "--name",
+            "nightly-report",
+            "--cron",
+            "@daily",
+            "--job-type",
+            "x",
+        ],
+    );
+    assert_eq!(code, "SCHEDULE_EXISTS");
+    let (code, msg) = err_json(
+        &db,
+        &[
+            "schedule",
+            "create",
+            "--name",
+            "b",
+            "--cron",
+            "0 25 * * *",
+            "--job-type",
+            "x",
+        ],
+    );
+    assert_eq!(code, "INVALID_CRON");
+    assert!(msg.contains("hour"), "{msg}");
+    let (code, _) = err_json(
+        &db,
+        &[
+            "schedule",
+            "create",
+            "--name",
+            "b",
+            "--cron",
+            "@daily",
+            "--job-type",
+            "x",
+            "--timezone",
+            "Nowhere/City",
+        ],
+    );
+    assert_eq!(code, "INVALID_TIMEZONE");
+
+    let off = ok_json(
+        &db,
+        &[
+            "schedule",
+            "toggle",
+            "--name",
+            "nightly-report",
+            "--enabled",
+            "false",
+        ],
+    );
+    assert_eq!(off["enabled"], false);
+    assert!(off["nextRunAt"].is_null());
+    let list = ok_json(&db, &["schedule", "list"]);
+    assert_eq!(list["schedules"].as_array().unwrap().len(), 1);
+    assert_eq!(list["schedules"][0]["name"], "nightly-report");
+    let deleted = ok_json(&db, &["schedule", "delete", "--name", "nightly-report"]);
+    assert_eq!(deleted, serde_json::json!({"success": true}));
+    let (code, _) = err_json(
+        &db,
+        &[
+            "schedule",
+            "toggle",
+            "--name",
+            "nightly-report",
+            "--enabled",
+            "true",
+        ],
+    );
+    assert_eq!(code, "SCHEDULE_NOT_FOUND");
+}
