@@ -31,9 +31,23 @@ use ops::{Op, Reply};
 use state::State;
 use writer::{Command, Meta, StoredEvent};
 
-/// sled segment size. Values over a quarter of it go to separate blob files, so 8 MiB keeps
-/// payloads up to the default 1 MiB limit inline, where flush + fdatasync covers them.
-const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+/// sled segment size for new databases. sled moves pages over a quarter of it to files
+/// under `blobs/`; every sync fsyncs new blob files, so large payloads stay durable. 1 MiB
+/// (rather than 8) measured ~25% less peak RSS and faster burn-down (README, Performance).
+const SEGMENT_SIZE: usize = 1024 * 1024;
+
+/// The segment size an existing database was created with (sled refuses another one).
+fn segment_size_of(path: &Path) -> usize {
+    std::fs::read_to_string(path.join("conf"))
+        .ok()
+        .and_then(|conf| {
+            conf.lines()
+                .find_map(|l| l.strip_prefix("segment_size: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        })
+        .filter(|n| n.is_power_of_two())
+        .unwrap_or(SEGMENT_SIZE)
+}
 
 /// How long `open` retries sled's file lock (sled releases it asynchronously after a drop).
 const LOCK_RETRY: Duration = Duration::from_secs(2);
@@ -96,7 +110,7 @@ fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
         let res = sled::Config::new()
             .path(path)
             .cache_capacity(cfg.cache_bytes)
-            .segment_size(SEGMENT_SIZE)
+            .segment_size(segment_size_of(path))
             .flush_every_ms(None)
             .open();
         match res {
