@@ -31,6 +31,8 @@ mod codec;
 mod config;
 mod error;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod job;
 pub mod json;
 mod schedule;

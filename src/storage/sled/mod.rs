@@ -29,6 +29,7 @@ use crate::storage::{
 
 use ops::{Op, Reply};
 use state::State;
+pub(crate) use writer::StoredEventBlock;
 use writer::{Command, Meta, StoredEvent};
 
 /// sled segment size for new databases. sled moves pages over a quarter of it to files

@@ -29,6 +29,9 @@ pub(crate) struct StoredEvent {
     pub event: Event,
 }
 
+/// A log block: the events of one writer group, from the seq in its key.
+pub(crate) type StoredEventBlock = Vec<StoredEvent>;
+
 /// Persisted counters: the next event sequence number (never reused, even after pruning).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Meta {
