@@ -338,7 +338,10 @@ fn socket_file_is_owner_only_and_removed_on_close_and_on_drop() {
     let client = Client::connect_db(&db).unwrap();
     client.call("jobs.stats", json!({})).unwrap();
     drop(spool);
-    assert!(!path.exists(), "removed on drop");
+    // A background thread may hold the handle for a moment, and then closes it itself.
+    wait_for("the socket to be removed on drop", || {
+        (!path.exists()).then_some(())
+    });
     assert!(client.call("jobs.stats", json!({})).is_err());
     // And the database opens again.
     let again = wait_for("reopen", || Spool::open(&db).ok());
@@ -566,7 +569,7 @@ fn connections_over_the_limit_get_an_error_line_and_are_closed() {
     drop(held.pop());
     let client = wait_for("a free slot", || {
         let mut r = Raw::connect(&path);
-        let resp = r.request(r#"{"id":"x","op":"jobs.ping"}"#);
+        let resp = r.try_request(r#"{"id":"x","op":"jobs.ping"}"#)?;
         (resp["ok"] == true).then_some(r)
     });
     drop(client);

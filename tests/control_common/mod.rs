@@ -74,6 +74,19 @@ impl Raw {
         Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}")))
     }
 
+    /// Sends one line and reads its response; `None` when the server closed the
+    /// connection (e.g. refused it).
+    pub fn try_request(&mut self, line: &str) -> Option<Value> {
+        let mut bytes = line.as_bytes().to_vec();
+        bytes.push(b'\n');
+        self.reader.get_mut().write_all(&bytes).ok()?;
+        let mut resp = String::new();
+        match self.reader.read_line(&mut resp) {
+            Ok(n) if n > 0 => serde_json::from_str(&resp).ok(),
+            _ => None,
+        }
+    }
+
     /// Sends one line and reads its response.
     pub fn request(&mut self, line: &str) -> Value {
         self.send(line.as_bytes());
