@@ -35,6 +35,9 @@ const MAX_EVENTS_PAGE: u64 = 10_000;
 /// `INVALID_ARGUMENT` for an unknown op, an input that is not an object, an unknown field,
 /// a field of the wrong type or an out-of-range value; otherwise what the operation returns.
 pub fn dispatch(spool: &Spool, op: &str, input: &Value) -> Result<Value> {
+    if !OPS.contains(&op) {
+        return Err(unknown_op(op));
+    }
     let mut inp = Input::new(op, input)?;
     match op {
         "jobs.enqueue" => {
@@ -168,11 +171,12 @@ pub fn dispatch(spool: &Spool, op: &str, input: &Value) -> Result<Value> {
             inp.finish()?;
             Ok(json!({ "pong": true, "lastSeq": spool.last_seq() }))
         }
-        _ => Err(Error::invalid(format!(
-            "unknown op {op:?}; known ops: {}",
-            OPS.join(", ")
-        ))),
+        _ => Err(unknown_op(op)),
     }
+}
+
+fn unknown_op(op: &str) -> Error {
+    Error::invalid(format!("unknown op {op:?}; known ops: {}", OPS.join(", ")))
 }
 
 /// Every op [`dispatch`] knows.
