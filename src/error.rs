@@ -72,7 +72,33 @@ pub enum Error {
     },
     /// The handle is closing or closed (`SHUTTING_DOWN`).
     ShuttingDown,
+    /// An error reported by the process serving a control socket: its contract code and
+    /// message exactly as that process sent them.
+    Remote {
+        /// The contract code, e.g. `JOB_NOT_FOUND` (`STORAGE` for a code this version does
+        /// not know).
+        code: &'static str,
+        /// The message as sent.
+        message: String,
+    },
 }
+
+/// Every contract code, for turning a code received over the wire back into a `&'static str`.
+pub(crate) const CODES: [&str; 13] = [
+    "JOB_NOT_FOUND",
+    "JOB_NOT_PENDING",
+    "INVALID_ARGUMENT",
+    "PAYLOAD_TOO_LARGE",
+    "SCHEDULE_EXISTS",
+    "SCHEDULE_NOT_FOUND",
+    "INVALID_CRON",
+    "INVALID_TIMEZONE",
+    "STALE_LEASE",
+    "DATABASE_IN_USE",
+    "CORRUPTION",
+    "STORAGE",
+    "SHUTTING_DOWN",
+];
 
 impl Error {
     /// The contract code of SPEC.md section 7, e.g. `JOB_NOT_FOUND`.
@@ -92,6 +118,7 @@ impl Error {
             Error::Corruption { .. } => "CORRUPTION",
             Error::Storage { .. } => "STORAGE",
             Error::ShuttingDown => "SHUTTING_DOWN",
+            Error::Remote { code, .. } => code,
         }
     }
 
@@ -99,6 +126,14 @@ impl Error {
     #[must_use]
     pub fn http_status(&self) -> u16 {
         match self {
+            Error::Remote { code, .. } => match *code {
+                "JOB_NOT_FOUND" | "SCHEDULE_NOT_FOUND" => 404,
+                "JOB_NOT_PENDING" | "SCHEDULE_EXISTS" | "STALE_LEASE" => 409,
+                "INVALID_ARGUMENT" | "INVALID_CRON" | "INVALID_TIMEZONE" => 400,
+                "PAYLOAD_TOO_LARGE" => 413,
+                "DATABASE_IN_USE" | "SHUTTING_DOWN" => 503,
+                _ => 500,
+            },
             Error::JobNotFound { .. } | Error::ScheduleNotFound(_) => 404,
             Error::JobNotPending { .. } | Error::ScheduleExists(_) | Error::StaleLease { .. } => {
                 409
@@ -114,6 +149,8 @@ impl Error {
     #[must_use]
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::JobNotFound { .. } | Error::ScheduleNotFound(_))
+            || matches!(self, Error::Remote { code, .. }
+                if matches!(*code, "JOB_NOT_FOUND" | "SCHEDULE_NOT_FOUND"))
     }
 
     /// True when the caller's input was rejected (nothing changed).
@@ -174,8 +211,10 @@ impl Error {
                  claimed again); the outcome was discarded"
             ),
             Error::DatabaseInUse { path } => format!(
-                "database at {} is in use by another process; stop it, use \
-                 another path, or enable its control socket to reach it",
+                "database at {} is in use by another process that serves no reachable \
+                 control socket; stop it, use another path, or have the holder enable its \
+                 control socket (Builder::control_socket; `jobspool work` enables it) so \
+                 commands reach it",
                 path.display()
             ),
             Error::Corruption { tree, key, detail } => format!(
@@ -187,6 +226,7 @@ impl Error {
                 None => context.clone(),
             },
             Error::ShuttingDown => "the spool is closing; reopen it to continue".to_string(),
+            Error::Remote { message, .. } => message.clone(),
         }
     }
 }

@@ -29,6 +29,7 @@
 mod clock;
 mod codec;
 mod config;
+pub mod control;
 mod error;
 mod event;
 #[doc(hidden)]

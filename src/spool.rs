@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 
 use crate::clock::Clock;
 use crate::config::{Config, Durability, Retention};
+use crate::control::{Server as ControlServer, SocketSetting};
 use crate::error::{Error, Result};
 use crate::event::EventRecord;
 use crate::job::{Backoff, Job, JobId, JobStatus, NewJob};
@@ -23,6 +24,7 @@ use crate::storage::{
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     cfg: Config,
+    control: SocketSetting,
 }
 
 impl Builder {
@@ -95,14 +97,37 @@ impl Builder {
         self
     }
 
+    /// Serve a control socket so other processes (the `jobspool` CLI) can run operations
+    /// while this handle holds the database; see [`crate::control`]. The socket is
+    /// `<db>/control.sock` (or a short path recorded in `<db>/control.sock.path` when that
+    /// one is too long), mode 0600, removed on close. Default = off.
+    #[must_use]
+    pub fn control_socket(mut self, on: bool) -> Self {
+        self.control = if on {
+            SocketSetting::Default
+        } else {
+            SocketSetting::Off
+        };
+        self
+    }
+    /// Serve the control socket at `path` instead of the default (recorded in
+    /// `<db>/control.sock.path` so clients find it). Default = off.
+    #[must_use]
+    pub fn control_socket_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.control = SocketSetting::At(path.into());
+        self
+    }
+
     /// Opens (creating if needed) the database directory at `path`, recovering jobs left
     /// running by a previous process.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for a bad setting, `DATABASE_IN_USE` when another process holds
-    /// the database, `CORRUPTION` or `STORAGE` when it cannot be read.
+    /// the database, `CORRUPTION` or `STORAGE` when it cannot be read (or, with a control
+    /// socket, when the socket cannot be bound).
     pub fn open(self, path: impl AsRef<Path>) -> Result<Spool> {
         let cfg = self.cfg;
+        let control = self.control;
         if cfg.payload_limit == 0 || cfg.payload_limit > 64 * 1024 * 1024 {
             return Err(Error::invalid(
                 "payload_limit must be between 1 byte and 64 MiB",
@@ -135,6 +160,7 @@ impl Builder {
             path,
             maintenance: Mutex::new(None),
             scheduler: Mutex::new(None),
+            control: Mutex::new(None),
         });
         if inner.cfg.scheduler {
             let (wake_tx, wake_rx) = bounded(1);
@@ -155,6 +181,12 @@ impl Builder {
                 .map_err(|e| Error::storage("starting the maintenance thread", e))?;
             *inner.maintenance.lock() = Some((stop_tx, handle));
         }
+        if control != SocketSetting::Off {
+            // Bound only now that the database lock is held.
+            let weak = WeakSpool(Arc::downgrade(&inner));
+            let server = ControlServer::start(&control, &inner.path, weak)?;
+            *inner.control.lock() = Some(server);
+        }
         Ok(Spool { inner })
     }
 }
@@ -166,10 +198,26 @@ struct Inner {
     maintenance: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     /// The scheduler thread and its wake-up channel (a message = schedules changed).
     scheduler: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    control: Mutex<Option<ControlServer>>,
+}
+
+/// A handle that does not keep the spool open (the control server's threads hold these).
+#[derive(Clone)]
+pub(crate) struct WeakSpool(std::sync::Weak<Inner>);
+
+impl WeakSpool {
+    pub(crate) fn upgrade(&self) -> Option<Spool> {
+        self.0.upgrade().map(|inner| Spool { inner })
+    }
 }
 
 impl Inner {
     fn close(&self) -> Result<()> {
+        // The socket goes first, so clients stop arriving while the rest shuts down.
+        let control = self.control.lock().take();
+        if let Some(mut server) = control {
+            server.stop();
+        }
         for slot in [&self.maintenance, &self.scheduler] {
             let taken = slot.lock().take();
             if let Some((stop, handle)) = taken {
@@ -281,6 +329,16 @@ impl Spool {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The path of the control socket this handle serves, if it serves one.
+    #[must_use]
+    pub fn control_socket_path(&self) -> Option<PathBuf> {
+        self.inner
+            .control
+            .lock()
+            .as_ref()
+            .map(|s| s.path().to_path_buf())
     }
 
     /// The durability setting of this handle.

@@ -4,15 +4,14 @@ mod bench;
 mod output;
 mod work;
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use jobspool::{Error, JobId, JobStatus, ListQuery, NewJob, NewSchedule, Spool};
-use serde_json::json;
+use jobspool::{control, Error, JobId, JobStatus, Spool};
+use serde_json::{json, Value};
 
 use output::Out;
 
@@ -319,6 +318,47 @@ fn open(cli: &Cli) -> Result<Spool, Error> {
         .open(db_path(cli)?)
 }
 
+/// Where a command's operations go: the database opened directly, or the control socket of
+/// the process holding it. Both run the same [`control::dispatch`] code, and the output is
+/// printed from the JSON it returns, so the two print the same.
+enum Target {
+    Direct(Spool),
+    Remote(control::Client),
+}
+
+impl Target {
+    /// A live socket first (its process holds the database, so opening would only wait for
+    /// the lock); else the database itself; and if that turns out to be held, its socket
+    /// once more (the holder may have just started).
+    fn connect(cli: &Cli) -> Result<Target, Error> {
+        let db = db_path(cli)?;
+        if let Ok(c) = control::Client::connect_db(&db) {
+            return Ok(Target::Remote(c));
+        }
+        match open(cli) {
+            Ok(spool) => Ok(Target::Direct(spool)),
+            Err(e @ Error::DatabaseInUse { .. }) => control::Client::connect_db(&db)
+                .map(Target::Remote)
+                .map_err(|_| e),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn call(&self, op: &str, input: Value) -> Result<Value, Error> {
+        match self {
+            Target::Direct(spool) => control::dispatch(spool, op, &input),
+            Target::Remote(client) => client.call(op, input),
+        }
+    }
+
+    fn close(self) -> Result<(), Error> {
+        match self {
+            Target::Direct(spool) => spool.close(),
+            Target::Remote(_) => Ok(()),
+        }
+    }
+}
+
 fn parse_id(s: &str) -> Result<JobId, Error> {
     s.parse()
 }
@@ -334,27 +374,49 @@ fn parse_limit(limit: Option<i64>) -> Result<Option<usize>, Error> {
     }
 }
 
+/// `input` with the `Some` entries of `fields` added.
+fn with_opts(mut input: Value, fields: &[(&str, Option<Value>)]) -> Value {
+    if let Value::Object(m) = &mut input {
+        for (k, v) in fields {
+            if let Some(v) = v {
+                m.insert((*k).to_owned(), v.clone());
+            }
+        }
+    }
+    input
+}
+
+/// Payload bytes as the protocol takes them: base64, so they arrive exactly as read.
+fn payload_value(bytes: &[u8]) -> Option<Value> {
+    (!bytes.is_empty()).then(|| json!({ "base64": jobspool::json::base64(bytes) }))
+}
+
+/// Runs `op` on the database (directly or through its control socket) and closes it.
+fn call(cli: &Cli, op: &str, input: Value) -> Result<Value, Error> {
+    let target = Target::connect(cli)?;
+    let out = target.call(op, input)?;
+    target.close()?;
+    Ok(out)
+}
+
 fn run(cli: Cli, out: &Out) -> Result<(), Error> {
     match &cli.cmd {
         Command::Enqueue(a) => {
-            let job = new_job(a)?;
-            let spool = open(&cli)?;
-            let j = spool.enqueue(job)?;
-            out.job(&j);
-            spool.close()
+            let input = enqueue_input(a)?;
+            out.job(&call(&cli, "jobs.enqueue", input)?);
+            Ok(())
         }
         Command::Get { id } => {
             let id = parse_id(id)?;
-            let spool = open(&cli)?;
-            out.job(&spool.get(id)?);
-            spool.close()
+            out.job(&call(&cli, "jobs.get", json!({ "jobId": id.to_string() }))?);
+            Ok(())
         }
         Command::Cancel { id } => {
             let id = parse_id(id)?;
-            let spool = open(&cli)?;
-            let j = spool.cancel_by(id, "cli")?;
-            out.value(&json!({"success": true}), &format!("cancelled {}", j.id));
-            spool.close()
+            let input = json!({ "jobId": id.to_string(), "cancelledBy": "cli" });
+            let v = call(&cli, "jobs.cancel", input)?;
+            out.value(&v, &format!("cancelled {id}"));
+            Ok(())
         }
         Command::List {
             status,
@@ -363,30 +425,33 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             limit,
             after,
         } => {
-            let q = ListQuery {
-                status: status.as_deref().map(str::parse::<JobStatus>).transpose()?,
-                queue: queue.clone(),
-                kind: kind.clone(),
-                after: after.as_deref().map(parse_id).transpose()?,
-                limit: parse_limit(*limit)?,
-            };
-            let spool = open(&cli)?;
-            out.jobs(&spool.list(&q)?);
-            spool.close()
+            let status = status.as_deref().map(str::parse::<JobStatus>).transpose()?;
+            let after = after.as_deref().map(parse_id).transpose()?;
+            let limit = parse_limit(*limit)?;
+            let input = with_opts(
+                json!({}),
+                &[
+                    ("status", status.map(|s| s.as_str().into())),
+                    ("queue", queue.clone().map(Value::from)),
+                    ("type", kind.clone().map(Value::from)),
+                    ("limit", limit.map(Value::from)),
+                    ("after", after.map(|a| a.to_string().into())),
+                ],
+            );
+            out.jobs(&call(&cli, "jobs.list", input)?);
+            Ok(())
         }
         Command::Stats => {
-            let spool = open(&cli)?;
-            out.stats(&spool.stats()?);
-            spool.close()
+            out.stats(&call(&cli, "jobs.stats", json!({}))?);
+            Ok(())
         }
         Command::Events { since, follow } => {
-            let spool = open(&cli)?;
-            events(&spool, *since, *follow, out)?;
-            spool.close()
+            let target = Target::connect(&cli)?;
+            events(&target, *since, *follow, out)?;
+            target.close()
         }
         Command::Schedule { cmd } => {
-            let spool = open(&cli)?;
-            match cmd {
+            let (op, input) = match cmd {
                 ScheduleCmd::Create {
                     name,
                     cron,
@@ -399,10 +464,8 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                     disabled,
                     replace,
                 } => {
-                    let mut s = NewSchedule::new(name.clone(), cron.clone(), job_type.clone());
-                    s.timezone = timezone.clone();
-                    s.payload = read_payload(payload.as_deref())?;
-                    s.max_attempts = max_retries
+                    let payload = read_payload(payload.as_deref())?;
+                    let max_retries = max_retries
                         .map(|n| {
                             u32::try_from(n).map_err(|_| {
                                 Error::InvalidArgument(format!(
@@ -411,38 +474,52 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                             })
                         })
                         .transpose()?;
-                    s.queue = queue.clone();
-                    s.description = description.clone();
-                    s.enabled = Some(!disabled);
-                    s.replace = *replace;
-                    out.schedule(&spool.create_schedule(s)?);
-                }
-                ScheduleCmd::Toggle { name, enabled } => {
-                    out.schedule(&spool.toggle_schedule(name, *enabled)?);
-                }
-                ScheduleCmd::List => out.schedules(&spool.list_schedules()?),
-                ScheduleCmd::Delete { name } => {
-                    spool.delete_schedule(name)?;
-                    out.value(
-                        &json!({"success": true}),
-                        &format!("deleted schedule {name}"),
+                    let input = with_opts(
+                        json!({
+                            "name": name,
+                            "cronExpression": cron,
+                            "jobType": job_type,
+                            "enabled": !disabled,
+                            "replace": replace,
+                        }),
+                        &[
+                            ("timezone", timezone.clone().map(Value::from)),
+                            ("payload", payload_value(&payload)),
+                            ("maxRetries", max_retries.map(Value::from)),
+                            ("queue", queue.clone().map(Value::from)),
+                            ("description", description.clone().map(Value::from)),
+                        ],
                     );
+                    ("jobs.schedule.create", input)
                 }
+                ScheduleCmd::Toggle { name, enabled } => (
+                    "jobs.schedule.toggle",
+                    json!({ "name": name, "enabled": enabled }),
+                ),
+                ScheduleCmd::List => ("jobs.schedule.list", json!({})),
+                ScheduleCmd::Delete { name } => ("jobs.schedule.delete", json!({ "name": name })),
+            };
+            let v = call(&cli, op, input)?;
+            match cmd {
+                ScheduleCmd::List => out.schedules(&v),
+                ScheduleCmd::Delete { name } => out.value(&v, &format!("deleted schedule {name}")),
+                _ => out.schedule(&v),
             }
-            spool.close()
+            Ok(())
         }
         Command::Dead {
             cmd: DeadCmd::List { queue, kind, limit },
         } => {
-            let q = ListQuery {
-                queue: queue.clone(),
-                kind: kind.clone(),
-                limit: parse_limit(*limit)?,
-                ..ListQuery::default()
-            };
-            let spool = open(&cli)?;
-            out.jobs(&spool.dead_letters(&q)?);
-            spool.close()
+            let input = with_opts(
+                json!({}),
+                &[
+                    ("queue", queue.clone().map(Value::from)),
+                    ("type", kind.clone().map(Value::from)),
+                    ("limit", parse_limit(*limit)?.map(Value::from)),
+                ],
+            );
+            out.jobs(&call(&cli, "jobs.dead.list", input)?);
+            Ok(())
         }
         Command::Dead {
             cmd:
@@ -453,28 +530,31 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                     kind,
                 },
         } => {
-            let spool = open(&cli)?;
-            let jobs = match (id, all) {
-                (Some(id), false) => vec![spool.redrive(parse_id(id)?)?],
-                (None, true) => spool.redrive_all(queue.clone(), kind.clone())?,
+            let input = match (id, all) {
+                (Some(id), false) => json!({ "jobId": parse_id(id)?.to_string() }),
+                (None, true) => with_opts(
+                    json!({ "all": true }),
+                    &[
+                        ("queue", queue.clone().map(Value::from)),
+                        ("type", kind.clone().map(Value::from)),
+                    ],
+                ),
                 _ => {
                     return Err(Error::InvalidArgument(
                         "give a job id or --all to redrive".into(),
                     ))
                 }
             };
-            let ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
-            out.value(
-                &json!({"redriven": jobs.len(), "jobIds": ids}),
-                &format!("redrove {} job(s)", jobs.len()),
-            );
-            spool.close()
+            let v = call(&cli, "jobs.dead.redrive", input)?;
+            let n = v["redriven"].as_u64().unwrap_or_default();
+            out.value(&v, &format!("redrove {n} job(s)"));
+            Ok(())
         }
         Command::Prune => {
-            let spool = open(&cli)?;
-            let n = spool.prune()?;
-            out.value(&json!({"pruned": n}), &format!("pruned {n} job(s)"));
-            spool.close()
+            let v = call(&cli, "jobs.prune", json!({}))?;
+            let n = v["pruned"].as_u64().unwrap_or_default();
+            out.value(&v, &format!("pruned {n} job(s)"));
+            Ok(())
         }
         Command::Work {
             handlers,
@@ -509,7 +589,8 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 }),
                 stop_when_empty: *stop_when_empty,
             };
-            let spool = Spool::builder().open(db_path(&cli)?)?;
+            // The control socket lets every other command reach the database meanwhile.
+            let spool = Spool::builder().control_socket(true).open(db_path(&cli)?)?;
             work::run(&spool, opts)?;
             spool.close()
         }
@@ -535,24 +616,20 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             json: cli.json,
         }),
         Command::Queue { cmd } => {
-            let spool = open(&cli)?;
-            let (queue, paused) = match cmd {
-                QueueCmd::Pause { queue } => (queue, true),
-                QueueCmd::Resume { queue } => (queue, false),
+            let (op, queue) = match cmd {
+                QueueCmd::Pause { queue } => ("jobs.queue.pause", queue),
+                QueueCmd::Resume { queue } => ("jobs.queue.resume", queue),
             };
-            if paused {
-                spool.pause_queue(queue)?;
-            } else {
-                spool.resume_queue(queue)?;
-            }
+            let v = call(&cli, op, json!({ "queue": queue }))?;
+            let paused = op == "jobs.queue.pause";
             out.value(
-                &json!({"queue": queue, "paused": paused}),
+                &v,
                 &format!(
                     "queue {queue} {}",
                     if paused { "paused" } else { "resumed" }
                 ),
             );
-            spool.close()
+            Ok(())
         }
     }
 }
@@ -598,14 +675,17 @@ pub(crate) fn read_payload(arg: Option<&str>) -> Result<Vec<u8>, Error> {
     }
 }
 
-fn new_job(a: &EnqueueArgs) -> Result<NewJob, Error> {
-    let mut job = NewJob::new(a.kind.clone(), read_payload(a.payload.as_deref())?);
-    job.queue = a.queue.clone();
-    if let Some(p) = a.priority {
-        job.priority = i32::try_from(p).map_err(|_| {
-            Error::InvalidArgument(format!("--priority {p} does not fit in 32 bits"))
-        })?;
-    }
+/// The `jobs.enqueue` input of the arguments, checked here first so errors name the flags.
+fn enqueue_input(a: &EnqueueArgs) -> Result<Value, Error> {
+    let payload = read_payload(a.payload.as_deref())?;
+    let priority = a
+        .priority
+        .map(|p| {
+            i32::try_from(p).map_err(|_| {
+                Error::InvalidArgument(format!("--priority {p} does not fit in 32 bits"))
+            })
+        })
+        .transpose()?;
     if let Some(d) = a.delay {
         if !d.is_finite() || d < 0.0 {
             return Err(Error::InvalidArgument(format!(
@@ -617,32 +697,30 @@ fn new_job(a: &EnqueueArgs) -> Result<NewJob, Error> {
                 "--delay must be at most 10 years".into(),
             ));
         }
-        job.delay = Some(Duration::from_secs_f64(d));
     }
     if let Some(at) = &a.run_at {
-        let t = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
+        chrono::DateTime::parse_from_rfc3339(at).map_err(|e| {
             Error::InvalidArgument(format!("--run-at {at:?} is not an RFC 3339 time ({e})"))
         })?;
-        job.run_at = Some(t.with_timezone(&chrono::Utc));
     }
-    if let Some(n) = a.max_retries {
-        job.max_attempts = Some(u32::try_from(n).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "--max-retries {n} is out of range; it must be at least 1"
-            ))
-        })?);
-    }
-    if let Some(t) = a.timeout_ms {
-        job.timeout_ms =
-            Some(u64::try_from(t).map_err(|_| {
-                Error::InvalidArgument(format!("--timeout-ms {t} must be positive"))
-            })?);
-    }
-    job.dedupe_key = a.dedupe_key.clone();
-    job.tenant_id = a.tenant_id.clone();
-    job.user_id = a.user_id.clone();
-    job.trace_id = a.trace_id.clone();
-    let mut meta = BTreeMap::new();
+    let max_retries = a
+        .max_retries
+        .map(|n| {
+            u32::try_from(n).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "--max-retries {n} is out of range; it must be at least 1"
+                ))
+            })
+        })
+        .transpose()?;
+    let timeout_ms = a
+        .timeout_ms
+        .map(|t| {
+            u64::try_from(t)
+                .map_err(|_| Error::InvalidArgument(format!("--timeout-ms {t} must be positive")))
+        })
+        .transpose()?;
+    let mut meta = serde_json::Map::new();
     for kv in &a.metadata {
         let (k, v) = kv.split_once('=').ok_or_else(|| {
             Error::InvalidArgument(format!("--metadata {kv:?} is not of the form key=value"))
@@ -652,42 +730,82 @@ fn new_job(a: &EnqueueArgs) -> Result<NewJob, Error> {
                 "--metadata {kv:?} has an empty key"
             )));
         }
-        meta.insert(k.to_owned(), v.to_owned());
+        meta.insert(k.to_owned(), v.into());
     }
-    job.metadata = meta;
-    Ok(job)
+    Ok(with_opts(
+        json!({ "type": a.kind }),
+        &[
+            ("payload", payload_value(&payload)),
+            ("queue", a.queue.clone().map(Value::from)),
+            ("priority", priority.map(Value::from)),
+            ("delaySeconds", a.delay.map(Value::from)),
+            ("runAt", a.run_at.clone().map(Value::from)),
+            ("maxRetries", max_retries.map(Value::from)),
+            ("timeoutMs", timeout_ms.map(Value::from)),
+            ("dedupeKey", a.dedupe_key.clone().map(Value::from)),
+            ("tenantId", a.tenant_id.clone().map(Value::from)),
+            ("userId", a.user_id.clone().map(Value::from)),
+            ("traceId", a.trace_id.clone().map(Value::from)),
+            (
+                "metadata",
+                (!meta.is_empty()).then_some(Value::Object(meta)),
+            ),
+        ],
+    ))
 }
 
-fn events(spool: &Spool, since: u64, follow: bool, out: &Out) -> Result<(), Error> {
-    // Subscribe before reading the log so nothing falls between the two.
-    let live = follow.then(|| spool.subscribe());
-    let mut last = since;
-    loop {
-        let page = spool.events_since(last, 1000)?;
-        if page.is_empty() {
-            break;
-        }
-        for ev in &page {
-            out.event(ev);
-            last = ev.seq;
-        }
+/// How often `events --follow` asks a control socket for new events.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// Prints one `jobs.events` page; returns how many events it held.
+fn print_events(page: &Value, last: &mut u64, out: &Out) -> usize {
+    let evs = page["events"].as_array().map_or(&[][..], Vec::as_slice);
+    for ev in evs {
+        out.event(ev);
+        *last = ev["seq"].as_u64().unwrap_or(*last);
     }
-    let Some(live) = live else { return Ok(()) };
+    evs.len()
+}
+
+fn events(target: &Target, since: u64, follow: bool, out: &Out) -> Result<(), Error> {
+    let page = |after: u64| target.call("jobs.events", json!({ "since": after, "limit": 1000 }));
+    // Subscribe before reading the log so nothing falls between the two.
+    let live = match target {
+        Target::Direct(spool) if follow => Some(spool.subscribe()),
+        _ => None,
+    };
+    let mut last = since;
+    while print_events(&page(last)?, &mut last, out) > 0 {}
+    if !follow {
+        return Ok(());
+    }
+    let Some(live) = live else {
+        // Through a control socket: poll until the serving process goes away.
+        loop {
+            std::thread::sleep(FOLLOW_POLL);
+            loop {
+                match page(last) {
+                    Ok(p) if print_events(&p, &mut last, out) == 0 => break,
+                    Ok(_) => {}
+                    // The connection broke or the process is closing: the stream ends, as
+                    // it does when a directly opened spool closes.
+                    Err(Error::Storage { .. }) => return Ok(()),
+                    Err(e) if e.code() == "SHUTTING_DOWN" => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
     loop {
         match live.recv() {
             Ok(ev) if ev.seq <= last => {}
             Ok(ev) if ev.seq == last + 1 => {
-                out.event(&ev);
+                out.event(&jobspool::json::event(&ev));
                 last = ev.seq;
             }
             // A gap (we fell behind and were dropped, or missed some): read them from the log.
             Ok(_) | Err(_) => {
-                let page = spool.events_since(last, 1000)?;
-                for ev in &page {
-                    out.event(ev);
-                    last = ev.seq;
-                }
-                if page.is_empty() {
+                if print_events(&page(last)?, &mut last, out) == 0 {
                     // Disconnected with nothing new: the spool closed.
                     return Ok(());
                 }

@@ -1,9 +1,11 @@
-//! Printing: JSON documents under `--json`, plain lines otherwise. A closed stdout (a
+//! Printing: JSON documents under `--json`, plain lines otherwise. Everything is printed from
+//! the JSON an operation returns, so output is the same whether the database was opened
+//! directly or reached through a control socket. A closed stdout (a
 //! broken pipe, e.g. `| head`) ends the process quietly.
 
 use std::io::Write;
 
-use jobspool::{json, Error, EventRecord, Job, ScheduledJob, Stats};
+use jobspool::{json, Error};
 use serde_json::Value;
 
 pub(crate) struct Out {
@@ -41,31 +43,28 @@ impl Out {
         }
     }
 
-    pub fn job(&self, j: &Job) {
+    /// A job (`jobs.get` output).
+    pub fn job(&self, v: &Value) {
         if self.json {
-            line(&json::job(j).to_string());
+            line(&v.to_string());
             return;
         }
-        let v = json::job(j);
         let mut s = String::new();
         if let Value::Object(m) = v {
             for (k, v) in m {
-                let shown = match v {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                s.push_str(&format!("{k:>14}: {shown}\n"));
+                s.push_str(&format!("{k:>14}: {}\n", shown(v)));
             }
         }
         line(s.trim_end());
     }
 
-    pub fn jobs(&self, jobs: &[Job]) {
+    /// A `{"jobs": [...]}` page.
+    pub fn jobs(&self, v: &Value) {
         if self.json {
-            let arr: Vec<Value> = jobs.iter().map(json::job).collect();
-            line(&serde_json::json!({ "jobs": arr }).to_string());
+            line(&v.to_string());
             return;
         }
+        let jobs = v["jobs"].as_array().map_or(&[][..], Vec::as_slice);
         if jobs.is_empty() {
             line("no jobs");
             return;
@@ -77,59 +76,73 @@ impl Out {
         for j in jobs {
             line(&format!(
                 "{:<36}  {:<11}  {:<12}  {:<20}  {:>4}/{:<3}  {}",
-                j.id.to_string(),
-                j.status.as_str(),
-                j.queue,
-                j.kind,
-                j.attempts,
-                j.max_attempts,
-                json::time(j.created_at)
+                text(&j["id"]),
+                text(&j["status"]),
+                text(&j["queue"]),
+                text(&j["type"]),
+                num(&j["attempts"]),
+                num(&j["maxRetries"]),
+                text(&j["createdAt"])
             ));
         }
     }
 
-    pub fn stats(&self, s: &Stats) {
+    /// Stats (`jobs.stats` output).
+    pub fn stats(&self, v: &Value) {
         if self.json {
-            line(&json::stats(s).to_string());
+            line(&v.to_string());
             return;
         }
-        let row = |name: &str, c: &jobspool::Counts, paused: bool| {
+        let row = |name: &str, c: &Value| {
             format!(
                 "{:<16} {:>9} {:>9} {:>10} {:>8} {:>10} {:>10} {:>9}{}",
                 name,
-                c.pending,
-                c.running,
-                c.completed,
-                c.failed,
-                c.dead_letter,
-                c.cancelled,
-                c.delayed,
-                if paused { "  (paused)" } else { "" }
+                num(&c["pending"]),
+                num(&c["running"]),
+                num(&c["completed"]),
+                num(&c["failed"]),
+                num(&c["deadLetter"]),
+                num(&c["cancelled"]),
+                num(&c["delayed"]),
+                if c["paused"] == Value::Bool(true) {
+                    "  (paused)"
+                } else {
+                    ""
+                }
             )
         };
         line(&format!(
             "{:<16} {:>9} {:>9} {:>10} {:>8} {:>10} {:>10} {:>9}",
             "QUEUE", "PENDING", "RUNNING", "COMPLETED", "FAILED", "DEAD", "CANCELLED", "DELAYED"
         ));
-        for (name, q) in &s.queues {
-            line(&row(name, &q.counts, q.paused));
+        if let Value::Object(queues) = &v["queues"] {
+            for (name, q) in queues {
+                line(&row(name, q));
+            }
         }
-        line(&row("(all)", &s.total, false));
+        // The totals carry no `paused`.
+        line(&row("(all)", v));
     }
 
-    pub fn schedule(&self, s: &ScheduledJob) {
+    /// One schedule (`jobs.schedule.create` / `toggle` output).
+    pub fn schedule(&self, v: &Value) {
         if self.json {
-            line(&json::schedule(s).to_string());
+            line(&v.to_string());
         } else {
-            self.schedules(std::slice::from_ref(s));
+            self.schedule_rows(std::slice::from_ref(v));
         }
     }
 
-    pub fn schedules(&self, list: &[ScheduledJob]) {
+    /// A `{"schedules": [...]}` list.
+    pub fn schedules(&self, v: &Value) {
         if self.json {
-            line(&json::schedules(list).to_string());
+            line(&v.to_string());
             return;
         }
+        self.schedule_rows(v["schedules"].as_array().map_or(&[][..], Vec::as_slice));
+    }
+
+    fn schedule_rows(&self, list: &[Value]) {
         if list.is_empty() {
             line("no schedules");
             return;
@@ -138,36 +151,55 @@ impl Out {
             "{:<20} {:<16} {:<16} {:<16} {:<8} {:<25} {}",
             "NAME", "CRON", "TIMEZONE", "JOB TYPE", "ENABLED", "NEXT RUN", "LAST RUN"
         ));
+        let or_dash = |v: &Value| v.as_str().unwrap_or("-").to_owned();
         for s in list {
             line(&format!(
                 "{:<20} {:<16} {:<16} {:<16} {:<8} {:<25} {}",
-                s.name,
-                s.cron_expression,
-                s.timezone,
-                s.job_type,
-                s.enabled,
-                s.next_run_at.map_or_else(|| "-".into(), json::time),
-                s.last_run_at.map_or_else(|| "-".into(), json::time)
+                text(&s["name"]),
+                text(&s["cronExpression"]),
+                text(&s["timezone"]),
+                text(&s["jobType"]),
+                s["enabled"].as_bool().unwrap_or_default(),
+                or_dash(&s["nextRunAt"]),
+                or_dash(&s["lastRunAt"])
             ));
         }
     }
 
-    pub fn event(&self, ev: &EventRecord) {
-        let v = json::event(ev);
+    /// One event line: `seq`, `name`, then its fields.
+    pub fn event(&self, v: &Value) {
         if self.json {
             line(&v.to_string());
             return;
         }
         let mut rest = String::new();
         if let Value::Object(m) = v {
-            for (k, v) in m.into_iter().filter(|(k, _)| k != "seq" && k != "name") {
-                let shown = match v {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                rest.push_str(&format!(" {k}={shown}"));
+            for (k, v) in m.iter().filter(|(k, _)| *k != "seq" && *k != "name") {
+                rest.push_str(&format!(" {k}={}", shown(v)));
             }
         }
-        line(&format!("{:>8} {:<24}{rest}", ev.seq, ev.event.name()));
+        line(&format!(
+            "{:>8} {:<24}{rest}",
+            num(&v["seq"]),
+            text(&v["name"])
+        ));
     }
+}
+
+/// A string field as its text, anything else as JSON.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A string field (empty when missing).
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// A counter field (0 when missing).
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_default()
 }
