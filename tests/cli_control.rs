@@ -393,8 +393,14 @@ fn stale_socket_after_sigkill_is_replaced_on_restart() {
     assert!(!socket_is_live(&socket));
 
     // With the holder dead, the CLI opens the database directly despite the stale file.
+    // The completion was visible before its fsync finished; a kill inside that window
+    // (a few ms) loses it, and recovery counts the attempt as lost: completed or pending.
     let stats = ok_json(&db, &["stats"]);
-    assert_eq!(stats["completed"], 1);
+    assert_eq!(
+        stats["completed"].as_u64().unwrap() + stats["pending"].as_u64().unwrap(),
+        1,
+        "{stats}"
+    );
 
     // A restarted worker replaces the stale socket and serves again.
     let worker = Worker::start(&db);

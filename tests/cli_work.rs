@@ -401,7 +401,6 @@ fn sigterm_shutdown_terminates_the_running_command() {
 }
 
 #[test]
-#[ignore = "BUG: no control socket; get while work runs fails with DATABASE_IN_USE (SPEC 6)"]
 fn get_reaches_the_database_while_work_holds_it() {
     let db = db();
     let pid_file = db.root.join("cmd.pid");

@@ -119,10 +119,19 @@ pub fn snapshot(spool: &Spool) -> Snapshot {
 /// is being released (sled releases it asynchronously after a drop).
 pub fn raw_sled(path: &Path) -> sled::Db {
     let deadline = Instant::now() + Duration::from_secs(10);
+    // sled refuses another segment size than the one the database was created with.
+    let segment_size = std::fs::read_to_string(path.join("conf"))
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("segment_size: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        })
+        .unwrap_or(1024 * 1024);
     loop {
         match sled::Config::new()
             .path(path)
-            .segment_size(8 * 1024 * 1024)
+            .segment_size(segment_size)
             .open()
         {
             Ok(db) => return db,

@@ -316,6 +316,11 @@ impl State {
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();
         for (name, q) in &self.queues {
+            // A queue with no jobs and no setting is not listed (as after a reopen, which
+            // only knows queues from their jobs and settings).
+            if q.counts == Counts::default() && !q.paused {
+                continue;
+            }
             s.total.add(&q.counts);
             s.queues.insert(
                 name.clone(),
