@@ -766,19 +766,24 @@ fn create_schedule(ctx: &mut Ctx<'_>, new: NewSchedule) -> Result<ScheduledJob> 
         queue: new.queue,
         priority: new.priority,
     };
-    put_schedule(ctx, &s);
     let change = if existing.is_some() {
         ScheduleChange::Replaced
     } else {
         ScheduleChange::Created
     };
+    store_schedule(ctx, &s, change);
+    Ok(s)
+}
+
+/// Stages a changed schedule with the event that says what changed.
+fn store_schedule(ctx: &mut Ctx<'_>, s: &ScheduledJob, change: ScheduleChange) {
+    put_schedule(ctx, s);
     let at = ctx.at();
     ctx.emit(Event::ScheduleChanged {
         name: s.name.clone(),
         change,
         at,
     });
-    Ok(s)
 }
 
 fn toggle_schedule(ctx: &mut Ctx<'_>, name: &str, enabled: bool) -> Result<ScheduledJob> {
@@ -786,18 +791,12 @@ fn toggle_schedule(ctx: &mut Ctx<'_>, name: &str, enabled: bool) -> Result<Sched
     s.enabled = enabled;
     // Off clears the next run; on recomputes it from now (no catch-up of the off period).
     s.next_run_at = if enabled { next_run(&s, ctx.now) } else { None };
-    put_schedule(ctx, &s);
     let change = if enabled {
         ScheduleChange::Enabled
     } else {
         ScheduleChange::Disabled
     };
-    let at = ctx.at();
-    ctx.emit(Event::ScheduleChanged {
-        name: s.name.clone(),
-        change,
-        at,
-    });
+    store_schedule(ctx, &s, change);
     Ok(s)
 }
 
