@@ -70,10 +70,15 @@ fn disk_full_fails_cleanly_loses_nothing_and_recovers_after_space_is_freed() {
     }
     let failure = failure.expect("the disk never filled up");
     assert_eq!(failure.code(), "STORAGE", "{failure}");
+    assert!(
+        failure.to_string().contains("disk full"),
+        "the message says what happened: {failure}"
+    );
     assert!(!acked.is_empty());
     // The handle keeps reporting STORAGE until reopened.
     let again = spool.enqueue(NewJob::new("fill", vec![1])).unwrap_err();
     assert_eq!(again.code(), "STORAGE", "{again}");
+    assert_eq!(spool.stats().unwrap_err().code(), "STORAGE");
     let _ = spool.close();
     drop(spool);
 

@@ -362,6 +362,10 @@ impl Backend for SledBackend {
 
     fn stats(&self) -> Result<Stats> {
         let sh = self.sh()?;
+        // After a failed write the counters may hold changes that never reached the disk.
+        if let Some(e) = sh.poisoned_error() {
+            return Err(e);
+        }
         let now = sh.cfg.clock.now_ms();
         let mut st = sh.state.lock();
         st.promote(now);

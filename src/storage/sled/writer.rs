@@ -267,10 +267,36 @@ fn apply_group(shared: &Shared, group: Vec<Command>) -> (Written, bool) {
     )
 }
 
+/// Space kept free on the database's filesystem. sled 0.34 does not surface an out-of-space
+/// write from its IO threads: its flush then waits forever. So the writer refuses a group
+/// that would leave less than this free, failing cleanly with `STORAGE` instead.
+const RESERVE_BYTES: u64 = 8 * 1024 * 1024;
+
+fn check_space(shared: &Shared, staged: &Staged) -> Result<()> {
+    let Ok(vfs) = nix::sys::statvfs::statvfs(shared.path.as_path()) else {
+        return Ok(()); // no answer: let sled try
+    };
+    let free = u64::from(vfs.blocks_available()).saturating_mul(u64::from(vfs.fragment_size()));
+    let raw: usize = staged.raw.values().flatten().map(|v| v.len() + 64).sum();
+    let need = (raw + staged.jobs.len() * 1024 + staged.events.len() * 256) as u64;
+    if free < need.saturating_add(RESERVE_BYTES) {
+        return Err(Error::Storage {
+            context: format!(
+                "disk full: {free} bytes free at {} (jobspool keeps {RESERVE_BYTES} free); free \
+                 space, then reopen the database",
+                shared.path.display()
+            ),
+            source: None,
+        });
+    }
+    Ok(())
+}
+
 fn write(shared: &Shared, staged: &mut Staged) -> Result<()> {
     if staged.is_empty() {
         return Ok(());
     }
+    check_space(shared, staged)?;
     let mut batch = sled::Batch::default();
     for (id, job) in staged.jobs.drain() {
         let key = keys::job(&id);
