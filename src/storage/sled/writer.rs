@@ -276,7 +276,7 @@ fn check_space(shared: &Shared, staged: &Staged) -> Result<()> {
     let Ok(vfs) = nix::sys::statvfs::statvfs(shared.path.as_path()) else {
         return Ok(()); // no answer: let sled try
     };
-    let free = u64::from(vfs.blocks_available()).saturating_mul(u64::from(vfs.fragment_size()));
+    let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
     let raw: usize = staged.raw.values().flatten().map(|v| v.len() + 64).sum();
     let need = (raw + staged.jobs.len() * 1024 + staged.events.len() * 256) as u64;
     if free < need.saturating_add(RESERVE_BYTES) {
