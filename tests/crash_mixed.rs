@@ -24,10 +24,12 @@ use jobspool::{Event, JobId, JobStatus, ListQuery, NewJob, NewSchedule, Retentio
 
 const TEST: &str = "killed_mixed_workload_keeps_every_guarantee";
 
-fn open(path: &Path) -> Spool {
+/// The child runs the scheduler thread; the parent must not (a tick firing between its
+/// reads would make them disagree).
+fn open(path: &Path, scheduler: bool) -> Spool {
     Spool::builder()
         .maintenance(false)
-        .scheduler(true)
+        .scheduler(scheduler)
         // Nothing is old enough to prune within a run: prune runs, and must remove nothing.
         .retention(Retention {
             completed: Duration::from_secs(3600),
@@ -68,7 +70,7 @@ fn child() -> ! {
             .open(db.with_extension("acks"))
             .expect("side file"),
     )));
-    let spool = open(&db);
+    let spool = open(&db, true);
     // Every second, so ticks fire while the child runs.
     let _ = spool
         .create_schedule(NewSchedule::new("tick", "* * * * * *", "tick").payload(b"{}".to_vec()));
@@ -166,7 +168,7 @@ fn run_iteration(dir: &Path, seed: u64) {
     child.kill().expect("SIGKILL");
     let _ = child.wait();
 
-    let spool = open(&db);
+    let spool = open(&db, false);
     // The side file may end in a torn line (killed mid-write): only whole lines count.
     let text = std::fs::read(&acks).unwrap_or_default();
     let lines: Vec<String> = BufReader::new(&text[..])

@@ -513,3 +513,25 @@ fn files_sled_writes_for_large_payloads_are_fsynced_under_immediate() {
          (index, blobs before, after, fsyncs): {unsynced_groups:?}"
     );
 }
+
+#[test]
+fn a_database_created_with_another_segment_size_still_opens() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    {
+        // As an older jobspool (1 MiB segments) left it.
+        let db = sled::Config::new()
+            .path(&path)
+            .segment_size(1024 * 1024)
+            .open()
+            .unwrap();
+        db.flush().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let spool = open_plain(&path, Durability::Immediate);
+    let job = spool.enqueue(NewJob::new("t", b"{}".to_vec())).unwrap();
+    spool.close().unwrap();
+    drop(spool);
+    let spool = open_plain(&path, Durability::Immediate);
+    assert_eq!(spool.get(job.id).unwrap().id, job.id);
+}

@@ -165,11 +165,17 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
             )))
         }
     };
-    if !matches!(opts.mode.as_str(), "burn-down" | "steady" | "enqueue") {
+    if !matches!(
+        opts.mode.as_str(),
+        "burn-down" | "steady" | "enqueue" | "fill" | "open"
+    ) {
         return Err(Error::InvalidArgument(format!(
-            "--mode {:?}: use burn-down, steady or enqueue",
+            "--mode {:?}: use burn-down, steady, enqueue, fill or open",
             opts.mode
         )));
+    }
+    if matches!(opts.mode.as_str(), "fill" | "open") {
+        return fill_or_open(opts, durability);
     }
     if opts.jobs == 0
         || opts.producers == 0
@@ -362,6 +368,59 @@ fn steady(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
         processed_per_sec,
         latencies_us,
     })
+}
+
+/// `fill`: batch-enqueue `--jobs` into `--db` and keep it. `open`: time opening `--db`
+/// (crash recovery and index rebuild included) in this fresh process, and report its RSS.
+fn fill_or_open(opts: &BenchOptions, durability: Durability) -> Result<(), Error> {
+    let Some(db) = &opts.db else {
+        return Err(Error::InvalidArgument(format!(
+            "--mode {} needs --db",
+            opts.mode
+        )));
+    };
+    let start = Instant::now();
+    let spool = Spool::builder()
+        .durability(durability)
+        .maintenance(false)
+        .scheduler(false)
+        .open(db)?;
+    let open_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let rss_after_open = current_rss();
+    let mut out = json!({ "mode": opts.mode, "db": db.display().to_string() });
+    if opts.mode == "fill" {
+        let rate = batch_enqueue(&spool, opts)?;
+        out["jobs"] = json!(opts.jobs);
+        out["enqueuePerSec"] = json!(rate.round());
+        out["logicalBytes"] = json!(opts.jobs * (opts.payload_bytes as u64 + 16 + 4 + 7));
+    } else {
+        out["openMs"] = json!((open_ms * 10.0).round() / 10.0);
+        out["rssAfterOpenBytes"] = json!(rss_after_open);
+    }
+    let stats = spool.stats()?.total;
+    out["pending"] = json!(stats.pending);
+    spool.close()?;
+    out["dbBytes"] = json!(dir_bytes(db));
+    out["peakRssBytes"] = json!(peak_rss());
+    if opts.json {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn current_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 fn enqueue_only(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {

@@ -108,7 +108,9 @@ enum Command {
     /// Run a standard workload and print throughput and latency, with the machine's raw
     /// fdatasync and sled insert rates measured in the same run.
     Bench {
-        /// burn-down (enqueue N, then drain), steady (producers and workers at once), enqueue.
+        /// burn-down (enqueue N, then drain), steady (producers and workers at once),
+        /// enqueue (producers only), fill (batch-enqueue N into --db and keep it), open
+        /// (time opening --db, recovery included, and report RSS).
         #[arg(long, default_value = "burn-down")]
         mode: String,
         /// Number of jobs.

@@ -120,10 +120,12 @@ pub fn snapshot(spool: &Spool) -> Snapshot {
 pub fn raw_sled(path: &Path) -> sled::Db {
     let deadline = Instant::now() + Duration::from_secs(10);
     // sled refuses another segment size than the one the database was created with.
-    let segment_size = std::fs::read_to_string(path.join("conf"))
+    let segment_size = std::fs::read(path.join("conf"))
         .ok()
         .and_then(|c| {
-            c.lines()
+            // The file ends in a binary checksum: read it as lossy text.
+            String::from_utf8_lossy(&c)
+                .lines()
                 .find_map(|l| l.strip_prefix("segment_size: "))
                 .and_then(|v| v.trim().parse::<usize>().ok())
         })

@@ -18,6 +18,10 @@ use crate::job::{Job, JobId};
 use crate::storage::sled::ops::{self, Ctx, Op, Reply};
 use crate::storage::sled::Shared;
 
+/// Most events in one log block (~130 bytes each). sled leaves hold up to 17 items and a
+/// leaf over a quarter segment becomes a blob file: small blocks keep leaves inline.
+const EVENTS_PER_BLOCK: usize = 24;
+
 /// Most requests applied in one group.
 const MAX_GROUP: usize = 1024;
 
@@ -311,18 +315,22 @@ fn write(shared: &Shared, staged: &mut Staged) -> Result<()> {
             None => batch.remove(k),
         }
     }
-    // The group's events are contiguous: one log block, keyed by its first sequence number.
-    if let Some(first) = staged.events.first() {
-        let block: Vec<StoredEvent> = staged
-            .events
+    // The group's events are contiguous: log blocks of at most EVENTS_PER_BLOCK, each keyed
+    // by its first sequence number (small enough to stay inline in a sled segment).
+    for (recs, times) in staged
+        .events
+        .chunks(EVENTS_PER_BLOCK)
+        .zip(staged.event_times.chunks(EVENTS_PER_BLOCK))
+    {
+        let block: Vec<StoredEvent> = recs
             .iter()
-            .zip(&staged.event_times)
+            .zip(times)
             .map(|(rec, at_ms)| StoredEvent {
                 at_ms: *at_ms,
                 event: rec.event.clone(),
             })
             .collect();
-        batch.insert(&keys::event(first.seq)[..], codec::encode(&block));
+        batch.insert(&keys::event(recs[0].seq)[..], codec::encode(&block));
     }
     shared
         .tree
