@@ -43,6 +43,37 @@ fn enqueue(c: &mut Criterion) {
     }
     g.finish();
 
+    // 16 producer threads, one job per call: group commit shares the fsyncs.
+    let mut g = c.benchmark_group("enqueue_16_producers");
+    g.throughput(Throughput::Elements(16 * 20));
+    for (name, d) in [
+        ("immediate", Durability::Immediate),
+        (
+            "buffered",
+            Durability::Buffered {
+                max_delay: Duration::from_millis(10),
+            },
+        ),
+    ] {
+        let (_dir, spool) = open(d);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                std::thread::scope(|s| {
+                    for _ in 0..16 {
+                        s.spawn(|| {
+                            for _ in 0..20 {
+                                spool
+                                    .enqueue(NewJob::new("bench", payload()))
+                                    .expect("enqueue");
+                            }
+                        });
+                    }
+                });
+            });
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("enqueue_batch");
     g.throughput(Throughput::Elements(1000));
     let (_dir, spool) = open(Durability::Immediate);
@@ -88,9 +119,40 @@ fn claim_complete(c: &mut Criterion) {
     g.finish();
 }
 
+/// End to end: 2,000 pre-enqueued no-op jobs drained by a 2-thread WorkerPool.
+fn burn_down(c: &mut Criterion) {
+    let mut g = c.benchmark_group("burn_down");
+    g.throughput(Throughput::Elements(2000));
+    g.sample_size(10);
+    let (_dir, spool) = open(Durability::Immediate);
+    g.bench_function("pool_2_workers_2000_jobs", |b| {
+        b.iter_batched(
+            || {
+                let jobs = (0..2000).map(|_| NewJob::new("noop", payload())).collect();
+                spool.enqueue_batch(jobs).expect("seed");
+                spool.stats().expect("stats").total.completed
+            },
+            |before| {
+                let pool = jobspool::WorkerPool::builder(&spool)
+                    .concurrency(2)
+                    .prefetch(512)
+                    .handler("noop", |_| Ok(None))
+                    .start()
+                    .expect("pool");
+                while spool.stats().expect("stats").total.completed < before + 2000 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                pool.shutdown(Duration::from_secs(5));
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3));
-    targets = enqueue, claim_complete
+    targets = enqueue, claim_complete, burn_down
 }
 criterion_main!(benches);
