@@ -22,6 +22,8 @@ pub(crate) struct BenchOptions {
     pub durability: String,
     pub rate: Option<u64>,
     pub prefetch: usize,
+    /// Soak: run maintenance with this retention (all kinds) and sample RSS and disk use.
+    pub retention_secs: Option<u64>,
     pub json: bool,
 }
 
@@ -198,11 +200,21 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
     let db_path = base.join("db");
     let fsync = fsync_rate(&base, Duration::from_secs(1))?;
     let sled_ips = sled_rate(&base, opts.payload_bytes + 160, Duration::from_secs(1))?;
-    let spool = Spool::builder()
-        .durability(durability)
-        .maintenance(false)
-        .scheduler(false)
-        .open(&db_path)?;
+    let mut builder = Spool::builder().durability(durability).scheduler(false);
+    builder = match opts.retention_secs {
+        Some(secs) => {
+            let keep = Duration::from_secs(secs);
+            builder.maintenance(true).retention(jobspool::Retention {
+                completed: keep,
+                cancelled: keep,
+                failed: keep,
+                dead_letter: keep,
+                events: keep,
+            })
+        }
+        None => builder.maintenance(false),
+    };
+    let spool = builder.open(&db_path)?;
     let result = match opts.mode.as_str() {
         "burn-down" => burn_down(&spool, opts),
         "steady" => steady(&spool, opts),
@@ -354,12 +366,44 @@ fn steady(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
     let lat = Arc::new(Mutex::new(Vec::with_capacity(
         usize::try_from(opts.jobs).unwrap_or(0),
     )));
-    let p = pool(spool, opts, Some(lat.clone()), Arc::new(AtomicU64::new(0)))?;
+    let done = Arc::new(AtomicU64::new(0));
+    let p = pool(spool, opts, Some(lat.clone()), done.clone())?;
     let pb = progress(opts.jobs, opts.json, "steady");
     let start = Instant::now();
+    // With retention on (a soak), sample RSS and disk use every 10 s on stderr.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(
+        opts.retention_secs.is_some(),
+    ));
+    let sampler = {
+        let (sampling, done, db) = (sampling.clone(), done.clone(), spool.path().to_path_buf());
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            while sampling.load(Ordering::Relaxed) {
+                eprintln!(
+                    "soak t={:>5.0}s processed={} rssBytes={} dbBytes={}",
+                    t0.elapsed().as_secs_f64(),
+                    done.load(Ordering::Relaxed),
+                    current_rss(),
+                    dir_bytes(&db)
+                );
+                for _ in 0..100 {
+                    if !sampling.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+    };
     let enq = producers(spool, opts, true)?;
-    wait_completed(spool, opts.jobs, &pb)?;
+    // Counted by the handler: pruning may remove completed jobs from the stats meanwhile.
+    while done.load(Ordering::Relaxed) < opts.jobs {
+        pb.set_position(done.load(Ordering::Relaxed));
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let processed_per_sec = opts.jobs as f64 / start.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.join();
     pb.finish_and_clear();
     p.shutdown(Duration::from_secs(5));
     let latencies_us = std::mem::take(&mut *lat.lock());

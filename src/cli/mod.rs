@@ -134,6 +134,10 @@ enum Command {
         /// Jobs the pool claims ahead of its workers (batches claims).
         #[arg(long, default_value_t = 512)]
         prefetch: usize,
+        /// Soak: run maintenance with this retention for every kind, and print RSS and
+        /// disk use every 10 s on stderr.
+        #[arg(long)]
+        retention_secs: Option<u64>,
     },
     /// Pause or resume a queue.
     Queue {
@@ -605,6 +609,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             durability,
             rate,
             prefetch,
+            retention_secs,
         } => bench::run(&bench::BenchOptions {
             db: cli.db.clone(),
             mode: mode.clone(),
@@ -615,6 +620,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             durability: durability.clone(),
             rate: *rate,
             prefetch: *prefetch,
+            retention_secs: *retention_secs,
             json: cli.json,
         }),
         Command::Queue { cmd } => {
