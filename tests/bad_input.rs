@@ -235,6 +235,9 @@ fn cli(db: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, String) {
     )
 }
 
+/// Arguments, stdin, expected code.
+type CliCase<'a> = (&'a [&'a str], Option<&'a [u8]>, &'a str);
+
 #[test]
 fn cli_rejects_each_bad_input_with_exit_1_and_its_code_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,7 +247,7 @@ fn cli_rejects_each_bad_input_with_exit_1_and_its_code_and_changes_nothing() {
     let (_, stats_before) = cli(&db, &["stats"], None);
     let (_, events_before) = cli(&db, &["events"], None);
     let big = vec![b'x'; 1024 * 1024 + 1];
-    let cases: Vec<(&[&str], Option<&[u8]>, &str)> = vec![
+    let cases: Vec<CliCase> = vec![
         (&["enqueue", "--type", ""], None, "INVALID_ARGUMENT"),
         (
             &["enqueue", "--type", "t", "--max-retries", "0"],
