@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use jobspool::{
     Backoff, ClaimRequest, Clock, Error, JobId, JobStatus, ListQuery, ManualClock, NewJob,
-    Retention, Retry, Spool,
+    NewSchedule, Retention, Retry, Spool,
 };
 use proptest::prelude::*;
 
@@ -63,6 +63,10 @@ enum Op {
     Pause(usize, bool),
     Prune,
     Restart,
+    /// Create the every-minute schedule (SCHEDULE_EXISTS once it exists).
+    ScheduleCreate,
+    ScheduleToggle(bool),
+    Fire,
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
@@ -103,6 +107,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize, any::<bool>()).prop_map(|(q, p)| Op::Pause(q, p)),
         1 => Just(Op::Prune),
         1 => Just(Op::Restart),
+        1 => Just(Op::ScheduleCreate),
+        1 => any::<bool>().prop_map(Op::ScheduleToggle),
+        2 => Just(Op::Fire),
     ]
 }
 
@@ -127,6 +134,13 @@ struct Model {
     jobs: Vec<MJob>,
     paused: [bool; 2],
     events: Vec<&'static str>,
+    /// The every-minute schedule: (enabled, next run in ms).
+    schedule: Option<(bool, Option<i64>)>,
+}
+
+/// The first whole minute strictly after `now`.
+fn next_minute(now: i64) -> i64 {
+    (now / 60_000 + 1) * 60_000
 }
 
 impl Model {
@@ -487,6 +501,67 @@ impl Harness {
                     .zip(self.held.iter().map(|(_, t)| *t).collect::<Vec<_>>())
                     .map(|(id, t)| (self.index_of(id), t))
                     .collect();
+            }
+            Op::ScheduleCreate => {
+                let r = self.spool.create_schedule(NewSchedule::new(
+                    "every-minute",
+                    "* * * * *",
+                    KINDS[0],
+                ));
+                if self.model.schedule.is_some() {
+                    assert_eq!(r.unwrap_err().code(), "SCHEDULE_EXISTS");
+                } else {
+                    let s = r.unwrap();
+                    assert_eq!(
+                        s.next_run_at.map(|t| t.timestamp_millis()),
+                        Some(next_minute(now))
+                    );
+                    self.model.schedule = Some((true, Some(next_minute(now))));
+                    self.model.events.push("schedule.created");
+                }
+            }
+            Op::ScheduleToggle(on) => {
+                let r = self.spool.toggle_schedule("every-minute", *on);
+                if self.model.schedule.is_none() {
+                    assert_eq!(r.unwrap_err().code(), "SCHEDULE_NOT_FOUND");
+                } else {
+                    r.unwrap();
+                    self.model.schedule = Some((*on, on.then(|| next_minute(now))));
+                    self.model.events.push(if *on {
+                        "schedule.enabled"
+                    } else {
+                        "schedule.disabled"
+                    });
+                }
+            }
+            Op::Fire => {
+                let fired = self.spool.fire_due_schedules().unwrap();
+                let due = matches!(self.model.schedule, Some((true, Some(t))) if t <= now);
+                assert_eq!(fired, u64::from(due), "schedule firing");
+                if due {
+                    // The job it enqueued is the newest one.
+                    let newest = self
+                        .spool
+                        .list(&ListQuery {
+                            limit: Some(10_000),
+                            ..ListQuery::default()
+                        })
+                        .unwrap()
+                        .last()
+                        .map(|j| j.id)
+                        .unwrap();
+                    let spec = Spec {
+                        queue: 0,
+                        kind: 0,
+                        priority: 0,
+                        delay_ms: 0,
+                        key: None,
+                        max_attempts: 3,
+                    };
+                    self.model_enqueue(&spec, newest);
+                    self.model.events.push("scheduler.job_triggered");
+                    self.model.schedule = Some((true, Some(next_minute(now))));
+                }
             }
             Op::Restart => {
                 self.spool.close().unwrap();
