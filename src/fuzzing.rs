@@ -67,3 +67,12 @@ pub fn validate_job(job: &NewJob, now_ms: i64) -> Result<()> {
     let _ = crate::json::bytes(&job.payload);
     job.validate(now_ms, 1024 * 1024)
 }
+
+/// Runs one control-socket request line against `spool`, as the server does, and returns
+/// the response line.
+#[must_use]
+pub fn control_line(spool: &crate::spool::Spool, line: &[u8]) -> serde_json::Value {
+    let (id, parsed) = crate::control::protocol_parse(line);
+    let result = parsed.and_then(|(op, input)| crate::control::dispatch(spool, &op, &input));
+    crate::control::protocol_response(id, result)
+}

@@ -40,6 +40,7 @@ use std::path::{Path, PathBuf};
 
 pub use client::Client;
 pub use protocol::dispatch;
+pub(crate) use protocol::{parse_request as protocol_parse, response as protocol_response};
 pub(crate) use server::Server;
 
 /// Longest request line the server reads, in bytes (newline excluded): a 1 MiB payload in
