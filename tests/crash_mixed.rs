@@ -6,7 +6,7 @@
 //! stats agree with the records; no completed job ran again; schedule ticks fired at most
 //! once; the event log has no gaps.
 //!
-//! Iterations are bounded by time: `JOBSPOOL_CRASH_SECS` (default 15). The seed of each
+//! Iterations are bounded by time: `JOBSPOOL_CRASH_SECS` (default 30). The seed of each
 //! iteration is printed; `JOBSPOOL_CRASH_SEED` replays one.
 
 mod common;
@@ -300,7 +300,7 @@ fn killed_mixed_workload_keeps_every_guarantee() {
         std::env::var("JOBSPOOL_CRASH_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(15),
+            .unwrap_or(30),
     );
     let seeds: Vec<u64> = match std::env::var("JOBSPOOL_CRASH_SEED") {
         Ok(s) => vec![s.parse().expect("JOBSPOOL_CRASH_SEED")],

@@ -39,7 +39,7 @@ fn open(path: &Path) -> Result<Spool, Error> {
 }
 
 #[test]
-fn disk_full_fails_cleanly_loses_nothing_and_recovers_after_space_is_freed() {
+fn disk_full_fails_with_storage_instead_of_hanging_in_sled_flush_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small");
     std::fs::create_dir_all(&mnt).unwrap();

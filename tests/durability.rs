@@ -535,3 +535,16 @@ fn a_database_created_with_another_segment_size_still_opens() {
     let spool = open_plain(&path, Durability::Immediate);
     assert_eq!(spool.get(job.id).unwrap().id, job.id);
 }
+
+/// Regression: sled 0.34's memory grew without bound under sustained writes with segments of
+/// 512 KiB or more (5.9 GB RSS filling a million jobs at 1 MiB). New databases use 256 KiB.
+#[test]
+fn new_databases_use_256_kib_segments_so_sled_memory_stays_flat() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let spool = open_plain(&path, Durability::Immediate);
+    spool.close().unwrap();
+    let conf = std::fs::read(path.join("conf")).unwrap();
+    let text = String::from_utf8_lossy(&conf);
+    assert!(text.lines().any(|l| l == "segment_size: 262144"), "{text}");
+}
