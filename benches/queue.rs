@@ -20,10 +20,9 @@ fn payload() -> Vec<u8> {
     vec![b'x'; 100]
 }
 
-fn enqueue(c: &mut Criterion) {
-    let mut g = c.benchmark_group("enqueue");
-    g.throughput(Throughput::Elements(1));
-    for (name, d) in [
+/// The durability modes compared.
+fn modes() -> [(&'static str, Durability); 2] {
+    [
         ("immediate", Durability::Immediate),
         (
             "buffered",
@@ -31,7 +30,13 @@ fn enqueue(c: &mut Criterion) {
                 max_delay: Duration::from_millis(10),
             },
         ),
-    ] {
+    ]
+}
+
+fn enqueue(c: &mut Criterion) {
+    let mut g = c.benchmark_group("enqueue");
+    g.throughput(Throughput::Elements(1));
+    for (name, d) in modes() {
         let (_dir, spool) = open(d);
         g.bench_function(name, |b| {
             b.iter(|| {
@@ -46,15 +51,7 @@ fn enqueue(c: &mut Criterion) {
     // 16 producer threads, one job per call: group commit shares the fsyncs.
     let mut g = c.benchmark_group("enqueue_16_producers");
     g.throughput(Throughput::Elements(16 * 20));
-    for (name, d) in [
-        ("immediate", Durability::Immediate),
-        (
-            "buffered",
-            Durability::Buffered {
-                max_delay: Duration::from_millis(10),
-            },
-        ),
-    ] {
+    for (name, d) in modes() {
         let (_dir, spool) = open(d);
         g.bench_function(name, |b| {
             b.iter(|| {
