@@ -48,15 +48,8 @@ enum Command {
         /// Only this status (pending, running, completed, failed, cancelled, dead_letter).
         #[arg(long)]
         status: Option<String>,
-        /// Only this queue.
-        #[arg(long)]
-        queue: Option<String>,
-        /// Only this type.
-        #[arg(long = "type")]
-        kind: Option<String>,
-        /// Page size (default 100, at most 10000).
-        #[arg(long, allow_negative_numbers = true)]
-        limit: Option<i64>,
+        #[command(flatten)]
+        filter: PageFilter,
         /// Start after this job id (the last id of the previous page).
         #[arg(long)]
         after: Option<String>,
@@ -146,19 +139,37 @@ enum Command {
     },
 }
 
+/// Queue / type filters and the page size, shared by `list` and `dead list`.
+#[derive(Args, Debug)]
+struct PageFilter {
+    /// Only this queue.
+    #[arg(long)]
+    queue: Option<String>,
+    /// Only this type.
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// Page size (default 100, at most 10000).
+    #[arg(long, allow_negative_numbers = true)]
+    limit: Option<i64>,
+}
+
+impl PageFilter {
+    /// The filter as protocol input fields.
+    fn fields(&self) -> Result<Vec<(&'static str, Option<Value>)>, Error> {
+        Ok(vec![
+            ("queue", self.queue.clone().map(Value::from)),
+            ("type", self.kind.clone().map(Value::from)),
+            ("limit", parse_limit(self.limit)?.map(Value::from)),
+        ])
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum DeadCmd {
     /// List dead_letter and failed jobs.
     List {
-        /// Only this queue.
-        #[arg(long)]
-        queue: Option<String>,
-        /// Only this type.
-        #[arg(long = "type")]
-        kind: Option<String>,
-        /// Page size.
-        #[arg(long, allow_negative_numbers = true)]
-        limit: Option<i64>,
+        #[command(flatten)]
+        filter: PageFilter,
     },
     /// Send one job (or all with --all) back to pending with attempts reset.
     Redrive {
@@ -426,24 +437,15 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
         }
         Command::List {
             status,
-            queue,
-            kind,
-            limit,
+            filter,
             after,
         } => {
             let status = status.as_deref().map(str::parse::<JobStatus>).transpose()?;
             let after = after.as_deref().map(parse_id).transpose()?;
-            let limit = parse_limit(*limit)?;
-            let input = with_opts(
-                json!({}),
-                &[
-                    ("status", status.map(|s| s.as_str().into())),
-                    ("queue", queue.clone().map(Value::from)),
-                    ("type", kind.clone().map(Value::from)),
-                    ("limit", limit.map(Value::from)),
-                    ("after", after.map(|a| a.to_string().into())),
-                ],
-            );
+            let mut fields = vec![("status", status.map(|s| s.as_str().into()))];
+            fields.extend(filter.fields()?);
+            fields.push(("after", after.map(|a| a.to_string().into())));
+            let input = with_opts(json!({}), &fields);
             out.jobs(&call(&cli, "jobs.list", input)?);
             Ok(())
         }
@@ -514,16 +516,9 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             Ok(())
         }
         Command::Dead {
-            cmd: DeadCmd::List { queue, kind, limit },
+            cmd: DeadCmd::List { filter },
         } => {
-            let input = with_opts(
-                json!({}),
-                &[
-                    ("queue", queue.clone().map(Value::from)),
-                    ("type", kind.clone().map(Value::from)),
-                    ("limit", parse_limit(*limit)?.map(Value::from)),
-                ],
-            );
+            let input = with_opts(json!({}), &filter.fields()?);
             out.jobs(&call(&cli, "jobs.dead.list", input)?);
             Ok(())
         }
