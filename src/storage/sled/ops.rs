@@ -273,8 +273,9 @@ fn enqueue(ctx: &mut Ctx<'_>, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
     // Read and check everything first: a batch is all or nothing.
     let mut plans = Vec::with_capacity(jobs.len());
     let mut keys_in_batch: HashMap<String, usize> = HashMap::new();
+    // Each job was validated on the caller's thread (`SledBackend::enqueue`); the writer,
+    // the bottleneck, does not check it again.
     for (i, nj) in jobs.into_iter().enumerate() {
-        nj.validate(ctx.now, ctx.cfg.payload_limit)?;
         if let Some(key) = &nj.dedupe_key {
             if let Some(first) = keys_in_batch.get(key) {
                 plans.push(Plan::SameAs(*first));
@@ -350,9 +351,12 @@ fn create(ctx: &mut Ctx<'_>, nj: NewJob) -> Job {
         scheduled_at: job.scheduled_at,
         tenant_id: job.tenant_id.clone(),
     });
-    let mut stored = job.clone();
-    stored.payload = Vec::new();
-    ctx.put(None, stored);
+    // The record is stored without the payload (it has its own key): clone the job
+    // without copying the payload a second time.
+    let mut job = job;
+    let payload = std::mem::take(&mut job.payload);
+    ctx.put(None, job.clone());
+    job.payload = payload;
     job
 }
 
