@@ -39,6 +39,30 @@ pub fn decode_event_block(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Reads `bytes` as a journal segment: every entry decodes or ends the segment (torn), and
+/// what decodes re-encodes to the same bytes.
+///
+/// # Errors
+/// None expected: a bad entry ends the read, it is not an error.
+pub fn read_journal(bytes: &[u8]) -> Result<()> {
+    use crate::storage::sled::journal;
+    let mut again = Vec::new();
+    journal::read_entries(
+        bytes,
+        bytes.len() as u64,
+        std::path::Path::new("fuzz"),
+        |lsn, c| {
+            journal::encode_entry(&mut again, lsn, &c);
+            Ok(true)
+        },
+    )?;
+    assert!(
+        bytes.starts_with(&again),
+        "decoded entries re-encode to their bytes"
+    );
+    Ok(())
+}
+
 /// Parses a cron expression and a zone, and computes a few ticks after `now_ms`.
 ///
 /// # Errors

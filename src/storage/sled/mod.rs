@@ -1,7 +1,9 @@
 //! The embedded backend: one sled tree, logical trees as key prefixes, a single writer
 //! thread with group commit, and in-memory indexes rebuilt on open.
 
+pub(crate) mod journal;
 mod ops;
+mod overlay;
 mod state;
 mod writer;
 
@@ -78,6 +80,13 @@ pub(crate) struct Shared {
     pub metrics: Arc<Counters>,
     pub poisoned: Mutex<Option<String>>,
     pub synced_blobs: Mutex<HashSet<OsString>>,
+    /// The last journal entry applied to sled.
+    pub applied_lsn: AtomicU64,
+    /// The last journal entry sled holds durably (checkpointed).
+    pub durable_lsn: AtomicU64,
+    pub checkpoint_lock: Mutex<()>,
+    /// Changes journaled but not yet in sled; reads look here first.
+    pub overlay: overlay::Overlay,
 }
 
 impl Shared {
@@ -151,6 +160,10 @@ impl SledBackend {
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::storage("fsync of the database directory", e))?;
 
+        let synced_blobs = Mutex::new(HashSet::new());
+        recover_journal(&db, &tree, path, &data_file, &synced_blobs)?;
+        let journal = journal::Journal::create(path, 1)?;
+
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let mut st = State::new(seed);
         let now = cfg.clock.now_ms();
@@ -167,13 +180,17 @@ impl SledBackend {
             subscribers: Mutex::new(Vec::new()),
             metrics: Arc::new(Counters::default()),
             poisoned: Mutex::new(None),
-            synced_blobs: Mutex::new(HashSet::new()),
+            synced_blobs,
+            applied_lsn: AtomicU64::new(0),
+            durable_lsn: AtomicU64::new(0),
+            checkpoint_lock: Mutex::new(()),
+            overlay: overlay::Overlay::default(),
         });
         let (tx, rx) = bounded(4096);
         let s2 = shared.clone();
         let writer = std::thread::Builder::new()
             .name("jobspool-writer".into())
-            .spawn(move || writer::run(s2, rx))
+            .spawn(move || writer::run(s2, journal, rx))
             .map_err(|e| Error::storage("starting the writer thread", e))?;
         let backend = SledBackend {
             counters: shared.metrics.clone(),
@@ -223,12 +240,12 @@ impl SledBackend {
     fn read_job(&self, id: JobId, with_payload: bool) -> Result<Option<Job>> {
         let sh = self.sh()?;
         let key = keys::job(&id);
-        let Some(bytes) = sh.tree.get(key)? else {
+        let Some(bytes) = sh.overlay.read(&sh.tree, &key)? else {
             return Ok(None);
         };
         let mut job: Job = codec::decode("jobs", &key, &bytes)?;
         if with_payload {
-            if let Some(p) = sh.tree.get(keys::payload(&id))? {
+            if let Some(p) = sh.overlay.read(&sh.tree, &keys::payload(&id))? {
                 job.payload = p.to_vec();
             }
         }
@@ -241,6 +258,22 @@ fn unexpected(r: &Reply) -> Error {
         context: format!("internal: unexpected writer reply {r:?}"),
         source: None,
     }
+}
+
+/// Applies the journal to sled (sled is made durable only by checkpoints, so it may have
+/// lost the latest groups), makes the result durable and empties the journal.
+fn recover_journal(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    path: &Path,
+    data_file: &File,
+    synced_blobs: &Mutex<HashSet<OsString>>,
+) -> Result<()> {
+    journal::replay(path, |changes| writer::apply_changes(tree, &changes))?;
+    // Even with nothing replayed: what sled read back may still sit only in the page cache
+    // (the last process was killed before a checkpoint), and the journal goes next.
+    writer::sync_sled(db, path, data_file, synced_blobs)?;
+    journal::clear(path)
 }
 
 /// Rebuilds the in-memory indexes from the records.
@@ -347,11 +380,11 @@ impl Backend for SledBackend {
                     k
                 },
             );
-            for item in sh.tree.range(start..[keys::JOB + 1].to_vec()) {
+            for item in sh.overlay.scan(&sh.tree, &start, &[keys::JOB + 1]) {
                 let (k, v) = item?;
                 let mut j: Job = codec::decode("jobs", &k, &v)?;
                 if matches(&j) {
-                    if let Some(p) = sh.tree.get(keys::payload(&j.id))? {
+                    if let Some(p) = sh.overlay.read(&sh.tree, &keys::payload(&j.id))? {
                         j.payload = p.to_vec();
                     }
                     out.push(j);
@@ -380,16 +413,20 @@ impl Backend for SledBackend {
         let sh = self.sh()?;
         let want = after_seq.saturating_add(1);
         // The block holding `want` starts at or before it: step back to it, then forward.
-        let from = match sh
-            .tree
-            .range(vec![keys::EVENT]..=keys::event(want).to_vec())
-            .next_back()
-        {
-            Some(item) => item?.0.to_vec(),
+        // (Blocks pending in the overlay count: they are the newest.)
+        let mut upto = keys::event(want).to_vec();
+        upto.push(0);
+        let in_sled = match sh.tree.range(vec![keys::EVENT]..upto.clone()).next_back() {
+            Some(item) => Some(item?.0),
+            None => None,
+        };
+        let pending = sh.overlay.last_key(&[keys::EVENT], &upto);
+        let from = match in_sled.max(pending) {
+            Some(k) => k.to_vec(),
             None => keys::event(want).to_vec(),
         };
         let mut out = Vec::new();
-        for item in sh.tree.range(from..vec![keys::EVENT + 1]) {
+        for item in sh.overlay.scan(&sh.tree, &from, &[keys::EVENT + 1]) {
             let (k, v) = item?;
             let first = keys::seq_of(&k).unwrap_or(0);
             let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
@@ -560,7 +597,10 @@ impl Backend for SledBackend {
     fn list_schedules(&self) -> Result<Vec<ScheduledJob>> {
         let sh = self.sh()?;
         let mut out = Vec::new();
-        for item in sh.tree.scan_prefix([keys::SCHEDULE]) {
+        for item in sh
+            .overlay
+            .scan(&sh.tree, &[keys::SCHEDULE], &[keys::SCHEDULE + 1])
+        {
             let (k, v) = item?;
             out.push(codec::decode("schedules", &k, &v)?);
         }

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, ScheduleChange};
 use crate::job::{Execution, Job, JobId, JobStatus, LeaseState, NewJob};
 use crate::schedule::{Cron, NewSchedule, ScheduledJob};
+use crate::storage::sled::overlay::Overlay;
 use crate::storage::sled::state::State;
 use crate::storage::sled::writer::Staged;
 use crate::storage::{ClaimRequest, Claimed, RedriveTarget, Retry};
@@ -81,6 +82,7 @@ const MAINTENANCE_CHUNK: usize = 5_000;
 /// Everything an op may touch.
 pub(crate) struct Ctx<'a> {
     pub tree: &'a sled::Tree,
+    pub overlay: &'a Overlay,
     pub st: &'a mut State,
     pub staged: &'a mut Staged,
     pub cfg: &'a Config,
@@ -93,7 +95,7 @@ impl Ctx<'_> {
             return Ok(j.clone());
         }
         let key = keys::job(&id);
-        match self.tree.get(key)? {
+        match self.overlay.read(self.tree, &key)? {
             None => Ok(None),
             Some(bytes) => codec::decode("jobs", &key, &bytes).map(Some),
         }
@@ -107,7 +109,7 @@ impl Ctx<'_> {
         if let Some(v) = self.staged.raw.get(key) {
             return Ok(v.clone());
         }
-        Ok(self.tree.get(key)?)
+        self.overlay.read(self.tree, key)
     }
 
     fn payload(&self, id: JobId) -> Result<Vec<u8>> {
@@ -693,7 +695,11 @@ fn prune(ctx: &mut Ctx<'_>, r: &Retention) -> Result<u64> {
     // goes when its newest event is past retention).
     let events_before = cutoff(r.events);
     let mut old_events = Vec::new();
-    for item in ctx.tree.scan_prefix([keys::EVENT]).take(MAINTENANCE_CHUNK) {
+    for item in ctx
+        .overlay
+        .scan(ctx.tree, &[keys::EVENT], &[keys::EVENT + 1])
+        .take(MAINTENANCE_CHUNK)
+    {
         let (k, v) = item?;
         let block: Vec<crate::storage::sled::writer::StoredEvent> =
             codec::decode("events", &k, &v)?;
@@ -807,7 +813,10 @@ fn toggle_schedule(ctx: &mut Ctx<'_>, name: &str, enabled: bool) -> Result<Sched
 /// Names of every schedule, the ones staged in this group included.
 fn schedule_names(ctx: &Ctx<'_>) -> Result<Vec<String>> {
     let mut names = std::collections::BTreeSet::new();
-    for item in ctx.tree.scan_prefix([keys::SCHEDULE]) {
+    for item in ctx
+        .overlay
+        .scan(ctx.tree, &[keys::SCHEDULE], &[keys::SCHEDULE + 1])
+    {
         let (k, _) = item?;
         names.insert(String::from_utf8_lossy(&k[1..]).into_owned());
     }

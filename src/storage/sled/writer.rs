@@ -1,11 +1,13 @@
-//! The single writer: applies requests in groups, one storage batch and (under `Immediate`)
-//! one fsync per group, then answers every caller of the group (group commit).
+//! The single writer: applies requests in groups and appends each group's changes to the
+//! journal as one entry; a syncer fsyncs the journal (once for every group written since
+//! its last fsync), answers the callers (group commit) and then moves the changes into sled;
+//! a checkpointer makes sled itself durable once a second so the journal can be trimmed.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
@@ -15,6 +17,7 @@ use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventRecord};
 use crate::job::{Job, JobId};
+use crate::storage::sled::journal::{self, Change, Journal, Segment};
 use crate::storage::sled::ops::{self, Ctx, Op, Reply};
 use crate::storage::sled::Shared;
 
@@ -79,10 +82,18 @@ pub(crate) enum Command {
 
 type Answer = (Sender<Result<Reply>>, Result<Reply>);
 
+/// How often the checkpointer makes sled durable and trims the journal.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 /// What the writer hands the syncer after writing a group.
 struct Written {
     /// The batch was not empty (there is something to fsync).
     wrote: bool,
+    /// Journal segments the group was appended to (to fsync), and whether one is new.
+    segments: Vec<Arc<Segment>>,
+    new_segment: bool,
+    /// The group's journal lsn and changes, for sled once durable.
+    changes: Option<(u64, Vec<Change>)>,
     /// Events of the group, published once durable.
     events: Vec<EventRecord>,
     /// Answers to send once durable (empty when the caller was answered already:
@@ -96,20 +107,26 @@ struct Written {
 /// them durable and answers. While the syncer waits on the disk the writer already applies
 /// the next group, and one fsync covers every group written before it (group commit across
 /// groups as well as within one).
-pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Command>) {
+pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Command>) {
     let _guard = PoisonOnPanic::new(&shared, "writer");
     let (sync_tx, sync_rx) = crossbeam_channel::bounded::<Written>(64);
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     let s2 = shared.clone();
     let syncer = std::thread::Builder::new()
         .name("jobspool-syncer".into())
         .spawn(move || run_syncer(&s2, &sync_rx));
-    let Ok(syncer) = syncer else {
+    let s3 = shared.clone();
+    let checkpointer = std::thread::Builder::new()
+        .name("jobspool-checkpoint".into())
+        .spawn(move || run_checkpointer(&s3, &stop_rx));
+    let (Ok(syncer), Ok(checkpointer)) = (syncer, checkpointer) else {
         shared.poison(&Error::Storage {
-            context: "cannot start the syncer thread".into(),
+            context: "cannot start the syncer or checkpoint thread".into(),
             source: None,
         });
         return;
     };
+    let mut shutdown_reply = None;
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -118,13 +135,65 @@ pub(crate) fn run(shared: Arc<Shared>, rx: Receiver<Command>) {
                 Err(_) => break,
             }
         }
-        let (written, shutdown) = apply_group(&shared, group);
-        if sync_tx.send(written).is_err() || shutdown {
+        let (written, shutdown) = apply_group(&shared, &mut journal, group);
+        if let Some(reply) = shutdown {
+            shutdown_reply = Some(reply);
+        }
+        if sync_tx.send(written).is_err() || shutdown_reply.is_some() {
             break;
         }
     }
     drop(sync_tx);
     let _ = syncer.join();
+    drop(stop_tx);
+    let _ = checkpointer.join();
+    // A clean stop: sled holds everything, the journal is not needed to reopen.
+    let result = match shared.poisoned_error() {
+        Some(e) => Err(e),
+        None => checkpoint(&shared).and_then(|()| journal::clear(&shared.path)),
+    };
+    if let Err(e) = &result {
+        shared.poison(e);
+    }
+    if let Some(reply) = shutdown_reply {
+        let _ = reply.send(result.map(|()| Reply::Unit));
+    }
+}
+
+/// The checkpointer: once a second, makes what sled holds durable and trims the journal.
+fn run_checkpointer(shared: &Shared, stop: &Receiver<()>) {
+    let _guard = PoisonOnPanic::new(shared, "checkpoint");
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(CHECKPOINT_EVERY)
+    {
+        if shared.poisoned_error().is_some() {
+            return;
+        }
+        if let Err(e) = checkpoint(shared) {
+            shared.poison(&e);
+            return;
+        }
+    }
+}
+
+/// Makes sled durable up to the last group applied to it, then deletes the journal segments
+/// that holds nothing newer.
+pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
+    let _one_at_a_time = shared.checkpoint_lock.lock();
+    // Read before the flush: sled's flush covers every batch applied before it starts.
+    let lsn = shared.applied_lsn.load(Ordering::Acquire);
+    if lsn <= shared.durable_lsn.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    sync_sled(
+        &shared.db,
+        &shared.path,
+        &shared.data_file,
+        &shared.synced_blobs,
+    )?;
+    shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+    shared.durable_lsn.store(lsn, Ordering::Release);
+    journal::truncate(&shared.path, lsn)
 }
 
 /// The syncer: fsyncs what the writer wrote, then publishes events and answers callers.
@@ -137,6 +206,9 @@ fn run_syncer(shared: &Shared, rx: &Receiver<Written>) {
     let mut dirty_since: Option<Instant> = None;
     let mut events: Vec<EventRecord> = Vec::new();
     let mut answers: Vec<Answer> = Vec::new();
+    let mut segments: Vec<Arc<Segment>> = Vec::new();
+    let mut new_segment = false;
+    let mut groups: Vec<(u64, Vec<Change>)> = Vec::new();
     loop {
         let first = match (buffered, dirty_since) {
             (Some(max_delay), Some(since)) => {
@@ -161,18 +233,28 @@ fn run_syncer(shared: &Shared, rx: &Receiver<Written>) {
                 dirty_since = dirty_since.or(Some(Instant::now()));
             }
             want_sync |= w.sync;
+            new_segment |= w.new_segment;
+            for seg in w.segments {
+                if !segments.iter().any(|s| Arc::ptr_eq(s, &seg)) {
+                    segments.push(seg);
+                }
+            }
             events.extend(w.events);
             answers.extend(w.answers);
+            groups.extend(w.changes);
         }
         if !want_sync {
             continue;
         }
         let result = if dirty_since.is_some() {
-            sync(shared)
+            sync_journal(shared, &segments, new_segment)
         } else {
             Ok(())
         };
         dirty_since = None;
+        // Keep the current segment: the next group most likely goes there too.
+        segments.drain(..segments.len().saturating_sub(1));
+        new_segment = false;
         if let Err(e) = &result {
             shared.poison(e);
         } else {
@@ -186,18 +268,47 @@ fn run_syncer(shared: &Shared, rx: &Receiver<Written>) {
             };
             let _ = reply.send(answer);
         }
+        if result.is_ok() {
+            // Durable in the journal: now sled may have it (and the overlay forget it).
+            if let Err(e) = to_sled(shared, groups.drain(..)) {
+                shared.poison(&e);
+            }
+        }
     }
-    if dirty_since.is_some() && sync(shared).is_ok() {
+    if dirty_since.is_some() && sync_journal(shared, &segments, new_segment).is_ok() {
         publish(shared, events);
+        if let Err(e) = to_sled(shared, groups.drain(..)) {
+            shared.poison(&e);
+        }
     }
 }
 
+/// Moves durable groups into sled, in order.
+fn to_sled(shared: &Shared, groups: impl Iterator<Item = (u64, Vec<Change>)>) -> Result<()> {
+    for (lsn, changes) in groups {
+        apply_changes(&shared.tree, &changes)?;
+        shared.overlay.applied(lsn, &changes);
+        shared.applied_lsn.store(lsn, Ordering::Release);
+    }
+    Ok(())
+}
+
+fn sync_journal(shared: &Shared, segments: &[Arc<Segment>], new_segment: bool) -> Result<()> {
+    journal::sync(&shared.path, segments, new_segment)?;
+    shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
 /// Applies and writes one group. Returns what the syncer needs, and whether to stop.
-fn apply_group(shared: &Shared, group: Vec<Command>) -> (Written, bool) {
+fn apply_group(
+    shared: &Shared,
+    journal: &mut Journal,
+    group: Vec<Command>,
+) -> (Written, Option<Sender<Result<Reply>>>) {
     let mut staged = Staged::default();
     let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
     let mut sync = matches!(shared.cfg.durability, Durability::Immediate);
-    let mut shutdown = false;
+    let mut shutdown = None;
     let epoch_before;
     {
         let mut st = shared.state.lock();
@@ -212,6 +323,7 @@ fn apply_group(shared: &Shared, group: Vec<Command>) -> (Written, bool) {
                     } else {
                         let mut ctx = Ctx {
                             tree: &shared.tree,
+                            overlay: &shared.overlay,
                             st: &mut st,
                             staged: &mut staged,
                             cfg: &shared.cfg,
@@ -226,9 +338,9 @@ fn apply_group(shared: &Shared, group: Vec<Command>) -> (Written, bool) {
                     answers.push((reply, Ok(Reply::Unit)));
                 }
                 Command::Shutdown(reply) => {
+                    // Answered by `run` once the final checkpoint is done.
                     sync = true;
-                    shutdown = true;
-                    answers.push((reply, Ok(Reply::Unit)));
+                    shutdown = Some(reply);
                 }
             }
         }
@@ -244,12 +356,20 @@ fn apply_group(shared: &Shared, group: Vec<Command>) -> (Written, bool) {
         }
     }
     let wrote = !staged.is_empty();
-    if let Err(e) = write(shared, &mut staged) {
-        shared.poison(&e);
-        for (_, answer) in &mut answers {
-            *answer = Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown));
+    let appended = match write(shared, journal, &mut staged) {
+        Ok(a) => a,
+        Err(e) => {
+            shared.poison(&e);
+            for (_, answer) in &mut answers {
+                *answer = Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown));
+            }
+            None
         }
-    }
+    };
+    let (segments, new_segment, changes) = match appended {
+        Some((a, lsn, changes)) => (a.segments, a.new_segment, Some((lsn, changes))),
+        None => (Vec::new(), false, None),
+    };
     if shared.state.lock().epoch != epoch_before {
         shared.work.notify_all();
     }
@@ -263,6 +383,9 @@ fn apply_group(shared: &Shared, group: Vec<Command>) -> (Written, bool) {
     (
         Written {
             wrote,
+            segments,
+            new_segment,
+            changes,
             events,
             answers,
             sync,
@@ -282,7 +405,8 @@ fn check_space(shared: &Shared, staged: &Staged) -> Result<()> {
     };
     let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
     let raw: usize = staged.raw.values().flatten().map(|v| v.len() + 64).sum();
-    let need = (raw + staged.jobs.len() * 1024 + staged.events.len() * 256) as u64;
+    // Twice: once in the journal, once in sled.
+    let need = 2 * (raw + staged.jobs.len() * 1024 + staged.events.len() * 256) as u64;
     if free < need.saturating_add(RESERVE_BYTES) {
         return Err(Error::Storage {
             context: format!(
@@ -296,24 +420,29 @@ fn check_space(shared: &Shared, staged: &Staged) -> Result<()> {
     Ok(())
 }
 
-fn write(shared: &Shared, staged: &mut Staged) -> Result<()> {
+/// A written group: what the journal append touched, the entry's lsn, its changes.
+type WrittenGroup = (journal::Appended, u64, Vec<Change>);
+
+/// Writes one group as a journal entry (fsync'd later by the syncer) and makes its changes
+/// visible to reads through the overlay until they reach sled.
+fn write(
+    shared: &Shared,
+    journal: &mut Journal,
+    staged: &mut Staged,
+) -> Result<Option<WrittenGroup>> {
     if staged.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     check_space(shared, staged)?;
-    let mut batch = sled::Batch::default();
+    let mut changes: Vec<Change> = Vec::with_capacity(
+        staged.jobs.len() + staged.raw.len() + staged.events.len() / EVENTS_PER_BLOCK + 2,
+    );
     for (id, job) in staged.jobs.drain() {
-        let key = keys::job(&id);
-        match job {
-            Some(j) => batch.insert(&key[..], codec::encode(&j)),
-            None => batch.remove(&key[..]),
-        }
+        let key = sled::IVec::from(&keys::job(&id)[..]);
+        changes.push((key, job.map(|j| codec::encode(&j).into())));
     }
     for (k, v) in staged.raw.drain() {
-        match v {
-            Some(v) => batch.insert(k, v),
-            None => batch.remove(k),
-        }
+        changes.push((k.into(), v));
     }
     // The group's events are contiguous: log blocks of at most EVENTS_PER_BLOCK, each keyed
     // by its first sequence number (small enough to stay inline in a sled segment).
@@ -330,44 +459,63 @@ fn write(shared: &Shared, staged: &mut Staged) -> Result<()> {
                 event: rec.event.clone(),
             })
             .collect();
-        batch.insert(&keys::event(recs[0].seq)[..], codec::encode(&block));
+        changes.push((
+            sled::IVec::from(&keys::event(recs[0].seq)[..]),
+            Some(codec::encode(&block).into()),
+        ));
     }
-    shared
-        .tree
-        .apply_batch(batch)
-        .map_err(|e| Error::storage("writing a batch", e))?;
+    let lsn = journal.next_lsn();
+    let appended = journal.append(&changes)?;
+    shared.overlay.insert(lsn, &changes);
     shared.metrics.groups.fetch_add(1, Ordering::Relaxed);
+    Ok(Some((appended, lsn, changes)))
+}
+
+/// Applies one group's changes to sled, key by key. Not atomic in sled, and need not be: the
+/// group is durable in the journal first, and the replay on open completes a torn one.
+/// (sled's `apply_batch` would be atomic, but it writes and `sync_file_range`s sled's IO
+/// buffer twice per call.)
+pub(crate) fn apply_changes(tree: &sled::Tree, changes: &[Change]) -> Result<()> {
+    for (k, v) in changes {
+        match v {
+            Some(v) => tree.insert(k, v.clone()),
+            None => tree.remove(k),
+        }
+        .map_err(|e| Error::storage("writing to sled", e))?;
+    }
     Ok(())
 }
 
-/// sled's `flush` uses `sync_file_range`, which is not durable: follow it with `fdatasync`
-/// of the data file (SPEC.md section 1).
-pub(crate) fn sync(shared: &Shared) -> Result<()> {
-    shared
-        .db
-        .flush()
-        .map_err(|e| Error::storage("flushing sled", e))?;
-    sync_blobs(shared)?;
-    shared
-        .data_file
+/// Makes sled's state durable: sled's `flush` uses `sync_file_range`, which is not durable,
+/// so follow it with `fdatasync` of the data file and of new blob files (SPEC.md section 1).
+pub(crate) fn sync_sled(
+    db: &sled::Db,
+    path: &std::path::Path,
+    data_file: &File,
+    synced_blobs: &parking_lot::Mutex<HashSet<std::ffi::OsString>>,
+) -> Result<()> {
+    db.flush().map_err(|e| Error::storage("flushing sled", e))?;
+    sync_blobs(path, synced_blobs)?;
+    data_file
         .sync_data()
-        .map_err(|e| Error::storage("fsync of the data file", e))?;
-    shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+        .map_err(|e| Error::storage("fsync of the data file", e))
 }
 
 /// sled writes pages too large for a segment (a node holding several large payloads can be)
 /// to files under `blobs/`, which its flush does not fsync. At every sync, fsync each blob
 /// file not synced before, and then the directory. Costs one directory read when there are
 /// none.
-fn sync_blobs(shared: &Shared) -> Result<()> {
-    let dir = shared.path.join("blobs");
+fn sync_blobs(
+    path: &std::path::Path,
+    synced_blobs: &parking_lot::Mutex<HashSet<std::ffi::OsString>>,
+) -> Result<()> {
+    let dir = path.join("blobs");
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::storage("listing blobs", e)),
     };
-    let mut synced = shared.synced_blobs.lock();
+    let mut synced = synced_blobs.lock();
     let mut seen = HashSet::new();
     let mut new = 0;
     for entry in entries {
@@ -395,9 +543,7 @@ fn sync_blobs(shared: &Shared) -> Result<()> {
     }
     File::open(&dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| Error::storage("fsync of the blobs directory", e))?;
-    shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+        .map_err(|e| Error::storage("fsync of the blobs directory", e))
 }
 
 /// Sends durable events to live subscribers. A subscriber that falls `SUBSCRIBER_BUFFER`

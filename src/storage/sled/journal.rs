@@ -1,0 +1,464 @@
+//! The journal: an append-only log of writer groups, the only thing a commit waits for.
+//!
+//! sled's `flush` writes its buffer and waits on `sync_file_range`, and only an `fdatasync`
+//! after it makes the data durable: two device round trips per commit. So a group is
+//! committed by appending its changes (the exact puts and removes of its sled batch) to a
+//! journal segment and `fdatasync`ing that file, once for every group written since the last
+//! sync. sled gets the same batch at once (readers see it), and is made durable in the
+//! background by a checkpoint (sled flush + fsync of its files) once a second; segments
+//! wholly covered by a checkpoint are deleted.
+//!
+//! Every batch also stores its journal position (`mwal`), so on open the entries sled has not
+//! got are exactly those after it: they are applied again, in order, as the batches they were.
+//! An entry is `len u32 | crc32 u32 | body`, body = `lsn u64 | count u32 | ops`, op =
+//! `kind u8 (1 put, 0 remove) | key len u32 | key | value len u32 | value` (big-endian). A
+//! torn or corrupt entry ends the journal: nothing after it was acknowledged (an answer waits
+//! for the fsync of every entry up to its own).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// Journal directory inside the database directory.
+pub(crate) const DIR: &str = "journal";
+
+/// A segment is closed once it holds this much; the next group starts a new one.
+pub(crate) const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Header bytes in front of each entry body.
+const HEADER: usize = 8;
+
+/// The smallest body: lsn and op count.
+const MIN_BODY: usize = 12;
+
+/// One change of a batch: a key and its new value, `None` to remove it.
+pub(crate) type Change = (sled::IVec, Option<sled::IVec>);
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::storage(format!("{what} {}", path.display()), e)
+}
+
+fn segment_name(first_lsn: u64) -> String {
+    format!("wal-{first_lsn:020}")
+}
+
+fn first_lsn_of(name: &str) -> Option<u64> {
+    name.strip_prefix("wal-")?.parse().ok()
+}
+
+/// The segments in `dir`, oldest first, as (first lsn, path).
+pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("listing", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io("listing", dir, e))?;
+        if let Some(first) = entry.file_name().to_str().and_then(first_lsn_of) {
+            out.push((first, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("fsync of", dir, e))
+}
+
+/// Appends `changes` as the entry `lsn` to `out`.
+pub(crate) fn encode_entry(out: &mut Vec<u8>, lsn: u64, changes: &[Change]) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    out.extend_from_slice(&lsn.to_be_bytes());
+    out.extend_from_slice(&len32(changes.len()).to_be_bytes());
+    for (key, value) in changes {
+        out.push(u8::from(value.is_some()));
+        out.extend_from_slice(&len32(key.len()).to_be_bytes());
+        out.extend_from_slice(key);
+        if let Some(v) = value {
+            out.extend_from_slice(&len32(v.len()).to_be_bytes());
+            out.extend_from_slice(v);
+        }
+    }
+    let body_len = len32(out.len() - start - HEADER);
+    let crc = crc32fast::hash(&out[start + HEADER..]);
+    out[start..start + 4].copy_from_slice(&body_len.to_be_bytes());
+    out[start + 4..start + HEADER].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Lengths are bounded far below 4 GiB (payload limit, group size); saturate rather than wrap
+/// so an impossible length shows up as a checksum failure, never as a misread.
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Decodes one entry body (checksum already verified): its lsn and changes.
+pub(crate) fn decode_body(body: &[u8]) -> Option<(u64, Vec<Change>)> {
+    let mut r = body;
+    let lsn = u64::from_be_bytes(take(&mut r, 8)?.try_into().ok()?);
+    let count = u32::from_be_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
+    // Each op is at least 5 bytes: a count beyond that is corrupt (and must not allocate).
+    if count > r.len() / 5 {
+        return None;
+    }
+    let mut changes = Vec::with_capacity(count);
+    for _ in 0..count {
+        let kind = take(&mut r, 1)?[0];
+        let klen = u32::from_be_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
+        let key = sled::IVec::from(take(&mut r, klen)?);
+        let value = match kind {
+            0 => None,
+            1 => {
+                let vlen = u32::from_be_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
+                Some(sled::IVec::from(take(&mut r, vlen)?))
+            }
+            _ => return None,
+        };
+        changes.push((key, value));
+    }
+    r.is_empty().then_some((lsn, changes))
+}
+
+fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if r.len() < n {
+        return None;
+    }
+    let (head, tail) = r.split_at(n);
+    *r = tail;
+    Some(head)
+}
+
+/// Reads the valid entries of one segment in order, calling `f` for each; stops at the end
+/// or at the first torn or corrupt entry. Returns false if it stopped early.
+pub(crate) fn read_segment(
+    path: &Path,
+    f: impl FnMut(u64, Vec<Change>) -> Result<bool>,
+) -> Result<bool> {
+    let file = File::open(path).map_err(|e| io("opening", path, e))?;
+    let size = file.metadata().map_err(|e| io("reading", path, e))?.len();
+    read_entries(BufReader::with_capacity(1 << 20, file), size, path, f)
+}
+
+/// [`read_segment`] over any reader of `size` bytes (`path` names it in errors).
+pub(crate) fn read_entries(
+    mut r: impl Read,
+    size: u64,
+    path: &Path,
+    mut f: impl FnMut(u64, Vec<Change>) -> Result<bool>,
+) -> Result<bool> {
+    let mut pos = 0u64;
+    let mut header = [0u8; HEADER];
+    loop {
+        match r.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(pos == size),
+            Err(e) => return Err(io("reading", path, e)),
+        }
+        let len = u64::from(u32::from_be_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
+        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        // A length past the end of the file is a torn entry: never allocate for it.
+        if len < MIN_BODY as u64 || pos + HEADER as u64 + len > size {
+            return Ok(false);
+        }
+        let mut body = vec![0u8; len as usize];
+        match r.read_exact(&mut body) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(io("reading", path, e)),
+        }
+        pos += HEADER as u64 + len;
+        if crc32fast::hash(&body) != crc {
+            return Ok(false);
+        }
+        let Some((lsn, changes)) = decode_body(&body) else {
+            return Ok(false);
+        };
+        if !f(lsn, changes)? {
+            return Ok(false);
+        }
+    }
+}
+
+/// The segment being appended to, shared with the syncer for its fsync.
+pub(crate) struct Segment {
+    pub file: File,
+}
+
+/// The writer's side: appends entries, rolls segments.
+pub(crate) struct Journal {
+    dir: PathBuf,
+    current: Arc<Segment>,
+    bytes: u64,
+    next_lsn: u64,
+    buf: Vec<u8>,
+}
+
+/// What one append touched, for the syncer.
+pub(crate) struct Appended {
+    /// Segments to fsync, oldest first (more than one when the append rolled a segment).
+    pub segments: Vec<Arc<Segment>>,
+    /// A segment was created: the directory needs an fsync too.
+    pub new_segment: bool,
+}
+
+impl Journal {
+    /// Starts a fresh segment whose first entry will be `next_lsn`.
+    pub fn create(db_dir: &Path, next_lsn: u64) -> Result<Journal> {
+        let dir = db_dir.join(DIR);
+        let current = Arc::new(new_segment(&dir, next_lsn)?);
+        sync_dir(&dir)?;
+        sync_dir(db_dir)?; // the journal directory's own entry
+        Ok(Journal {
+            dir,
+            current,
+            bytes: 0,
+            next_lsn,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The lsn the next append gets.
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// Appends one entry (the lsn from [`Journal::next_lsn`]). Written, not yet fsync'd.
+    pub fn append(&mut self, changes: &[Change]) -> Result<Appended> {
+        let mut appended = Appended {
+            segments: Vec::with_capacity(2),
+            new_segment: false,
+        };
+        if self.bytes >= SEGMENT_BYTES {
+            // The old segment's last entries may still wait for their fsync.
+            appended.segments.push(self.current.clone());
+            self.current = Arc::new(new_segment(&self.dir, self.next_lsn)?);
+            self.bytes = 0;
+            appended.new_segment = true;
+        }
+        self.buf.clear();
+        encode_entry(&mut self.buf, self.next_lsn, changes);
+        (&self.current.file)
+            .write_all(&self.buf)
+            .map_err(|e| io("appending to the journal in", &self.dir, e))?;
+        self.bytes += self.buf.len() as u64;
+        self.next_lsn += 1;
+        if self.buf.capacity() > 4 * 1024 * 1024 {
+            self.buf = Vec::new(); // do not keep a huge group's buffer
+        }
+        appended.segments.push(self.current.clone());
+        Ok(appended)
+    }
+}
+
+fn new_segment(dir: &Path, first_lsn: u64) -> Result<Segment> {
+    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    let path = dir.join(segment_name(first_lsn));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io("creating", &path, e))?;
+    Ok(Segment { file })
+}
+
+/// fsyncs appended segments (oldest first) and, after a roll, the directory.
+pub(crate) fn sync(db_dir: &Path, segments: &[Arc<Segment>], new_segment: bool) -> Result<()> {
+    for s in segments {
+        s.file
+            .sync_data()
+            .map_err(|e| io("fsync of the journal in", db_dir, e))?;
+    }
+    if new_segment {
+        sync_dir(&db_dir.join(DIR))?;
+    }
+    Ok(())
+}
+
+/// Deletes the segments whose every entry is at or below `durable_lsn` (in sled's own
+/// durable state), keeping the one that starts after it.
+pub(crate) fn truncate(db_dir: &Path, durable_lsn: u64) -> Result<()> {
+    let dir = db_dir.join(DIR);
+    let segs = segments(&dir)?;
+    let mut removed = false;
+    for pair in segs.windows(2) {
+        // Segment 0 holds [first0, first1 - 1].
+        if pair[1].0 <= durable_lsn + 1 {
+            std::fs::remove_file(&pair[0].1).map_err(|e| io("removing", &pair[0].1, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(&dir)?;
+    }
+    Ok(())
+}
+
+/// On open: applies every entry of the journal, in order, with `apply`; returns how many.
+/// Entries sled already holds are applied again: each sets keys to the values they had
+/// after it, so replaying from any checkpointed point onward yields the final state. Stops
+/// at the first torn entry (nothing after it was acknowledged). A missing entry between
+/// intact segments is corruption.
+pub(crate) fn replay(
+    db_dir: &Path,
+    mut apply: impl FnMut(Vec<Change>) -> Result<()>,
+) -> Result<u64> {
+    let dir = db_dir.join(DIR);
+    let mut last: Option<u64> = None;
+    let mut count = 0;
+    for (_, path) in segments(&dir)? {
+        let mut gap = None;
+        let complete = read_segment(&path, |lsn, changes| {
+            if let Some(prev) = last {
+                if lsn != prev + 1 {
+                    gap = Some((prev, lsn));
+                    return Ok(false);
+                }
+            }
+            apply(changes)?;
+            last = Some(lsn);
+            count += 1;
+            Ok(true)
+        })?;
+        if let Some((prev, lsn)) = gap {
+            return Err(Error::Corruption {
+                tree: "journal",
+                key: path.display().to_string(),
+                detail: format!(
+                    "entry {lsn} follows entry {prev}: entries are missing from the journal. \
+                     Restore from a backup"
+                ),
+            });
+        }
+        if !complete {
+            break; // torn: later segments hold nothing acknowledged
+        }
+    }
+    Ok(count)
+}
+
+/// Removes every segment (after a replay was made durable in sled).
+pub(crate) fn clear(db_dir: &Path) -> Result<()> {
+    let dir = db_dir.join(DIR);
+    for (_, path) in segments(&dir)? {
+        std::fs::remove_file(&path).map_err(|e| io("removing", &path, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(k: &str, v: Option<&str>) -> Change {
+        (k.as_bytes().into(), v.map(|v| v.as_bytes().into()))
+    }
+
+    fn collect(dir: &Path) -> (u64, Vec<Vec<Change>>) {
+        let mut got = Vec::new();
+        let n = replay(dir, |c| {
+            got.push(c);
+            Ok(())
+        })
+        .unwrap();
+        (n, got)
+    }
+
+    #[test]
+    fn entries_round_trip_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(d.path(), 1).unwrap();
+        j.append(&[change("a", Some("1")), change("b", None)])
+            .unwrap();
+        j.append(&[change("c", Some(""))]).unwrap();
+        let (n, got) = collect(d.path());
+        assert_eq!(n, 2);
+        assert_eq!(got[0], vec![change("a", Some("1")), change("b", None)]);
+        assert_eq!(got[1], vec![change("c", Some(""))]);
+    }
+
+    #[test]
+    fn a_torn_or_corrupt_tail_ends_the_journal() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(d.path(), 1).unwrap();
+        for i in 0..3 {
+            j.append(&[change(&format!("k{i}"), Some("v"))]).unwrap();
+        }
+        let path = segments(&d.path().join(DIR)).unwrap()[0].1.clone();
+        let full = std::fs::read(&path).unwrap();
+        let entry = full.len() / 3;
+        // Cut inside the last entry: two survive.
+        std::fs::write(&path, &full[..full.len() - 3]).unwrap();
+        assert_eq!(collect(d.path()).0, 2);
+        // Flip a byte of the second entry's body: one survives.
+        let mut bad = full.clone();
+        bad[entry + HEADER + 3] ^= 0x40;
+        std::fs::write(&path, &bad).unwrap();
+        assert_eq!(collect(d.path()).0, 1);
+        // A length claiming 4 GiB must not allocate; the entry is torn.
+        let mut huge = full.clone();
+        huge[entry..entry + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        std::fs::write(&path, &huge).unwrap();
+        assert_eq!(collect(d.path()).0, 1);
+    }
+
+    #[test]
+    fn segments_roll_and_truncate_by_durable_lsn() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(d.path(), 1).unwrap();
+        let big = "x".repeat(1024 * 1024);
+        let mut rolled = 0;
+        for i in 0..40 {
+            let a = j.append(&[change(&format!("k{i}"), Some(&big))]).unwrap();
+            rolled += usize::from(a.new_segment);
+        }
+        assert!(rolled >= 1);
+        let dir = d.path().join(DIR);
+        let segs = segments(&dir).unwrap();
+        assert_eq!(segs.len(), rolled + 1);
+        assert_eq!(collect(d.path()).0, 40);
+        // Durable up to just before the second segment: the first goes, the rest stays.
+        truncate(d.path(), segs[1].0 - 2).unwrap();
+        assert_eq!(segments(&dir).unwrap().len(), segs.len());
+        truncate(d.path(), segs[1].0 - 1).unwrap();
+        assert_eq!(segments(&dir).unwrap().len(), segs.len() - 1);
+        assert_eq!(collect(d.path()).0, 40 - (segs[1].0 - 1));
+    }
+
+    #[test]
+    fn a_missing_entry_between_intact_segments_is_corruption() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(d.path(), 1).unwrap();
+        j.append(&[change("a", Some("1"))]).unwrap();
+        drop(j);
+        // A second segment that starts at 5: entries 2 to 4 are gone.
+        let mut j = Journal::create(d.path(), 5).unwrap();
+        j.append(&[change("b", Some("2"))]).unwrap();
+        let err = replay(d.path(), |_| Ok(())).unwrap_err();
+        assert_eq!(err.code(), "CORRUPTION");
+        assert!(err.to_string().contains("entry 5 follows entry 1"), "{err}");
+    }
+
+    #[test]
+    fn decode_rejects_garbage_without_panicking() {
+        assert!(decode_body(&[]).is_none());
+        assert!(decode_body(&[0; 11]).is_none());
+        let mut body = 7u64.to_be_bytes().to_vec();
+        body.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_body(&body).is_none());
+        body.truncate(8);
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&[2, 0, 0, 0, 0]);
+        assert!(decode_body(&body).is_none());
+    }
+}

@@ -1,0 +1,184 @@
+//! Changes journaled but not yet in sled.
+//!
+//! A group's changes go to sled only after its journal entry is fsync'd, so sled never holds
+//! a change the journal could lose (and a torn group in sled is always completed by the
+//! replay). Until then they live here, and every read (the writer's and the readers') looks
+//! here first, then in sled.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::storage::sled::journal::Change;
+
+/// Pending changes by key: the journal lsn of the group that made each, and the value
+/// (`None` = removed).
+#[derive(Default)]
+pub(crate) struct Overlay {
+    map: Mutex<BTreeMap<sled::IVec, (u64, Option<sled::IVec>)>>,
+}
+
+impl Overlay {
+    /// The pending value of `key`: `None` if no change is pending, `Some(None)` if it was
+    /// removed.
+    pub fn get(&self, key: &[u8]) -> Option<Option<sled::IVec>> {
+        self.map.lock().get(key).map(|(_, v)| v.clone())
+    }
+
+    /// Records a journaled group's changes.
+    pub fn insert(&self, lsn: u64, changes: &[Change]) {
+        let mut map = self.map.lock();
+        for (k, v) in changes {
+            map.insert(k.clone(), (lsn, v.clone()));
+        }
+    }
+
+    /// Forgets the changes of group `lsn` now in sled (keys a later group changed again stay).
+    pub fn applied(&self, lsn: u64, changes: &[Change]) {
+        let mut map = self.map.lock();
+        for (k, _) in changes {
+            if map.get(k).is_some_and(|(at, _)| *at == lsn) {
+                map.remove(k);
+            }
+        }
+    }
+
+    /// Number of pending keys.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// The pending changes with keys in `[from, to)`, in key order (a snapshot).
+    fn range(&self, from: &[u8], to: &[u8]) -> Vec<(sled::IVec, Option<sled::IVec>)> {
+        self.map
+            .lock()
+            .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The greatest pending key in `[from, to)` that is not a removal.
+    pub fn last_key(&self, from: &[u8], to: &[u8]) -> Option<sled::IVec> {
+        self.map
+            .lock()
+            .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
+            .rev()
+            .find(|(_, (_, v))| v.is_some())
+            .map(|(k, _)| k.clone())
+    }
+
+    /// `tree.get(key)` as it will be once every pending change is in sled.
+    pub fn read(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<sled::IVec>> {
+        match self.get(key) {
+            Some(v) => Ok(v),
+            None => Ok(tree.get(key)?),
+        }
+    }
+
+    /// Iterates `[from, to)` of sled merged with the pending changes, in key order. The
+    /// snapshot of pending changes is taken first: a group that reaches sled meanwhile is
+    /// found there.
+    pub fn scan<'a>(
+        &self,
+        tree: &'a sled::Tree,
+        from: &[u8],
+        to: &[u8],
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + 'a {
+        Merge {
+            pending: self.range(from, to).into_iter().peekable(),
+            sled: tree.range(from.to_vec()..to.to_vec()).peekable(),
+        }
+    }
+}
+
+struct Merge<P: Iterator, S: Iterator> {
+    pending: std::iter::Peekable<P>,
+    sled: std::iter::Peekable<S>,
+}
+
+impl<P, S> Iterator for Merge<P, S>
+where
+    P: Iterator<Item = (sled::IVec, Option<sled::IVec>)>,
+    S: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+{
+    type Item = Result<(sled::IVec, sled::IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let from_sled = match self.sled.peek() {
+                Some(Ok((k, _))) => Some(k.clone()),
+                Some(Err(_)) => {
+                    let e = self.sled.next()?.err()?;
+                    return Some(Err(e.into()));
+                }
+                None => None,
+            };
+            let take_pending = match (self.pending.peek(), &from_sled) {
+                (Some((pk, _)), Some(sk)) => {
+                    if pk == sk {
+                        self.sled.next(); // the pending change replaces it
+                    }
+                    pk <= sk
+                }
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return None,
+            };
+            if take_pending {
+                let (k, v) = self.pending.next()?;
+                match v {
+                    Some(v) => return Some(Ok((k, v))),
+                    None => continue, // removed
+                }
+            }
+            return self.sled.next().map(|r| r.map_err(Into::into));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(k: &str, v: Option<&str>) -> Change {
+        (k.as_bytes().into(), v.map(|v| v.as_bytes().into()))
+    }
+
+    #[test]
+    fn reads_and_scans_see_pending_changes_over_sled() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        for k in ["a", "b", "d", "f"] {
+            db.insert(k, k).unwrap();
+        }
+        let o = Overlay::default();
+        o.insert(1, &[c("b", None), c("c", Some("C")), c("d", Some("D"))]);
+        o.insert(2, &[c("g", Some("G")), c("c", Some("C2"))]);
+        assert_eq!(o.read(&db, b"b").unwrap(), None);
+        assert_eq!(o.read(&db, b"a").unwrap().as_deref(), Some(&b"a"[..]));
+        assert_eq!(o.read(&db, b"c").unwrap().as_deref(), Some(&b"C2"[..]));
+        let all: Vec<(String, String)> = o
+            .scan(&db, b"a", b"z")
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (
+                    String::from_utf8(k.to_vec()).unwrap(),
+                    String::from_utf8(v.to_vec()).unwrap(),
+                )
+            })
+            .collect();
+        let want = [("a", "a"), ("c", "C2"), ("d", "D"), ("f", "f"), ("g", "G")];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(all, want);
+        assert_eq!(o.scan(&db, b"b", b"d").count(), 1);
+        // Group 1 reaches sled: its keys go, except `c`, which group 2 changed again.
+        o.applied(1, &[c("b", None), c("c", Some("C")), c("d", Some("D"))]);
+        assert_eq!(o.len(), 2);
+        assert_eq!(o.get(b"c"), Some(Some(sled::IVec::from("C2"))));
+    }
+}
