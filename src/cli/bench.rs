@@ -346,6 +346,10 @@ fn wait_completed(spool: &Spool, n: u64, pb: &indicatif::ProgressBar) -> Result<
 
 fn burn_down(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
     let enqueue_per_sec = batch_enqueue(spool, opts)?;
+    // A backlog that was enqueued earlier: let the applier finish moving it into sled.
+    while spool.metrics().unapplied_groups > 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let pb = progress(opts.jobs, opts.json, "burn-down");
     let start = Instant::now();
     let p = pool(spool, opts, None, Arc::new(AtomicU64::new(0)))?;

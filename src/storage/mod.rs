@@ -163,10 +163,13 @@ pub enum RedriveTarget {
 pub struct Metrics {
     /// Operations applied by the writer.
     pub ops: u64,
-    /// Groups committed (one storage batch each).
+    /// Groups committed (one journal entry each).
     pub groups: u64,
-    /// fsync/fdatasync calls made for durability.
+    /// fsync/fdatasync calls made for durability (journal syncs and checkpoints).
     pub fsyncs: u64,
+    /// Committed groups not yet moved into the storage engine's own files (they are durable
+    /// in the journal; the applier thread is catching up).
+    pub unapplied_groups: u64,
 }
 
 /// A queue backend: every method is one whole, atomic transition.

@@ -64,6 +64,7 @@ pub(crate) struct Counters {
     pub ops: AtomicU64,
     pub groups: AtomicU64,
     pub fsyncs: AtomicU64,
+    pub unapplied: AtomicU64,
 }
 
 /// What the writer, the readers and the backend handle share.
@@ -87,6 +88,8 @@ pub(crate) struct Shared {
     pub checkpoint_lock: Mutex<()>,
     /// Changes journaled but not yet in sled; reads look here first.
     pub overlay: overlay::Overlay,
+    /// The writer is applying a group or has requests queued (the syncer's gather hint).
+    pub writer_busy: AtomicBool,
 }
 
 impl Shared {
@@ -185,6 +188,7 @@ impl SledBackend {
             durable_lsn: AtomicU64::new(0),
             checkpoint_lock: Mutex::new(()),
             overlay: overlay::Overlay::default(),
+            writer_busy: AtomicBool::new(false),
         });
         let (tx, rx) = bounded(4096);
         let s2 = shared.clone();
@@ -635,6 +639,7 @@ impl Backend for SledBackend {
             ops: m.ops.load(Ordering::Relaxed),
             groups: m.groups.load(Ordering::Relaxed),
             fsyncs: m.fsyncs.load(Ordering::Relaxed),
+            unapplied_groups: m.unapplied.load(Ordering::Relaxed),
         }
     }
 

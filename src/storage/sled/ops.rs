@@ -105,6 +105,17 @@ impl Ctx<'_> {
         self.job(id)?.ok_or_else(|| Error::not_found(id))
     }
 
+    /// [`Ctx::must_job`] for a job about to change: a running job's record comes out of the
+    /// in-memory cache (its change puts it back while it still runs).
+    fn job_to_change(&mut self, id: JobId) -> Result<Job> {
+        if !self.staged.jobs.contains_key(&id) {
+            if let Some(j) = self.st.running.remove(&id) {
+                return Ok(j);
+            }
+        }
+        self.must_job(id)
+    }
+
     fn raw(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
         if let Some(v) = self.staged.raw.get(key) {
             return Ok(v.clone());
@@ -137,6 +148,11 @@ impl Ctx<'_> {
     /// Stages `new` (replacing `old`) and moves its index entries and dedupe key.
     fn put(&mut self, old: Option<&Job>, new: Job) {
         self.st.apply(old, Some(&new), self.now);
+        if new.status == JobStatus::Running {
+            self.st.running.insert(new.id, new.clone());
+        } else {
+            self.st.running.remove(&new.id);
+        }
         let was_live = old.is_some_and(|o| !o.status.is_terminal());
         let live = !new.status.is_terminal();
         if let Some(k) = &new.dedupe_key {
@@ -154,6 +170,7 @@ impl Ctx<'_> {
 
     fn delete(&mut self, old: &Job) {
         self.st.apply(Some(old), None, self.now);
+        self.st.running.remove(&old.id);
         if let (Some(k), false) = (&old.dedupe_key, old.status.is_terminal()) {
             self.staged.put_raw(keys::named(keys::DEDUPE, k), None);
         }
@@ -443,7 +460,7 @@ fn claim(ctx: &mut Ctx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
 /// The running job `id` if `token` still holds its lease. A lease found expired is expired
 /// on the spot (a failed attempt), and the caller gets `STALE_LEASE`.
 fn leased(ctx: &mut Ctx<'_>, id: JobId, token: u64) -> Result<Job> {
-    let job = ctx.must_job(id)?;
+    let job = ctx.job_to_change(id)?;
     let Some(lease) = job
         .lease
         .as_ref()

@@ -48,6 +48,9 @@ pub(crate) struct State {
     /// Moves whenever a job may have become claimable; waiting workers watch it.
     pub epoch: u64,
     rng: u64,
+    /// The records of jobs this process claimed and that still run (as last written), so
+    /// completing one needs no read and decode. Bounded by the number of running jobs.
+    pub running: HashMap<JobId, crate::job::Job>,
 }
 
 impl State {
@@ -64,6 +67,7 @@ impl State {
             last_id: 0,
             epoch: 0,
             rng: seed | 1,
+            running: HashMap::new(),
         }
     }
 

@@ -82,6 +82,10 @@ pub(crate) enum Command {
 
 type Answer = (Sender<Result<Reply>>, Result<Reply>);
 
+/// Longest the syncer waits for the writer's next group before an fsync (about a third of
+/// an fsync here).
+const GATHER: Duration = Duration::from_micros(100);
+
 /// How often the checkpointer makes sled durable and trims the journal.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -127,7 +131,12 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
         return;
     };
     let mut shutdown_reply = None;
-    while let Ok(first) = rx.recv() {
+    loop {
+        if rx.is_empty() {
+            shared.writer_busy.store(false, Ordering::Release);
+        }
+        let Ok(first) = rx.recv() else { break };
+        shared.writer_busy.store(true, Ordering::Release);
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -197,8 +206,21 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
 }
 
 /// The syncer: fsyncs what the writer wrote, then publishes events and answers callers.
-fn run_syncer(shared: &Shared, rx: &Receiver<Written>) {
+fn run_syncer(shared: &Arc<Shared>, rx: &Receiver<Written>) {
     let _guard = PoisonOnPanic::new(shared, "syncer");
+    // The applier moves durable groups into sled, so the next fsync need not wait for it.
+    let (apply_tx, apply_rx) = crossbeam_channel::bounded::<Vec<(u64, Vec<Change>)>>(64);
+    let s2 = shared.clone();
+    let applier = std::thread::Builder::new()
+        .name("jobspool-applier".into())
+        .spawn(move || run_applier(&s2, &apply_rx));
+    let Ok(applier) = applier else {
+        shared.poison(&Error::Storage {
+            context: "cannot start the applier thread".into(),
+            source: None,
+        });
+        return;
+    };
     let buffered = match shared.cfg.durability {
         Durability::Buffered { max_delay } => Some(max_delay),
         Durability::Immediate => None,
@@ -227,6 +249,19 @@ fn run_syncer(shared: &Shared, rx: &Receiver<Written>) {
         let mut batch: Vec<Written> = first.into_iter().collect();
         while let Ok(w) = rx.try_recv() {
             batch.push(w);
+        }
+        // Gather: while the writer is still applying requests that arrived meanwhile (other
+        // callers, answered by the last fsync and back already), give it a moment to hand
+        // them over, so this fsync covers them too instead of the next one. A lone caller
+        // never waits (the writer is idle).
+        if batch.iter().any(|w| w.sync) {
+            let until = Instant::now() + GATHER;
+            while shared.writer_busy.load(Ordering::Acquire) {
+                match rx.recv_deadline(until) {
+                    Ok(w) => batch.push(w),
+                    Err(_) => break,
+                }
+            }
         }
         for w in batch {
             if w.wrote {
@@ -270,27 +305,33 @@ fn run_syncer(shared: &Shared, rx: &Receiver<Written>) {
         }
         if result.is_ok() {
             // Durable in the journal: now sled may have it (and the overlay forget it).
-            if let Err(e) = to_sled(shared, groups.drain(..)) {
-                shared.poison(&e);
+            if !groups.is_empty() && apply_tx.send(std::mem::take(&mut groups)).is_err() {
+                break; // the applier failed and poisoned the handle
             }
         }
     }
     if dirty_since.is_some() && sync_journal(shared, &segments, new_segment).is_ok() {
         publish(shared, events);
-        if let Err(e) = to_sled(shared, groups.drain(..)) {
-            shared.poison(&e);
-        }
+        let _ = apply_tx.send(groups);
     }
+    drop(apply_tx);
+    let _ = applier.join();
 }
 
-/// Moves durable groups into sled, in order.
-fn to_sled(shared: &Shared, groups: impl Iterator<Item = (u64, Vec<Change>)>) -> Result<()> {
-    for (lsn, changes) in groups {
-        apply_changes(&shared.tree, &changes)?;
-        shared.overlay.applied(lsn, &changes);
-        shared.applied_lsn.store(lsn, Ordering::Release);
+/// The applier: moves durable groups into sled, in order, then out of the overlay.
+fn run_applier(shared: &Shared, rx: &Receiver<Vec<(u64, Vec<Change>)>>) {
+    let _guard = PoisonOnPanic::new(shared, "applier");
+    for groups in rx {
+        for (lsn, changes) in groups {
+            if let Err(e) = apply_changes(&shared.tree, &changes) {
+                shared.poison(&e);
+                return;
+            }
+            shared.overlay.applied(lsn, &changes);
+            shared.applied_lsn.store(lsn, Ordering::Release);
+            shared.metrics.unapplied.fetch_sub(1, Ordering::Relaxed);
+        }
     }
-    Ok(())
 }
 
 fn sync_journal(shared: &Shared, segments: &[Arc<Segment>], new_segment: bool) -> Result<()> {
@@ -468,6 +509,7 @@ fn write(
     let appended = journal.append(&changes)?;
     shared.overlay.insert(lsn, &changes);
     shared.metrics.groups.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.unapplied.fetch_add(1, Ordering::Relaxed);
     Ok(Some((appended, lsn, changes)))
 }
 
