@@ -90,6 +90,9 @@ pub(crate) struct Shared {
     pub overlay: overlay::Overlay,
     /// The writer is applying a group or has requests queued (the syncer's gather hint).
     pub writer_busy: AtomicBool,
+    /// Written groups handed to the syncer and not yet answered by it. At 0 the writer may
+    /// commit a group itself.
+    pub syncer_pending: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -189,6 +192,7 @@ impl SledBackend {
             checkpoint_lock: Mutex::new(()),
             overlay: overlay::Overlay::default(),
             writer_busy: AtomicBool::new(false),
+            syncer_pending: std::sync::atomic::AtomicUsize::new(0),
         });
         let (tx, rx) = bounded(4096);
         let s2 = shared.clone();

@@ -8,53 +8,91 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use parking_lot::Mutex;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::Result;
 use crate::storage::sled::journal::Change;
 
 /// Pending changes by key: the journal lsn of the group that made each, and the value
-/// (`None` = removed).
+/// (`None` = removed); with their approximate size, which the writer keeps bounded.
 #[derive(Default)]
 pub(crate) struct Overlay {
-    map: Mutex<BTreeMap<sled::IVec, (u64, Option<sled::IVec>)>>,
+    map: Mutex<Pending>,
+    /// Signalled when changes leave (reach sled).
+    shrunk: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    map: BTreeMap<sled::IVec, (u64, Option<sled::IVec>)>,
+    bytes: usize,
+}
+
+/// Bytes an entry is counted for: key, value, and the map's own overhead.
+fn cost(k: &[u8], v: Option<&sled::IVec>) -> usize {
+    k.len() + v.map_or(0, |v| v.len()) + 64
 }
 
 impl Overlay {
     /// The pending value of `key`: `None` if no change is pending, `Some(None)` if it was
     /// removed.
     pub fn get(&self, key: &[u8]) -> Option<Option<sled::IVec>> {
-        self.map.lock().get(key).map(|(_, v)| v.clone())
+        self.map.lock().map.get(key).map(|(_, v)| v.clone())
     }
 
     /// Records a journaled group's changes.
     pub fn insert(&self, lsn: u64, changes: &[Change]) {
-        let mut map = self.map.lock();
+        let mut p = self.map.lock();
         for (k, v) in changes {
-            map.insert(k.clone(), (lsn, v.clone()));
+            p.bytes += cost(k, v.as_ref());
+            if let Some((_, old)) = p.map.insert(k.clone(), (lsn, v.clone())) {
+                p.bytes -= cost(k, old.as_ref());
+            }
         }
     }
 
     /// Forgets the changes of group `lsn` now in sled (keys a later group changed again stay).
     pub fn applied(&self, lsn: u64, changes: &[Change]) {
-        let mut map = self.map.lock();
+        let mut p = self.map.lock();
         for (k, _) in changes {
-            if map.get(k).is_some_and(|(at, _)| *at == lsn) {
-                map.remove(k);
+            if p.map.get(k).is_some_and(|(at, _)| *at == lsn) {
+                if let Some((_, old)) = p.map.remove(k) {
+                    p.bytes -= cost(k, old.as_ref());
+                }
             }
         }
+        drop(p);
+        self.shrunk.notify_all();
+    }
+
+    /// Waits until the pending changes take at most `limit` bytes, or `give_up` says to stop
+    /// waiting (checked every 10 ms). Keeps memory bounded when sled falls behind.
+    pub fn wait_below(&self, limit: usize, give_up: impl Fn() -> bool) {
+        let mut p = self.map.lock();
+        while p.bytes > limit && !give_up() {
+            self.shrunk.wait_for(&mut p, Duration::from_millis(10));
+        }
+    }
+
+    /// Approximate bytes held.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.map.lock().bytes
     }
 
     /// Number of pending keys.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.map.lock().len()
+        self.map.lock().map.len()
     }
 
     /// The pending changes with keys in `[from, to)`, in key order (a snapshot).
     fn range(&self, from: &[u8], to: &[u8]) -> Vec<(sled::IVec, Option<sled::IVec>)> {
         self.map
             .lock()
+            .map
             .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
             .map(|(k, (_, v))| (k.clone(), v.clone()))
             .collect()
@@ -64,6 +102,7 @@ impl Overlay {
     pub fn last_key(&self, from: &[u8], to: &[u8]) -> Option<sled::IVec> {
         self.map
             .lock()
+            .map
             .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
             .rev()
             .find(|(_, (_, v))| v.is_some())
@@ -177,8 +216,15 @@ mod tests {
         assert_eq!(all, want);
         assert_eq!(o.scan(&db, b"b", b"d").count(), 1);
         // Group 1 reaches sled: its keys go, except `c`, which group 2 changed again.
+        let before = o.bytes();
         o.applied(1, &[c("b", None), c("c", Some("C")), c("d", Some("D"))]);
         assert_eq!(o.len(), 2);
         assert_eq!(o.get(b"c"), Some(Some(sled::IVec::from("C2"))));
+        assert!(o.bytes() < before);
+        // `c` and `g` remain: (1 + 2 + 64) + (1 + 1 + 64).
+        assert_eq!(o.bytes(), 133);
+        o.applied(2, &[c("g", Some("G")), c("c", Some("C2"))]);
+        assert_eq!((o.len(), o.bytes()), (0, 0));
+        o.wait_below(0, || false); // returns at once
     }
 }

@@ -86,6 +86,9 @@ type Answer = (Sender<Result<Reply>>, Result<Reply>);
 /// an fsync here).
 const GATHER: Duration = Duration::from_micros(100);
 
+/// Most bytes of changes waiting for sled (in the overlay) before the writer waits.
+const OVERLAY_LIMIT: usize = 64 * 1024 * 1024;
+
 /// How long the applier lets durable groups collect before writing them to sled.
 const APPLY_LAG: Duration = Duration::from_millis(10);
 
@@ -121,17 +124,24 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
     let _guard = PoisonOnPanic::new(&shared, "writer");
     let (sync_tx, sync_rx) = crossbeam_channel::bounded::<Written>(64);
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    // The applier moves durable groups into sled, so the next fsync need not wait for it.
+    let (apply_tx, apply_rx) = crossbeam_channel::bounded::<Vec<(u64, Vec<Change>)>>(64);
+    let s1 = shared.clone();
+    let applier = std::thread::Builder::new()
+        .name("jobspool-applier".into())
+        .spawn(move || run_applier(&s1, &apply_rx));
     let s2 = shared.clone();
+    let a2 = apply_tx.clone();
     let syncer = std::thread::Builder::new()
         .name("jobspool-syncer".into())
-        .spawn(move || run_syncer(&s2, &sync_rx));
+        .spawn(move || run_syncer(&s2, &sync_rx, &a2));
     let s3 = shared.clone();
     let checkpointer = std::thread::Builder::new()
         .name("jobspool-checkpoint".into())
         .spawn(move || run_checkpointer(&s3, &stop_rx));
-    let (Ok(syncer), Ok(checkpointer)) = (syncer, checkpointer) else {
+    let (Ok(applier), Ok(syncer), Ok(checkpointer)) = (applier, syncer, checkpointer) else {
         shared.poison(&Error::Storage {
-            context: "cannot start the syncer or checkpoint thread".into(),
+            context: "cannot start the applier, syncer or checkpoint thread".into(),
             source: None,
         });
         return;
@@ -154,12 +164,26 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
         if let Some(reply) = shutdown {
             shutdown_reply = Some(reply);
         }
-        if sync_tx.send(written).is_err() || shutdown_reply.is_some() {
+        if written.sync && shared.syncer_pending.load(Ordering::Acquire) == 0 && rx.is_empty() {
+            // Nobody else is waiting and the syncer has nothing: fsync here, one thread
+            // hop less for a lone caller.
+            if !commit(&shared, written, &apply_tx) {
+                break;
+            }
+        } else {
+            shared.syncer_pending.fetch_add(1, Ordering::AcqRel);
+            if sync_tx.send(written).is_err() {
+                break;
+            }
+        }
+        if shutdown_reply.is_some() {
             break;
         }
     }
     drop(sync_tx);
     let _ = syncer.join();
+    drop(apply_tx);
+    let _ = applier.join();
     drop(stop_tx);
     let _ = checkpointer.join();
     // A clean stop: sled holds everything, the journal is not needed to reopen.
@@ -212,21 +236,8 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
 }
 
 /// The syncer: fsyncs what the writer wrote, then publishes events and answers callers.
-fn run_syncer(shared: &Arc<Shared>, rx: &Receiver<Written>) {
+fn run_syncer(shared: &Shared, rx: &Receiver<Written>, apply_tx: &Sender<Vec<(u64, Vec<Change>)>>) {
     let _guard = PoisonOnPanic::new(shared, "syncer");
-    // The applier moves durable groups into sled, so the next fsync need not wait for it.
-    let (apply_tx, apply_rx) = crossbeam_channel::bounded::<Vec<(u64, Vec<Change>)>>(64);
-    let s2 = shared.clone();
-    let applier = std::thread::Builder::new()
-        .name("jobspool-applier".into())
-        .spawn(move || run_applier(&s2, &apply_rx));
-    let Ok(applier) = applier else {
-        shared.poison(&Error::Storage {
-            context: "cannot start the applier thread".into(),
-            source: None,
-        });
-        return;
-    };
     let buffered = match shared.cfg.durability {
         Durability::Buffered { max_delay } => Some(max_delay),
         Durability::Immediate => None,
@@ -237,6 +248,8 @@ fn run_syncer(shared: &Arc<Shared>, rx: &Receiver<Written>) {
     let mut segments: Vec<Arc<Segment>> = Vec::new();
     let mut new_segment = false;
     let mut groups: Vec<(u64, Vec<Change>)> = Vec::new();
+    // Written groups received and not yet answered (see `Shared::syncer_pending`).
+    let mut held = 0;
     loop {
         let first = match (buffered, dirty_since) {
             (Some(max_delay), Some(since)) => {
@@ -270,6 +283,7 @@ fn run_syncer(shared: &Arc<Shared>, rx: &Receiver<Written>) {
             }
         }
         for w in batch {
+            held += 1;
             if w.wrote {
                 dirty_since = dirty_since.or(Some(Instant::now()));
             }
@@ -315,13 +329,40 @@ fn run_syncer(shared: &Arc<Shared>, rx: &Receiver<Written>) {
                 break; // the applier failed and poisoned the handle
             }
         }
+        shared.syncer_pending.fetch_sub(held, Ordering::AcqRel);
+        held = 0;
     }
     if dirty_since.is_some() && sync_journal(shared, &segments, new_segment).is_ok() {
         publish(shared, events);
         let _ = apply_tx.send(groups);
     }
-    drop(apply_tx);
-    let _ = applier.join();
+}
+
+/// The writer's own commit of one group, when the syncer has nothing to do: fsync, publish,
+/// answer, hand the changes to the applier. Returns false if the writer should stop.
+fn commit(shared: &Shared, w: Written, apply_tx: &Sender<Vec<(u64, Vec<Change>)>>) -> bool {
+    let result = if w.wrote {
+        sync_journal(shared, &w.segments, w.new_segment)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = &result {
+        shared.poison(e);
+    } else {
+        publish(shared, w.events);
+    }
+    for (reply, answer) in w.answers {
+        let answer = match &result {
+            Ok(()) => answer,
+            Err(_) => Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown)),
+        };
+        let _ = reply.send(answer);
+    }
+    match (result, w.changes) {
+        (Ok(()), Some(group)) => apply_tx.send(vec![group]).is_ok(),
+        (Ok(()), None) => true,
+        (Err(_), _) => false,
+    }
 }
 
 /// The applier: moves durable groups into sled, in order, then out of the overlay.
@@ -524,6 +565,10 @@ fn write(
         return Ok(None);
     }
     check_space(shared, staged)?;
+    // Backpressure: while sled lags too far behind, wait for the applier.
+    shared
+        .overlay
+        .wait_below(OVERLAY_LIMIT, || shared.poisoned_error().is_some());
     let mut changes: Vec<Change> = Vec::with_capacity(
         staged.jobs.len() + staged.raw.len() + staged.events.len() / EVENTS_PER_BLOCK + 2,
     );
