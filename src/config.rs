@@ -63,6 +63,7 @@ pub(crate) struct Config {
     pub maintenance: bool,
     pub scheduler: bool,
     pub maintenance_interval: Duration,
+    pub journal_segment_bytes: u64,
 }
 
 impl Default for Config {
@@ -79,6 +80,7 @@ impl Default for Config {
             maintenance: true,
             scheduler: true,
             maintenance_interval: Duration::from_secs(1),
+            journal_segment_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -94,6 +96,7 @@ impl std::fmt::Debug for Config {
             .field("default_lease", &self.default_lease)
             .field("maintenance", &self.maintenance)
             .field("scheduler", &self.scheduler)
+            .field("journal_segment_bytes", &self.journal_segment_bytes)
             .finish_non_exhaustive()
     }
 }

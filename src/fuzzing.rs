@@ -47,7 +47,7 @@ pub fn decode_event_block(bytes: &[u8]) -> Result<()> {
 pub fn read_journal(bytes: &[u8]) -> Result<()> {
     use crate::storage::sled::journal;
     let mut again = Vec::new();
-    journal::read_entries(
+    let (_, seal) = journal::read_entries(
         bytes,
         bytes.len() as u64,
         std::path::Path::new("fuzz"),
@@ -56,6 +56,9 @@ pub fn read_journal(bytes: &[u8]) -> Result<()> {
             Ok(true)
         },
     )?;
+    if let Some(next) = seal {
+        journal::encode(&mut again, &journal::Entry::Seal(next));
+    }
     assert!(
         bytes.starts_with(&again),
         "decoded entries re-encode to their bytes"

@@ -40,6 +40,14 @@ impl Builder {
         self.cfg.cache_bytes = bytes;
         self
     }
+    /// Size of each journal segment file, preallocated (clamped to 64 KiB .. 1 GiB).
+    /// Default = 32 MiB. Commits append to the current segment; a full one is sealed and
+    /// deleted once a checkpoint covers it.
+    #[must_use]
+    pub fn journal_segment_bytes(mut self, bytes: u64) -> Self {
+        self.cfg.journal_segment_bytes = bytes.clamp(64 * 1024, 1024 * 1024 * 1024);
+        self
+    }
     /// Largest payload (and handler result) accepted, in bytes. Default = 1 MiB.
     #[must_use]
     pub fn payload_limit(mut self, bytes: usize) -> Self {

@@ -41,6 +41,8 @@ fn open(path: &Path, scheduler: bool) -> Spool {
             max_ms: 1,
             jitter: 0.0,
         })
+        // Small journal segments: kills land between seals, rolls and trims too.
+        .journal_segment_bytes(64 * 1024)
         .open(path)
         .expect("open")
 }

@@ -168,7 +168,7 @@ impl SledBackend {
 
         let synced_blobs = Mutex::new(HashSet::new());
         recover_journal(&db, &tree, path, &data_file, &synced_blobs)?;
-        let journal = journal::Journal::create(path, 1)?;
+        let journal = journal::Journal::create(path, 1, cfg.journal_segment_bytes)?;
 
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let mut st = State::new(seed);
