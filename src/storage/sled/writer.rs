@@ -250,6 +250,8 @@ fn run_syncer(shared: &Shared, rx: &Receiver<Written>, apply_tx: &Sender<Vec<(u6
     let mut groups: Vec<(u64, Vec<Change>)> = Vec::new();
     // Written groups received and not yet answered (see `Shared::syncer_pending`).
     let mut held = 0;
+    // Callers the last fsync answered: most come back for the next one.
+    let mut last_answered = 0;
     loop {
         let first = match (buffered, dirty_since) {
             (Some(max_delay), Some(since)) => {
@@ -269,15 +271,19 @@ fn run_syncer(shared: &Shared, rx: &Receiver<Written>, apply_tx: &Sender<Vec<(u6
         while let Ok(w) = rx.try_recv() {
             batch.push(w);
         }
-        // Gather: while the writer is still applying requests that arrived meanwhile (other
-        // callers, answered by the last fsync and back already), give it a moment to hand
-        // them over, so this fsync covers them too instead of the next one. A lone caller
-        // never waits (the writer is idle).
+        // Gather: while the writer is still applying requests that arrived meanwhile, or
+        // fewer callers are in hand than the last fsync answered (they are on their way
+        // back), wait up to GATHER for them, so this fsync covers them too instead of the
+        // next one. A lone caller never waits (one answered, one in hand).
         if batch.iter().any(|w| w.sync) {
             let until = Instant::now() + GATHER;
-            while shared.writer_busy.load(Ordering::Acquire) {
+            let mut in_hand: usize = batch.iter().map(|w| w.answers.len()).sum();
+            while shared.writer_busy.load(Ordering::Acquire) || in_hand < last_answered {
                 match rx.recv_deadline(until) {
-                    Ok(w) => batch.push(w),
+                    Ok(w) => {
+                        in_hand += w.answers.len();
+                        batch.push(w);
+                    }
                     Err(_) => break,
                 }
             }
@@ -316,6 +322,7 @@ fn run_syncer(shared: &Shared, rx: &Receiver<Written>, apply_tx: &Sender<Vec<(u6
             // Subscribers hear of a change before its caller does, never before it is durable.
             publish(shared, std::mem::take(&mut events));
         }
+        last_answered = answers.len();
         for (reply, answer) in answers.drain(..) {
             let answer = match &result {
                 Ok(()) => answer,
