@@ -116,10 +116,11 @@ struct Written {
     sync: bool,
 }
 
-/// The writer: applies groups and writes their batches; a second thread (the syncer) makes
-/// them durable and answers. While the syncer waits on the disk the writer already applies
-/// the next group, and one fsync covers every group written before it (group commit across
-/// groups as well as within one).
+/// The writer: applies groups and appends each to the journal; the syncer makes them
+/// durable and answers. While the syncer waits on the disk the writer already applies the
+/// next group, and one fsync covers every group written before it (group commit across
+/// groups as well as within one). When nothing else waits, the writer commits a group
+/// itself. Also starts the applier and the checkpointer, and stops them all in order.
 pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Command>) {
     let _guard = PoisonOnPanic::new(&shared, "writer");
     let (sync_tx, sync_rx) = crossbeam_channel::bounded::<Written>(64);
@@ -216,7 +217,7 @@ fn run_checkpointer(shared: &Shared, stop: &Receiver<()>) {
 }
 
 /// Makes sled durable up to the last group applied to it, then deletes the journal segments
-/// that holds nothing newer.
+/// that hold nothing newer.
 pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
     let _one_at_a_time = shared.checkpoint_lock.lock();
     // Read before the flush: sled's flush covers every batch applied before it starts.
