@@ -189,3 +189,16 @@ fn corrupt_meta_state_fails_open_with_corruption() {
     assert_eq!(err.code(), "CORRUPTION", "{err}");
     assert!(err.to_string().contains("meta"), "{err}");
 }
+
+#[test]
+fn a_corrupt_record_in_either_half_of_the_id_range_fails_open() {
+    // Open reads the lower and upper halves of the id range on two threads: a bad record
+    // in either is reported, by the thread that found it.
+    for which in [0, 2] {
+        let dir = tempdir();
+        let path = db_path(&dir);
+        let ids = make_db(&path);
+        overwrite(&path, &job_key(ids[which]), |_| vec![1u8, 0xff, 0xff]);
+        assert_job_corruption(&path, ids[which]);
+    }
+}

@@ -284,6 +284,70 @@ fn recover_journal(
     journal::clear(path)
 }
 
+/// Jobs the second loading thread decodes per chunk.
+const LOAD_CHUNK: usize = 1024;
+
+/// Indexes every job record. sled's iteration and the decoding dominate opening a large
+/// database, so a second thread reads the upper half of the id range (ids are time-ordered
+/// UUIDs; the split is at the midpoint of the first and last) and hands decoded chunks over
+/// a small bounded channel, while this thread reads the lower half and indexes both.
+fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
+    let bound = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| -> Result<Option<u128>> {
+        Ok(match item {
+            Some(kv) => keys::id_of(&kv?.0).map(|id| id.0.as_u128()),
+            None => None,
+        })
+    };
+    let first = bound(tree.scan_prefix([keys::JOB]).next())?;
+    let last = bound(tree.scan_prefix([keys::JOB]).next_back())?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(());
+    };
+    let mid = first / 2 + last / 2 + (first & last & 1);
+    let mut split = vec![keys::JOB];
+    split.extend_from_slice(&mid.to_be_bytes());
+    let mut index = |job: &Job| {
+        st.apply(None, Some(job), now);
+        st.last_id = st.last_id.max(job.id.0.as_u128());
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = bounded::<Result<Vec<Job>>>(4);
+        let upper = split.clone();
+        scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(LOAD_CHUNK);
+            for item in tree.range(upper..vec![keys::JOB + 1]) {
+                let decoded = item
+                    .map_err(Error::from)
+                    .and_then(|(k, v)| codec::decode::<Job>("jobs", &k, &v));
+                match decoded {
+                    Ok(job) => chunk.push(job),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+                if chunk.len() == LOAD_CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(Ok(chunk));
+        });
+        for item in tree.range(vec![keys::JOB]..split) {
+            let (k, v) = item?;
+            let job: Job = codec::decode("jobs", &k, &v)?;
+            index(&job);
+            while let Ok(chunk) = rx.try_recv() {
+                chunk?.iter().for_each(&mut index);
+            }
+        }
+        // (Dropping `rx` on an early return stops the other thread at its next send.)
+        for chunk in rx {
+            chunk?.iter().for_each(&mut index);
+        }
+        Ok(())
+    })
+}
+
 /// Rebuilds the in-memory indexes from the records.
 fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
     match tree.get(b"mformat")? {
@@ -303,12 +367,7 @@ fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
             })
         }
     }
-    for item in tree.scan_prefix([keys::JOB]) {
-        let (k, v) = item?;
-        let job: Job = codec::decode("jobs", &k, &v)?;
-        st.apply(None, Some(&job), now);
-        st.last_id = st.last_id.max(job.id.0.as_u128());
-    }
+    load_jobs(tree, st, now)?;
     for item in tree.scan_prefix([keys::QUEUE]) {
         let (k, v) = item?;
         let paused: bool = codec::decode("queues", &k, &v)?;
