@@ -2,14 +2,12 @@
 //!
 //! sled's `flush` writes its buffer and waits on `sync_file_range`, and only an `fdatasync`
 //! after it makes the data durable: two device round trips per commit. So a group is
-//! committed by appending its changes (the exact puts and removes of its sled batch) to a
-//! journal segment and `fdatasync`ing that file, once for every group written since the last
-//! sync. sled gets the same batch at once (readers see it), and is made durable in the
-//! background by a checkpoint (sled flush + fsync of its files) once a second; segments
-//! wholly covered by a checkpoint are deleted.
-//!
-//! A group goes to sled only once its entry is durable; on open every entry still in the
-//! journal is applied again, in order (see [`replay`]).
+//! committed by appending its changes (the exact puts and removes of sled keys) to a journal
+//! segment and `fdatasync`ing that file, once for every group written since the last sync.
+//! Readers see the changes at once through the overlay; sled gets them only once their entry
+//! is durable (the applier), and is made durable itself by a checkpoint (sled flush + fsync
+//! of its files) once a second; segments wholly covered by a checkpoint are deleted. On open
+//! every entry still in the journal is applied again, in order (see [`replay`]).
 //!
 //! An entry is `len u32 | crc32 u32 | body`, body = `lsn u64 | count u32 | ops`, op =
 //! `kind u8 (1 put, 0 remove) | key len u32 | key | value len u32 | value` (big-endian). A
