@@ -34,54 +34,43 @@ fn io_err(what: &str, e: std::io::Error) -> Error {
     }
 }
 
-/// 4 KiB appends + fdatasync on a growing file, for at least `min` (SPEC.md section 6).
-fn fsync_rate(dir: &Path, min: Duration) -> Result<f64, Error> {
-    let path = dir.join("fsync-probe");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| io_err("fsync probe", e))?;
-    let block = [0x5au8; 4096];
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < min {
-        f.write_all(&block).map_err(|e| io_err("fsync probe", e))?;
-        f.sync_data().map_err(|e| io_err("fsync probe", e))?;
-        n += 1;
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    drop(f);
-    let _ = std::fs::remove_file(&path);
-    Ok(rate)
-}
-
-/// 4 KiB writes + fdatasync in place, over a file written with zeros and fsync'd first (no
-/// size or block-map change per fsync: what the journal's preallocated segments get).
-fn fsync_rate_in_place(dir: &Path, min: Duration) -> Result<f64, Error> {
+/// Raw fdatasync rate, for at least `min`: 4 KiB writes, each followed by `fdatasync`.
+/// Appending to a growing file (SPEC.md section 6), or `in_place` over a file written with
+/// zeros and fsync'd first (no size or block-map change per fsync: what the journal's
+/// preallocated segments get).
+fn fsync_rate(dir: &Path, min: Duration, in_place: bool) -> Result<f64, Error> {
     use std::io::{Seek, SeekFrom};
-    let path = dir.join("fsync-probe-in-place");
+    /// Blocks in the in-place file (16 MiB); the writes wrap around.
+    const BLOCKS: u64 = 4096;
+    let err = |e| io_err("fsync probe", e);
+    let path = dir.join(if in_place {
+        "fsync-probe-in-place"
+    } else {
+        "fsync-probe"
+    });
     let mut f = OpenOptions::new()
         .create(true)
-        .truncate(true)
+        .truncate(in_place)
         .write(true)
+        .append(!in_place)
         .open(&path)
-        .map_err(|e| io_err("fsync probe", e))?;
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..16 {
-        f.write_all(&zeros).map_err(|e| io_err("fsync probe", e))?;
+        .map_err(err)?;
+    let mut block = [0u8; 4096];
+    if in_place {
+        for _ in 0..BLOCKS {
+            f.write_all(&block).map_err(err)?;
+        }
+        f.sync_all().map_err(err)?;
     }
-    f.sync_all().map_err(|e| io_err("fsync probe", e))?;
-    let block = [0x5au8; 4096];
+    block.fill(0x5a);
     let start = Instant::now();
     let mut n = 0u64;
     while start.elapsed() < min {
-        if n % 4096 == 0 {
-            f.seek(SeekFrom::Start(0))
-                .map_err(|e| io_err("fsync probe", e))?;
+        if in_place && n % BLOCKS == 0 {
+            f.seek(SeekFrom::Start(0)).map_err(err)?;
         }
-        f.write_all(&block).map_err(|e| io_err("fsync probe", e))?;
-        f.sync_data().map_err(|e| io_err("fsync probe", e))?;
+        f.write_all(&block).map_err(err)?;
+        f.sync_data().map_err(err)?;
         n += 1;
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
@@ -232,8 +221,8 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
     };
     std::fs::create_dir_all(&base).map_err(|e| io_err("creating the bench directory", e))?;
     let db_path = base.join("db");
-    let fsync = fsync_rate(&base, Duration::from_secs(1))?;
-    let fsync_in_place = fsync_rate_in_place(&base, Duration::from_secs(1))?;
+    let fsync = fsync_rate(&base, Duration::from_secs(1), false)?;
+    let fsync_in_place = fsync_rate(&base, Duration::from_secs(1), true)?;
     let sled_ips = sled_rate(&base, opts.payload_bytes + 160, Duration::from_secs(1))?;
     let mut builder = Spool::builder().durability(durability).scheduler(false);
     builder = match opts.retention_secs {
