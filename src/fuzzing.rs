@@ -3,11 +3,11 @@
 //! Each function must return (an error is fine) for every input: no panic, no unbounded
 //! allocation.
 
-use crate::codec;
-use crate::error::Result;
-use crate::job::{Job, NewJob};
-use crate::schedule::{parse_tz, Cron};
-use crate::storage::sled::StoredEventBlock;
+use crate::backend::codec;
+use crate::model::error::Result;
+use crate::model::job::{Job, NewJob};
+use crate::model::schedule::{parse_tz, Cron};
+use crate::backend::sled::StoredEventBlock;
 
 /// Decodes `bytes` as a stored job record.
 ///
@@ -16,7 +16,7 @@ use crate::storage::sled::StoredEventBlock;
 pub fn decode_job(bytes: &[u8]) -> Result<()> {
     let job: Job = codec::decode("jobs", b"jfuzz", bytes)?;
     // Whatever decodes must render and re-encode.
-    let _ = crate::json::job(&job);
+    let _ = crate::api::json::job(&job);
     let again: Job = codec::decode("jobs", b"jfuzz", &codec::encode(&job))?;
     // (Not full equality: a decoded backoff may hold NaN, which is never equal to itself.)
     assert_eq!(again.id, job.id, "a decoded record re-encodes to itself");
@@ -31,7 +31,7 @@ pub fn decode_job(bytes: &[u8]) -> Result<()> {
 pub fn decode_event_block(bytes: &[u8]) -> Result<()> {
     let block: StoredEventBlock = codec::decode("events", b"efuzz", bytes)?;
     for (i, e) in block.into_iter().enumerate() {
-        let _ = crate::json::event(&crate::event::EventRecord {
+        let _ = crate::api::json::event(&crate::model::event::EventRecord {
             seq: i as u64 + 1,
             event: e.event,
         });
@@ -45,7 +45,7 @@ pub fn decode_event_block(bytes: &[u8]) -> Result<()> {
 /// # Errors
 /// None expected: a bad entry ends the read, it is not an error.
 pub fn read_journal(bytes: &[u8]) -> Result<()> {
-    use crate::storage::sled::journal;
+    use crate::backend::sled::journal;
     let mut again = Vec::new();
     let (_, seal) = journal::read_entries(
         bytes,
@@ -73,7 +73,7 @@ pub fn read_journal(bytes: &[u8]) -> Result<()> {
 pub fn parse_schedule(expr: &str, tz: &str, now_ms: i64) -> Result<()> {
     let cron = Cron::parse(expr)?;
     let tz = parse_tz(tz)?;
-    let mut t = crate::clock::to_datetime(now_ms.clamp(0, 4_000_000_000_000));
+    let mut t = crate::model::clock::to_datetime(now_ms.clamp(0, 4_000_000_000_000));
     for _ in 0..3 {
         match cron.next_after(t, tz) {
             Some(n) => {
@@ -91,14 +91,14 @@ pub fn parse_schedule(expr: &str, tz: &str, now_ms: i64) -> Result<()> {
 /// # Errors
 /// `INVALID_ARGUMENT` or `PAYLOAD_TOO_LARGE`.
 pub fn validate_job(job: &NewJob, now_ms: i64) -> Result<()> {
-    let _ = crate::json::bytes(&job.payload);
+    let _ = crate::api::json::bytes(&job.payload);
     job.validate(now_ms, 1024 * 1024)
 }
 
 /// Runs one control-socket request line against `spool`, as the server does, and returns
 /// the response line.
 #[must_use]
-pub fn control_line(spool: &crate::spool::Spool, line: &[u8]) -> serde_json::Value {
+pub fn control_line(spool: &crate::api::spool::Spool, line: &[u8]) -> serde_json::Value {
     let (id, parsed) = crate::control::protocol_parse(line);
     let result = parsed.and_then(|(op, input)| crate::control::dispatch(spool, &op, &input));
     crate::control::protocol_response(id, result)

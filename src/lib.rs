@@ -26,32 +26,25 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-mod clock;
-mod codec;
-mod config;
+mod api;
+mod backend;
 pub mod control;
-mod error;
-mod event;
 #[doc(hidden)]
 pub mod fuzzing;
-mod job;
-pub mod json;
-mod schedule;
-mod spool;
-mod storage;
-mod worker;
+mod model;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Durability, Retention};
-pub use error::{Error, Result};
-pub use event::{Event, EventRecord, ScheduleChange};
-pub use job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
-pub use schedule::{NewSchedule, ScheduledJob};
-pub use spool::{Builder, Spool};
-pub use storage::{
+pub use api::json;
+pub use api::spool::{Builder, Spool};
+pub use api::worker::{
+    HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder,
+};
+pub use model::clock::{Clock, ManualClock, SystemClock};
+pub use model::config::{Durability, Retention};
+pub use model::error::{Error, Result};
+pub use model::event::{Event, EventRecord, ScheduleChange};
+pub use model::job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
+pub use model::schedule::{NewSchedule, ScheduledJob};
+pub use model::types::{
     ClaimRequest, Claimed, Counts, ListQuery, Metrics, QueueStats, RedriveTarget, Retry, Stats,
     MAX_PAGE,
-};
-pub use worker::{
-    HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder,
 };

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use crate::error::{Error, CODES};
+use crate::model::error::{Error, CODES};
 use crate::Result;
 
 /// Largest response line a client accepts (a full page of jobs with big payloads fits).

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::error::{Error, Result};
-use crate::job::{JobId, JobStatus, NewJob, MAX_DELAY_MS};
-use crate::json;
-use crate::schedule::NewSchedule;
-use crate::spool::Spool;
-use crate::storage::{ListQuery, MAX_PAGE};
+use crate::model::error::{Error, Result};
+use crate::model::job::{JobId, JobStatus, NewJob, MAX_DELAY_MS};
+use crate::api::json;
+use crate::model::schedule::NewSchedule;
+use crate::api::spool::Spool;
+use crate::model::types::{ListQuery, MAX_PAGE};
 
 /// Most events one `jobs.events` call returns.
 const MAX_EVENTS_PAGE: u64 = 10_000;
@@ -200,7 +200,7 @@ pub(crate) const OPS: [&str; 17] = [
     "jobs.ping",
 ];
 
-fn jobs(list: &[crate::job::Job]) -> Value {
+fn jobs(list: &[crate::model::job::Job]) -> Value {
     json!({ "jobs": list.iter().map(json::job).collect::<Vec<_>>() })
 }
 

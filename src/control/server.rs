@@ -22,8 +22,8 @@ use super::{
     default_socket_path, SocketSetting, LINE_LIMIT, MAX_CONNECTIONS, MAX_SOCKET_PATH,
     PATH_RECORD_NAME, SOCKET_NAME,
 };
-use crate::error::{Error, Result};
-use crate::spool::WeakSpool;
+use crate::model::error::{Error, Result};
+use crate::api::spool::WeakSpool;
 
 /// A client that stops reading its responses is dropped after this long.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -5,8 +5,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::job::{Job, JobId, JobStatus};
-use crate::storage::{ClaimRequest, Counts, QueueStats, Stats};
+use crate::model::job::{Job, JobId, JobStatus};
+use crate::model::types::{ClaimRequest, Counts, QueueStats, Stats};
 
 type ReadyKey = (Reverse<i32>, i64, JobId);
 
@@ -50,7 +50,7 @@ pub(crate) struct State {
     rng: u64,
     /// The records of jobs this process claimed and that still run (as last written), so
     /// completing one needs no read and decode. Bounded by the number of running jobs.
-    pub running: HashMap<JobId, crate::job::Job>,
+    pub running: HashMap<JobId, crate::model::job::Job>,
 }
 
 impl State {
@@ -341,7 +341,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::NewJob;
+    use crate::model::job::NewJob;
 
     fn job(st: &mut State, prio: i32, due: i64, status: JobStatus) -> Job {
         let id = st.next_id(1000);
@@ -356,9 +356,9 @@ mod tests {
             priority: prio,
             attempts: 0,
             max_attempts: 3,
-            created_at: crate::clock::to_datetime(1000),
-            updated_at: crate::clock::to_datetime(1000),
-            scheduled_at: Some(crate::clock::to_datetime(due)),
+            created_at: crate::model::clock::to_datetime(1000),
+            updated_at: crate::model::clock::to_datetime(1000),
+            scheduled_at: Some(crate::model::clock::to_datetime(due)),
             started_at: None,
             completed_at: None,
             last_error: None,

@@ -4,11 +4,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::error::Error;
-use crate::event::{Event, EventRecord};
-use crate::job::{Execution, Job};
-use crate::schedule::ScheduledJob;
-use crate::storage::{Counts, Stats};
+use crate::model::error::Error;
+use crate::model::event::{Event, EventRecord};
+use crate::model::job::{Execution, Job};
+use crate::model::schedule::ScheduledJob;
+use crate::model::types::{Counts, Stats};
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-28T20:00:00.123Z`.
 #[must_use]

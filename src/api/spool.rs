@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use crate::clock::Clock;
-use crate::config::{Config, Durability, Retention};
+use crate::model::clock::Clock;
+use crate::model::config::{Config, Durability, Retention};
 use crate::control::{Server as ControlServer, SocketSetting};
-use crate::error::{Error, Result};
-use crate::event::EventRecord;
-use crate::job::{Backoff, Job, JobId, JobStatus, NewJob};
-use crate::schedule::{NewSchedule, ScheduledJob};
-use crate::storage::sled::SledBackend;
-use crate::storage::{
-    Backend, ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats,
+use crate::model::error::{Error, Result};
+use crate::model::event::EventRecord;
+use crate::model::job::{Backoff, Job, JobId, JobStatus, NewJob};
+use crate::model::schedule::{NewSchedule, ScheduledJob};
+use crate::backend::sled::SledBackend;
+use crate::backend::Backend;
+use crate::model::types::{
+    ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats,
 };
 
 /// Settings for [`Spool::open`]; every one is checked in [`Builder::open`].
@@ -551,7 +552,7 @@ impl Spool {
         let limit = query
             .limit
             .unwrap_or(100)
-            .clamp(1, crate::storage::MAX_PAGE);
+            .clamp(1, crate::model::types::MAX_PAGE);
         let mut out = Vec::new();
         for status in [JobStatus::DeadLetter, JobStatus::Failed] {
             let q = ListQuery {

@@ -5,8 +5,8 @@ use bincode::Options;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::Error;
-use crate::job::JobId;
+use crate::model::error::Error;
+use crate::model::job::JobId;
 
 /// Version byte in front of every stored value. Bump on any change of a stored type.
 pub(crate) const FORMAT_VERSION: u8 = 1;
@@ -80,7 +80,7 @@ pub(crate) fn show_key(key: &[u8]) -> String {
 /// Logical trees, as one-byte key prefixes inside the one sled tree (so `apply_batch`
 /// changes several of them atomically without sled's multi-tree transactions).
 pub(crate) mod keys {
-    use crate::job::JobId;
+    use crate::model::job::JobId;
 
     /// Job record (without payload): `j` + id.
     pub const JOB: u8 = b'j';

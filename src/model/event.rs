@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::job::JobId;
+use crate::model::job::JobId;
 
 /// One change, as appended to the event log. The first eight variants are the seed's events
 /// with exactly its payloads; the others are this project's additions (see README).

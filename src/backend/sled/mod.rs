@@ -19,14 +19,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::codec::{self, keys};
-use crate::config::{Config, Retention};
-use crate::error::{Error, Result};
-use crate::event::EventRecord;
-use crate::job::{Job, JobId, NewJob};
-use crate::schedule::{NewSchedule, ScheduledJob};
-use crate::storage::{
-    Backend, ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE,
+use crate::backend::codec::{self, keys};
+use crate::model::config::{Config, Retention};
+use crate::model::error::{Error, Result};
+use crate::model::event::EventRecord;
+use crate::model::job::{Job, JobId, NewJob};
+use crate::model::schedule::{NewSchedule, ScheduledJob};
+use crate::backend::Backend;
+use crate::model::types::{
+    ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE,
 };
 
 use ops::{Op, Reply};

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock};
-use crate::job::Backoff;
+use crate::model::clock::{Clock, SystemClock};
+use crate::model::job::Backoff;
 
 /// When a change reaches stable storage (SPEC.md section 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

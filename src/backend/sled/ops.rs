@@ -5,17 +5,17 @@
 
 use std::collections::HashMap;
 
-use crate::clock::to_datetime;
-use crate::codec::{self, keys};
-use crate::config::{Config, Retention};
-use crate::error::{Error, Result};
-use crate::event::{Event, ScheduleChange};
-use crate::job::{Execution, Job, JobId, JobStatus, LeaseState, NewJob};
-use crate::schedule::{Cron, NewSchedule, ScheduledJob};
-use crate::storage::sled::overlay::Overlay;
-use crate::storage::sled::state::State;
-use crate::storage::sled::writer::Staged;
-use crate::storage::{ClaimRequest, Claimed, RedriveTarget, Retry};
+use crate::model::clock::to_datetime;
+use crate::backend::codec::{self, keys};
+use crate::model::config::{Config, Retention};
+use crate::model::error::{Error, Result};
+use crate::model::event::{Event, ScheduleChange};
+use crate::model::job::{Execution, Job, JobId, JobStatus, LeaseState, NewJob};
+use crate::model::schedule::{Cron, NewSchedule, ScheduledJob};
+use crate::backend::sled::overlay::Overlay;
+use crate::backend::sled::state::State;
+use crate::backend::sled::writer::Staged;
+use crate::model::types::{ClaimRequest, Claimed, RedriveTarget, Retry};
 
 /// One request to the writer.
 #[derive(Debug)]
@@ -263,7 +263,7 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
         }
         Op::FireDueSchedules => fire_due(ctx).map(Reply::Count),
         Op::SetPaused { queue, paused } => {
-            crate::job::validate_name("queue", &queue)?;
+            crate::model::job::validate_name("queue", &queue)?;
             ctx.st.set_paused(&queue, paused);
             let value = if paused {
                 Some(codec::encode(&true).into())
@@ -545,7 +545,7 @@ fn fail_attempt(ctx: &mut Ctx<'_>, old: Job, error: String, retry: Retry) -> Job
     });
     if will_retry {
         let backoff_ms = match retry {
-            Retry::After(ms) => ms.min(crate::job::MAX_DELAY_MS),
+            Retry::After(ms) => ms.min(crate::model::job::MAX_DELAY_MS),
             _ => {
                 let b = job.backoff.unwrap_or(ctx.cfg.default_backoff);
                 let unit = ctx.st.unit();
@@ -718,7 +718,7 @@ fn prune(ctx: &mut Ctx<'_>, r: &Retention) -> Result<u64> {
         .take(MAINTENANCE_CHUNK)
     {
         let (k, v) = item?;
-        let block: Vec<crate::storage::sled::writer::StoredEvent> =
+        let block: Vec<crate::backend::sled::writer::StoredEvent> =
             codec::decode("events", &k, &v)?;
         if block.last().is_some_and(|e| e.at_ms >= events_before) {
             break;
@@ -759,7 +759,7 @@ fn put_schedule(ctx: &mut Ctx<'_>, s: &ScheduledJob) {
 
 fn next_run(s: &ScheduledJob, after_ms: i64) -> Option<chrono::DateTime<chrono::Utc>> {
     let cron = Cron::parse(&s.cron_expression).ok()?;
-    let tz = crate::schedule::parse_tz(&s.timezone).ok()?;
+    let tz = crate::model::schedule::parse_tz(&s.timezone).ok()?;
     cron.next_after(to_datetime(after_ms), tz)
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::model::error::Error;
 
 /// A job's id: a UUID v7, time-ordered, assigned by the spool at enqueue.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -301,7 +301,7 @@ impl Job {
     pub fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
         self.lease
             .as_ref()
-            .map(|l| crate::clock::to_datetime(l.expires_ms))
+            .map(|l| crate::model::clock::to_datetime(l.expires_ms))
     }
 
     /// The claim-order time: `scheduled_at`, or `created_at` when there is none.

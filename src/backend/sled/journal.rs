@@ -22,7 +22,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::model::error::{Error, Result};
 
 /// Journal directory inside the database directory.
 pub(crate) const DIR: &str = "journal";
