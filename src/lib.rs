@@ -40,7 +40,7 @@ pub use api::worker::{
 };
 pub use model::clock::{Clock, ManualClock, SystemClock};
 pub use model::config::{Durability, Retention};
-pub use model::error::{Error, Result};
+pub use model::error::{Error, ErrorCode, Result};
 pub use model::event::{Event, EventRecord, ScheduleChange};
 pub use model::job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
 pub use model::schedule::{NewSchedule, ScheduledJob};

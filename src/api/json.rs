@@ -1,22 +1,30 @@
-//! The contract's JSON shapes (SPEC.md sections 2, 3, 5 and 9): camelCase field names,
-//! RFC 3339 UTC times with milliseconds, payloads as JSON when they are JSON.
+//! The contract's JSON shapes: camelCase field names, RFC 3339 UTC times with milliseconds,
+//! payloads as JSON when they are JSON (else `{"base64": ..}`).
+//!
+//! Each shape is a serde-derived view over a model type, so the field list of a shape is
+//! written once, here; every door (the control socket, the CLI's `--json`) serializes
+//! through these views. The functions return `serde_json::Value` for callers that want a
+//! document to inspect.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Map, Value};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+use serde_json::{json, Value};
 
 use crate::model::error::Error;
-use crate::model::event::{Event, EventRecord};
-use crate::model::job::{Execution, Job};
+use crate::model::event::{Event, EventRecord, ScheduleChange};
+use crate::model::job::{Execution, Job, JobId};
 use crate::model::schedule::ScheduledJob;
 use crate::model::types::{Counts, Stats};
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-28T20:00:00.123Z`.
 #[must_use]
 pub fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    crate::model::clock::rfc3339_ms(t)
 }
 
-/// Payload or result bytes: the JSON value when they are valid JSON, else `{"base64": ...}`.
+/// Payload or result bytes: the JSON value when they are valid JSON, else `{"base64": ...}`;
+/// `null` when empty.
 #[must_use]
 pub fn bytes(b: &[u8]) -> Value {
     if b.is_empty() {
@@ -28,302 +36,565 @@ pub fn bytes(b: &[u8]) -> Value {
     }
 }
 
-/// Standard base64 with padding.
+/// Standard base64 (RFC 4648) with padding.
 #[must_use]
 pub fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
+    base64::engine::general_purpose::STANDARD.encode(input)
+}
+
+/// Standard base64, padding optional; `None` for anything else.
+pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .ok()
+}
+
+/// A view as a `Value` (views hold only strings, numbers and maps: this cannot fail).
+fn value(v: impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn ts<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&time(*t))
+}
+
+#[allow(clippy::ref_option)] // serde's serialize_with hands over `&Option<T>`
+fn ts_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&time(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+fn raw<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    bytes(b).serialize(s)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One attempt, as in a job's `executions`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecutionView<'a> {
+    attempt_number: u32,
+    #[serde(serialize_with = "ts")]
+    started_at: DateTime<Utc>,
+    #[serde(serialize_with = "ts_opt", skip_serializing_if = "Option::is_none")]
+    completed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    success: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_false")]
+    released: bool,
+}
+
+impl<'a> From<&'a Execution> for ExecutionView<'a> {
+    fn from(e: &'a Execution) -> Self {
+        ExecutionView {
+            attempt_number: e.attempt_number,
+            started_at: e.started_at,
+            completed_at: e.completed_at,
+            duration_ms: e.duration_ms,
+            success: e.success,
+            error: e.error.as_deref(),
+            worker_id: e.worker_id.as_deref(),
+            released: e.released,
         }
     }
-    out
 }
 
-fn put_opt<T: Into<Value>>(m: &mut Map<String, Value>, k: &str, v: Option<T>) {
-    if let Some(v) = v {
-        m.insert(k.into(), v.into());
-    }
+/// A job as `jobs.get` returns it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct JobView<'a> {
+    id: JobId,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    version: &'a str,
+    queue: &'a str,
+    #[serde(serialize_with = "raw")]
+    payload: &'a [u8],
+    status: &'static str,
+    priority: i32,
+    attempts: u32,
+    #[serde(rename = "maxRetries")]
+    max_attempts: u32,
+    #[serde(serialize_with = "ts")]
+    created_at: DateTime<Utc>,
+    #[serde(serialize_with = "ts")]
+    updated_at: DateTime<Utc>,
+    #[serde(serialize_with = "ts_opt", skip_serializing_if = "Option::is_none")]
+    scheduled_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ts_opt", skip_serializing_if = "Option::is_none")]
+    started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ts_opt", skip_serializing_if = "Option::is_none")]
+    completed_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dedupe_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
+    metadata: &'a std::collections::BTreeMap<String, String>,
+    #[serde(
+        serialize_with = "result_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    result: Option<&'a [u8]>,
+    executions: Vec<ExecutionView<'a>>,
+    #[serde(serialize_with = "ts_opt", skip_serializing_if = "Option::is_none")]
+    lease_expires_at: Option<DateTime<Utc>>,
 }
 
-fn execution(e: &Execution) -> Value {
-    let mut m = Map::new();
-    m.insert("attemptNumber".into(), e.attempt_number.into());
-    m.insert("startedAt".into(), time(e.started_at).into());
-    put_opt(&mut m, "completedAt", e.completed_at.map(time));
-    put_opt(&mut m, "durationMs", e.duration_ms);
-    put_opt(&mut m, "success", e.success);
-    put_opt(&mut m, "error", e.error.clone());
-    put_opt(&mut m, "workerId", e.worker_id.clone());
-    if e.released {
-        m.insert("released".into(), true.into());
+#[allow(clippy::ref_option)] // serde's serialize_with hands over `&Option<T>`
+fn result_bytes<S: Serializer>(r: &Option<&[u8]>, s: S) -> Result<S::Ok, S::Error> {
+    bytes(r.unwrap_or_default()).serialize(s)
+}
+
+impl<'a> From<&'a Job> for JobView<'a> {
+    fn from(j: &'a Job) -> Self {
+        JobView {
+            id: j.id,
+            kind: &j.kind,
+            version: &j.version,
+            queue: &j.queue,
+            payload: &j.payload,
+            status: j.status.as_str(),
+            priority: j.priority,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+            scheduled_at: j.scheduled_at,
+            started_at: j.started_at,
+            completed_at: j.completed_at,
+            last_error: j.last_error.as_deref(),
+            timeout_ms: j.timeout_ms,
+            dedupe_key: j.dedupe_key.as_deref(),
+            tenant_id: j.tenant_id.as_deref(),
+            user_id: j.user_id.as_deref(),
+            trace_id: j.trace_id.as_deref(),
+            metadata: &j.metadata,
+            result: j.result.as_deref(),
+            executions: j.executions.iter().map(ExecutionView::from).collect(),
+            lease_expires_at: j.lease_expires_at(),
+        }
     }
-    Value::Object(m)
 }
 
 /// A job as in `jobs.get`.
 #[must_use]
 pub fn job(j: &Job) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), j.id.to_string().into());
-    m.insert("type".into(), j.kind.clone().into());
-    m.insert("version".into(), j.version.clone().into());
-    m.insert("queue".into(), j.queue.clone().into());
-    m.insert("payload".into(), bytes(&j.payload));
-    m.insert("status".into(), j.status.as_str().into());
-    m.insert("priority".into(), j.priority.into());
-    m.insert("attempts".into(), j.attempts.into());
-    m.insert("maxRetries".into(), j.max_attempts.into());
-    m.insert("createdAt".into(), time(j.created_at).into());
-    m.insert("updatedAt".into(), time(j.updated_at).into());
-    put_opt(&mut m, "scheduledAt", j.scheduled_at.map(time));
-    put_opt(&mut m, "startedAt", j.started_at.map(time));
-    put_opt(&mut m, "completedAt", j.completed_at.map(time));
-    put_opt(&mut m, "lastError", j.last_error.clone());
-    put_opt(&mut m, "timeoutMs", j.timeout_ms);
-    put_opt(&mut m, "dedupeKey", j.dedupe_key.clone());
-    put_opt(&mut m, "tenantId", j.tenant_id.clone());
-    put_opt(&mut m, "userId", j.user_id.clone());
-    put_opt(&mut m, "traceId", j.trace_id.clone());
-    m.insert(
-        "metadata".into(),
-        Value::Object(
-            j.metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(v.clone())))
-                .collect(),
-        ),
-    );
-    if let Some(r) = &j.result {
-        m.insert("result".into(), bytes(r));
-    }
-    m.insert(
-        "executions".into(),
-        Value::Array(j.executions.iter().map(execution).collect()),
-    );
-    put_opt(&mut m, "leaseExpiresAt", j.lease_expires_at().map(time));
-    Value::Object(m)
+    value(JobView::from(j))
 }
 
-fn counts(c: &Counts) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("pending".into(), c.pending.into());
-    m.insert("running".into(), c.running.into());
-    m.insert("completed".into(), c.completed.into());
-    m.insert("failed".into(), c.failed.into());
-    m.insert("deadLetter".into(), c.dead_letter.into());
-    m.insert("cancelled".into(), c.cancelled.into());
-    m.insert("delayed".into(), c.delayed.into());
-    m
+/// Counts by status, as in `jobs.stats` (global and per queue).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CountsView {
+    pending: u64,
+    running: u64,
+    completed: u64,
+    failed: u64,
+    dead_letter: u64,
+    cancelled: u64,
+    delayed: u64,
+}
+
+impl From<&Counts> for CountsView {
+    fn from(c: &Counts) -> Self {
+        CountsView {
+            pending: c.pending,
+            running: c.running,
+            completed: c.completed,
+            failed: c.failed,
+            dead_letter: c.dead_letter,
+            cancelled: c.cancelled,
+            delayed: c.delayed,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct QueueView {
+    #[serde(flatten)]
+    counts: CountsView,
+    paused: bool,
+}
+
+/// Stats as `jobs.stats` returns them: the global counts, then `queues`.
+#[derive(Serialize)]
+pub(crate) struct StatsView<'a> {
+    #[serde(flatten)]
+    total: CountsView,
+    queues: std::collections::BTreeMap<&'a str, QueueView>,
+}
+
+impl<'a> From<&'a Stats> for StatsView<'a> {
+    fn from(s: &'a Stats) -> Self {
+        StatsView {
+            total: CountsView::from(&s.total),
+            queues: s
+                .queues
+                .iter()
+                .map(|(name, q)| {
+                    let view = QueueView {
+                        counts: CountsView::from(&q.counts),
+                        paused: q.paused,
+                    };
+                    (name.as_str(), view)
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Stats as in `jobs.stats`, with a `queues` object.
 #[must_use]
 pub fn stats(s: &Stats) -> Value {
-    let mut m = counts(&s.total);
-    let mut queues = Map::new();
-    for (name, q) in &s.queues {
-        let mut qm = counts(&q.counts);
-        qm.insert("paused".into(), q.paused.into());
-        queues.insert(name.clone(), Value::Object(qm));
-    }
-    m.insert("queues".into(), Value::Object(queues));
-    Value::Object(m)
+    value(StatsView::from(s))
 }
 
-/// An event line: `seq`, `name`, then the payload fields of SPEC.md section 5.
+/// An event line: `seq`, `name`, then the event's own fields.
+#[derive(Serialize)]
+pub(crate) struct EventView<'a> {
+    seq: u64,
+    name: &'static str,
+    #[serde(flatten)]
+    fields: EventFields<'a>,
+}
+
+/// The fields of each event, in the contract's order. Variants map one to one onto
+/// [`Event`]'s; the name comes from [`Event::name`].
+#[derive(Serialize)]
+#[serde(untagged, rename_all_fields = "camelCase")]
+enum EventFields<'a> {
+    Enqueued {
+        job_id: JobId,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        priority: i32,
+        #[serde(serialize_with = "ts")]
+        enqueued_at: DateTime<Utc>,
+        #[serde(serialize_with = "ts_opt", skip_serializing_if = "Option::is_none")]
+        scheduled_at: Option<DateTime<Utc>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tenant_id: Option<&'a str>,
+    },
+    Started {
+        job_id: JobId,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        attempt: u32,
+        #[serde(serialize_with = "ts")]
+        started_at: DateTime<Utc>,
+    },
+    Completed {
+        job_id: JobId,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        attempt: u32,
+        duration_ms: u64,
+        #[serde(serialize_with = "ts")]
+        completed_at: DateTime<Utc>,
+    },
+    Failed {
+        job_id: JobId,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        attempt: u32,
+        error: &'a str,
+        will_retry: bool,
+        #[serde(serialize_with = "ts")]
+        failed_at: DateTime<Utc>,
+    },
+    Retrying {
+        job_id: JobId,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        attempt: u32,
+        #[serde(serialize_with = "ts")]
+        next_attempt_at: DateTime<Utc>,
+        backoff_ms: u64,
+    },
+    DeadLettered {
+        job_id: JobId,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        attempts: u32,
+        last_error: &'a str,
+        #[serde(serialize_with = "ts")]
+        dead_lettered_at: DateTime<Utc>,
+    },
+    Cancelled {
+        job_id: JobId,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        #[serde(serialize_with = "ts")]
+        cancelled_at: DateTime<Utc>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cancelled_by: Option<&'a str>,
+    },
+    Triggered {
+        schedule_name: &'a str,
+        job_id: JobId,
+        job_type: &'a str,
+        #[serde(serialize_with = "ts")]
+        triggered_at: DateTime<Utc>,
+        #[serde(serialize_with = "ts_opt", skip_serializing_if = "Option::is_none")]
+        next_run_at: Option<DateTime<Utc>>,
+    },
+    Released {
+        job_id: JobId,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        attempt: u32,
+        #[serde(serialize_with = "ts")]
+        released_at: DateTime<Utc>,
+    },
+    Redriven {
+        job_id: JobId,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        #[serde(serialize_with = "ts")]
+        redriven_at: DateTime<Utc>,
+    },
+    Pruned {
+        count: u64,
+        #[serde(serialize_with = "ts")]
+        pruned_at: DateTime<Utc>,
+    },
+    Schedule {
+        schedule_name: &'a str,
+        #[serde(serialize_with = "ts")]
+        at: DateTime<Utc>,
+    },
+    Queue {
+        queue: &'a str,
+        #[serde(serialize_with = "ts")]
+        at: DateTime<Utc>,
+    },
+}
+
+impl<'a> From<&'a EventRecord> for EventView<'a> {
+    fn from(r: &'a EventRecord) -> Self {
+        let fields = match &r.event {
+            Event::JobEnqueued {
+                job_id,
+                kind,
+                priority,
+                enqueued_at,
+                scheduled_at,
+                tenant_id,
+            } => EventFields::Enqueued {
+                job_id: *job_id,
+                kind,
+                priority: *priority,
+                enqueued_at: *enqueued_at,
+                scheduled_at: *scheduled_at,
+                tenant_id: tenant_id.as_deref(),
+            },
+            Event::JobStarted {
+                job_id,
+                kind,
+                attempt,
+                started_at,
+            } => EventFields::Started {
+                job_id: *job_id,
+                kind,
+                attempt: *attempt,
+                started_at: *started_at,
+            },
+            Event::JobCompleted {
+                job_id,
+                kind,
+                attempt,
+                duration_ms,
+                completed_at,
+            } => EventFields::Completed {
+                job_id: *job_id,
+                kind,
+                attempt: *attempt,
+                duration_ms: *duration_ms,
+                completed_at: *completed_at,
+            },
+            Event::JobFailed {
+                job_id,
+                kind,
+                attempt,
+                error,
+                will_retry,
+                failed_at,
+            } => EventFields::Failed {
+                job_id: *job_id,
+                kind,
+                attempt: *attempt,
+                error,
+                will_retry: *will_retry,
+                failed_at: *failed_at,
+            },
+            Event::JobRetrying {
+                job_id,
+                kind,
+                attempt,
+                next_attempt_at,
+                backoff_ms,
+            } => EventFields::Retrying {
+                job_id: *job_id,
+                kind,
+                attempt: *attempt,
+                next_attempt_at: *next_attempt_at,
+                backoff_ms: *backoff_ms,
+            },
+            Event::JobDeadLettered {
+                job_id,
+                kind,
+                attempts,
+                last_error,
+                dead_lettered_at,
+            } => EventFields::DeadLettered {
+                job_id: *job_id,
+                kind,
+                attempts: *attempts,
+                last_error,
+                dead_lettered_at: *dead_lettered_at,
+            },
+            Event::JobCancelled {
+                job_id,
+                kind,
+                cancelled_at,
+                cancelled_by,
+            } => EventFields::Cancelled {
+                job_id: *job_id,
+                kind,
+                cancelled_at: *cancelled_at,
+                cancelled_by: cancelled_by.as_deref(),
+            },
+            Event::SchedulerJobTriggered {
+                schedule_name,
+                job_id,
+                job_type,
+                triggered_at,
+                next_run_at,
+            } => EventFields::Triggered {
+                schedule_name,
+                job_id: *job_id,
+                job_type,
+                triggered_at: *triggered_at,
+                next_run_at: *next_run_at,
+            },
+            Event::JobReleased {
+                job_id,
+                kind,
+                attempt,
+                released_at,
+            } => EventFields::Released {
+                job_id: *job_id,
+                kind,
+                attempt: *attempt,
+                released_at: *released_at,
+            },
+            Event::JobRedriven {
+                job_id,
+                kind,
+                redriven_at,
+            } => EventFields::Redriven {
+                job_id: *job_id,
+                kind,
+                redriven_at: *redriven_at,
+            },
+            Event::JobsPruned { count, pruned_at } => EventFields::Pruned {
+                count: *count,
+                pruned_at: *pruned_at,
+            },
+            Event::ScheduleChanged { name, at, change } => {
+                // The change is in the event's name (`schedule.created`, ...).
+                let _: ScheduleChange = *change;
+                EventFields::Schedule {
+                    schedule_name: name,
+                    at: *at,
+                }
+            }
+            Event::QueuePaused { queue, at, .. } => EventFields::Queue { queue, at: *at },
+        };
+        EventView {
+            seq: r.seq,
+            name: r.event.name(),
+            fields,
+        }
+    }
+}
+
+/// An event line: `seq`, `name`, then the payload fields of the event.
 #[must_use]
 pub fn event(r: &EventRecord) -> Value {
-    let mut m = Map::new();
-    m.insert("seq".into(), r.seq.into());
-    m.insert("name".into(), r.event.name().into());
-    let mut f = |k: &str, v: Value| {
-        m.insert(k.into(), v);
-    };
-    match &r.event {
-        Event::JobEnqueued {
-            job_id,
-            kind,
-            priority,
-            enqueued_at,
-            scheduled_at,
-            tenant_id,
-        } => {
-            f("jobId", job_id.to_string().into());
-            f("type", kind.clone().into());
-            f("priority", (*priority).into());
-            f("enqueuedAt", time(*enqueued_at).into());
-            if let Some(s) = scheduled_at {
-                f("scheduledAt", time(*s).into());
-            }
-            if let Some(t) = tenant_id {
-                f("tenantId", t.clone().into());
-            }
-        }
-        Event::JobStarted {
-            job_id,
-            kind,
-            attempt,
-            started_at,
-        } => {
-            f("jobId", job_id.to_string().into());
-            f("type", kind.clone().into());
-            f("attempt", (*attempt).into());
-            f("startedAt", time(*started_at).into());
-        }
-        Event::JobCompleted {
-            job_id,
-            kind,
-            attempt,
-            duration_ms,
-            completed_at,
-        } => {
-            f("jobId", job_id.to_string().into());
-            f("type", kind.clone().into());
-            f("attempt", (*attempt).into());
-            f("durationMs", (*duration_ms).into());
-            f("completedAt", time(*completed_at).into());
-        }
-        Event::JobFailed {
-            job_id,
-            kind,
-            attempt,
-            error,
-            will_retry,
-            failed_at,
-        } => {
-            f("jobId", job_id.to_string().into());
-            f("type", kind.clone().into());
-            f("attempt", (*attempt).into());
-            f("error", error.clone().into());
-            f("willRetry", (*will_retry).into());
-            f("failedAt", time(*failed_at).into());
-        }
-        Event::JobRetrying {
-            job_id,
-            kind,
-            attempt,
-            next_attempt_at,
-            backoff_ms,
-        } => {
-            f("jobId", job_id.to_string().into());
-            f("type", kind.clone().into());
-            f("attempt", (*attempt).into());
-            f("nextAttemptAt", time(*next_attempt_at).into());
-            f("backoffMs", (*backoff_ms).into());
-        }
-        Event::JobDeadLettered {
-            job_id,
-            kind,
-            attempts,
-            last_error,
-            dead_lettered_at,
-        } => {
-            f("jobId", job_id.to_string().into());
-            f("type", kind.clone().into());
-            f("attempts", (*attempts).into());
-            f("lastError", last_error.clone().into());
-            f("deadLetteredAt", time(*dead_lettered_at).into());
-        }
-        Event::JobCancelled {
-            job_id,
-            kind,
-            cancelled_at,
-            cancelled_by,
-        } => {
-            f("jobId", job_id.to_string().into());
-            f("type", kind.clone().into());
-            f("cancelledAt", time(*cancelled_at).into());
-            if let Some(b) = cancelled_by {
-                f("cancelledBy", b.clone().into());
-            }
-        }
-        Event::SchedulerJobTriggered {
-            schedule_name,
-            job_id,
-            job_type,
-            triggered_at,
-            next_run_at,
-        } => {
-            f("scheduleName", schedule_name.clone().into());
-            f("jobId", job_id.to_string().into());
-            f("jobType", job_type.clone().into());
-            f("triggeredAt", time(*triggered_at).into());
-            if let Some(n) = next_run_at {
-                f("nextRunAt", time(*n).into());
-            }
-        }
-        Event::JobReleased {
-            job_id,
-            kind,
-            attempt,
-            released_at,
-        } => {
-            f("jobId", job_id.to_string().into());
-            f("type", kind.clone().into());
-            f("attempt", (*attempt).into());
-            f("releasedAt", time(*released_at).into());
-        }
-        Event::JobRedriven {
-            job_id,
-            kind,
-            redriven_at,
-        } => {
-            f("jobId", job_id.to_string().into());
-            f("type", kind.clone().into());
-            f("redrivenAt", time(*redriven_at).into());
-        }
-        Event::JobsPruned { count, pruned_at } => {
-            f("count", (*count).into());
-            f("prunedAt", time(*pruned_at).into());
-        }
-        Event::ScheduleChanged { name, at, .. } => {
-            f("scheduleName", name.clone().into());
-            f("at", time(*at).into());
-        }
-        Event::QueuePaused { queue, at, .. } => {
-            f("queue", queue.clone().into());
-            f("at", time(*at).into());
-        }
-    }
-    Value::Object(m)
+    value(EventView::from(r))
 }
 
-/// A schedule as in `jobs.schedule.list` (SPEC.md section 9), plus the job settings.
+/// A schedule as `jobs.schedule.list` returns it, plus the settings of the jobs it makes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ScheduleView<'a> {
+    id: &'a str,
+    name: &'a str,
+    cron_expression: &'a str,
+    timezone: &'a str,
+    job_type: &'a str,
+    enabled: bool,
+    #[serde(serialize_with = "ts")]
+    created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(serialize_with = "ts_opt")]
+    last_run_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "ts_opt")]
+    next_run_at: Option<DateTime<Utc>>,
+    queue: &'a str,
+    priority: i32,
+    #[serde(rename = "maxRetries", skip_serializing_if = "Option::is_none")]
+    max_attempts: Option<u32>,
+    #[serde(serialize_with = "raw", skip_serializing_if = "<[u8]>::is_empty")]
+    payload: &'a [u8],
+}
+
+impl<'a> From<&'a ScheduledJob> for ScheduleView<'a> {
+    fn from(s: &'a ScheduledJob) -> Self {
+        ScheduleView {
+            id: &s.id,
+            name: &s.name,
+            cron_expression: &s.cron_expression,
+            timezone: &s.timezone,
+            job_type: &s.job_type,
+            enabled: s.enabled,
+            created_at: s.created_at,
+            description: s.description.as_deref(),
+            last_run_at: s.last_run_at,
+            next_run_at: s.next_run_at,
+            queue: s.queue.as_deref().unwrap_or("default"),
+            priority: s.priority,
+            max_attempts: s.max_attempts,
+            payload: &s.payload,
+        }
+    }
+}
+
+/// A schedule as in `jobs.schedule.list`, plus the job settings.
 #[must_use]
 pub fn schedule(s: &ScheduledJob) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), s.id.clone().into());
-    m.insert("name".into(), s.name.clone().into());
-    m.insert("cronExpression".into(), s.cron_expression.clone().into());
-    m.insert("timezone".into(), s.timezone.clone().into());
-    m.insert("jobType".into(), s.job_type.clone().into());
-    m.insert("enabled".into(), s.enabled.into());
-    m.insert("createdAt".into(), time(s.created_at).into());
-    put_opt(&mut m, "description", s.description.clone());
-    m.insert("lastRunAt".into(), s.last_run_at.map(time).into());
-    m.insert("nextRunAt".into(), s.next_run_at.map(time).into());
-    m.insert(
-        "queue".into(),
-        s.queue.clone().unwrap_or_else(|| "default".into()).into(),
-    );
-    m.insert("priority".into(), s.priority.into());
-    put_opt(&mut m, "maxRetries", s.max_attempts);
-    if !s.payload.is_empty() {
-        m.insert("payload".into(), bytes(&s.payload));
-    }
-    Value::Object(m)
+    value(ScheduleView::from(s))
 }
 
 /// The schedule list: `{"schedules": [...]}`.
@@ -332,10 +603,26 @@ pub fn schedules(list: &[ScheduledJob]) -> Value {
     json!({ "schedules": list.iter().map(schedule).collect::<Vec<_>>() })
 }
 
+/// An error's `code` and `message`.
+#[derive(Serialize)]
+pub(crate) struct ErrorView {
+    code: crate::model::error::ErrorCode,
+    message: String,
+}
+
+impl From<&Error> for ErrorView {
+    fn from(e: &Error) -> Self {
+        ErrorView {
+            code: e.code(),
+            message: e.message(),
+        }
+    }
+}
+
 /// An error as `{"error":{"code":..,"message":..}}`.
 #[must_use]
 pub fn error(e: &Error) -> Value {
-    json!({ "error": { "code": e.code(), "message": e.message() } })
+    json!({ "error": ErrorView::from(e) })
 }
 
 #[cfg(test)]
@@ -354,7 +641,14 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(i.as_bytes()), o);
+            assert_eq!(decode_base64(o).as_deref(), Some(i.as_bytes()));
+            assert_eq!(
+                decode_base64(o.trim_end_matches('=')).as_deref(),
+                Some(i.as_bytes())
+            );
         }
+        assert_eq!(decode_base64("Zm9v!"), None);
+        assert_eq!(decode_base64("Z"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use crate::model::error::{Error, CODES};
+use crate::model::error::{Error, ErrorCode};
 use crate::Result;
 
 /// Largest response line a client accepts (a full page of jobs with big payloads fits).
@@ -129,12 +129,10 @@ fn parse_response(mut v: Value) -> Result<Value> {
     match v.get("ok") {
         Some(Value::Bool(true)) => Ok(v.get_mut("output").map(Value::take).unwrap_or_default()),
         Some(Value::Bool(false)) => {
-            let code = v["error"]["code"].as_str().unwrap_or("STORAGE");
-            let code = CODES
-                .iter()
-                .find(|c| **c == code)
-                .copied()
-                .unwrap_or("STORAGE");
+            let code = v["error"]["code"]
+                .as_str()
+                .and_then(ErrorCode::from_wire)
+                .unwrap_or(ErrorCode::Storage);
             let message = match v["error"]["message"].as_str() {
                 Some(m) => m.to_owned(),
                 None => v["error"].to_string(),

@@ -61,3 +61,9 @@ pub(crate) fn to_datetime(ms: i64) -> DateTime<Utc> {
         .single()
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-28T20:00:00.123Z`: how every door prints a
+/// time.
+pub(crate) fn rfc3339_ms(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -71,7 +71,7 @@ impl Default for Config {
         Config {
             durability: Durability::Immediate,
             cache_bytes: 64 * 1024 * 1024,
-            payload_limit: 1024 * 1024,
+            payload_limit: crate::model::limits::DEFAULT_PAYLOAD_LIMIT,
             retention: Retention::default(),
             clock: Arc::new(SystemClock),
             default_max_attempts: 3,

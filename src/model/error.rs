@@ -63,6 +63,12 @@ pub enum Error {
         /// What was wrong with it.
         detail: String,
     },
+    /// A read-only command on a path that holds no database; nothing was created
+    /// (`DATABASE_NOT_FOUND`).
+    DatabaseNotFound {
+        /// The path that was given.
+        path: PathBuf,
+    },
     /// An I/O failure, disk full included (`STORAGE`).
     Storage {
         /// What was being done.
@@ -75,94 +81,186 @@ pub enum Error {
     /// An error reported by the process serving a control socket: its contract code and
     /// message exactly as that process sent them.
     Remote {
-        /// The contract code, e.g. `JOB_NOT_FOUND` (`STORAGE` for a code this version does
-        /// not know).
-        code: &'static str,
+        /// The contract code (`STORAGE` for a code this version does not know).
+        code: ErrorCode,
         /// The message as sent.
         message: String,
     },
 }
 
-/// Every contract code, for turning a code received over the wire back into a `&'static str`.
-pub(crate) const CODES: [&str; 13] = [
-    "JOB_NOT_FOUND",
-    "JOB_NOT_PENDING",
-    "INVALID_ARGUMENT",
-    "PAYLOAD_TOO_LARGE",
-    "SCHEDULE_EXISTS",
-    "SCHEDULE_NOT_FOUND",
-    "INVALID_CRON",
-    "INVALID_TIMEZONE",
-    "STALE_LEASE",
-    "DATABASE_IN_USE",
-    "CORRUPTION",
-    "STORAGE",
-    "SHUTTING_DOWN",
-];
+/// The contract's error codes: one per kind of failure, printed verbatim by every door
+/// (the CLI, the control socket, JSON output). `Display` and serde use the wire names
+/// (`JOB_NOT_FOUND`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// No job with that id.
+    JobNotFound,
+    /// Cancel of a job that is not pending.
+    JobNotPending,
+    /// Input the operation rejects; nothing changed.
+    InvalidArgument,
+    /// A payload or result over the configured limit.
+    PayloadTooLarge,
+    /// A schedule name is taken.
+    ScheduleExists,
+    /// No schedule with that name.
+    ScheduleNotFound,
+    /// A cron expression was rejected.
+    InvalidCron,
+    /// An unknown IANA time zone.
+    InvalidTimezone,
+    /// A lease token that no longer holds.
+    StaleLease,
+    /// Another process holds the database and serves no reachable socket.
+    DatabaseInUse,
+    /// Stored data failed to decode or check.
+    Corruption,
+    /// A read-only command on a path that holds no database (nothing was created).
+    DatabaseNotFound,
+    /// An I/O failure, disk full included.
+    Storage,
+    /// The handle is closing.
+    ShuttingDown,
+}
 
-impl Error {
-    /// The contract code of SPEC.md section 7, e.g. `JOB_NOT_FOUND`.
+impl ErrorCode {
+    /// Every code, in the order of the contract's table.
+    pub const ALL: [ErrorCode; 14] = [
+        ErrorCode::JobNotFound,
+        ErrorCode::JobNotPending,
+        ErrorCode::InvalidArgument,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::ScheduleExists,
+        ErrorCode::ScheduleNotFound,
+        ErrorCode::InvalidCron,
+        ErrorCode::InvalidTimezone,
+        ErrorCode::StaleLease,
+        ErrorCode::DatabaseInUse,
+        ErrorCode::Corruption,
+        ErrorCode::DatabaseNotFound,
+        ErrorCode::Storage,
+        ErrorCode::ShuttingDown,
+    ];
+
+    /// The wire name, e.g. `JOB_NOT_FOUND`.
     #[must_use]
-    pub fn code(&self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Error::JobNotFound { .. } => "JOB_NOT_FOUND",
-            Error::JobNotPending { .. } => "JOB_NOT_PENDING",
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Error::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            Error::ScheduleExists(_) => "SCHEDULE_EXISTS",
-            Error::ScheduleNotFound(_) => "SCHEDULE_NOT_FOUND",
-            Error::InvalidCron(_) => "INVALID_CRON",
-            Error::InvalidTimezone(_) => "INVALID_TIMEZONE",
-            Error::StaleLease { .. } => "STALE_LEASE",
-            Error::DatabaseInUse { .. } => "DATABASE_IN_USE",
-            Error::Corruption { .. } => "CORRUPTION",
-            Error::Storage { .. } => "STORAGE",
-            Error::ShuttingDown => "SHUTTING_DOWN",
-            Error::Remote { code, .. } => code,
+            ErrorCode::JobNotFound => "JOB_NOT_FOUND",
+            ErrorCode::JobNotPending => "JOB_NOT_PENDING",
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::ScheduleExists => "SCHEDULE_EXISTS",
+            ErrorCode::ScheduleNotFound => "SCHEDULE_NOT_FOUND",
+            ErrorCode::InvalidCron => "INVALID_CRON",
+            ErrorCode::InvalidTimezone => "INVALID_TIMEZONE",
+            ErrorCode::StaleLease => "STALE_LEASE",
+            ErrorCode::DatabaseInUse => "DATABASE_IN_USE",
+            ErrorCode::Corruption => "CORRUPTION",
+            ErrorCode::DatabaseNotFound => "DATABASE_NOT_FOUND",
+            ErrorCode::Storage => "STORAGE",
+            ErrorCode::ShuttingDown => "SHUTTING_DOWN",
         }
     }
 
-    /// The HTTP-like status the seed contract attaches to the code (404, 409, 400, ...).
+    /// The code with wire name `s`, if there is one.
+    #[must_use]
+    pub fn from_wire(s: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The HTTP status that fits the code (404, 409, 400, 413, 503 or 500).
+    #[must_use]
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::JobNotFound | ErrorCode::ScheduleNotFound | ErrorCode::DatabaseNotFound => {
+                404
+            }
+            ErrorCode::JobNotPending | ErrorCode::ScheduleExists | ErrorCode::StaleLease => 409,
+            ErrorCode::InvalidArgument | ErrorCode::InvalidCron | ErrorCode::InvalidTimezone => {
+                400
+            }
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::DatabaseInUse | ErrorCode::ShuttingDown => 503,
+            ErrorCode::Corruption | ErrorCode::Storage => 500,
+        }
+    }
+
+    /// True when the caller's input was rejected (nothing changed).
+    #[must_use]
+    pub fn is_invalid_input(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::InvalidArgument
+                | ErrorCode::PayloadTooLarge
+                | ErrorCode::InvalidCron
+                | ErrorCode::InvalidTimezone
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for ErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl Error {
+    /// The contract code, e.g. [`ErrorCode::JobNotFound`] (`JOB_NOT_FOUND` on the wire).
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::JobNotFound { .. } => ErrorCode::JobNotFound,
+            Error::JobNotPending { .. } => ErrorCode::JobNotPending,
+            Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Error::ScheduleExists(_) => ErrorCode::ScheduleExists,
+            Error::ScheduleNotFound(_) => ErrorCode::ScheduleNotFound,
+            Error::InvalidCron(_) => ErrorCode::InvalidCron,
+            Error::InvalidTimezone(_) => ErrorCode::InvalidTimezone,
+            Error::StaleLease { .. } => ErrorCode::StaleLease,
+            Error::DatabaseInUse { .. } => ErrorCode::DatabaseInUse,
+            Error::Corruption { .. } => ErrorCode::Corruption,
+            Error::DatabaseNotFound { .. } => ErrorCode::DatabaseNotFound,
+            Error::Storage { .. } => ErrorCode::Storage,
+            Error::ShuttingDown => ErrorCode::ShuttingDown,
+            Error::Remote { code, .. } => *code,
+        }
+    }
+
+    /// The HTTP status that fits the error's code (404, 409, 400, ...).
     #[must_use]
     pub fn http_status(&self) -> u16 {
-        match self {
-            Error::Remote { code, .. } => match *code {
-                "JOB_NOT_FOUND" | "SCHEDULE_NOT_FOUND" => 404,
-                "JOB_NOT_PENDING" | "SCHEDULE_EXISTS" | "STALE_LEASE" => 409,
-                "INVALID_ARGUMENT" | "INVALID_CRON" | "INVALID_TIMEZONE" => 400,
-                "PAYLOAD_TOO_LARGE" => 413,
-                "DATABASE_IN_USE" | "SHUTTING_DOWN" => 503,
-                _ => 500,
-            },
-            Error::JobNotFound { .. } | Error::ScheduleNotFound(_) => 404,
-            Error::JobNotPending { .. } | Error::ScheduleExists(_) | Error::StaleLease { .. } => {
-                409
-            }
-            Error::InvalidArgument(_) | Error::InvalidCron(_) | Error::InvalidTimezone(_) => 400,
-            Error::PayloadTooLarge { .. } => 413,
-            Error::DatabaseInUse { .. } | Error::ShuttingDown => 503,
-            Error::Corruption { .. } | Error::Storage { .. } => 500,
-        }
+        self.code().http_status()
     }
 
     /// True for `JOB_NOT_FOUND` and `SCHEDULE_NOT_FOUND`.
     #[must_use]
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::JobNotFound { .. } | Error::ScheduleNotFound(_))
-            || matches!(self, Error::Remote { code, .. }
-                if matches!(*code, "JOB_NOT_FOUND" | "SCHEDULE_NOT_FOUND"))
+        matches!(
+            self.code(),
+            ErrorCode::JobNotFound | ErrorCode::ScheduleNotFound
+        )
     }
 
     /// True when the caller's input was rejected (nothing changed).
     #[must_use]
     pub fn is_invalid_input(&self) -> bool {
-        matches!(
-            self,
-            Error::InvalidArgument(_)
-                | Error::PayloadTooLarge { .. }
-                | Error::InvalidCron(_)
-                | Error::InvalidTimezone(_)
-        )
+        self.code().is_invalid_input()
     }
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Error {
@@ -220,6 +318,11 @@ impl Error {
             Error::Corruption { tree, key, detail } => format!(
                 "record {key} in tree {tree} failed to decode ({detail}); restore \
                  from a backup or remove the record"
+            ),
+            Error::DatabaseNotFound { path } => format!(
+                "no jobspool database at {}; check the path (--db / JOBSPOOL_DB), or create \
+                 one by enqueueing a job or running `jobspool work`",
+                path.display()
             ),
             Error::Storage { context, source } => match source {
                 Some(s) => format!("{context}: {s}"),

@@ -8,6 +8,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::model::error::Error;
+// Re-exported under their old paths for code not yet moved to `limits`.
+pub(crate) use crate::model::limits::{validate_name, MAX_DELAY_MS};
+use crate::model::limits::{
+    validate_key, validate_max_attempts, validate_metadata, validate_payload,
+};
 
 /// A job's id: a UUID v7, time-ordered, assigned by the spool at enqueue.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -198,9 +203,6 @@ impl Backoff {
         Ok(())
     }
 }
-
-/// The longest delay accepted anywhere: 10 years.
-pub(crate) const MAX_DELAY_MS: u64 = 10 * 366 * 24 * 3600 * 1000;
 
 /// One attempt of a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -455,40 +457,6 @@ impl NewJob {
     }
 }
 
-/// Limits on string inputs, so bad input cannot make records grow without bound.
-pub(crate) const MAX_NAME_LEN: usize = 256;
-pub(crate) const MAX_KEY_LEN: usize = 1024;
-pub(crate) const MAX_METADATA_BYTES: usize = 64 * 1024;
-/// Highest `max_attempts` accepted.
-pub(crate) const MAX_ATTEMPTS_LIMIT: u32 = 1_000_000;
-
-pub(crate) fn validate_name(what: &str, s: &str) -> Result<(), Error> {
-    if s.is_empty() {
-        return Err(Error::invalid(format!("{what} must not be empty")));
-    }
-    if s.len() > MAX_NAME_LEN {
-        return Err(Error::invalid(format!(
-            "{what} is longer than {MAX_NAME_LEN} bytes"
-        )));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(Error::invalid(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(())
-}
-
-fn validate_opt(what: &str, s: Option<&String>) -> Result<(), Error> {
-    match s {
-        Some(s) if s.len() > MAX_KEY_LEN => Err(Error::invalid(format!(
-            "{what} is longer than {MAX_KEY_LEN} bytes"
-        ))),
-        Some(s) if s.is_empty() => Err(Error::invalid(format!("{what} must not be empty"))),
-        _ => Ok(()),
-    }
-}
-
 impl NewJob {
     /// Checks everything that does not depend on the store (SPEC.md section 7).
     pub(crate) fn validate(&self, now_ms: i64, payload_limit: usize) -> Result<(), Error> {
@@ -499,22 +467,8 @@ impl NewJob {
         if let Some(v) = &self.version {
             validate_name("version", v)?;
         }
-        if self.payload.len() > payload_limit {
-            return Err(Error::PayloadTooLarge {
-                what: "payload",
-                size: self.payload.len(),
-                limit: payload_limit,
-            });
-        }
-        match self.max_attempts {
-            Some(0) => return Err(Error::invalid("maxRetries must be at least 1")),
-            Some(n) if n > MAX_ATTEMPTS_LIMIT => {
-                return Err(Error::invalid(format!(
-                    "maxRetries must be at most {MAX_ATTEMPTS_LIMIT}"
-                )))
-            }
-            _ => {}
-        }
+        validate_payload("payload", &self.payload, payload_limit)?;
+        validate_max_attempts(self.max_attempts)?;
         if self.delay.is_some() && self.run_at.is_some() {
             return Err(Error::invalid("give a delay or a runAt, not both"));
         }
@@ -534,16 +488,11 @@ impl NewJob {
                 return Err(Error::invalid("timeoutMs must be between 1 and 10 years"));
             }
         }
-        validate_opt("dedupeKey", self.dedupe_key.as_ref())?;
-        validate_opt("tenantId", self.tenant_id.as_ref())?;
-        validate_opt("userId", self.user_id.as_ref())?;
-        validate_opt("traceId", self.trace_id.as_ref())?;
-        let meta_bytes: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if meta_bytes > MAX_METADATA_BYTES {
-            return Err(Error::invalid(format!(
-                "metadata is larger than {MAX_METADATA_BYTES} bytes"
-            )));
-        }
+        validate_key("dedupeKey", self.dedupe_key.as_ref())?;
+        validate_key("tenantId", self.tenant_id.as_ref())?;
+        validate_key("userId", self.user_id.as_ref())?;
+        validate_key("traceId", self.trace_id.as_ref())?;
+        validate_metadata(&self.metadata)?;
         if let Some(b) = &self.backoff {
             b.validate()?;
         }

@@ -17,6 +17,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::model::error::Error;
+use crate::model::limits::{
+    validate_max_attempts, validate_name, validate_payload, MAX_DESCRIPTION_BYTES,
+};
 
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
@@ -374,23 +377,22 @@ impl NewSchedule {
 
     /// Checks every field; returns the parsed expression and zone.
     pub(crate) fn validate(&self, payload_limit: usize) -> Result<(Cron, Tz), Error> {
-        crate::model::job::validate_name("schedule name", &self.name)?;
-        crate::model::job::validate_name("jobType", &self.job_type)?;
+        validate_name("schedule name", &self.name)?;
+        validate_name("jobType", &self.job_type)?;
         if let Some(q) = &self.queue {
-            crate::model::job::validate_name("queue", q)?;
+            validate_name("queue", q)?;
         }
-        if self.max_attempts == Some(0) {
-            return Err(Error::invalid("maxRetries must be at least 1"));
-        }
-        if self.payload.len() > payload_limit {
-            return Err(Error::PayloadTooLarge {
-                what: "payload",
-                size: self.payload.len(),
-                limit: payload_limit,
-            });
-        }
-        if self.description.as_ref().is_some_and(|d| d.len() > 4096) {
-            return Err(Error::invalid("description is longer than 4096 bytes"));
+        // The jobs it enqueues must pass enqueue's checks, or every tick would fail.
+        validate_max_attempts(self.max_attempts)?;
+        validate_payload("payload", &self.payload, payload_limit)?;
+        if self
+            .description
+            .as_ref()
+            .is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES)
+        {
+            return Err(Error::invalid(format!(
+                "description is longer than {MAX_DESCRIPTION_BYTES} bytes"
+            )));
         }
         let cron = Cron::parse(&self.cron_expression)?;
         let tz = parse_tz(self.timezone.as_deref().unwrap_or("UTC"))?;
@@ -408,7 +410,7 @@ mod tests {
 
     fn next(expr: &str, tz: &str, now: &str) -> String {
         let c = Cron::parse(expr).unwrap();
-        crate::api::json::time(c.next_after(utc(now), parse_tz(tz).unwrap()).unwrap())
+        crate::model::clock::rfc3339_ms(c.next_after(utc(now), parse_tz(tz).unwrap()).unwrap())
     }
 
     // 2026-11-28 is a Saturday.
@@ -459,11 +461,11 @@ mod tests {
         let c = Cron::parse("30 2 * * *").unwrap();
         let tz = parse_tz("Europe/Berlin").unwrap();
         let t1 = c.next_after(utc("2026-03-27T12:00:00Z"), tz).unwrap();
-        assert_eq!(crate::api::json::time(t1), "2026-03-28T01:30:00.000Z"); // 02:30 CET, the day before the change
+        assert_eq!(crate::model::clock::rfc3339_ms(t1), "2026-03-28T01:30:00.000Z"); // 02:30 CET, the day before the change
         let t2 = c.next_after(t1, tz).unwrap();
-        assert_eq!(crate::api::json::time(t2), "2026-03-29T01:00:00.000Z"); // 03:00 CEST, first instant after the gap
+        assert_eq!(crate::model::clock::rfc3339_ms(t2), "2026-03-29T01:00:00.000Z"); // 03:00 CEST, first instant after the gap
         let t3 = c.next_after(t2, tz).unwrap();
-        assert_eq!(crate::api::json::time(t3), "2026-03-30T00:30:00.000Z"); // 02:30 CEST
+        assert_eq!(crate::model::clock::rfc3339_ms(t3), "2026-03-30T00:30:00.000Z"); // 02:30 CEST
     }
 
     #[test]
@@ -473,12 +475,12 @@ mod tests {
         let tz = parse_tz("Europe/Berlin").unwrap();
         let t1 = c.next_after(utc("2026-10-23T12:00:00Z"), tz).unwrap();
         let t2 = c.next_after(t1, tz).unwrap();
-        assert_eq!(crate::api::json::time(t2), "2026-10-25T00:30:00.000Z"); // first 02:30 (CEST)
+        assert_eq!(crate::model::clock::rfc3339_ms(t2), "2026-10-25T00:30:00.000Z"); // first 02:30 (CEST)
         let t3 = c.next_after(t2, tz).unwrap();
-        assert_eq!(crate::api::json::time(t3), "2026-10-26T01:30:00.000Z"); // next day, not 01:30Z
+        assert_eq!(crate::model::clock::rfc3339_ms(t3), "2026-10-26T01:30:00.000Z"); // next day, not 01:30Z
                                                                        // Even from inside the repeated hour (second pass), it does not fire again that day.
         let t4 = c.next_after(utc("2026-10-25T01:10:00Z"), tz).unwrap();
-        assert_eq!(crate::api::json::time(t4), "2026-10-26T01:30:00.000Z");
+        assert_eq!(crate::model::clock::rfc3339_ms(t4), "2026-10-26T01:30:00.000Z");
     }
 
     #[test]

@@ -93,8 +93,7 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-/// The largest page `list` returns.
-pub const MAX_PAGE: usize = 10_000;
+pub use crate::model::limits::MAX_PAGE;
 
 /// What to claim: which queues and types, how many, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
