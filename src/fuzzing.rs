@@ -4,10 +4,10 @@
 //! allocation.
 
 use crate::backend::codec;
+use crate::backend::sled::StoredEventBlock;
 use crate::model::error::Result;
 use crate::model::job::{Job, NewJob};
 use crate::model::schedule::{parse_tz, Cron};
-use crate::backend::sled::StoredEventBlock;
 
 /// Decodes `bytes` as a stored job record.
 ///
@@ -99,7 +99,7 @@ pub fn validate_job(job: &NewJob, now_ms: i64) -> Result<()> {
 /// the response line.
 #[must_use]
 pub fn control_line(spool: &crate::api::spool::Spool, line: &[u8]) -> serde_json::Value {
-    let (id, parsed) = crate::control::protocol_parse(line);
+    let (id, parsed) = crate::control::protocol::parse_request(line);
     let result = parsed.and_then(|(op, input)| crate::control::dispatch(spool, &op, &input));
-    crate::control::protocol_response(id, result)
+    crate::control::protocol::response(id, result)
 }

@@ -34,7 +34,12 @@ pub mod fuzzing;
 mod model;
 
 pub use api::json;
-pub use api::spool::{Builder, Spool};
+pub use api::ops::{
+    payload_json, BatchInput, CancelInput, DeadListInput, EnqueueInput, EventsInput, JobIdInput,
+    ListInput, NameInput, NoInput, Op, Output, QueueInput, RedriveInput, ScheduleInput,
+    ToggleInput,
+};
+pub use api::spool::{Builder, Spool, WeakSpool};
 pub use api::worker::{
     HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder,
 };
@@ -43,6 +48,7 @@ pub use model::config::{Durability, Retention};
 pub use model::error::{Error, ErrorCode, Result};
 pub use model::event::{Event, EventRecord, ScheduleChange};
 pub use model::job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
+pub use model::limits;
 pub use model::schedule::{NewSchedule, ScheduledJob};
 pub use model::types::{
     ClaimRequest, Claimed, Counts, ListQuery, Metrics, QueueStats, RedriveTarget, Retry, Stats,

@@ -442,12 +442,8 @@ fn database_held_without_a_socket_is_database_in_use_and_says_how_to_enable_it()
     drop(spool);
 
     // Held by an embedding process that enabled the socket: the CLI reaches it.
-    let spool = wait_for("the lock", || {
-        jobspool::Spool::builder()
-            .control_socket(true)
-            .open(&db)
-            .ok()
-    });
+    let spool = wait_for("the lock", || jobspool::Spool::open(&db).ok());
+    let _socket = jobspool::control::serve(&spool).unwrap();
     let job = ok_json(&db, &["enqueue", "--type", "embedded"]);
     let id: jobspool::JobId = job["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(spool.get(id).unwrap().kind, "embedded");

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use control_common::{db_path, error_of, socket_is_live, tempdir, wait_for, Raw};
-use jobspool::control::{dispatch, Client, LINE_LIMIT, MAX_CONNECTIONS, PATH_RECORD_NAME};
+use jobspool::control::{
+    self, dispatch, Client, ControlSocket, LINE_LIMIT, MAX_CONNECTIONS, PATH_RECORD_NAME,
+};
 use jobspool::{json, ManualClock, NewJob, NewSchedule, Retry, Spool, WorkerPool};
 use serde_json::{json, Value};
 
@@ -22,14 +24,22 @@ fn t0() -> chrono::DateTime<Utc> {
 
 /// A spool serving its socket, with a manual clock and no background threads, so nothing
 /// changes between a socket call and the direct call it is compared with.
-fn serving(db: &std::path::Path, clock: &ManualClock) -> Spool {
-    Spool::builder()
+fn serving(db: &std::path::Path, clock: &ManualClock) -> (Spool, ControlSocket) {
+    let spool = Spool::builder()
         .clock(clock.clone())
         .maintenance(false)
         .scheduler(false)
-        .control_socket(true)
         .open(db)
-        .expect("opening with a control socket")
+        .expect("opening");
+    let socket = control::serve(&spool).expect("serving a control socket");
+    (spool, socket)
+}
+
+/// A spool with default settings, serving its socket.
+fn open_serving(db: &std::path::Path) -> jobspool::Result<(Spool, ControlSocket)> {
+    let spool = Spool::open(db)?;
+    let socket = control::serve(&spool)?;
+    Ok((spool, socket))
 }
 
 /// `op` through the socket and directly (`dispatch`) on the same spool: same result.
@@ -56,7 +66,7 @@ fn same_error(client: &Client, spool: &Spool, op: &str, input: Value) -> &'stati
         .expect_err("socket call should fail");
     let d = dispatch(spool, op, &input).expect_err("direct call should fail");
     assert_eq!((r.code(), r.message()), (d.code(), d.message()), "{op}");
-    d.code()
+    d.code().as_str()
 }
 
 #[test]
@@ -64,7 +74,7 @@ fn each_op_through_the_socket_matches_the_direct_call() {
     let dir = tempdir();
     let db = db_path(&dir);
     let clock = ManualClock::new(t0());
-    let spool = serving(&db, &clock);
+    let (spool, _socket) = serving(&db, &clock);
     let client = Client::connect_db(&db).expect("connecting");
 
     // jobs.enqueue: the output is the stored job, as jobs.get and Spool::get see it.
@@ -315,8 +325,8 @@ fn each_op_through_the_socket_matches_the_direct_call() {
 fn socket_file_is_owner_only_and_removed_on_close_and_on_drop() {
     let dir = tempdir();
     let db = db_path(&dir);
-    let spool = Spool::builder().control_socket(true).open(&db).unwrap();
-    let path = spool.control_socket_path().expect("serving a socket");
+    let (spool, socket) = open_serving(&db).unwrap();
+    let path = socket.path().to_path_buf();
     assert_eq!(path, db.join("control.sock"));
     let meta = std::fs::symlink_metadata(&path).unwrap();
     assert!(meta.file_type().is_socket());
@@ -324,17 +334,25 @@ fn socket_file_is_owner_only_and_removed_on_close_and_on_drop() {
     assert!(socket_is_live(&path));
     spool.close().unwrap();
     assert!(!path.exists(), "removed on close");
+    assert!(!socket.is_serving());
+    drop(socket);
 
     // Off by default.
     let spool = Spool::open(&db).unwrap();
-    assert_eq!(spool.control_socket_path(), None);
     assert!(!path.exists());
     drop(spool);
 
+    // Dropping the socket's handle stops serving; the spool stays open.
+    let spool = wait_for("the lock", || Spool::open(&db).ok());
+    let socket = control::serve(&spool).unwrap();
+    assert!(socket_is_live(&path));
+    drop(socket);
+    assert!(!path.exists(), "removed when its handle drops");
+    spool.stats().unwrap();
+    drop(spool);
+
     // Dropping the last handle, with an idle client connected, closes too.
-    let spool = wait_for("the lock to be released", || {
-        Spool::builder().control_socket(true).open(&db).ok()
-    });
+    let (spool, _socket) = wait_for("the lock to be released", || open_serving(&db).ok());
     let client = Client::connect_db(&db).unwrap();
     client.call("jobs.stats", json!({})).unwrap();
     drop(spool);
@@ -357,7 +375,7 @@ fn stale_socket_file_is_replaced_and_other_files_are_left_alone() {
     // A socket file nobody listens on, as a killed process leaves it.
     drop(UnixListener::bind(&path).unwrap());
     assert!(path.exists() && !socket_is_live(&path));
-    let spool = Spool::builder().control_socket(true).open(&db).unwrap();
+    let (spool, _socket) = open_serving(&db).unwrap();
     assert!(socket_is_live(&path), "replaced and served");
     Client::connect_db(&db)
         .unwrap()
@@ -367,11 +385,9 @@ fn stale_socket_file_is_replaced_and_other_files_are_left_alone() {
 
     // Something that is not a socket is never removed: opening fails instead.
     std::fs::write(&path, b"not a socket").unwrap();
-    let err = wait_for("the lock", || {
-        match Spool::builder().control_socket(true).open(&db) {
-            Err(e) if e.code() == "DATABASE_IN_USE" => None,
-            other => Some(other),
-        }
+    let err = wait_for("the lock", || match open_serving(&db) {
+        Err(e) if e.code() == "DATABASE_IN_USE" => None,
+        other => Some(other),
     })
     .unwrap_err();
     assert_eq!(err.code(), "INVALID_ARGUMENT", "{err}");
@@ -385,8 +401,8 @@ fn long_database_path_uses_a_short_recorded_socket_path() {
     while db.as_os_str().len() < 130 {
         db = db.join("a-long-directory-name");
     }
-    let spool = Spool::builder().control_socket(true).open(&db).unwrap();
-    let path = spool.control_socket_path().unwrap();
+    let (spool, socket) = open_serving(&db).unwrap();
+    let path = socket.path().to_path_buf();
     assert!(path.as_os_str().len() <= 107, "{}", path.display());
     assert!(!path.starts_with(&db));
     let recorded = std::fs::read_to_string(db.join(PATH_RECORD_NAME)).unwrap();
@@ -406,7 +422,7 @@ fn bad_requests_get_errors_the_connection_survives_and_nothing_changes() {
     let dir = tempdir();
     let db = db_path(&dir);
     let clock = ManualClock::new(t0());
-    let spool = serving(&db, &clock);
+    let (spool, _socket) = serving(&db, &clock);
     spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let before = (spool.stats().unwrap(), spool.last_seq());
     let mut raw = Raw::connect(&db.join("control.sock"));
@@ -548,7 +564,7 @@ fn connections_over_the_limit_get_an_error_line_and_are_closed() {
     let dir = tempdir();
     let db = db_path(&dir);
     let clock = ManualClock::new(t0());
-    let spool = serving(&db, &clock);
+    let (spool, _socket) = serving(&db, &clock);
     let path = db.join("control.sock");
     // Fill every slot; a served request proves each connection holds one.
     let mut held: Vec<Raw> = (0..MAX_CONNECTIONS)
@@ -583,7 +599,7 @@ fn thirty_two_concurrent_clients_enqueue_while_workers_run_and_nothing_is_lost()
     const PER_CLIENT: usize = 20;
     let dir = tempdir();
     let db = db_path(&dir);
-    let spool = Spool::builder().control_socket(true).open(&db).unwrap();
+    let (spool, _socket) = open_serving(&db).unwrap();
     let pool = WorkerPool::builder(&spool)
         .concurrency(4)
         .handler("t", |ctx| Ok(Some(ctx.payload().to_vec())))
@@ -638,14 +654,9 @@ fn explicit_socket_path_is_recorded_for_clients() {
     let dir = tempdir();
     let db = db_path(&dir);
     let custom = dir.path().join("ctl.sock");
-    let spool = Spool::builder()
-        .control_socket_path(&custom)
-        .open(&db)
-        .unwrap();
-    assert_eq!(
-        spool.control_socket_path().as_deref(),
-        Some(custom.as_path())
-    );
+    let spool = Spool::open(&db).unwrap();
+    let socket = control::serve_at(&spool, &custom).unwrap();
+    assert_eq!(socket.path(), custom.as_path());
     assert!(socket_is_live(&custom));
     let client = Client::connect_db(&db).expect("found through the record");
     assert_eq!(client.path(), custom);

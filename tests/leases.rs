@@ -296,7 +296,7 @@ fn lease_calls_on_an_unknown_job_report_not_found_or_stale() {
     let missing: JobId = "01900000-0000-7000-8000-000000000000".parse().unwrap();
     let e = spool.complete(missing, 1, None).unwrap_err();
     assert!(
-        matches!(e.code(), "JOB_NOT_FOUND" | "STALE_LEASE"),
+        matches!(e.code().as_str(), "JOB_NOT_FOUND" | "STALE_LEASE"),
         "unexpected {e}"
     );
 }

@@ -84,7 +84,7 @@ fn retrying_backoff(evs: &[EventRecord]) -> Vec<u64> {
 fn code(r: Result<impl std::fmt::Debug, jobspool::Error>) -> &'static str {
     match r {
         Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 

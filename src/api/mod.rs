@@ -2,5 +2,6 @@
 //! contract's JSON shapes. Every door (the control socket, the CLI) goes through here.
 
 pub mod json;
+pub(crate) mod ops;
 pub(crate) mod spool;
 pub(crate) mod worker;

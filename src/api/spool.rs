@@ -8,24 +8,21 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
+use crate::backend::sled::SledBackend;
+use crate::backend::Backend;
 use crate::model::clock::Clock;
 use crate::model::config::{Config, Durability, Retention};
-use crate::control::{Server as ControlServer, SocketSetting};
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
 use crate::model::job::{Backoff, Job, JobId, JobStatus, NewJob};
+use crate::model::limits::MAX_PAYLOAD_LIMIT;
 use crate::model::schedule::{NewSchedule, ScheduledJob};
-use crate::backend::sled::SledBackend;
-use crate::backend::Backend;
-use crate::model::types::{
-    ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats,
-};
+use crate::model::types::{ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats};
 
 /// Settings for [`Spool::open`]; every one is checked in [`Builder::open`].
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     cfg: Config,
-    control: SocketSetting,
 }
 
 impl Builder {
@@ -106,38 +103,15 @@ impl Builder {
         self
     }
 
-    /// Serve a control socket so other processes (the `jobspool` CLI) can run operations
-    /// while this handle holds the database; see [`crate::control`]. The socket is
-    /// `<db>/control.sock` (or a short path recorded in `<db>/control.sock.path` when that
-    /// one is too long), mode 0600, removed on close. Default = off.
-    #[must_use]
-    pub fn control_socket(mut self, on: bool) -> Self {
-        self.control = if on {
-            SocketSetting::Default
-        } else {
-            SocketSetting::Off
-        };
-        self
-    }
-    /// Serve the control socket at `path` instead of the default (recorded in
-    /// `<db>/control.sock.path` so clients find it). Default = off.
-    #[must_use]
-    pub fn control_socket_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.control = SocketSetting::At(path.into());
-        self
-    }
-
     /// Opens (creating if needed) the database directory at `path`, recovering jobs left
     /// running by a previous process.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for a bad setting, `DATABASE_IN_USE` when another process holds
-    /// the database, `CORRUPTION` or `STORAGE` when it cannot be read (or, with a control
-    /// socket, when the socket cannot be bound).
+    /// the database, `CORRUPTION` or `STORAGE` when it cannot be read.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Spool> {
         let cfg = self.cfg;
-        let control = self.control;
-        if cfg.payload_limit == 0 || cfg.payload_limit > 64 * 1024 * 1024 {
+        if cfg.payload_limit == 0 || cfg.payload_limit > MAX_PAYLOAD_LIMIT {
             return Err(Error::invalid(
                 "payload_limit must be between 1 byte and 64 MiB",
             ));
@@ -169,7 +143,7 @@ impl Builder {
             path,
             maintenance: Mutex::new(None),
             scheduler: Mutex::new(None),
-            control: Mutex::new(None),
+            on_close: Mutex::new(Some(Vec::new())),
         });
         if inner.cfg.scheduler {
             let (wake_tx, wake_rx) = bounded(1);
@@ -190,12 +164,6 @@ impl Builder {
                 .map_err(|e| Error::storage("starting the maintenance thread", e))?;
             *inner.maintenance.lock() = Some((stop_tx, handle));
         }
-        if control != SocketSetting::Off {
-            // Bound only now that the database lock is held.
-            let weak = WeakSpool(Arc::downgrade(&inner));
-            let server = ControlServer::start(&control, &inner.path, weak)?;
-            *inner.control.lock() = Some(server);
-        }
         Ok(Spool { inner })
     }
 }
@@ -207,25 +175,37 @@ struct Inner {
     maintenance: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     /// The scheduler thread and its wake-up channel (a message = schedules changed).
     scheduler: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
-    control: Mutex<Option<ControlServer>>,
+    /// Run first when the spool closes (adapters such as the control socket stop there).
+    /// `None` once closed.
+    on_close: Mutex<Option<Vec<Box<dyn FnOnce() + Send>>>>,
 }
 
-/// A handle that does not keep the spool open (the control server's threads hold these).
+/// A handle that does not keep the spool open, for threads that serve a spool on behalf of
+/// its owner (a socket, an HTTP server): [`WeakSpool::upgrade`] per request, so dropping the
+/// last [`Spool`] still closes it.
 #[derive(Clone)]
-pub(crate) struct WeakSpool(std::sync::Weak<Inner>);
+pub struct WeakSpool(std::sync::Weak<Inner>);
+
+impl std::fmt::Debug for WeakSpool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakSpool")
+    }
+}
 
 impl WeakSpool {
-    pub(crate) fn upgrade(&self) -> Option<Spool> {
+    /// The spool, unless every [`Spool`] handle has been dropped.
+    #[must_use]
+    pub fn upgrade(&self) -> Option<Spool> {
         self.0.upgrade().map(|inner| Spool { inner })
     }
 }
 
 impl Inner {
     fn close(&self) -> Result<()> {
-        // The socket goes first, so clients stop arriving while the rest shuts down.
-        let control = self.control.lock().take();
-        if let Some(mut server) = control {
-            server.stop();
+        // Adapters go first, so clients stop arriving while the rest shuts down.
+        let hooks = self.on_close.lock().take();
+        for hook in hooks.into_iter().flatten() {
+            hook();
         }
         for slot in [&self.maintenance, &self.scheduler] {
             let taken = slot.lock().take();
@@ -340,14 +320,24 @@ impl Spool {
         &self.inner.path
     }
 
-    /// The path of the control socket this handle serves, if it serves one.
+    /// A handle that does not keep the spool open; see [`WeakSpool`].
     #[must_use]
-    pub fn control_socket_path(&self) -> Option<PathBuf> {
-        self.inner
-            .control
-            .lock()
-            .as_ref()
-            .map(|s| s.path().to_path_buf())
+    pub fn downgrade(&self) -> WeakSpool {
+        WeakSpool(Arc::downgrade(&self.inner))
+    }
+
+    /// Runs `hook` when the spool closes ([`Spool::close`] or the last handle dropping),
+    /// before anything else shuts down; at once if it is closed already. Adapters that
+    /// serve a spool (the control socket) stop themselves here.
+    pub fn on_close(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut hooks = self.inner.on_close.lock();
+        match hooks.as_mut() {
+            Some(list) => list.push(Box::new(hook)),
+            None => {
+                drop(hooks);
+                hook();
+            }
+        }
     }
 
     /// The durability setting of this handle.
@@ -549,10 +539,7 @@ impl Spool {
     /// # Errors
     /// `STORAGE`, `CORRUPTION`.
     pub fn dead_letters(&self, query: &ListQuery) -> Result<Vec<Job>> {
-        let limit = query
-            .limit
-            .unwrap_or(100)
-            .clamp(1, crate::model::types::MAX_PAGE);
+        let limit = crate::model::limits::page_size(query.limit);
         let mut out = Vec::new();
         for status in [JobStatus::DeadLetter, JobStatus::Failed] {
             let q = ListQuery {

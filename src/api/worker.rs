@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
+use crate::api::spool::Spool;
 use crate::model::error::{Error, Result};
 use crate::model::job::{Job, JobId};
-use crate::api::spool::Spool;
 use crate::model::types::{ClaimRequest, Claimed, Retry};
 
 /// Why a handler's attempt failed, and whether to retry it.

@@ -15,9 +15,7 @@ use crate::model::error::Result;
 use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
-use crate::model::types::{
-    ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats,
-};
+use crate::model::types::{ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats};
 
 /// A queue backend: every method is one whole, atomic transition.
 pub(crate) trait Backend: Send + Sync {

@@ -1,10 +1,9 @@
 //! Live control: the seed's operations over a local Unix domain socket, so other processes
 //! (the CLI above all) can reach a database that this process holds.
 //!
-//! sled lets one process own a database. A process that opens its spool with
-//! [`Builder::control_socket`](crate::Builder::control_socket) serves a socket (default
-//! `<db>/control.sock`, mode 0600) that takes one JSON request per line and answers one JSON
-//! response per line:
+//! sled lets one process own a database. A process that holds it calls [`serve`] to serve a
+//! socket (default `<db>/control.sock`, mode 0600) that takes one JSON request per line
+//! and answers one JSON response per line:
 //!
 //! ```text
 //! {"id":1,"op":"jobs.get","input":{"jobId":"019ac2f4-..."}}
@@ -12,8 +11,9 @@
 //! {"id":2,"ok":false,"error":{"code":"JOB_NOT_FOUND","message":"no job with id ..."}}
 //! ```
 //!
-//! [`dispatch`] runs one operation against an open spool (the server and the CLI's direct
-//! path both use it, so their outputs are the same); [`Client`] is the other end of the
+//! The socket is an adapter over a spool: each request line becomes a [`crate::Op`], run on
+//! the spool like any other caller's. [`dispatch`] does the same without a socket (the
+//! CLI's direct path uses it, so both print the same); [`Client`] is the other end of the
 //! socket. The op list and shapes are in README.md, section "Control socket".
 //!
 //! ```
@@ -22,26 +22,31 @@
 //!
 //! # let dir = tempfile::tempdir().unwrap();
 //! let db = dir.path().join("queue");
-//! let spool = Spool::builder().control_socket(true).open(&db)?;
+//! let spool = Spool::open(&db)?;
+//! let socket = jobspool::control::serve(&spool)?;    // until dropped or the spool closes
 //!
 //! // Another process (here: the same one) reaches it through the socket.
 //! let client = Client::connect_db(&db)?;
 //! let job = client.call("jobs.enqueue", json!({"type": "email.send", "payload": {"to": "a@b.c"}}))?;
 //! assert_eq!(job["status"], "pending");
-//! spool.close()?;
+//! spool.close()?;                                     // stops the socket first
+//! assert!(!socket.path().exists());
 //! # Ok::<(), jobspool::Error>(())
 //! ```
 
 mod client;
-mod protocol;
+pub(crate) mod protocol;
 mod server;
 
 use std::path::{Path, PathBuf};
 
 pub use client::Client;
+use parking_lot::Mutex;
 pub use protocol::dispatch;
-pub(crate) use protocol::{parse_request as protocol_parse, response as protocol_response};
-pub(crate) use server::Server;
+use std::sync::Arc;
+
+use crate::{Result, Spool};
+use server::Server;
 
 /// Longest request line the server reads, in bytes (newline excluded): a 1 MiB payload in
 /// base64 plus room for the other fields. Longer lines get an `INVALID_ARGUMENT` response
@@ -117,16 +122,78 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// The control-socket setting of a [`Builder`](crate::Builder).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) enum SocketSetting {
-    /// No socket (embedded use).
-    #[default]
-    Off,
-    /// [`default_socket_path`].
-    Default,
-    /// This path.
-    At(PathBuf),
+/// Serves the control socket of `spool` at [`default_socket_path`] until the returned
+/// handle is dropped or the spool closes (whichever comes first). The socket is bound only
+/// while this process holds the database; a stale socket file left by a killed process is
+/// replaced; the file is mode 0600 and removed when serving stops.
+///
+/// # Errors
+/// `STORAGE` when the socket cannot be bound, `INVALID_ARGUMENT` when something that is not
+/// a socket sits at its path.
+pub fn serve(spool: &Spool) -> Result<ControlSocket> {
+    serve_at(spool, default_socket_path(spool.path()))
+}
+
+/// As [`serve`], at `path` (recorded in `<db>/control.sock.path` so clients find it).
+///
+/// # Errors
+/// As [`serve`]; `INVALID_ARGUMENT` for a path longer than a socket address allows.
+pub fn serve_at(spool: &Spool, path: impl Into<PathBuf>) -> Result<ControlSocket> {
+    let path = path.into();
+    let server = Server::start(path.clone(), spool.path(), spool.downgrade())?;
+    let slot = Arc::new(Mutex::new(Some(server)));
+    let on_close = Arc::downgrade(&slot);
+    spool.on_close(move || {
+        if let Some(slot) = on_close.upgrade() {
+            if let Some(mut server) = slot.lock().take() {
+                server.stop();
+            }
+        }
+    });
+    Ok(ControlSocket { path, server: slot })
+}
+
+/// A control socket being served; dropping it (or closing the spool) stops serving and
+/// removes the socket file.
+pub struct ControlSocket {
+    path: PathBuf,
+    server: Arc<Mutex<Option<Server>>>,
+}
+
+impl std::fmt::Debug for ControlSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlSocket")
+            .field("path", &self.path)
+            .field("serving", &self.is_serving())
+            .finish()
+    }
+}
+
+impl ControlSocket {
+    /// The socket's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether it is still serving (the spool has not closed).
+    #[must_use]
+    pub fn is_serving(&self) -> bool {
+        self.server.lock().is_some()
+    }
+
+    /// Stops serving: no new connections, open ones shut down, the socket file removed.
+    pub fn stop(&self) {
+        if let Some(mut server) = self.server.lock().take() {
+            server.stop();
+        }
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! [`MAX_CONNECTIONS`]), each reading bounded request lines and answering them in order.
 //!
 //! Threads hold the spool weakly, so dropping the last [`Spool`](crate::Spool) still closes
-//! it; closing stops the server first (socket file removed, connections shut down).
+//! it; the spool's close runs the hook [`super::serve_at`] registers, which stops the server
+//! first (socket file removed, connections shut down).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -17,13 +18,10 @@ use crossbeam_channel::{bounded, Receiver};
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use super::protocol::{dispatch, parse_request, response};
-use super::{
-    default_socket_path, SocketSetting, LINE_LIMIT, MAX_CONNECTIONS, MAX_SOCKET_PATH,
-    PATH_RECORD_NAME, SOCKET_NAME,
-};
-use crate::model::error::{Error, Result};
-use crate::api::spool::WeakSpool;
+use super::protocol::{parse_request, response};
+use super::{LINE_LIMIT, MAX_CONNECTIONS, MAX_SOCKET_PATH, PATH_RECORD_NAME, SOCKET_NAME};
+use crate::Op;
+use crate::{Error, Result, WeakSpool};
 
 /// A client that stops reading its responses is dropped after this long.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,12 +48,7 @@ pub(crate) struct Server {
 impl Server {
     /// Binds the socket (replacing a stale one) and starts serving. The caller holds the
     /// database lock, so no other jobspool process can be serving this database.
-    pub(crate) fn start(setting: &SocketSetting, db: &Path, spool: WeakSpool) -> Result<Server> {
-        let path = match setting {
-            SocketSetting::Off => return Err(Error::invalid("the control socket is off")),
-            SocketSetting::Default => default_socket_path(db),
-            SocketSetting::At(p) => p.clone(),
-        };
+    pub(crate) fn start(path: PathBuf, db: &Path, spool: WeakSpool) -> Result<Server> {
         if path.as_os_str().len() > MAX_SOCKET_PATH {
             return Err(Error::invalid(format!(
                 "control socket path {} is longer than {MAX_SOCKET_PATH} bytes; pick a \
@@ -104,11 +97,6 @@ impl Server {
             conns,
             accept: Some((handle, done_rx)),
         })
-    }
-
-    /// The socket's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Stops accepting, shuts every connection down and removes the socket file.
@@ -299,7 +287,9 @@ fn serve(stream: UnixStream, spool: &WeakSpool) {
                 let result = parsed.and_then(|(op, input)| match spool.upgrade() {
                     // The strong handle is dropped before writing, so a slow reader never
                     // keeps a spool alive that its owner dropped.
-                    Some(s) => dispatch(&s, &op, &input),
+                    Some(s) => Op::from_json(&op, input)
+                        .and_then(|op| op.run(&s))
+                        .map(|out| out.to_json()),
                     None => Err(Error::ShuttingDown),
                 });
                 response(id, result)

@@ -179,9 +179,7 @@ impl ErrorCode {
                 404
             }
             ErrorCode::JobNotPending | ErrorCode::ScheduleExists | ErrorCode::StaleLease => 409,
-            ErrorCode::InvalidArgument | ErrorCode::InvalidCron | ErrorCode::InvalidTimezone => {
-                400
-            }
+            ErrorCode::InvalidArgument | ErrorCode::InvalidCron | ErrorCode::InvalidTimezone => 400,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::DatabaseInUse | ErrorCode::ShuttingDown => 503,
             ErrorCode::Corruption | ErrorCode::Storage => 500,
@@ -310,8 +308,8 @@ impl Error {
             ),
             Error::DatabaseInUse { path } => format!(
                 "database at {} is in use by another process that serves no reachable \
-                 control socket; stop it, use another path, or have the holder enable its \
-                 control socket (Builder::control_socket; `jobspool work` enables it) so \
+                 control socket; stop it, use another path, or have the holder serve its \
+                 control socket (jobspool::control::serve; `jobspool work` does) so \
                  commands reach it",
                 path.display()
             ),

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use crate::model::error::Error;
 // Re-exported under their old paths for code not yet moved to `limits`.
-pub(crate) use crate::model::limits::{validate_name, MAX_DELAY_MS};
 use crate::model::limits::{
     validate_key, validate_max_attempts, validate_metadata, validate_payload,
 };
+pub(crate) use crate::model::limits::{validate_name, MAX_DELAY_MS};
 
 /// A job's id: a UUID v7, time-ordered, assigned by the spool at enqueue.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -8,40 +8,54 @@ use std::collections::BTreeMap;
 use crate::model::error::Error;
 
 /// The longest delay accepted anywhere (delay, runAt, timeouts, backoff): 10 years.
-pub(crate) const MAX_DELAY_MS: u64 = 10 * 366 * 24 * 3600 * 1000;
+pub const MAX_DELAY_MS: u64 = 10 * 366 * 24 * 3600 * 1000;
 
 /// Longest job type, queue, version or schedule name, in bytes.
-pub(crate) const MAX_NAME_LEN: usize = 256;
+pub const MAX_NAME_LEN: usize = 256;
 
 /// Longest dedupe key, tenant, user or trace id, in bytes.
-pub(crate) const MAX_KEY_LEN: usize = 1024;
+pub const MAX_KEY_LEN: usize = 1024;
 
 /// Largest metadata map (keys and values together), in bytes.
-pub(crate) const MAX_METADATA_BYTES: usize = 64 * 1024;
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 
 /// Highest `maxRetries` (total attempts) accepted.
-pub(crate) const MAX_ATTEMPTS_LIMIT: u32 = 1_000_000;
+pub const MAX_ATTEMPTS_LIMIT: u32 = 1_000_000;
 
 /// Longest schedule description, in bytes.
-pub(crate) const MAX_DESCRIPTION_BYTES: usize = 4096;
+pub const MAX_DESCRIPTION_BYTES: usize = 4096;
 
 /// Default payload (and result) limit, in bytes.
-pub(crate) const DEFAULT_PAYLOAD_LIMIT: usize = 1024 * 1024;
+pub const DEFAULT_PAYLOAD_LIMIT: usize = 1024 * 1024;
 
 /// Highest payload limit a spool can be opened with, in bytes.
-pub(crate) const MAX_PAYLOAD_LIMIT: usize = 64 * 1024 * 1024;
+pub const MAX_PAYLOAD_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The largest page `list` and `dead list` return.
 pub const MAX_PAGE: usize = 10_000;
 
 /// The page size of `list` and `dead list` when none is given.
-pub(crate) const DEFAULT_PAGE: usize = 100;
+pub const DEFAULT_PAGE: usize = 100;
 
 /// Most events one `events` call returns.
-pub(crate) const MAX_EVENTS_PAGE: usize = 10_000;
+pub const MAX_EVENTS_PAGE: usize = 10_000;
 
 /// Events one `events` call returns when no limit is given.
-pub(crate) const DEFAULT_EVENTS_PAGE: usize = 1000;
+pub const DEFAULT_EVENTS_PAGE: usize = 1000;
+
+/// A page size given over the wire or on the command line: `1..=max`. `what` names the
+/// field or flag in the error.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming `what`.
+pub fn check_page_size(what: &str, n: u64, max: usize) -> Result<usize, Error> {
+    match usize::try_from(n) {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(Error::invalid(format!(
+            "{what} {n} is out of range; use 1..={max}"
+        ))),
+    }
+}
 
 /// A page size as asked (`None` = the default), clamped to `1..=MAX_PAGE`.
 pub(crate) fn page_size(limit: Option<usize>) -> usize {
@@ -90,7 +104,11 @@ pub(crate) fn validate_max_attempts(n: Option<u32>) -> Result<(), Error> {
 }
 
 /// Payload or result bytes against the spool's limit.
-pub(crate) fn validate_payload(what: &'static str, bytes: &[u8], limit: usize) -> Result<(), Error> {
+pub(crate) fn validate_payload(
+    what: &'static str,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(), Error> {
     if bytes.len() > limit {
         return Err(Error::PayloadTooLarge {
             what,
@@ -112,9 +130,12 @@ pub(crate) fn validate_metadata(m: &BTreeMap<String, String>) -> Result<(), Erro
     Ok(())
 }
 
-/// A delay in (possibly fractional) seconds, as the JSON doors take it: finite, not
-/// negative, at most 10 years.
-pub(crate) fn delay_from_secs(what: &str, secs: f64) -> Result<std::time::Duration, Error> {
+/// A delay in (possibly fractional) seconds, as the JSON doors and the CLI take it: finite,
+/// not negative, at most 10 years. `what` names the field or flag in the error.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming `what`.
+pub fn delay_from_secs(what: &str, secs: f64) -> Result<std::time::Duration, Error> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(Error::invalid(format!(
             "{what} {secs} must be zero or positive seconds"

@@ -7,6 +7,6 @@ pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod job;
-pub(crate) mod limits;
+pub mod limits;
 pub(crate) mod schedule;
 pub(crate) mod types;

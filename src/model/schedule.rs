@@ -461,11 +461,20 @@ mod tests {
         let c = Cron::parse("30 2 * * *").unwrap();
         let tz = parse_tz("Europe/Berlin").unwrap();
         let t1 = c.next_after(utc("2026-03-27T12:00:00Z"), tz).unwrap();
-        assert_eq!(crate::model::clock::rfc3339_ms(t1), "2026-03-28T01:30:00.000Z"); // 02:30 CET, the day before the change
+        assert_eq!(
+            crate::model::clock::rfc3339_ms(t1),
+            "2026-03-28T01:30:00.000Z"
+        ); // 02:30 CET, the day before the change
         let t2 = c.next_after(t1, tz).unwrap();
-        assert_eq!(crate::model::clock::rfc3339_ms(t2), "2026-03-29T01:00:00.000Z"); // 03:00 CEST, first instant after the gap
+        assert_eq!(
+            crate::model::clock::rfc3339_ms(t2),
+            "2026-03-29T01:00:00.000Z"
+        ); // 03:00 CEST, first instant after the gap
         let t3 = c.next_after(t2, tz).unwrap();
-        assert_eq!(crate::model::clock::rfc3339_ms(t3), "2026-03-30T00:30:00.000Z"); // 02:30 CEST
+        assert_eq!(
+            crate::model::clock::rfc3339_ms(t3),
+            "2026-03-30T00:30:00.000Z"
+        ); // 02:30 CEST
     }
 
     #[test]
@@ -475,12 +484,21 @@ mod tests {
         let tz = parse_tz("Europe/Berlin").unwrap();
         let t1 = c.next_after(utc("2026-10-23T12:00:00Z"), tz).unwrap();
         let t2 = c.next_after(t1, tz).unwrap();
-        assert_eq!(crate::model::clock::rfc3339_ms(t2), "2026-10-25T00:30:00.000Z"); // first 02:30 (CEST)
+        assert_eq!(
+            crate::model::clock::rfc3339_ms(t2),
+            "2026-10-25T00:30:00.000Z"
+        ); // first 02:30 (CEST)
         let t3 = c.next_after(t2, tz).unwrap();
-        assert_eq!(crate::model::clock::rfc3339_ms(t3), "2026-10-26T01:30:00.000Z"); // next day, not 01:30Z
-                                                                       // Even from inside the repeated hour (second pass), it does not fire again that day.
+        assert_eq!(
+            crate::model::clock::rfc3339_ms(t3),
+            "2026-10-26T01:30:00.000Z"
+        ); // next day, not 01:30Z
+           // Even from inside the repeated hour (second pass), it does not fire again that day.
         let t4 = c.next_after(utc("2026-10-25T01:10:00Z"), tz).unwrap();
-        assert_eq!(crate::model::clock::rfc3339_ms(t4), "2026-10-26T01:30:00.000Z");
+        assert_eq!(
+            crate::model::clock::rfc3339_ms(t4),
+            "2026-10-26T01:30:00.000Z"
+        );
     }
 
     #[test]

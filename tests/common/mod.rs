@@ -92,7 +92,7 @@ pub fn assert_contiguous_from_one(events: &[EventRecord]) {
 pub fn code_of<T: std::fmt::Debug>(r: Result<T, Error>) -> &'static str {
     match r {
         Ok(v) => panic!("expected an error, got Ok({v:?})"),
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 

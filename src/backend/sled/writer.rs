@@ -13,13 +13,13 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::codec::{self, keys};
+use crate::backend::sled::journal::{self, Change, Journal, Segment};
+use crate::backend::sled::ops::{self, Ctx, Op, Reply};
+use crate::backend::sled::Shared;
 use crate::model::config::Durability;
 use crate::model::error::{Error, Result};
 use crate::model::event::{Event, EventRecord};
 use crate::model::job::{Job, JobId};
-use crate::backend::sled::journal::{self, Change, Journal, Segment};
-use crate::backend::sled::ops::{self, Ctx, Op, Reply};
-use crate::backend::sled::Shared;
 
 /// Most events in one log block (~130 bytes each). sled leaves hold up to 17 items and a
 /// leaf over a quarter segment becomes a blob file: small blocks keep leaves inline.

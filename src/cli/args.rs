@@ -1,0 +1,277 @@
+//! The command line's arguments (clap): commands, flags, and their help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A durable, crash-safe, embedded background-job queue.
+#[derive(Parser, Debug)]
+#[command(name = "jobspool", version, about)]
+pub(crate) struct Cli {
+    /// Database directory (or set JOBSPOOL_DB).
+    #[arg(long, env = "JOBSPOOL_DB", global = true)]
+    pub(crate) db: Option<PathBuf>,
+    /// Print JSON only on stdout (one document, or one object per line for streams).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Enqueue a job.
+    Enqueue(EnqueueArgs),
+    /// Show one job.
+    Get {
+        /// The job id.
+        id: String,
+    },
+    /// Cancel a pending job.
+    Cancel {
+        /// The job id.
+        id: String,
+    },
+    /// List jobs, optionally filtered, one page at a time.
+    List {
+        /// Only this status (pending, running, completed, failed, cancelled, dead_letter).
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        filter: PageFilter,
+        /// Start after this job id (the last id of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Counts by status, global and per queue.
+    Stats,
+    /// Print the event log from a sequence number; --follow keeps streaming.
+    Events {
+        /// Print events with seq greater than this.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Keep printing new events as they happen.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Cron schedules.
+    Schedule {
+        #[command(subcommand)]
+        cmd: ScheduleCmd,
+    },
+    /// Dead-letter operations (dead_letter and failed jobs).
+    Dead {
+        #[command(subcommand)]
+        cmd: DeadCmd,
+    },
+    /// Remove finished jobs and old events past their retention.
+    Prune,
+    /// Run jobs: each job of a handled type runs COMMAND with `sh -c`, payload on stdin.
+    Work {
+        /// TYPE=COMMAND (repeatable).
+        #[arg(long = "handler", value_name = "TYPE=COMMAND", required = true)]
+        handlers: Vec<String>,
+        /// Serve only this queue (repeatable); default every queue.
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+        /// Jobs run at once.
+        #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
+        concurrency: i64,
+        /// Lease per claim in seconds (heartbeats renew it).
+        #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
+        lease_secs: i64,
+        /// Seconds to wait for running jobs at shutdown before handing them back.
+        #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
+        grace_secs: i64,
+        /// Exit once nothing this worker could claim is pending or running.
+        #[arg(long)]
+        stop_when_empty: bool,
+    },
+    /// Run a standard workload and print throughput and latency, with the machine's raw
+    /// fdatasync and sled insert rates measured in the same run.
+    Bench {
+        /// burn-down (enqueue N, then drain), steady (producers and workers at once),
+        /// enqueue (producers only), fill (batch-enqueue N into --db and keep it), open
+        /// (time opening --db, recovery included, and report RSS).
+        #[arg(long, default_value = "burn-down")]
+        mode: String,
+        /// Number of jobs.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+        /// Producer threads (steady, enqueue).
+        #[arg(long, default_value_t = 1)]
+        producers: u64,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        workers: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 100)]
+        payload_bytes: usize,
+        /// immediate or buffered (10 ms).
+        #[arg(long, default_value = "immediate")]
+        durability: String,
+        /// Total enqueue rate in jobs/s for steady mode (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Jobs the pool claims ahead of its workers (batches claims).
+        #[arg(long, default_value_t = 512)]
+        prefetch: usize,
+        /// Soak: run maintenance with this retention for every kind, and print RSS and
+        /// disk use every 10 s on stderr.
+        #[arg(long)]
+        retention_secs: Option<u64>,
+    },
+    /// Pause or resume a queue.
+    Queue {
+        #[command(subcommand)]
+        cmd: QueueCmd,
+    },
+}
+
+/// Queue / type filters and the page size, shared by `list` and `dead list`.
+#[derive(Args, Debug)]
+pub(crate) struct PageFilter {
+    /// Only this queue.
+    #[arg(long)]
+    pub(crate) queue: Option<String>,
+    /// Only this type.
+    #[arg(long = "type")]
+    pub(crate) kind: Option<String>,
+    /// Page size (default 100, at most 10000).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) limit: Option<i64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DeadCmd {
+    /// List dead_letter and failed jobs.
+    List {
+        #[command(flatten)]
+        filter: PageFilter,
+    },
+    /// Send one job (or all with --all) back to pending with attempts reset.
+    Redrive {
+        /// The job id.
+        id: Option<String>,
+        /// Redrive every dead_letter and failed job (of --queue / --type if given).
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// With --all: only this queue.
+        #[arg(long, requires = "all")]
+        queue: Option<String>,
+        /// With --all: only this type.
+        #[arg(long = "type", requires = "all")]
+        kind: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ScheduleCmd {
+    /// Create a schedule (5-field crontab, 6 fields with seconds, or @daily-style).
+    Create {
+        /// Unique name.
+        #[arg(long)]
+        name: String,
+        /// The cron expression.
+        #[arg(long)]
+        cron: String,
+        /// Type of the jobs it enqueues.
+        #[arg(long)]
+        job_type: String,
+        /// IANA time zone (default UTC).
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Payload of the jobs: inline JSON, `-` for stdin, or `@FILE`.
+        #[arg(long, allow_hyphen_values = true)]
+        payload: Option<String>,
+        /// maxRetries of the jobs.
+        #[arg(long, allow_negative_numbers = true)]
+        max_retries: Option<i64>,
+        /// Queue of the jobs.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+        /// Create it disabled.
+        #[arg(long)]
+        disabled: bool,
+        /// Replace a schedule of the same name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Enable or disable a schedule.
+    Toggle {
+        /// The schedule's name.
+        #[arg(long)]
+        name: String,
+        /// true or false.
+        #[arg(long, action = clap::ArgAction::Set)]
+        enabled: bool,
+    },
+    /// List every schedule.
+    List,
+    /// Delete a schedule.
+    Delete {
+        /// The schedule's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum QueueCmd {
+    /// Stop claims from a queue (persisted).
+    Pause {
+        /// The queue.
+        queue: String,
+    },
+    /// Let claims from a queue resume.
+    Resume {
+        /// The queue.
+        queue: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EnqueueArgs {
+    /// Job type (the handler key), e.g. email.send.
+    #[arg(long = "type")]
+    pub(crate) kind: String,
+    /// Payload: inline JSON, `-` for stdin, or `@FILE`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) payload: Option<String>,
+    /// Queue name (default "default").
+    #[arg(long)]
+    pub(crate) queue: Option<String>,
+    /// Priority, higher first (default 0).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) priority: Option<i64>,
+    /// Delay in seconds before the job may run.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) delay: Option<f64>,
+    /// Run no earlier than this RFC 3339 time.
+    #[arg(long)]
+    pub(crate) run_at: Option<String>,
+    /// Maximum total attempts (default 3).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) max_retries: Option<i64>,
+    /// Attempt time limit in milliseconds.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(crate) timeout_ms: Option<i64>,
+    /// At most one pending or running job per key.
+    #[arg(long)]
+    pub(crate) dedupe_key: Option<String>,
+    /// Tenant id, carried through.
+    #[arg(long)]
+    pub(crate) tenant_id: Option<String>,
+    /// User id, carried through.
+    #[arg(long)]
+    pub(crate) user_id: Option<String>,
+    /// Trace id, carried through.
+    #[arg(long)]
+    pub(crate) trace_id: Option<String>,
+    /// Metadata entry, k=v (repeatable).
+    #[arg(long = "metadata", value_name = "K=V")]
+    pub(crate) metadata: Vec<String>,
+}

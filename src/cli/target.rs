@@ -1,0 +1,138 @@
+//! Where a command's operations go: the database opened directly, or the control socket of
+//! the process holding it. Both run the same [`Op`], and output is printed from the JSON it
+//! returns, so the two print the same.
+
+use std::time::Duration;
+
+use jobspool::{control, Error, EventsInput, Op, Spool};
+use serde_json::Value;
+
+use super::args::Cli;
+use super::output::Out;
+
+pub(crate) fn db_path(cli: &Cli) -> Result<std::path::PathBuf, Error> {
+    cli.db.clone().ok_or_else(|| {
+        Error::InvalidArgument("no database given: pass --db PATH or set JOBSPOOL_DB".into())
+    })
+}
+
+/// One-shot commands open the database (running crash recovery), work, and close; no
+/// maintenance or scheduler thread runs in them.
+fn open(cli: &Cli) -> Result<Spool, Error> {
+    Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(db_path(cli)?)
+}
+
+pub(crate) enum Target {
+    Direct(Spool),
+    Remote(control::Client),
+}
+
+impl Target {
+    /// A live socket first (its process holds the database, so opening would only wait for
+    /// the lock); else the database itself; and if that turns out to be held, its socket
+    /// once more (the holder may have just started).
+    pub(crate) fn connect(cli: &Cli) -> Result<Target, Error> {
+        let db = db_path(cli)?;
+        if let Ok(c) = control::Client::connect_db(&db) {
+            return Ok(Target::Remote(c));
+        }
+        match open(cli) {
+            Ok(spool) => Ok(Target::Direct(spool)),
+            Err(e @ Error::DatabaseInUse { .. }) => control::Client::connect_db(&db)
+                .map(Target::Remote)
+                .map_err(|_| e),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn call(&self, op: Op) -> Result<Value, Error> {
+        match self {
+            Target::Direct(spool) => Ok(op.run(spool)?.to_json()),
+            Target::Remote(client) => client.call(op.name(), op.input_json()),
+        }
+    }
+
+    pub(crate) fn close(self) -> Result<(), Error> {
+        match self {
+            Target::Direct(spool) => spool.close(),
+            Target::Remote(_) => Ok(()),
+        }
+    }
+}
+
+/// Runs `op` on the database (directly or through its control socket) and closes it.
+pub(crate) fn call(cli: &Cli, op: Op) -> Result<Value, Error> {
+    let target = Target::connect(cli)?;
+    let out = target.call(op)?;
+    target.close()?;
+    Ok(out)
+}
+
+/// How often `events --follow` asks a control socket for new events.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// Prints one `jobs.events` page; returns how many events it held.
+fn print_events(page: &Value, last: &mut u64, out: &Out) -> usize {
+    let evs = page["events"].as_array().map_or(&[][..], Vec::as_slice);
+    for ev in evs {
+        out.event(ev);
+        *last = ev["seq"].as_u64().unwrap_or(*last);
+    }
+    evs.len()
+}
+
+/// `events [--since N] [--follow]`.
+pub(crate) fn events(target: &Target, since: u64, follow: bool, out: &Out) -> Result<(), Error> {
+    let page = |after: u64| {
+        target.call(Op::Events(EventsInput {
+            since: Some(after),
+            limit: None,
+        }))
+    };
+    // Subscribe before reading the log so nothing falls between the two.
+    let live = match target {
+        Target::Direct(spool) if follow => Some(spool.subscribe()),
+        _ => None,
+    };
+    let mut last = since;
+    while print_events(&page(last)?, &mut last, out) > 0 {}
+    if !follow {
+        return Ok(());
+    }
+    let Some(live) = live else {
+        // Through a control socket: poll until the serving process goes away.
+        loop {
+            std::thread::sleep(FOLLOW_POLL);
+            loop {
+                match page(last) {
+                    Ok(p) if print_events(&p, &mut last, out) == 0 => break,
+                    Ok(_) => {}
+                    // The connection broke or the process is closing: the stream ends, as
+                    // it does when a directly opened spool closes.
+                    Err(Error::Storage { .. }) => return Ok(()),
+                    Err(e) if e.code() == "SHUTTING_DOWN" => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
+    loop {
+        match live.recv() {
+            Ok(ev) if ev.seq <= last => {}
+            Ok(ev) if ev.seq == last + 1 => {
+                out.event(&jobspool::json::event(&ev));
+                last = ev.seq;
+            }
+            // A gap (we fell behind and were dropped, or missed some): read them from the log.
+            Ok(_) | Err(_) => {
+                if print_events(&page(last)?, &mut last, out) == 0 {
+                    // Disconnected with nothing new: the spool closed.
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
