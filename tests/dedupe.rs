@@ -6,12 +6,23 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::Barrier;
 
-use common::{all_events, all_jobs, fresh, snapshot};
+use common::{all_events, all_jobs, conformance, snapshot, TestBackend};
 use jobspool::{JobStatus, ListQuery, NewJob, Retry};
 
-#[test]
-fn dedupe_hit_returns_existing_job_and_emits_no_event() {
-    let (_dir, _clock, spool) = fresh();
+// The conformance tests of this file: each runs once per backend (`sled::name`, ...).
+conformance!(
+    dedupe_hit_returns_existing_job_and_emits_no_event,
+    dedupe_hit_through_batch_returns_existing_job,
+    duplicates_inside_one_batch_collapse_to_the_first,
+    dedupe_key_is_free_again_after_holder_completes,
+    dedupe_key_is_free_again_after_holder_is_cancelled,
+    dedupe_key_is_free_again_after_holder_fails_or_is_dead_lettered,
+    dedupe_holds_across_reopen,
+    concurrent_enqueues_with_the_same_key_create_exactly_one_job
+);
+
+fn dedupe_hit_returns_existing_job_and_emits_no_event(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let first = spool
         .enqueue(NewJob::new("email.send", b"first".to_vec()).dedupe_key("user-42"))
         .unwrap();
@@ -55,9 +66,8 @@ fn dedupe_hit_returns_existing_job_and_emits_no_event() {
     assert_ne!(other.id, first.id);
 }
 
-#[test]
-fn dedupe_hit_through_batch_returns_existing_job() {
-    let (_dir, _clock, spool) = fresh();
+fn dedupe_hit_through_batch_returns_existing_job(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let held = spool
         .enqueue(NewJob::new("t", b"held".to_vec()).dedupe_key("k"))
         .unwrap();
@@ -80,9 +90,8 @@ fn dedupe_hit_through_batch_returns_existing_job() {
     assert_eq!(spool.stats().unwrap().total.pending, 2);
 }
 
-#[test]
-fn duplicates_inside_one_batch_collapse_to_the_first() {
-    let (_dir, _clock, spool) = fresh();
+fn duplicates_inside_one_batch_collapse_to_the_first(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let out = spool
         .enqueue_batch(vec![
             NewJob::new("a", b"A".to_vec()).dedupe_key("k"),
@@ -114,9 +123,8 @@ fn duplicates_inside_one_batch_collapse_to_the_first() {
     assert_eq!(spool.stats().unwrap().total.pending, 3);
 }
 
-#[test]
-fn dedupe_key_is_free_again_after_holder_completes() {
-    let (_dir, _clock, spool) = fresh();
+fn dedupe_key_is_free_again_after_holder_completes(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let first = spool
         .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
         .unwrap();
@@ -136,9 +144,8 @@ fn dedupe_key_is_free_again_after_holder_completes() {
     assert_eq!(third.id, second.id);
 }
 
-#[test]
-fn dedupe_key_is_free_again_after_holder_is_cancelled() {
-    let (_dir, _clock, spool) = fresh();
+fn dedupe_key_is_free_again_after_holder_is_cancelled(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let first = spool
         .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
         .unwrap();
@@ -151,9 +158,8 @@ fn dedupe_key_is_free_again_after_holder_is_cancelled() {
     assert_eq!(spool.stats().unwrap().total.cancelled, 1);
 }
 
-#[test]
-fn dedupe_key_is_free_again_after_holder_fails_or_is_dead_lettered() {
-    let (_dir, _clock, spool) = fresh();
+fn dedupe_key_is_free_again_after_holder_fails_or_is_dead_lettered(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let a = spool
         .enqueue(NewJob::new("t", Vec::new()).dedupe_key("perm"))
         .unwrap();
@@ -185,15 +191,14 @@ fn dedupe_key_is_free_again_after_holder_fails_or_is_dead_lettered() {
     assert_ne!(b2.id, b.id);
 }
 
-#[test]
-fn dedupe_holds_across_reopen() {
-    let (dir, clock, spool) = fresh();
+fn dedupe_holds_across_reopen(b: TestBackend) {
+    let (store, clock, spool) = b.fresh();
     let first = spool
         .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
         .unwrap();
     spool.close().unwrap();
     drop(spool);
-    let spool = common::open_manual(&common::db_path(&dir), &clock);
+    let spool = store.open_manual(&clock);
     let hit = spool
         .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
         .unwrap();
@@ -201,11 +206,10 @@ fn dedupe_holds_across_reopen() {
     assert_eq!(spool.stats().unwrap().total.pending, 1);
 }
 
-#[test]
-fn concurrent_enqueues_with_the_same_key_create_exactly_one_job() {
+fn concurrent_enqueues_with_the_same_key_create_exactly_one_job(b: TestBackend) {
     const THREADS: usize = 8;
     const ROUNDS: usize = 40;
-    let (_dir, _clock, spool) = fresh();
+    let (_store, _clock, spool) = b.fresh();
     let barrier = Barrier::new(THREADS);
 
     let per_thread: Vec<Vec<jobspool::JobId>> = std::thread::scope(|s| {

@@ -8,9 +8,26 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::Duration as CDuration;
-use common::{all_events, assert_contiguous_from_one, fresh, open_manual, t0};
+use common::{all_events, assert_contiguous_from_one, conformance, t0, TestBackend};
 use jobspool::{Backoff, EventRecord, NewJob, Retry};
 use serde_json::{json, Value};
+
+// The conformance tests of this file: each runs once per backend (`sled::name`, ...).
+conformance!(
+    enqueue_emits_job_enqueued_with_seed_fields,
+    claim_emits_job_started_with_seed_fields,
+    complete_emits_job_completed_with_duration_from_clock,
+    retryable_failure_emits_job_failed_then_job_retrying,
+    last_failed_attempt_emits_job_failed_then_job_dead_lettered,
+    permanent_failure_emits_only_job_failed,
+    cancel_emits_job_cancelled_with_seed_fields,
+    failed_operations_append_no_event,
+    sequence_numbers_start_at_one_and_are_contiguous_across_reopen,
+    events_since_returns_only_events_after_the_given_seq,
+    subscriber_receives_events_after_the_operation_returns,
+    every_subscriber_gets_every_event_and_close_disconnects_them,
+    buffered_subscriber_gets_events_only_once_they_are_durable
+);
 
 /// `json::event` of the last event, checked to have `seq`, `name` first, then exactly
 /// `fields`.
@@ -40,9 +57,8 @@ fn ts(ms_after_t0: i64) -> Value {
     ))
 }
 
-#[test]
-fn enqueue_emits_job_enqueued_with_seed_fields() {
-    let (_dir, _clock, spool) = fresh();
+fn enqueue_emits_job_enqueued_with_seed_fields(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let j = spool
         .enqueue(
             NewJob::new("email.send", b"{}".to_vec())
@@ -81,9 +97,8 @@ fn enqueue_emits_job_enqueued_with_seed_fields() {
     assert_eq!(v["priority"], json!(0));
 }
 
-#[test]
-fn claim_emits_job_started_with_seed_fields() {
-    let (_dir, clock, spool) = fresh();
+fn claim_emits_job_started_with_seed_fields(b: TestBackend) {
+    let (_store, clock, spool) = b.fresh();
     let j = spool
         .enqueue(NewJob::new("email.send", Vec::new()))
         .unwrap();
@@ -101,9 +116,8 @@ fn claim_emits_job_started_with_seed_fields() {
     assert_eq!(v["startedAt"], ts(200));
 }
 
-#[test]
-fn complete_emits_job_completed_with_duration_from_clock() {
-    let (_dir, clock, spool) = fresh();
+fn complete_emits_job_completed_with_duration_from_clock(b: TestBackend) {
+    let (_store, clock, spool) = b.fresh();
     let j = spool
         .enqueue(NewJob::new("email.send", Vec::new()))
         .unwrap();
@@ -125,9 +139,8 @@ fn complete_emits_job_completed_with_duration_from_clock() {
     assert_eq!(v["completedAt"], ts(1334));
 }
 
-#[test]
-fn retryable_failure_emits_job_failed_then_job_retrying() {
-    let (_dir, clock, spool) = fresh();
+fn retryable_failure_emits_job_failed_then_job_retrying(b: TestBackend) {
+    let (_store, clock, spool) = b.fresh();
     let j = spool
         .enqueue(NewJob::new("email.send", Vec::new()).backoff(Backoff {
             initial_ms: 1000,
@@ -177,9 +190,8 @@ fn retryable_failure_emits_job_failed_then_job_retrying() {
     assert_eq!(retrying["nextAttemptAt"], ts(4000));
 }
 
-#[test]
-fn last_failed_attempt_emits_job_failed_then_job_dead_lettered() {
-    let (_dir, clock, spool) = fresh();
+fn last_failed_attempt_emits_job_failed_then_job_dead_lettered(b: TestBackend) {
+    let (_store, clock, spool) = b.fresh();
     let j = spool
         .enqueue(NewJob::new("email.send", Vec::new()).max_attempts(1))
         .unwrap();
@@ -209,9 +221,8 @@ fn last_failed_attempt_emits_job_failed_then_job_dead_lettered() {
     assert_eq!(dead["deadLetteredAt"], ts(50));
 }
 
-#[test]
-fn permanent_failure_emits_only_job_failed() {
-    let (_dir, _clock, spool) = fresh();
+fn permanent_failure_emits_only_job_failed(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let j = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
     let seq = spool.last_seq();
@@ -228,9 +239,8 @@ fn permanent_failure_emits_only_job_failed() {
     assert_eq!(v["willRetry"], json!(false));
 }
 
-#[test]
-fn cancel_emits_job_cancelled_with_seed_fields() {
-    let (_dir, clock, spool) = fresh();
+fn cancel_emits_job_cancelled_with_seed_fields(b: TestBackend) {
+    let (_store, clock, spool) = b.fresh();
     let j = spool
         .enqueue(NewJob::new("email.send", Vec::new()))
         .unwrap();
@@ -251,9 +261,8 @@ fn cancel_emits_job_cancelled_with_seed_fields() {
     last_event_json(&spool, "job.cancelled", &["jobId", "type", "cancelledAt"]);
 }
 
-#[test]
-fn failed_operations_append_no_event() {
-    let (_dir, _clock, spool) = fresh();
+fn failed_operations_append_no_event(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let j = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
     let seq = spool.last_seq();
@@ -267,9 +276,8 @@ fn failed_operations_append_no_event() {
     assert!(spool.events_since(seq, 10).unwrap().is_empty());
 }
 
-#[test]
-fn sequence_numbers_start_at_one_and_are_contiguous_across_reopen() {
-    let (dir, clock, spool) = fresh();
+fn sequence_numbers_start_at_one_and_are_contiguous_across_reopen(b: TestBackend) {
+    let (store, clock, spool) = b.fresh();
     assert_eq!(spool.last_seq(), 0);
     assert!(spool.events_since(0, 10).unwrap().is_empty());
     let a = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
@@ -283,7 +291,7 @@ fn sequence_numbers_start_at_one_and_are_contiguous_across_reopen() {
     for round in 0..4u64 {
         spool.close().unwrap();
         drop(spool);
-        spool = open_manual(&common::db_path(&dir), &clock);
+        spool = store.open_manual(&clock);
         assert_eq!(
             spool.last_seq(),
             4 + 2 * round,
@@ -302,9 +310,8 @@ fn sequence_numbers_start_at_one_and_are_contiguous_across_reopen() {
     }
 }
 
-#[test]
-fn events_since_returns_only_events_after_the_given_seq() {
-    let (_dir, _clock, spool) = fresh();
+fn events_since_returns_only_events_after_the_given_seq(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     spool
         .enqueue_batch((0..10).map(|_| NewJob::new("t", Vec::new())).collect())
         .unwrap();
@@ -324,9 +331,8 @@ fn events_since_returns_only_events_after_the_given_seq() {
     assert_eq!(p2.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![8, 9, 10]);
 }
 
-#[test]
-fn subscriber_receives_events_after_the_operation_returns() {
-    let (_dir, _clock, spool) = fresh();
+fn subscriber_receives_events_after_the_operation_returns(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     spool.enqueue(NewJob::new("before", Vec::new())).unwrap();
     let rx = spool.subscribe();
     let j = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
@@ -360,9 +366,8 @@ fn subscriber_receives_events_after_the_operation_returns() {
     assert!(rx.try_recv().is_err(), "nothing else was sent");
 }
 
-#[test]
-fn every_subscriber_gets_every_event_and_close_disconnects_them() {
-    let (_dir, _clock, spool) = fresh();
+fn every_subscriber_gets_every_event_and_close_disconnects_them(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let a = spool.subscribe();
     let b = spool.subscribe();
     spool
@@ -381,17 +386,16 @@ fn every_subscriber_gets_every_event_and_close_disconnects_them() {
     );
 }
 
-#[test]
-fn buffered_subscriber_gets_events_only_once_they_are_durable() {
-    let dir = common::tempdir();
-    let spool = jobspool::Spool::builder()
-        .maintenance(false)
-        .scheduler(false)
-        .durability(jobspool::Durability::Buffered {
-            max_delay: Duration::from_secs(3600),
-        })
-        .open(common::db_path(&dir))
-        .unwrap();
+fn buffered_subscriber_gets_events_only_once_they_are_durable(b: TestBackend) {
+    let store = b.store();
+    let spool = store.open(
+        jobspool::Spool::builder()
+            .maintenance(false)
+            .scheduler(false)
+            .durability(jobspool::Durability::Buffered {
+                max_delay: Duration::from_secs(3600),
+            }),
+    );
     let rx = spool.subscribe();
     spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     assert_eq!(spool.metrics().fsyncs, 0, "nothing is durable yet");

@@ -1,6 +1,9 @@
 //! The pull API: claim order, delays, leases and their fencing tokens, expiry, extension,
 //! release, and `claim_wait`. Time is a `ManualClock`; nothing here sleeps to let time pass.
 
+mod common;
+
+use common::{conformance, Store, TestBackend};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -9,17 +12,34 @@ use jobspool::{
     ClaimRequest, Error, Event, EventRecord, JobId, JobStatus, ManualClock, NewJob, Retry, Spool,
 };
 
+// The conformance tests of this file: each runs once per backend (`sled::name`, ...).
+conformance!(
+    claim_order_is_priority_then_scheduled_at_then_fifo_across_queues,
+    batch_claim_returns_jobs_in_claim_order,
+    delayed_job_is_not_claimable_until_its_run_time,
+    claim_sets_running_attempt_lease_and_execution,
+    complete_with_the_right_token_stores_the_result,
+    wrong_token_is_rejected_with_stale_lease_and_changes_nothing,
+    token_of_an_earlier_attempt_is_rejected,
+    lease_calls_on_an_unknown_job_report_not_found_or_stale,
+    lease_expiry_counts_an_attempt_and_schedules_a_retry,
+    late_complete_after_lease_expiry_is_rejected_and_counts_a_failed_attempt,
+    late_complete_after_lease_expiry_of_the_last_attempt_dead_letters,
+    extend_lease_keeps_a_job_from_expiring,
+    extended_lease_still_expires_when_not_extended_again,
+    release_returns_the_job_to_pending_without_counting_the_attempt,
+    claim_wait_wakes_when_a_job_is_enqueued_from_another_thread,
+    claim_wait_returns_empty_when_nothing_arrives,
+    complete_with_an_oversized_result_is_rejected_and_changes_nothing
+);
+
 fn start() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap()
 }
 
-fn open(dir: &tempfile::TempDir) -> (Spool, ManualClock) {
+fn open(store: &Store) -> (Spool, ManualClock) {
     let clock = ManualClock::new(start());
-    let spool = Spool::builder()
-        .clock(clock.clone())
-        .maintenance(false)
-        .open(dir.path().join("db"))
-        .unwrap();
+    let spool = store.open(Spool::builder().clock(clock.clone()).maintenance(false));
     (spool, clock)
 }
 
@@ -55,10 +75,9 @@ fn assert_stale(r: Result<jobspool::Job, Error>) {
     }
 }
 
-#[test]
-fn claim_order_is_priority_then_scheduled_at_then_fifo_across_queues() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn claim_order_is_priority_then_scheduled_at_then_fifo_across_queues(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let a = spool
         .enqueue(NewJob::new("t", b"a".to_vec()).queue("qa"))
         .unwrap();
@@ -98,10 +117,9 @@ fn claim_order_is_priority_then_scheduled_at_then_fifo_across_queues() {
     assert_eq!(order, vec![d.id, e.id, c.id, a.id, b.id, f.id]);
 }
 
-#[test]
-fn batch_claim_returns_jobs_in_claim_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn batch_claim_returns_jobs_in_claim_order(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let low = spool
         .enqueue(NewJob::new("t", Vec::new()).queue("x"))
         .unwrap();
@@ -121,10 +139,9 @@ fn batch_claim_returns_jobs_in_claim_order() {
     assert_eq!(got, vec![high.id, mid.id, low.id]);
 }
 
-#[test]
-fn delayed_job_is_not_claimable_until_its_run_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn delayed_job_is_not_claimable_until_its_run_time(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool
         .enqueue(NewJob::new("t", Vec::new()).delay(Duration::from_secs(60)))
         .unwrap();
@@ -146,10 +163,9 @@ fn delayed_job_is_not_claimable_until_its_run_time() {
     assert_eq!(spool.stats().unwrap().total.delayed, 0);
 }
 
-#[test]
-fn claim_sets_running_attempt_lease_and_execution() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn claim_sets_running_attempt_lease_and_execution(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let job = spool
         .enqueue(NewJob::new("t", b"payload".to_vec()))
         .unwrap();
@@ -196,10 +212,9 @@ fn claim_sets_running_attempt_lease_and_execution() {
     assert!(spool.claim(&req(&spool, 5)).unwrap().is_empty());
 }
 
-#[test]
-fn complete_with_the_right_token_stores_the_result() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn complete_with_the_right_token_stores_the_result(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = claim_one(&spool);
     clock.advance_ms(1234);
@@ -238,10 +253,9 @@ fn complete_with_the_right_token_stores_the_result() {
     assert_eq!(spool.get(job.id).unwrap(), j);
 }
 
-#[test]
-fn wrong_token_is_rejected_with_stale_lease_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn wrong_token_is_rejected_with_stale_lease_and_changes_nothing(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = claim_one(&spool);
     clock.advance_ms(10);
@@ -271,10 +285,9 @@ fn wrong_token_is_rejected_with_stale_lease_and_changes_nothing() {
     spool.complete(job.id, c.token, None).unwrap();
 }
 
-#[test]
-fn token_of_an_earlier_attempt_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn token_of_an_earlier_attempt_is_rejected(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let first = claim_one(&spool);
     spool.release(job.id, first.token).unwrap();
@@ -289,10 +302,9 @@ fn token_of_an_earlier_attempt_is_rejected() {
     spool.complete(job.id, second.token, None).unwrap();
 }
 
-#[test]
-fn lease_calls_on_an_unknown_job_report_not_found_or_stale() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn lease_calls_on_an_unknown_job_report_not_found_or_stale(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let missing: JobId = "01900000-0000-7000-8000-000000000000".parse().unwrap();
     let e = spool.complete(missing, 1, None).unwrap_err();
     assert!(
@@ -301,10 +313,9 @@ fn lease_calls_on_an_unknown_job_report_not_found_or_stale() {
     );
 }
 
-#[test]
-fn lease_expiry_counts_an_attempt_and_schedules_a_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn lease_expiry_counts_an_attempt_and_schedules_a_retry(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let mut r = req(&spool, 1);
     r.lease_ms = 30_000;
@@ -348,10 +359,9 @@ fn lease_expiry_counts_an_attempt_and_schedules_a_retry() {
     assert_eq!(spool.expire_leases().unwrap(), 0);
 }
 
-#[test]
-fn late_complete_after_lease_expiry_is_rejected_and_counts_a_failed_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn late_complete_after_lease_expiry_is_rejected_and_counts_a_failed_attempt(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = claim_one(&spool); // default lease: 30 s
     let seq = spool.last_seq();
@@ -373,10 +383,9 @@ fn late_complete_after_lease_expiry_is_rejected_and_counts_a_failed_attempt() {
     assert_eq!(spool.get(job.id).unwrap(), j);
 }
 
-#[test]
-fn late_complete_after_lease_expiry_of_the_last_attempt_dead_letters() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn late_complete_after_lease_expiry_of_the_last_attempt_dead_letters(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool
         .enqueue(NewJob::new("t", Vec::new()).max_attempts(1))
         .unwrap();
@@ -388,10 +397,9 @@ fn late_complete_after_lease_expiry_of_the_last_attempt_dead_letters() {
     assert_eq!(j.attempts, 1);
 }
 
-#[test]
-fn extend_lease_keeps_a_job_from_expiring() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn extend_lease_keeps_a_job_from_expiring(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let mut r = req(&spool, 1);
     r.lease_ms = 10_000;
@@ -416,10 +424,9 @@ fn extend_lease_keeps_a_job_from_expiring() {
     assert_eq!(spool.get(job.id).unwrap().attempts, 1);
 }
 
-#[test]
-fn extended_lease_still_expires_when_not_extended_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn extended_lease_still_expires_when_not_extended_again(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let mut r = req(&spool, 1);
     r.lease_ms = 10_000;
@@ -434,10 +441,9 @@ fn extended_lease_still_expires_when_not_extended_again() {
     assert_stale(spool.extend_lease(job.id, c.token, Duration::from_secs(10)));
 }
 
-#[test]
-fn release_returns_the_job_to_pending_without_counting_the_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn release_returns_the_job_to_pending_without_counting_the_attempt(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = claim_one(&spool);
     clock.advance_ms(250);
@@ -473,10 +479,9 @@ fn release_returns_the_job_to_pending_without_counting_the_attempt() {
     assert_eq!(again.job.executions.len(), 2);
 }
 
-#[test]
-fn claim_wait_wakes_when_a_job_is_enqueued_from_another_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn claim_wait_wakes_when_a_job_is_enqueued_from_another_thread(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let (tx, rx) = mpsc::channel();
     let (ready_tx, ready_rx) = mpsc::channel();
     let waiter = {
@@ -504,26 +509,24 @@ fn claim_wait_wakes_when_a_job_is_enqueued_from_another_thread() {
     waiter.join().unwrap();
 }
 
-#[test]
-fn claim_wait_returns_empty_when_nothing_arrives() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn claim_wait_returns_empty_when_nothing_arrives(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let got = spool
         .claim_wait(&req(&spool, 1), Duration::from_millis(50))
         .unwrap();
     assert!(got.is_empty());
 }
 
-#[test]
-fn complete_with_an_oversized_result_is_rejected_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+fn complete_with_an_oversized_result_is_rejected_and_changes_nothing(b: TestBackend) {
+    let store = b.store();
     let clock = ManualClock::new(start());
-    let spool = Spool::builder()
-        .clock(clock.clone())
-        .maintenance(false)
-        .payload_limit(1024)
-        .open(dir.path().join("db"))
-        .unwrap();
+    let spool = store.open(
+        Spool::builder()
+            .clock(clock.clone())
+            .maintenance(false)
+            .payload_limit(1024),
+    );
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = claim_one(&spool);
     let before = spool.get(job.id).unwrap();

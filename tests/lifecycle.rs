@@ -6,8 +6,36 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use common::{all_events, all_jobs, code_of, fresh, open_manual, snapshot, t0};
+use common::{all_events, all_jobs, code_of, conformance, snapshot, t0, Store, TestBackend};
 use jobspool::{Backoff, Event, JobId, JobStatus, ListQuery, ManualClock, NewJob, Spool};
+
+// The conformance tests of this file: each runs once per backend (`sled::name`, ...).
+conformance!(
+    enqueue_with_every_option_round_trips_through_get,
+    enqueue_defaults_are_version_1_0_0_queue_default_three_attempts_priority_zero,
+    delay_and_run_at_together_are_invalid_argument,
+    batch_enqueue_returns_jobs_in_input_order_with_increasing_ids,
+    batch_enqueue_with_one_invalid_job_stores_nothing_and_emits_nothing,
+    cancel_pending_job_marks_it_cancelled_and_emits_job_cancelled,
+    cancel_delayed_job_clears_delayed_count,
+    cancel_by_records_who_cancelled,
+    cancel_unknown_id_is_job_not_found,
+    cancel_running_job_is_rejected_with_job_not_pending,
+    cancel_cancelled_job_is_rejected_with_job_not_pending,
+    cancel_completed_job_is_rejected_with_job_not_pending,
+    list_filters_by_status_queue_and_kind,
+    list_pages_with_after_cursor_without_duplicates_or_gaps,
+    list_default_page_is_100,
+    stats_count_per_queue_and_globally,
+    delayed_job_counts_as_pending_and_delayed_until_clock_passes_run_time,
+    run_at_in_the_future_counts_as_delayed,
+    empty_type_is_invalid_argument_and_changes_nothing,
+    max_attempts_zero_is_invalid_argument_and_changes_nothing,
+    delay_over_ten_years_is_invalid_argument_and_changes_nothing,
+    run_at_over_ten_years_is_invalid_argument_and_changes_nothing,
+    payload_over_limit_is_payload_too_large_and_changes_nothing,
+    other_bad_fields_are_invalid_argument_and_change_nothing
+);
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
 
@@ -33,9 +61,8 @@ fn full_job() -> NewJob {
         })
 }
 
-#[test]
-fn enqueue_with_every_option_round_trips_through_get() {
-    let (dir, clock, spool) = fresh();
+fn enqueue_with_every_option_round_trips_through_get(b: TestBackend) {
+    let (store, clock, spool) = b.fresh();
     let now = t0();
     let job = spool.enqueue(full_job()).unwrap();
 
@@ -92,14 +119,13 @@ fn enqueue_with_every_option_round_trips_through_get() {
     // And everything survives a close and reopen.
     spool.close().unwrap();
     drop(spool);
-    let spool = open_manual(&common::db_path(&dir), &clock);
+    let spool = store.open_manual(&clock);
     assert_eq!(spool.get(job.id).unwrap(), job);
     assert_eq!(spool.get(j2.id).unwrap(), j2);
 }
 
-#[test]
-fn enqueue_defaults_are_version_1_0_0_queue_default_three_attempts_priority_zero() {
-    let (_dir, _clock, spool) = fresh();
+fn enqueue_defaults_are_version_1_0_0_queue_default_three_attempts_priority_zero(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let got = spool.get(job.id).unwrap();
     assert_eq!(got.version, "1.0.0");
@@ -121,9 +147,8 @@ fn enqueue_defaults_are_version_1_0_0_queue_default_three_attempts_priority_zero
     assert!(got.payload.is_empty());
 }
 
-#[test]
-fn delay_and_run_at_together_are_invalid_argument() {
-    let (_dir, _clock, spool) = fresh();
+fn delay_and_run_at_together_are_invalid_argument(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let before = snapshot(&spool);
     let job = NewJob::new("t", Vec::new())
         .delay(Duration::from_secs(1))
@@ -132,9 +157,8 @@ fn delay_and_run_at_together_are_invalid_argument() {
     assert_eq!(snapshot(&spool), before);
 }
 
-#[test]
-fn batch_enqueue_returns_jobs_in_input_order_with_increasing_ids() {
-    let (_dir, _clock, spool) = fresh();
+fn batch_enqueue_returns_jobs_in_input_order_with_increasing_ids(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let jobs: Vec<NewJob> = (0..20)
         .map(|i| NewJob::new(format!("t{i}"), vec![i as u8]))
         .collect();
@@ -151,16 +175,15 @@ fn batch_enqueue_returns_jobs_in_input_order_with_increasing_ids() {
     assert!(spool.enqueue_batch(Vec::new()).unwrap().is_empty());
 }
 
-#[test]
-fn batch_enqueue_with_one_invalid_job_stores_nothing_and_emits_nothing() {
-    let dir = common::tempdir();
-    let spool = Spool::builder()
-        .payload_limit(64)
-        .maintenance(false)
-        .scheduler(false)
-        .clock(ManualClock::new(t0()))
-        .open(common::db_path(&dir))
-        .unwrap();
+fn batch_enqueue_with_one_invalid_job_stores_nothing_and_emits_nothing(b: TestBackend) {
+    let store = b.store();
+    let spool = store.open(
+        Spool::builder()
+            .payload_limit(64)
+            .maintenance(false)
+            .scheduler(false)
+            .clock(ManualClock::new(t0())),
+    );
     // One job already there, so "unchanged" is not just "empty".
     spool
         .enqueue(NewJob::new("existing", b"1".to_vec()))
@@ -198,9 +221,8 @@ fn batch_enqueue_with_one_invalid_job_stores_nothing_and_emits_nothing() {
     assert_eq!(spool.get(j.id).unwrap().dedupe_key.as_deref(), Some("k1"));
 }
 
-#[test]
-fn cancel_pending_job_marks_it_cancelled_and_emits_job_cancelled() {
-    let (_dir, clock, spool) = fresh();
+fn cancel_pending_job_marks_it_cancelled_and_emits_job_cancelled(b: TestBackend) {
+    let (_store, clock, spool) = b.fresh();
     let job = spool.enqueue(NewJob::new("t", b"p".to_vec())).unwrap();
     clock.advance_ms(1500);
     let seq_before = spool.last_seq();
@@ -237,9 +259,8 @@ fn cancel_pending_job_marks_it_cancelled_and_emits_job_cancelled() {
     assert!(spool.claim(&spool.claim_request(10)).unwrap().is_empty());
 }
 
-#[test]
-fn cancel_delayed_job_clears_delayed_count() {
-    let (_dir, _clock, spool) = fresh();
+fn cancel_delayed_job_clears_delayed_count(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let job = spool
         .enqueue(NewJob::new("t", Vec::new()).delay(Duration::from_secs(60)))
         .unwrap();
@@ -251,9 +272,8 @@ fn cancel_delayed_job_clears_delayed_count() {
     assert_eq!(s.total.cancelled, 1);
 }
 
-#[test]
-fn cancel_by_records_who_cancelled() {
-    let (_dir, _clock, spool) = fresh();
+fn cancel_by_records_who_cancelled(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     spool.cancel_by(job.id, "admin@example").unwrap();
     let last = all_events(&spool).pop().unwrap();
@@ -263,9 +283,8 @@ fn cancel_by_records_who_cancelled() {
     );
 }
 
-#[test]
-fn cancel_unknown_id_is_job_not_found() {
-    let (_dir, _clock, spool) = fresh();
+fn cancel_unknown_id_is_job_not_found(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let before = snapshot(&spool);
     let unknown: JobId = "019ac2f4-6b1e-7c3a-9d2e-5f0a1b2c3d4e".parse().unwrap();
@@ -277,9 +296,8 @@ fn cancel_unknown_id_is_job_not_found() {
     assert_eq!(snapshot(&spool), before);
 }
 
-#[test]
-fn cancel_running_job_is_rejected_with_job_not_pending() {
-    let (_dir, _clock, spool) = fresh();
+fn cancel_running_job_is_rejected_with_job_not_pending(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let claimed = spool.claim(&spool.claim_request(1)).unwrap();
     assert_eq!(claimed.len(), 1);
@@ -304,9 +322,8 @@ fn cancel_running_job_is_rejected_with_job_not_pending() {
     assert_eq!(spool.get(job.id).unwrap().status, JobStatus::Completed);
 }
 
-#[test]
-fn cancel_cancelled_job_is_rejected_with_job_not_pending() {
-    let (_dir, _clock, spool) = fresh();
+fn cancel_cancelled_job_is_rejected_with_job_not_pending(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     spool.cancel(job.id).unwrap();
     let before = snapshot(&spool);
@@ -314,9 +331,8 @@ fn cancel_cancelled_job_is_rejected_with_job_not_pending() {
     assert_eq!(snapshot(&spool), before);
 }
 
-#[test]
-fn cancel_completed_job_is_rejected_with_job_not_pending() {
-    let (_dir, _clock, spool) = fresh();
+fn cancel_completed_job_is_rejected_with_job_not_pending(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
     spool.complete(job.id, c.token, None).unwrap();
@@ -342,9 +358,8 @@ fn populate_grid(spool: &Spool) -> Vec<jobspool::Job> {
     all
 }
 
-#[test]
-fn list_filters_by_status_queue_and_kind() {
-    let (_dir, _clock, spool) = fresh();
+fn list_filters_by_status_queue_and_kind(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let all = populate_grid(&spool);
     // Cancel the first job of each (queue, type).
     for j in all.iter().step_by(4) {
@@ -425,9 +440,8 @@ fn list_filters_by_status_queue_and_kind() {
     }
 }
 
-#[test]
-fn list_pages_with_after_cursor_without_duplicates_or_gaps() {
-    let (_dir, _clock, spool) = fresh();
+fn list_pages_with_after_cursor_without_duplicates_or_gaps(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let mut expected = Vec::new();
     for i in 0..137u32 {
         let q = if i % 3 == 0 { "q3" } else { "other" };
@@ -499,18 +513,16 @@ fn list_pages_with_after_cursor_without_duplicates_or_gaps() {
     }
 }
 
-#[test]
-fn list_default_page_is_100() {
-    let (_dir, _clock, spool) = fresh();
+fn list_default_page_is_100(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     spool
         .enqueue_batch((0..150).map(|_| NewJob::new("t", Vec::new())).collect())
         .unwrap();
     assert_eq!(spool.list(&ListQuery::default()).unwrap().len(), 100);
 }
 
-#[test]
-fn stats_count_per_queue_and_globally() {
-    let (_dir, _clock, spool) = fresh();
+fn stats_count_per_queue_and_globally(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
     let all = populate_grid(&spool);
     for j in all.iter().step_by(4) {
         spool.cancel(j.id).unwrap();
@@ -583,9 +595,8 @@ fn stats_count_per_queue_and_globally() {
     }
 }
 
-#[test]
-fn delayed_job_counts_as_pending_and_delayed_until_clock_passes_run_time() {
-    let (_dir, clock, spool) = fresh();
+fn delayed_job_counts_as_pending_and_delayed_until_clock_passes_run_time(b: TestBackend) {
+    let (_store, clock, spool) = b.fresh();
     spool.enqueue(NewJob::new("now", Vec::new())).unwrap();
     let delayed = spool
         .enqueue(
@@ -627,9 +638,8 @@ fn delayed_job_counts_as_pending_and_delayed_until_clock_passes_run_time() {
     assert_eq!(claimed[0].job.id, delayed.id);
 }
 
-#[test]
-fn run_at_in_the_future_counts_as_delayed() {
-    let (_dir, clock, spool) = fresh();
+fn run_at_in_the_future_counts_as_delayed(b: TestBackend) {
+    let (_store, clock, spool) = b.fresh();
     spool
         .enqueue(NewJob::new("t", Vec::new()).run_at(t0() + chrono::Duration::days(2)))
         .unwrap();
@@ -666,22 +676,20 @@ fn assert_rejected(spool: &Spool, job: NewJob, code: &str) -> jobspool::Error {
 }
 
 /// A spool with one job and one event already, so "unchanged" is meaningful.
-fn seeded() -> (tempfile::TempDir, ManualClock, Spool) {
-    let (dir, clock, spool) = fresh();
+fn seeded(b: TestBackend) -> (Store, ManualClock, Spool) {
+    let (store, clock, spool) = b.fresh();
     spool.enqueue(NewJob::new("seed", b"1".to_vec())).unwrap();
-    (dir, clock, spool)
+    (store, clock, spool)
 }
 
-#[test]
-fn empty_type_is_invalid_argument_and_changes_nothing() {
-    let (_dir, _clock, spool) = seeded();
+fn empty_type_is_invalid_argument_and_changes_nothing(b: TestBackend) {
+    let (_store, _clock, spool) = seeded(b);
     let err = assert_rejected(&spool, NewJob::new("", b"{}".to_vec()), "INVALID_ARGUMENT");
     assert!(err.message().contains("type"), "{err}");
 }
 
-#[test]
-fn max_attempts_zero_is_invalid_argument_and_changes_nothing() {
-    let (_dir, _clock, spool) = seeded();
+fn max_attempts_zero_is_invalid_argument_and_changes_nothing(b: TestBackend) {
+    let (_store, _clock, spool) = seeded(b);
     let err = assert_rejected(
         &spool,
         NewJob::new("t", Vec::new()).max_attempts(0),
@@ -695,9 +703,8 @@ fn max_attempts_zero_is_invalid_argument_and_changes_nothing() {
     assert_eq!(j.max_attempts, 1);
 }
 
-#[test]
-fn delay_over_ten_years_is_invalid_argument_and_changes_nothing() {
-    let (_dir, _clock, spool) = seeded();
+fn delay_over_ten_years_is_invalid_argument_and_changes_nothing(b: TestBackend) {
+    let (_store, _clock, spool) = seeded(b);
     assert_rejected(
         &spool,
         NewJob::new("t", Vec::new()).delay(Duration::from_millis(11 * 365 * DAY_MS)),
@@ -714,9 +721,8 @@ fn delay_over_ten_years_is_invalid_argument_and_changes_nothing() {
         .unwrap();
 }
 
-#[test]
-fn run_at_over_ten_years_is_invalid_argument_and_changes_nothing() {
-    let (_dir, _clock, spool) = seeded();
+fn run_at_over_ten_years_is_invalid_argument_and_changes_nothing(b: TestBackend) {
+    let (_store, _clock, spool) = seeded(b);
     assert_rejected(
         &spool,
         NewJob::new("t", Vec::new()).run_at(t0() + chrono::Duration::days(11 * 365)),
@@ -727,16 +733,15 @@ fn run_at_over_ten_years_is_invalid_argument_and_changes_nothing() {
         .unwrap();
 }
 
-#[test]
-fn payload_over_limit_is_payload_too_large_and_changes_nothing() {
-    let dir = common::tempdir();
-    let spool = Spool::builder()
-        .payload_limit(100)
-        .clock(ManualClock::new(t0()))
-        .maintenance(false)
-        .scheduler(false)
-        .open(common::db_path(&dir))
-        .unwrap();
+fn payload_over_limit_is_payload_too_large_and_changes_nothing(b: TestBackend) {
+    let store = b.store();
+    let spool = store.open(
+        Spool::builder()
+            .payload_limit(100)
+            .clock(ManualClock::new(t0()))
+            .maintenance(false)
+            .scheduler(false),
+    );
     spool.enqueue(NewJob::new("seed", b"1".to_vec())).unwrap();
     let err = assert_rejected(
         &spool,
@@ -751,6 +756,7 @@ fn payload_over_limit_is_payload_too_large_and_changes_nothing() {
     assert_eq!(spool.get(j.id).unwrap().payload.len(), 100);
 }
 
+// Parsing only: no store involved, so not a conformance test.
 #[test]
 fn bad_uuid_string_is_invalid_argument() {
     for bad in [
@@ -767,9 +773,8 @@ fn bad_uuid_string_is_invalid_argument() {
     assert_eq!(id.to_string(), "019ac2f4-6b1e-7c3a-9d2e-5f0a1b2c3d4e");
 }
 
-#[test]
-fn other_bad_fields_are_invalid_argument_and_change_nothing() {
-    let (_dir, _clock, spool) = seeded();
+fn other_bad_fields_are_invalid_argument_and_change_nothing(b: TestBackend) {
+    let (_store, _clock, spool) = seeded(b);
     for job in [
         NewJob::new("t", Vec::new()).queue(""),
         NewJob::new("t", Vec::new()).dedupe_key(""),

@@ -3,6 +3,8 @@
 //! (each job's status, attempts and lastError; stats; what a claim returns; the names of
 //! the events appended, in order; contiguous event sequence numbers).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -12,6 +14,11 @@ use jobspool::{
     NewSchedule, Retention, Retry, Spool,
 };
 use proptest::prelude::*;
+
+use common::{conformance, Store, TestBackend};
+
+// The conformance tests of this file: each runs once per backend (`sled::name`, ...).
+conformance!(spool_matches_the_reference_model);
 
 const QUEUES: [&str; 2] = ["default", "mail"];
 const KINDS: [&str; 2] = ["a", "b"];
@@ -192,7 +199,7 @@ impl Model {
 }
 
 struct Harness {
-    dir: tempfile::TempDir,
+    store: Store,
     clock: ManualClock,
     spool: Spool,
     model: Model,
@@ -200,15 +207,15 @@ struct Harness {
     held: Vec<(usize, u64)>,
 }
 
-fn open(path: &std::path::Path, clock: &ManualClock) -> Spool {
-    Spool::builder()
-        .clock(clock.clone())
-        .maintenance(false)
-        .scheduler(false)
-        .default_backoff(BACKOFF)
-        .retention(retention())
-        .open(path)
-        .unwrap()
+fn open(store: &Store, clock: &ManualClock) -> Spool {
+    store.open(
+        Spool::builder()
+            .clock(clock.clone())
+            .maintenance(false)
+            .scheduler(false)
+            .default_backoff(BACKOFF)
+            .retention(retention()),
+    )
 }
 
 fn new_job(s: &Spec) -> NewJob {
@@ -226,13 +233,13 @@ fn new_job(s: &Spec) -> NewJob {
 }
 
 impl Harness {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+    fn new(b: TestBackend) -> Self {
+        let store = b.store();
         let clock =
             ManualClock::new(DateTime::<Utc>::from_timestamp_millis(1_800_000_000_000).unwrap());
-        let spool = open(&dir.path().join("db"), &clock);
+        let spool = open(&store, &clock);
         Harness {
-            dir,
+            store,
             clock,
             spool,
             model: Model::default(),
@@ -565,7 +572,7 @@ impl Harness {
             }
             Op::Restart => {
                 self.spool.close().unwrap();
-                self.spool = open(&self.dir.path().join("db"), &self.clock);
+                self.spool = open(&self.store, &self.clock);
                 // Recovery: every running job lost its attempt, in id order.
                 let mut running: Vec<usize> = (0..self.model.jobs.len())
                     .filter(|&i| self.model.jobs[i].status == JobStatus::Running)
@@ -618,16 +625,18 @@ impl Harness {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, max_shrink_iters: 2000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn spool_matches_the_reference_model(ops in proptest::collection::vec(op(), 1..60)) {
-        let mut h = Harness::new();
+fn spool_matches_the_reference_model(b: TestBackend) {
+    let config = ProptestConfig {
+        cases: 64,
+        max_shrink_iters: 2000,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(ops in proptest::collection::vec(op(), 1..60))| {
+        let mut h = Harness::new(b);
         for op in &ops {
             h.step(op);
             h.check();
         }
         h.spool.close().unwrap();
-    }
+    });
 }

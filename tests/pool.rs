@@ -2,16 +2,40 @@
 //! timeouts, heartbeats, graceful shutdown. Outcomes are awaited by polling the spool with a
 //! generous deadline; nothing asserts on elapsed time.
 
+mod common;
+
+use common::{conformance, Store, TestBackend};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobspool::{Backoff, Event, Job, JobError, JobId, JobStatus, NewJob, Spool, WorkerPool};
 
+// The conformance tests of this file: each runs once per backend (`sled::name`, ...).
+conformance!(
+    all_jobs_complete_and_results_are_stored,
+    handler_returning_none_completes_without_a_result,
+    handler_retry_error_retries_then_completes,
+    handler_retry_after_uses_the_requested_delay,
+    handler_permanent_error_fails_the_job,
+    panicking_handler_counts_as_a_failed_attempt_and_the_pool_keeps_running,
+    per_queue_concurrency_limit_is_respected,
+    queue_limit_and_unlimited_queues_together_stay_within_concurrency,
+    pause_queue_stops_claims_from_it_and_resume_lets_them_run,
+    timeout_fails_the_attempt_and_cancels_the_handler,
+    late_result_of_a_timed_out_attempt_is_discarded,
+    heartbeats_extend_the_lease_of_a_long_handler,
+    graceful_shutdown_returns_unfinished_jobs_to_pending_without_counting,
+    shutdown_waits_for_handlers_that_finish_within_the_grace_period,
+    job_type_without_a_handler_is_not_claimed,
+    pool_serves_only_its_queues,
+    oversized_handler_result_ends_the_job_without_storing_it
+);
+
 const DEADLINE: Duration = Duration::from_secs(20);
 
-fn open(dir: &tempfile::TempDir) -> Spool {
-    Spool::open(dir.path().join("db")).unwrap()
+fn open(store: &Store) -> Spool {
+    store.open(Spool::builder())
 }
 
 /// Polls `cond` until it holds; panics with `what` after [`DEADLINE`].
@@ -58,10 +82,9 @@ fn sleep_until_cancelled(ctx: &jobspool::JobContext, max: Duration) -> bool {
     ctx.is_cancelled()
 }
 
-#[test]
-fn all_jobs_complete_and_results_are_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn all_jobs_complete_and_results_are_stored(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let jobs = spool
         .enqueue_batch(
             (0..50)
@@ -96,10 +119,9 @@ fn all_jobs_complete_and_results_are_stored() {
     assert_eq!((st.total.pending, st.total.running), (0, 0));
 }
 
-#[test]
-fn handler_returning_none_completes_without_a_result() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn handler_returning_none_completes_without_a_result(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let id = spool.enqueue(NewJob::new("t", b"p".to_vec())).unwrap().id;
     let pool = WorkerPool::builder(&spool)
         .handler("t", |_| Ok(None))
@@ -110,10 +132,9 @@ fn handler_returning_none_completes_without_a_result() {
     pool.shutdown(Duration::from_secs(5));
 }
 
-#[test]
-fn handler_retry_error_retries_then_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn handler_retry_error_retries_then_completes(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let id = spool
         .enqueue(
             NewJob::new("flaky", Vec::new())
@@ -147,10 +168,9 @@ fn handler_retry_error_retries_then_completes() {
     pool.shutdown(Duration::from_secs(5));
 }
 
-#[test]
-fn handler_retry_after_uses_the_requested_delay() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn handler_retry_after_uses_the_requested_delay(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let id = spool.enqueue(NewJob::new("t", Vec::new())).unwrap().id;
     let seq = spool.last_seq();
     let pool = WorkerPool::builder(&spool)
@@ -177,10 +197,9 @@ fn handler_retry_after_uses_the_requested_delay() {
     assert_eq!(backoffs, vec![50]);
 }
 
-#[test]
-fn handler_permanent_error_fails_the_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn handler_permanent_error_fails_the_job(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let id = spool
         .enqueue(NewJob::new("bad", Vec::new()).max_attempts(5))
         .unwrap()
@@ -202,10 +221,9 @@ fn handler_permanent_error_fails_the_job() {
     pool.shutdown(Duration::from_secs(5));
 }
 
-#[test]
-fn panicking_handler_counts_as_a_failed_attempt_and_the_pool_keeps_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn panicking_handler_counts_as_a_failed_attempt_and_the_pool_keeps_running(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let bomb = spool
         .enqueue(
             NewJob::new("bomb", Vec::new())
@@ -250,13 +268,14 @@ fn panicking_handler_counts_as_a_failed_attempt_and_the_pool_keeps_running() {
 
 /// Runs `n` jobs per queue through a pool and returns (max running overall, max per queue).
 fn concurrency_run(
+    b: TestBackend,
     queues: &[&str],
     n: usize,
     concurrency: usize,
     limits: &[(&str, usize)],
 ) -> (usize, Vec<usize>) {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+    let store = b.store();
+    let spool = open(&store);
     let mut batch = Vec::new();
     for i in 0..n {
         for q in queues {
@@ -322,25 +341,22 @@ fn concurrency_run(
     )
 }
 
-#[test]
-fn per_queue_concurrency_limit_is_respected() {
-    let (overall, per) = concurrency_run(&["q"], 30, 8, &[("q", 2)]);
+fn per_queue_concurrency_limit_is_respected(b: TestBackend) {
+    let (overall, per) = concurrency_run(b, &["q"], 30, 8, &[("q", 2)]);
     assert!(per[0] >= 1);
     assert!(per[0] <= 2, "queue q ran {} jobs at once (limit 2)", per[0]);
     assert!(overall <= 2);
 }
 
-#[test]
-fn queue_limit_and_unlimited_queues_together_stay_within_concurrency() {
-    let (overall, per) = concurrency_run(&["q", "free"], 20, 4, &[("q", 2)]);
+fn queue_limit_and_unlimited_queues_together_stay_within_concurrency(b: TestBackend) {
+    let (overall, per) = concurrency_run(b, &["q", "free"], 20, 4, &[("q", 2)]);
     assert!(per[0] <= 2, "queue q ran {} jobs at once (limit 2)", per[0]);
     assert!(overall <= 4, "{overall} jobs ran at once (concurrency 4)");
 }
 
-#[test]
-fn pause_queue_stops_claims_from_it_and_resume_lets_them_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn pause_queue_stops_claims_from_it_and_resume_lets_them_run(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     spool.pause_queue("slow").unwrap();
     let slow: Vec<JobId> = spool
         .enqueue_batch(
@@ -392,10 +408,9 @@ fn pause_queue_stops_claims_from_it_and_resume_lets_them_run() {
     pool.shutdown(Duration::from_secs(5));
 }
 
-#[test]
-fn timeout_fails_the_attempt_and_cancels_the_handler() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn timeout_fails_the_attempt_and_cancels_the_handler(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let id = spool
         .enqueue(
             NewJob::new("slow", Vec::new())
@@ -433,10 +448,9 @@ fn timeout_fails_the_attempt_and_cancels_the_handler() {
     );
 }
 
-#[test]
-fn late_result_of_a_timed_out_attempt_is_discarded() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn late_result_of_a_timed_out_attempt_is_discarded(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let slow = spool
         .enqueue(
             NewJob::new("slow", Vec::new())
@@ -468,14 +482,10 @@ fn late_result_of_a_timed_out_attempt_is_discarded() {
     pool.shutdown(Duration::from_secs(5));
 }
 
-#[test]
-fn heartbeats_extend_the_lease_of_a_long_handler() {
-    let dir = tempfile::tempdir().unwrap();
+fn heartbeats_extend_the_lease_of_a_long_handler(b: TestBackend) {
+    let store = b.store();
     // Maintenance (lease expiry) runs often, so a lease that was not extended would expire.
-    let spool = Spool::builder()
-        .maintenance_interval(Duration::from_millis(50))
-        .open(dir.path().join("db"))
-        .unwrap();
+    let spool = store.open(Spool::builder().maintenance_interval(Duration::from_millis(50)));
     let id = spool.enqueue(NewJob::new("long", Vec::new())).unwrap().id;
     let runs = Arc::new(AtomicUsize::new(0));
     let cancelled = Arc::new(AtomicBool::new(false));
@@ -502,10 +512,9 @@ fn heartbeats_extend_the_lease_of_a_long_handler() {
     pool.shutdown(Duration::from_secs(5));
 }
 
-#[test]
-fn graceful_shutdown_returns_unfinished_jobs_to_pending_without_counting() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn graceful_shutdown_returns_unfinished_jobs_to_pending_without_counting(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let id = spool.enqueue(NewJob::new("stuck", Vec::new())).unwrap().id;
     let started = Arc::new(AtomicBool::new(false));
     let saw_cancel = Arc::new(AtomicBool::new(false));
@@ -550,10 +559,9 @@ fn graceful_shutdown_returns_unfinished_jobs_to_pending_without_counting() {
     assert_eq!((j.status, j.result), (JobStatus::Pending, None));
 }
 
-#[test]
-fn shutdown_waits_for_handlers_that_finish_within_the_grace_period() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn shutdown_waits_for_handlers_that_finish_within_the_grace_period(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let id = spool.enqueue(NewJob::new("short", Vec::new())).unwrap().id;
     let started = Arc::new(AtomicBool::new(false));
     let release = Arc::new(AtomicBool::new(false));
@@ -584,10 +592,9 @@ fn shutdown_waits_for_handlers_that_finish_within_the_grace_period() {
     assert_eq!(j.result.as_deref(), Some(&b"finished"[..]));
 }
 
-#[test]
-fn job_type_without_a_handler_is_not_claimed() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn job_type_without_a_handler_is_not_claimed(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     // Higher priority and older: it would be claimed first if the pool took it.
     let orphan = spool
         .enqueue(NewJob::new("nobody", Vec::new()).priority(100))
@@ -607,10 +614,9 @@ fn job_type_without_a_handler_is_not_claimed() {
     assert_eq!(spool.get(orphan).unwrap().status, JobStatus::Pending);
 }
 
-#[test]
-fn pool_serves_only_its_queues() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = open(&dir);
+fn pool_serves_only_its_queues(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
     let other = spool
         .enqueue(NewJob::new("t", Vec::new()).queue("other"))
         .unwrap()
@@ -630,13 +636,9 @@ fn pool_serves_only_its_queues() {
     pool.shutdown(Duration::from_secs(5));
 }
 
-#[test]
-fn oversized_handler_result_ends_the_job_without_storing_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::builder()
-        .payload_limit(1024)
-        .open(dir.path().join("db"))
-        .unwrap();
+fn oversized_handler_result_ends_the_job_without_storing_it(b: TestBackend) {
+    let store = b.store();
+    let spool = store.open(Spool::builder().payload_limit(1024));
     let id = spool.enqueue(NewJob::new("big", Vec::new())).unwrap().id;
     let pool = WorkerPool::builder(&spool)
         .handler("big", |_| Ok(Some(vec![b'x'; 4096])))

@@ -1,6 +1,9 @@
 //! Retries, backoff, dead letters, redrive, pruning and crash recovery of running jobs.
 //! Time is a `ManualClock`; nothing here sleeps to let time pass.
 
+mod common;
+
+use common::{conformance, Store, TestBackend};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -10,6 +13,24 @@ use jobspool::{
     Retention, Retry, Spool,
 };
 
+// The conformance tests of this file: each runs once per backend (`sled::name`, ...).
+conformance!(
+    default_backoff_is_one_then_two_seconds_within_twenty_percent,
+    retry_after_uses_the_exact_delay,
+    per_job_backoff_overrides_the_default_and_is_capped,
+    builder_default_backoff_applies_to_jobs_without_one,
+    exhausting_max_retries_dead_letters_with_attempts_and_last_error,
+    retry_never_fails_the_job_without_retry,
+    dead_letters_lists_dead_letter_and_failed_jobs_only,
+    redrive_one_resets_attempts_clears_last_error_and_keeps_history,
+    redrive_of_a_job_that_is_not_dead_is_invalid_and_changes_nothing,
+    redrive_all_with_a_queue_filter_redrives_only_that_queue,
+    redrive_blocked_by_a_live_job_holding_the_same_dedupe_key,
+    prune_removes_finished_jobs_older_than_retention_and_keeps_newer_ones,
+    crash_recovery_fails_the_running_attempt_on_reopen,
+    redrive_all_redrives_only_one_job_per_dedupe_key
+);
+
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 6, 1, 8, 0, 0).unwrap()
 }
@@ -18,9 +39,9 @@ fn builder(clock: &ManualClock) -> jobspool::Builder {
     Spool::builder().clock(clock.clone()).maintenance(false)
 }
 
-fn open(dir: &tempfile::TempDir) -> (Spool, ManualClock) {
+fn open(store: &Store) -> (Spool, ManualClock) {
     let clock = ManualClock::new(start());
-    let spool = builder(&clock).open(dir.path().join("db")).unwrap();
+    let spool = store.open(builder(&clock));
     (spool, clock)
 }
 
@@ -88,10 +109,9 @@ fn code(r: Result<impl std::fmt::Debug, jobspool::Error>) -> &'static str {
     }
 }
 
-#[test]
-fn default_backoff_is_one_then_two_seconds_within_twenty_percent() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn default_backoff_is_one_then_two_seconds_within_twenty_percent(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let mut first_delays = BTreeSet::new();
     for i in 0..20 {
         let job = spool
@@ -131,10 +151,9 @@ fn default_backoff_is_one_then_two_seconds_within_twenty_percent() {
     );
 }
 
-#[test]
-fn retry_after_uses_the_exact_delay() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn retry_after_uses_the_exact_delay(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let seq = spool.last_seq();
     let t = now(&clock);
@@ -155,10 +174,9 @@ fn retry_after_uses_the_exact_delay() {
     assert_eq!(c.job.attempts, 2);
 }
 
-#[test]
-fn per_job_backoff_overrides_the_default_and_is_capped() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn per_job_backoff_overrides_the_default_and_is_capped(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let b = Backoff {
         initial_ms: 5_000,
         multiplier: 3.0,
@@ -178,29 +196,24 @@ fn per_job_backoff_overrides_the_default_and_is_capped() {
     assert_eq!(delays, vec![5_000, 15_000, 20_000]);
 }
 
-#[test]
-fn builder_default_backoff_applies_to_jobs_without_one() {
-    let dir = tempfile::tempdir().unwrap();
+fn builder_default_backoff_applies_to_jobs_without_one(b: TestBackend) {
+    let store = b.store();
     let clock = ManualClock::new(start());
-    let spool = builder(&clock)
-        .default_backoff(Backoff {
-            initial_ms: 700,
-            multiplier: 2.0,
-            max_ms: 60_000,
-            jitter: 0.0,
-        })
-        .open(dir.path().join("db"))
-        .unwrap();
+    let spool = store.open(builder(&clock).default_backoff(Backoff {
+        initial_ms: 700,
+        multiplier: 2.0,
+        max_ms: 60_000,
+        jitter: 0.0,
+    }));
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let t = now(&clock);
     let j = fail(&spool, job.id, "x", Retry::Backoff);
     assert_eq!(delay_ms(&j, t), 700);
 }
 
-#[test]
-fn exhausting_max_retries_dead_letters_with_attempts_and_last_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, clock) = open(&dir);
+fn exhausting_max_retries_dead_letters_with_attempts_and_last_error(b: TestBackend) {
+    let store = b.store();
+    let (spool, clock) = open(&store);
     let job = spool
         .enqueue(NewJob::new("t", Vec::new()).max_attempts(2))
         .unwrap();
@@ -264,10 +277,9 @@ fn exhausting_max_retries_dead_letters_with_attempts_and_last_error() {
     );
 }
 
-#[test]
-fn retry_never_fails_the_job_without_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn retry_never_fails_the_job_without_retry(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let job = spool
         .enqueue(NewJob::new("t", Vec::new()).max_attempts(5))
         .unwrap();
@@ -312,10 +324,9 @@ fn mixed(spool: &Spool, queue: &str) -> (JobId, JobId, JobId, JobId) {
     (dead, failed, done, pending)
 }
 
-#[test]
-fn dead_letters_lists_dead_letter_and_failed_jobs_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn dead_letters_lists_dead_letter_and_failed_jobs_only(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let (dead, failed, _, _) = mixed(&spool, "a");
     let (dead_b, failed_b, _, _) = mixed(&spool, "b");
     let ids: BTreeSet<JobId> = spool
@@ -337,10 +348,9 @@ fn dead_letters_lists_dead_letter_and_failed_jobs_only() {
     assert_eq!(only_a, BTreeSet::from([dead, failed]));
 }
 
-#[test]
-fn redrive_one_resets_attempts_clears_last_error_and_keeps_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn redrive_one_resets_attempts_clears_last_error_and_keeps_history(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let (dead, failed, _, _) = mixed(&spool, "a");
     let seq = spool.last_seq();
     for (id, err) in [(dead, "dead error"), (failed, "failed error")] {
@@ -371,10 +381,9 @@ fn redrive_one_resets_attempts_clears_last_error_and_keeps_history() {
     assert_eq!(st.total.completed, 3);
 }
 
-#[test]
-fn redrive_of_a_job_that_is_not_dead_is_invalid_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn redrive_of_a_job_that_is_not_dead_is_invalid_and_changes_nothing(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let (_, _, done, pending) = mixed(&spool, "a");
     for id in [pending, done] {
         let before = spool.get(id).unwrap();
@@ -387,10 +396,9 @@ fn redrive_of_a_job_that_is_not_dead_is_invalid_and_changes_nothing() {
     assert_eq!(code(spool.redrive(missing)), "JOB_NOT_FOUND");
 }
 
-#[test]
-fn redrive_all_with_a_queue_filter_redrives_only_that_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn redrive_all_with_a_queue_filter_redrives_only_that_queue(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let (dead_a, failed_a, _, _) = mixed(&spool, "a");
     let (dead_b, failed_b, _, _) = mixed(&spool, "b");
     let got: BTreeSet<JobId> = spool
@@ -425,10 +433,9 @@ fn redrive_all_with_a_queue_filter_redrives_only_that_queue() {
     assert_eq!((st.total.dead_letter, st.total.failed), (0, 0));
 }
 
-#[test]
-fn redrive_blocked_by_a_live_job_holding_the_same_dedupe_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn redrive_blocked_by_a_live_job_holding_the_same_dedupe_key(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let old = spool
         .enqueue(
             NewJob::new("t", Vec::new())
@@ -460,18 +467,14 @@ fn redrive_blocked_by_a_live_job_holding_the_same_dedupe_key() {
     assert_eq!(dup.id, old.id);
 }
 
-#[test]
-fn prune_removes_finished_jobs_older_than_retention_and_keeps_newer_ones() {
-    let dir = tempfile::tempdir().unwrap();
+fn prune_removes_finished_jobs_older_than_retention_and_keeps_newer_ones(b: TestBackend) {
+    let store = b.store();
     let clock = ManualClock::new(start());
     let retention = Retention {
         completed: Duration::from_secs(3600),
         ..Retention::default()
     };
-    let spool = builder(&clock)
-        .retention(retention)
-        .open(dir.path().join("db"))
-        .unwrap();
+    let spool = store.open(builder(&clock).retention(retention));
     let old = spool.enqueue(NewJob::new("old", Vec::new())).unwrap().id;
     complete(&spool, old);
     let dead = spool
@@ -519,12 +522,10 @@ fn prune_removes_finished_jobs_older_than_retention_and_keeps_newer_ones() {
     assert_eq!(spool.get(waiting).unwrap().status, JobStatus::Pending);
 }
 
-#[test]
-fn crash_recovery_fails_the_running_attempt_on_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+fn crash_recovery_fails_the_running_attempt_on_reopen(b: TestBackend) {
+    let store = b.store();
     let clock = ManualClock::new(start());
-    let path = dir.path().join("db");
-    let spool = builder(&clock).open(&path).unwrap();
+    let spool = store.open(builder(&clock));
     let retried = spool
         .enqueue(NewJob::new("a", Vec::new()).max_attempts(3))
         .unwrap()
@@ -541,7 +542,7 @@ fn crash_recovery_fails_the_running_attempt_on_reopen() {
     drop(spool); // no complete, no fail: the process "stopped"
 
     clock.advance_ms(5);
-    let spool = builder(&clock).open(&path).unwrap();
+    let spool = store.open(builder(&clock));
     let j = spool.get(retried).unwrap();
     assert_eq!(j.status, JobStatus::Pending);
     assert_eq!(j.attempts, 1);
@@ -585,10 +586,9 @@ fn crash_recovery_fails_the_running_attempt_on_reopen() {
     );
 }
 
-#[test]
-fn redrive_all_redrives_only_one_job_per_dedupe_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let (spool, _clock) = open(&dir);
+fn redrive_all_redrives_only_one_job_per_dedupe_key(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
     let mut ids = Vec::new();
     for i in 0..2 {
         let j = spool

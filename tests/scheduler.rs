@@ -1,22 +1,35 @@
 //! Schedules: create/toggle/list/delete, exactly-once firing across restarts, missed ticks,
 //! DST in a real zone, bad input, and the scheduler thread waking for a new schedule.
 
+mod common;
+
+use common::{conformance, Store, TestBackend};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use jobspool::{Event, ListQuery, ManualClock, NewSchedule, Spool};
 
+// The conformance tests of this file: each runs once per backend (`sled::name`, ...).
+conformance!(
+    create_list_toggle_delete,
+    bad_input_is_rejected_and_changes_nothing,
+    a_tick_fires_once_and_restart_never_fires_it_again,
+    missed_ticks_fire_once_then_continue_from_now,
+    dst_in_berlin_fires_once_on_both_change_days,
+    scheduler_thread_wakes_for_a_schedule_due_sooner
+);
+
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn open(dir: &std::path::Path, clock: &ManualClock) -> Spool {
-    Spool::builder()
-        .clock(clock.clone())
-        .maintenance(false)
-        .scheduler(false)
-        .open(dir)
-        .unwrap()
+fn open(store: &Store, clock: &ManualClock) -> Spool {
+    store.open(
+        Spool::builder()
+            .clock(clock.clone())
+            .maintenance(false)
+            .scheduler(false),
+    )
 }
 
 fn jobs_of(spool: &Spool, kind: &str) -> usize {
@@ -30,11 +43,10 @@ fn jobs_of(spool: &Spool, kind: &str) -> usize {
         .len()
 }
 
-#[test]
-fn create_list_toggle_delete() {
-    let dir = tempfile::tempdir().unwrap();
+fn create_list_toggle_delete(b: TestBackend) {
+    let store = b.store();
     let clock = ManualClock::new(at("2026-11-28T20:00:00Z"));
-    let spool = open(dir.path(), &clock);
+    let spool = open(&store, &clock);
     let s = spool
         .create_schedule(
             NewSchedule::new("nightly-report", "0 3 * * *", "report.build")
@@ -104,11 +116,10 @@ fn create_list_toggle_delete() {
     );
 }
 
-#[test]
-fn bad_input_is_rejected_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+fn bad_input_is_rejected_and_changes_nothing(b: TestBackend) {
+    let store = b.store();
     let clock = ManualClock::new(at("2026-11-28T20:00:00Z"));
-    let spool = open(dir.path(), &clock);
+    let spool = open(&store, &clock);
     let seq = spool.last_seq();
     for (s, code) in [
         (NewSchedule::new("a", "61 * * * *", "t"), "INVALID_CRON"),
@@ -141,12 +152,11 @@ fn bad_input_is_rejected_and_changes_nothing() {
     assert_eq!(spool.last_seq(), seq, "rejected input appends no event");
 }
 
-#[test]
-fn a_tick_fires_once_and_restart_never_fires_it_again() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_tick_fires_once_and_restart_never_fires_it_again(b: TestBackend) {
+    let store = b.store();
     let clock = ManualClock::new(at("2026-11-28T20:00:30Z"));
     {
-        let spool = open(dir.path(), &clock);
+        let spool = open(&store, &clock);
         spool
             .create_schedule(
                 NewSchedule::new("every-minute", "* * * * *", "tick")
@@ -168,7 +178,7 @@ fn a_tick_fires_once_and_restart_never_fires_it_again() {
         spool.close().unwrap();
     }
     // Reopen at the same instant: the tick was recorded with its job, nothing fires.
-    let spool = open(dir.path(), &clock);
+    let spool = open(&store, &clock);
     assert_eq!(spool.fire_due_schedules().unwrap(), 0);
     assert_eq!(jobs_of(&spool, "tick"), 1);
     clock.set(at("2026-11-28T20:02:00Z"));
@@ -209,12 +219,11 @@ fn a_tick_fires_once_and_restart_never_fires_it_again() {
     assert_eq!(triggered[1].3, Some(at("2026-11-28T20:03:00Z")));
 }
 
-#[test]
-fn missed_ticks_fire_once_then_continue_from_now() {
-    let dir = tempfile::tempdir().unwrap();
+fn missed_ticks_fire_once_then_continue_from_now(b: TestBackend) {
+    let store = b.store();
     let clock = ManualClock::new(at("2026-11-28T20:00:30Z"));
     {
-        let spool = open(dir.path(), &clock);
+        let spool = open(&store, &clock);
         spool
             .create_schedule(NewSchedule::new("m", "* * * * *", "tick"))
             .unwrap();
@@ -222,7 +231,7 @@ fn missed_ticks_fire_once_then_continue_from_now() {
     }
     // Down for 3 hours: 180 ticks missed.
     clock.set(at("2026-11-28T23:00:30Z"));
-    let spool = open(dir.path(), &clock);
+    let spool = open(&store, &clock);
     assert_eq!(spool.fire_due_schedules().unwrap(), 1);
     assert_eq!(spool.fire_due_schedules().unwrap(), 0);
     assert_eq!(jobs_of(&spool, "tick"), 1, "no pile-up");
@@ -232,11 +241,10 @@ fn missed_ticks_fire_once_then_continue_from_now() {
     );
 }
 
-#[test]
-fn dst_in_berlin_fires_once_on_both_change_days() {
-    let dir = tempfile::tempdir().unwrap();
+fn dst_in_berlin_fires_once_on_both_change_days(b: TestBackend) {
+    let store = b.store();
     let clock = ManualClock::new(at("2026-03-27T12:00:00Z"));
-    let spool = open(dir.path(), &clock);
+    let spool = open(&store, &clock);
     spool
         .create_schedule(NewSchedule::new("b", "30 2 * * *", "dst").timezone("Europe/Berlin"))
         .unwrap();
@@ -282,13 +290,9 @@ impl NowUtc for ManualClock {
     }
 }
 
-#[test]
-fn scheduler_thread_wakes_for_a_schedule_due_sooner() {
-    let dir = tempfile::tempdir().unwrap();
-    let spool = Spool::builder()
-        .maintenance(false)
-        .open(dir.path())
-        .unwrap();
+fn scheduler_thread_wakes_for_a_schedule_due_sooner(b: TestBackend) {
+    let store = b.store();
+    let spool = store.open(Spool::builder().maintenance(false));
     // The thread is asleep until this one (a year away, capped at its maximum sleep).
     spool
         .create_schedule(NewSchedule::new("far", "0 0 1 1 *", "far"))

@@ -2,6 +2,12 @@
 //! `dead_code` allowance.
 #![allow(dead_code)]
 
+mod backend;
+#[allow(unused_imports)]
+pub(crate) use backend::conformance;
+#[allow(unused_imports)]
+pub use backend::{Store, TestBackend, REQUIRE_ENV};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
