@@ -16,7 +16,8 @@ conformance!(
     a_tick_fires_once_and_restart_never_fires_it_again,
     missed_ticks_fire_once_then_continue_from_now,
     dst_in_berlin_fires_once_on_both_change_days,
-    scheduler_thread_wakes_for_a_schedule_due_sooner
+    scheduler_thread_wakes_for_a_schedule_due_sooner,
+    schedule_rejects_max_retries_its_jobs_would_reject
 );
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -310,4 +311,33 @@ fn scheduler_thread_wakes_for_a_schedule_due_sooner(b: TestBackend) {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(jobs_of(&spool, "far"), 0);
+}
+
+/// Regression: `schedule create` accepted a maxRetries over 1,000,000, which every job it
+/// enqueued was then refused with, so each tick silently produced nothing. A schedule now
+/// takes exactly the job options an enqueue takes.
+fn schedule_rejects_max_retries_its_jobs_would_reject(b: TestBackend) {
+    let store = b.store();
+    let clock = ManualClock::new(at("2026-11-28T20:00:00Z"));
+    let spool = open(&store, &clock);
+    let too_many = jobspool::limits::MAX_ATTEMPTS_LIMIT + 1;
+    let mut s = NewSchedule::new("too-many", "* * * * *", "t");
+    s.max_attempts = Some(too_many);
+    let err = spool.create_schedule(s).unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT", "{err}");
+    assert!(err.message().contains("maxRetries"), "{err}");
+    assert!(
+        spool.list_schedules().unwrap().is_empty(),
+        "nothing created"
+    );
+    let job = jobspool::NewJob::new("t", Vec::new()).max_attempts(too_many);
+    assert_eq!(spool.enqueue(job).unwrap_err().code(), "INVALID_ARGUMENT");
+
+    // At the limit both are accepted, and the tick enqueues the job.
+    let mut s = NewSchedule::new("at-limit", "* * * * *", "t");
+    s.max_attempts = Some(jobspool::limits::MAX_ATTEMPTS_LIMIT);
+    spool.create_schedule(s).unwrap();
+    clock.advance_ms(60_000);
+    assert_eq!(spool.fire_due_schedules().unwrap(), 1);
+    assert_eq!(jobs_of(&spool, "t"), 1);
 }
