@@ -444,7 +444,7 @@ fn page_limit(op: &str, limit: Option<u64>, max: usize) -> Result<Option<usize>>
 #[non_exhaustive]
 pub enum Output {
     /// A job (`jobs.enqueue`, `jobs.get`).
-    Job(Job),
+    Job(Box<Job>),
     /// `{jobs}` (`jobs.enqueue.batch`, `jobs.list`, `jobs.dead.list`).
     Jobs(Vec<Job>),
     /// `{success: true}` (`jobs.cancel`, `jobs.schedule.delete`).
@@ -526,7 +526,7 @@ impl Serialize for Output {
             list.iter().map(JobView::from).collect()
         }
         match self {
-            Output::Job(j) => JobView::from(j).serialize(s),
+            Output::Job(j) => JobView::from(j.as_ref()).serialize(s),
             Output::Jobs(list) => Jobs { jobs: jobs(list) }.serialize(s),
             Output::Success => Success { success: true }.serialize(s),
             Output::Stats(st) => StatsView::from(st).serialize(s),
@@ -579,7 +579,7 @@ impl Op {
     pub fn run(self, spool: &Spool) -> Result<Output> {
         let op = self.name();
         Ok(match self {
-            Op::Enqueue(input) => Output::Job(spool.enqueue(input.into_new_job(op)?)?),
+            Op::Enqueue(input) => Output::Job(Box::new(spool.enqueue(input.into_new_job(op)?)?)),
             Op::EnqueueBatch(input) => {
                 let jobs = input
                     .jobs
@@ -602,7 +602,7 @@ impl Op {
                 };
                 Output::Success
             }
-            Op::Get(JobIdInput { job_id }) => Output::Job(spool.get(job_id)?),
+            Op::Get(JobIdInput { job_id }) => Output::Job(Box::new(spool.get(job_id)?)),
             Op::Stats(NoInput {}) => Output::Stats(spool.stats()?),
             Op::List(input) => {
                 let status = input.status.map(|s| s.parse::<JobStatus>()).transpose()?;

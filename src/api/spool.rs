@@ -177,8 +177,11 @@ struct Inner {
     scheduler: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     /// Run first when the spool closes (adapters such as the control socket stop there).
     /// `None` once closed.
-    on_close: Mutex<Option<Vec<Box<dyn FnOnce() + Send>>>>,
+    on_close: Mutex<Option<Vec<CloseHook>>>,
 }
+
+/// Something to run when the spool closes; see [`Spool::on_close`].
+type CloseHook = Box<dyn FnOnce() + Send>;
 
 /// A handle that does not keep the spool open, for threads that serve a spool on behalf of
 /// its owner (a socket, an HTTP server): [`WeakSpool::upgrade`] per request, so dropping the
