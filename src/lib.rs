@@ -34,7 +34,8 @@ pub mod fuzzing;
 mod model;
 
 pub use api::json;
-pub use api::spool::{Builder, Spool};
+pub use api::builder::Builder;
+pub use api::spool::Spool;
 pub use api::worker::{
     HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder,
 };

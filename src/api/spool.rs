@@ -1,4 +1,4 @@
-//! The open handle: [`Spool`] and its [`Builder`].
+//! The open handle, [`Spool`] (its settings are in [`Builder`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,197 +8,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use crate::model::clock::Clock;
-use crate::model::config::{Config, Durability, Retention};
+use crate::model::config::{Config, Durability};
 use crate::control::{Server as ControlServer, SocketSetting};
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
-use crate::model::job::{Backoff, Job, JobId, JobStatus, NewJob};
+use crate::model::job::{Job, JobId, JobStatus, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
 use crate::backend::sled::SledBackend;
 use crate::backend::Backend;
+use crate::api::builder::Builder;
 use crate::model::types::{
     ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats,
 };
-
-/// Settings for [`Spool::open`]; every one is checked in [`Builder::open`].
-#[derive(Debug, Clone, Default)]
-pub struct Builder {
-    cfg: Config,
-    control: SocketSetting,
-}
-
-impl Builder {
-    /// When changes reach stable storage. Default = [`Durability::Immediate`].
-    #[must_use]
-    pub fn durability(mut self, d: Durability) -> Self {
-        self.cfg.durability = d;
-        self
-    }
-    /// sled page-cache size in bytes. Default = 64 MiB (sled's own default is 1 GiB).
-    #[must_use]
-    pub fn cache_bytes(mut self, bytes: u64) -> Self {
-        self.cfg.cache_bytes = bytes;
-        self
-    }
-    /// Size of each journal segment file, preallocated (clamped to 64 KiB .. 1 GiB).
-    /// Default = 32 MiB. Commits append to the current segment; a full one is sealed and
-    /// deleted once a checkpoint covers it.
-    #[must_use]
-    pub fn journal_segment_bytes(mut self, bytes: u64) -> Self {
-        self.cfg.journal_segment_bytes = bytes.clamp(64 * 1024, 1024 * 1024 * 1024);
-        self
-    }
-    /// Largest payload (and handler result) accepted, in bytes. Default = 1 MiB.
-    #[must_use]
-    pub fn payload_limit(mut self, bytes: usize) -> Self {
-        self.cfg.payload_limit = bytes;
-        self
-    }
-    /// How long finished jobs and events are kept. Default = [`Retention::default`].
-    #[must_use]
-    pub fn retention(mut self, r: Retention) -> Self {
-        self.cfg.retention = r;
-        self
-    }
-    /// The time source. Default = the system clock.
-    #[must_use]
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.cfg.clock = Arc::new(clock);
-        self
-    }
-    /// `maxRetries` of jobs that do not set it. Default = 3.
-    #[must_use]
-    pub fn default_max_attempts(mut self, n: u32) -> Self {
-        self.cfg.default_max_attempts = n;
-        self
-    }
-    /// Backoff of jobs that do not set one. Default = 1 s, x2, max 60 s, ±20%.
-    #[must_use]
-    pub fn default_backoff(mut self, b: Backoff) -> Self {
-        self.cfg.default_backoff = b;
-        self
-    }
-    /// Lease granted by a claim when none is given. Default = 30 s.
-    #[must_use]
-    pub fn default_lease(mut self, d: Duration) -> Self {
-        self.cfg.default_lease = d;
-        self
-    }
-    /// Run the maintenance thread (lease expiry, pruning). Default = true. One-shot tools
-    /// turn it off.
-    #[must_use]
-    pub fn maintenance(mut self, on: bool) -> Self {
-        self.cfg.maintenance = on;
-        self
-    }
-    /// Run the scheduler thread, which fires due cron schedules. Default = true. One-shot
-    /// tools turn it off.
-    #[must_use]
-    pub fn scheduler(mut self, on: bool) -> Self {
-        self.cfg.scheduler = on;
-        self
-    }
-    /// How often the maintenance thread runs. Default = 1 s.
-    #[must_use]
-    pub fn maintenance_interval(mut self, d: Duration) -> Self {
-        self.cfg.maintenance_interval = d;
-        self
-    }
-
-    /// Serve a control socket so other processes (the `jobspool` CLI) can run operations
-    /// while this handle holds the database; see [`crate::control`]. The socket is
-    /// `<db>/control.sock` (or a short path recorded in `<db>/control.sock.path` when that
-    /// one is too long), mode 0600, removed on close. Default = off.
-    #[must_use]
-    pub fn control_socket(mut self, on: bool) -> Self {
-        self.control = if on {
-            SocketSetting::Default
-        } else {
-            SocketSetting::Off
-        };
-        self
-    }
-    /// Serve the control socket at `path` instead of the default (recorded in
-    /// `<db>/control.sock.path` so clients find it). Default = off.
-    #[must_use]
-    pub fn control_socket_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.control = SocketSetting::At(path.into());
-        self
-    }
-
-    /// Opens (creating if needed) the database directory at `path`, recovering jobs left
-    /// running by a previous process.
-    ///
-    /// # Errors
-    /// `INVALID_ARGUMENT` for a bad setting, `DATABASE_IN_USE` when another process holds
-    /// the database, `CORRUPTION` or `STORAGE` when it cannot be read (or, with a control
-    /// socket, when the socket cannot be bound).
-    pub fn open(self, path: impl AsRef<Path>) -> Result<Spool> {
-        let cfg = self.cfg;
-        let control = self.control;
-        if cfg.payload_limit == 0 || cfg.payload_limit > 64 * 1024 * 1024 {
-            return Err(Error::invalid(
-                "payload_limit must be between 1 byte and 64 MiB",
-            ));
-        }
-        if cfg.default_max_attempts == 0 {
-            return Err(Error::invalid("default_max_attempts must be at least 1"));
-        }
-        if cfg.cache_bytes < 1024 * 1024 {
-            return Err(Error::invalid("cache_bytes must be at least 1 MiB"));
-        }
-        if cfg.default_lease.is_zero() || cfg.maintenance_interval.is_zero() {
-            return Err(Error::invalid(
-                "default_lease and maintenance_interval must be positive",
-            ));
-        }
-        if let Durability::Buffered { max_delay } = cfg.durability {
-            if max_delay.is_zero() {
-                return Err(Error::invalid(
-                    "Buffered max_delay must be positive; use Immediate",
-                ));
-            }
-        }
-        cfg.default_backoff.validate()?;
-        let path = path.as_ref().to_path_buf();
-        let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(&path, cfg.clone())?);
-        let inner = Arc::new(Inner {
-            backend,
-            cfg,
-            path,
-            maintenance: Mutex::new(None),
-            scheduler: Mutex::new(None),
-            control: Mutex::new(None),
-        });
-        if inner.cfg.scheduler {
-            let (wake_tx, wake_rx) = bounded(1);
-            let weak = Arc::downgrade(&inner);
-            let handle = std::thread::Builder::new()
-                .name("jobspool-scheduler".into())
-                .spawn(move || scheduler_loop(&weak, &wake_rx))
-                .map_err(|e| Error::storage("starting the scheduler thread", e))?;
-            *inner.scheduler.lock() = Some((wake_tx, handle));
-        }
-        if inner.cfg.maintenance {
-            let (stop_tx, stop_rx) = bounded(1);
-            let weak = Arc::downgrade(&inner);
-            let interval = inner.cfg.maintenance_interval;
-            let handle = std::thread::Builder::new()
-                .name("jobspool-maintenance".into())
-                .spawn(move || maintenance_loop(&weak, &stop_rx, interval))
-                .map_err(|e| Error::storage("starting the maintenance thread", e))?;
-            *inner.maintenance.lock() = Some((stop_tx, handle));
-        }
-        if control != SocketSetting::Off {
-            // Bound only now that the database lock is held.
-            let weak = WeakSpool(Arc::downgrade(&inner));
-            let server = ControlServer::start(&control, &inner.path, weak)?;
-            *inner.control.lock() = Some(server);
-        }
-        Ok(Spool { inner })
-    }
-}
 
 struct Inner {
     backend: Arc<dyn Backend>,
@@ -301,6 +122,49 @@ fn scheduler_loop(inner: &std::sync::Weak<Inner>, wake: &Receiver<()>) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+impl Spool {
+    /// Opens the backend, starts the background threads, then serves the control socket
+    /// if asked to ([`Builder::open`] has checked `cfg`).
+    pub(crate) fn start(cfg: Config, control: SocketSetting, path: &Path) -> Result<Spool> {
+        let path = path.to_path_buf();
+        let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(&path, cfg.clone())?);
+        let inner = Arc::new(Inner {
+            backend,
+            cfg,
+            path,
+            maintenance: Mutex::new(None),
+            scheduler: Mutex::new(None),
+            control: Mutex::new(None),
+        });
+        if inner.cfg.scheduler {
+            let (wake_tx, wake_rx) = bounded(1);
+            let weak = Arc::downgrade(&inner);
+            let handle = std::thread::Builder::new()
+                .name("jobspool-scheduler".into())
+                .spawn(move || scheduler_loop(&weak, &wake_rx))
+                .map_err(|e| Error::storage("starting the scheduler thread", e))?;
+            *inner.scheduler.lock() = Some((wake_tx, handle));
+        }
+        if inner.cfg.maintenance {
+            let (stop_tx, stop_rx) = bounded(1);
+            let weak = Arc::downgrade(&inner);
+            let interval = inner.cfg.maintenance_interval;
+            let handle = std::thread::Builder::new()
+                .name("jobspool-maintenance".into())
+                .spawn(move || maintenance_loop(&weak, &stop_rx, interval))
+                .map_err(|e| Error::storage("starting the maintenance thread", e))?;
+            *inner.maintenance.lock() = Some((stop_tx, handle));
+        }
+        if control != SocketSetting::Off {
+            // Bound only now that the database lock is held.
+            let weak = WeakSpool(Arc::downgrade(&inner));
+            let server = ControlServer::start(&control, &inner.path, weak)?;
+            *inner.control.lock() = Some(server);
+        }
+        Ok(Spool { inner })
     }
 }
 

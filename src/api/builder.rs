@@ -1,0 +1,156 @@
+//! [`Builder`]: the settings of [`Spool::open`], checked when the spool opens.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::spool::Spool;
+use crate::control::SocketSetting;
+use crate::model::clock::Clock;
+use crate::model::config::{Config, Durability, Retention};
+use crate::model::error::{Error, Result};
+use crate::model::job::Backoff;
+
+/// Settings for [`Spool::open`]; every one is checked in [`Builder::open`].
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    cfg: Config,
+    control: SocketSetting,
+}
+
+impl Builder {
+    /// When changes reach stable storage. Default = [`Durability::Immediate`].
+    #[must_use]
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.cfg.durability = d;
+        self
+    }
+    /// sled page-cache size in bytes. Default = 64 MiB (sled's own default is 1 GiB).
+    #[must_use]
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cfg.cache_bytes = bytes;
+        self
+    }
+    /// Size of each journal segment file, preallocated (clamped to 64 KiB .. 1 GiB).
+    /// Default = 32 MiB. Commits append to the current segment; a full one is sealed and
+    /// deleted once a checkpoint covers it.
+    #[must_use]
+    pub fn journal_segment_bytes(mut self, bytes: u64) -> Self {
+        self.cfg.journal_segment_bytes = bytes.clamp(64 * 1024, 1024 * 1024 * 1024);
+        self
+    }
+    /// Largest payload (and handler result) accepted, in bytes. Default = 1 MiB.
+    #[must_use]
+    pub fn payload_limit(mut self, bytes: usize) -> Self {
+        self.cfg.payload_limit = bytes;
+        self
+    }
+    /// How long finished jobs and events are kept. Default = [`Retention::default`].
+    #[must_use]
+    pub fn retention(mut self, r: Retention) -> Self {
+        self.cfg.retention = r;
+        self
+    }
+    /// The time source. Default = the system clock.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.cfg.clock = Arc::new(clock);
+        self
+    }
+    /// `maxRetries` of jobs that do not set it. Default = 3.
+    #[must_use]
+    pub fn default_max_attempts(mut self, n: u32) -> Self {
+        self.cfg.default_max_attempts = n;
+        self
+    }
+    /// Backoff of jobs that do not set one. Default = 1 s, x2, max 60 s, ±20%.
+    #[must_use]
+    pub fn default_backoff(mut self, b: Backoff) -> Self {
+        self.cfg.default_backoff = b;
+        self
+    }
+    /// Lease granted by a claim when none is given. Default = 30 s.
+    #[must_use]
+    pub fn default_lease(mut self, d: Duration) -> Self {
+        self.cfg.default_lease = d;
+        self
+    }
+    /// Run the maintenance thread (lease expiry, pruning). Default = true. One-shot tools
+    /// turn it off.
+    #[must_use]
+    pub fn maintenance(mut self, on: bool) -> Self {
+        self.cfg.maintenance = on;
+        self
+    }
+    /// Run the scheduler thread, which fires due cron schedules. Default = true. One-shot
+    /// tools turn it off.
+    #[must_use]
+    pub fn scheduler(mut self, on: bool) -> Self {
+        self.cfg.scheduler = on;
+        self
+    }
+    /// How often the maintenance thread runs. Default = 1 s.
+    #[must_use]
+    pub fn maintenance_interval(mut self, d: Duration) -> Self {
+        self.cfg.maintenance_interval = d;
+        self
+    }
+
+    /// Serve a control socket so other processes (the `jobspool` CLI) can run operations
+    /// while this handle holds the database; see [`crate::control`]. The socket is
+    /// `<db>/control.sock` (or a short path recorded in `<db>/control.sock.path` when that
+    /// one is too long), mode 0600, removed on close. Default = off.
+    #[must_use]
+    pub fn control_socket(mut self, on: bool) -> Self {
+        self.control = if on {
+            SocketSetting::Default
+        } else {
+            SocketSetting::Off
+        };
+        self
+    }
+    /// Serve the control socket at `path` instead of the default (recorded in
+    /// `<db>/control.sock.path` so clients find it). Default = off.
+    #[must_use]
+    pub fn control_socket_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.control = SocketSetting::At(path.into());
+        self
+    }
+
+    /// Opens (creating if needed) the database directory at `path`, recovering jobs left
+    /// running by a previous process.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a bad setting, `DATABASE_IN_USE` when another process holds
+    /// the database, `CORRUPTION` or `STORAGE` when it cannot be read (or, with a control
+    /// socket, when the socket cannot be bound).
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Spool> {
+        let cfg = self.cfg;
+        let control = self.control;
+        if cfg.payload_limit == 0 || cfg.payload_limit > 64 * 1024 * 1024 {
+            return Err(Error::invalid(
+                "payload_limit must be between 1 byte and 64 MiB",
+            ));
+        }
+        if cfg.default_max_attempts == 0 {
+            return Err(Error::invalid("default_max_attempts must be at least 1"));
+        }
+        if cfg.cache_bytes < 1024 * 1024 {
+            return Err(Error::invalid("cache_bytes must be at least 1 MiB"));
+        }
+        if cfg.default_lease.is_zero() || cfg.maintenance_interval.is_zero() {
+            return Err(Error::invalid(
+                "default_lease and maintenance_interval must be positive",
+            ));
+        }
+        if let Durability::Buffered { max_delay } = cfg.durability {
+            if max_delay.is_zero() {
+                return Err(Error::invalid(
+                    "Buffered max_delay must be positive; use Immediate",
+                ));
+            }
+        }
+        cfg.default_backoff.validate()?;
+        Spool::start(cfg, control, path.as_ref())
+    }
+}
