@@ -29,12 +29,13 @@
 mod api;
 mod backend;
 pub mod control;
+mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 mod model;
 
-pub use api::json;
 pub use api::builder::Builder;
+pub use api::json;
 pub use api::spool::Spool;
 pub use api::worker::{
     HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder,

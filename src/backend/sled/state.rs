@@ -231,9 +231,28 @@ impl State {
         }
     }
 
-    /// When the next delayed job becomes due.
-    pub fn next_due_ms(&self) -> Option<i64> {
-        self.delayed.keys().next().map(|(due, _)| *due)
+    /// No later than when the next delayed job `req` could claim becomes due: the first
+    /// one in due order that it could claim, or, after `DUE_SCAN` it could not, the due
+    /// time of the last of those (an early answer, so the scan stays short).
+    pub fn next_due_for(&self, req: &ClaimRequest) -> Option<i64> {
+        /// Delayed jobs looked at, at most, per question.
+        const DUE_SCAN: usize = 1024;
+        self.delayed
+            .iter()
+            .take(DUE_SCAN)
+            .enumerate()
+            .find(|(i, (_, (_, p)))| {
+                i + 1 == DUE_SCAN || self.serves(&self.parts[*p as usize], req)
+            })
+            .map(|(_, ((due, _), _))| *due)
+    }
+
+    /// Whether `req` may claim from `part` (its queues, types, and the queue not paused).
+    fn serves(&self, part: &Partition, req: &ClaimRequest) -> bool {
+        (req.queues.is_empty() || req.queues.contains(&part.queue))
+            && (req.kinds.is_empty() || req.kinds.contains(&part.kind))
+            && !req.exclude_queues.contains(&part.queue)
+            && !self.queues.get(&part.queue).is_some_and(|q| q.paused)
     }
 
     /// The next job `req` may claim, in claim order (priority, due time, id), not removed.
