@@ -87,3 +87,70 @@ impl Notifier {
         self.work_available();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::event::Event;
+
+    fn record(seq: u64) -> EventRecord {
+        EventRecord {
+            seq,
+            event: Event::QueuePaused {
+                queue: "q".into(),
+                paused: true,
+                at: crate::model::clock::to_datetime(0),
+            },
+        }
+    }
+
+    #[test]
+    fn a_waiter_wakes_on_work_and_not_before() {
+        let n = std::sync::Arc::new(Notifier::default());
+        let epoch = n.epoch();
+        // Nothing happened: the wait runs to its deadline.
+        let t = Instant::now();
+        n.wait(epoch, t + Duration::from_millis(30));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        // Work reported before the wait starts is not missed.
+        n.work_available();
+        let t = Instant::now();
+        n.wait(epoch, t + Duration::from_secs(10));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // Nor is work reported while waiting.
+        let epoch = n.epoch();
+        let n2 = n.clone();
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            n2.work_available();
+        });
+        let t = Instant::now();
+        n.wait(epoch, t + Duration::from_secs(10));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn subscribers_get_committed_events_and_a_slow_one_is_dropped() {
+        let n = Notifier::default();
+        let slow = n.subscribe();
+        let fast = n.subscribe();
+        let batch: Vec<EventRecord> = (1..=SUBSCRIBER_BUFFER as u64).map(record).collect();
+        n.committed(&batch);
+        assert_eq!(fast.try_iter().count(), SUBSCRIBER_BUFFER);
+        assert_eq!(slow.len(), SUBSCRIBER_BUFFER);
+        // One more: `slow` has no room and is dropped; `fast` gets it.
+        n.committed(&[record(SUBSCRIBER_BUFFER as u64 + 1)]);
+        assert_eq!(fast.recv().unwrap().seq, SUBSCRIBER_BUFFER as u64 + 1);
+        assert_eq!(slow.try_iter().count(), SUBSCRIBER_BUFFER);
+        assert!(slow.recv().is_err(), "disconnected");
+        // Close disconnects everyone, and later subscribers at once.
+        n.close();
+        assert!(fast.recv().is_err());
+        assert!(n.subscribe().recv().is_err());
+        // And a closed notifier never blocks a waiter.
+        n.wait(n.epoch(), Instant::now() + Duration::from_secs(10));
+    }
+}

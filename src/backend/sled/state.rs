@@ -459,6 +459,27 @@ mod tests {
     }
 
     #[test]
+    fn next_due_is_that_of_a_delayed_job_the_request_could_claim() {
+        let mut st = State::new(1);
+        let mut other = job(&mut st, 0, 3000, JobStatus::Pending);
+        other.queue = "other".into();
+        let mine = job(&mut st, 0, 5000, JobStatus::Pending);
+        st.apply(None, Some(&other), 1000);
+        st.apply(None, Some(&mine), 1000);
+        assert_eq!(st.next_due_for(&req()), Some(3000));
+        let only_q = ClaimRequest {
+            queues: vec!["q".into()],
+            ..req()
+        };
+        assert_eq!(st.next_due_for(&only_q), Some(5000));
+        st.set_paused("q", true);
+        assert_eq!(st.next_due_for(&only_q), None);
+        st.set_paused("q", false);
+        st.promote(5000);
+        assert_eq!(st.next_due_for(&req()), None);
+    }
+
+    #[test]
     fn paused_queue_is_skipped() {
         let mut st = State::new(1);
         let j = job(&mut st, 0, 0, JobStatus::Pending);
