@@ -29,17 +29,19 @@
 mod api;
 mod backend;
 pub mod control;
+mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 mod model;
 
+pub use api::builder::Builder;
 pub use api::json;
 pub use api::ops::{
     payload_json, BatchInput, CancelInput, DeadListInput, EnqueueInput, EventsInput, JobIdInput,
     ListInput, NameInput, NoInput, Op, Output, QueueInput, RedriveInput, ScheduleInput,
     ToggleInput,
 };
-pub use api::spool::{Builder, Spool, WeakSpool};
+pub use api::spool::{Spool, WeakSpool};
 pub use api::worker::{
     HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder,
 };

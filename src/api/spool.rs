@@ -1,180 +1,28 @@
-//! The open handle: [`Spool`] and its [`Builder`].
+//! The open handle, [`Spool`]: the public API over the engine (its settings are in
+//! [`Builder`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
+use crate::api::builder::Builder;
 use crate::backend::sled::SledBackend;
 use crate::backend::Backend;
-use crate::model::clock::Clock;
-use crate::model::config::{Config, Durability, Retention};
+use crate::engine::Engine;
+use crate::model::config::{Config, Durability};
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
-use crate::model::job::{Backoff, Job, JobId, JobStatus, NewJob};
-use crate::model::limits::MAX_PAYLOAD_LIMIT;
+use crate::model::job::{Job, JobId, JobStatus, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
 use crate::model::types::{ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats};
 
-/// Settings for [`Spool::open`]; every one is checked in [`Builder::open`].
-#[derive(Debug, Clone, Default)]
-pub struct Builder {
-    cfg: Config,
-}
-
-impl Builder {
-    /// When changes reach stable storage. Default = [`Durability::Immediate`].
-    #[must_use]
-    pub fn durability(mut self, d: Durability) -> Self {
-        self.cfg.durability = d;
-        self
-    }
-    /// sled page-cache size in bytes. Default = 64 MiB (sled's own default is 1 GiB).
-    #[must_use]
-    pub fn cache_bytes(mut self, bytes: u64) -> Self {
-        self.cfg.cache_bytes = bytes;
-        self
-    }
-    /// Size of each journal segment file, preallocated (clamped to 64 KiB .. 1 GiB).
-    /// Default = 32 MiB. Commits append to the current segment; a full one is sealed and
-    /// deleted once a checkpoint covers it.
-    #[must_use]
-    pub fn journal_segment_bytes(mut self, bytes: u64) -> Self {
-        self.cfg.journal_segment_bytes = bytes.clamp(64 * 1024, 1024 * 1024 * 1024);
-        self
-    }
-    /// Largest payload (and handler result) accepted, in bytes. Default = 1 MiB.
-    #[must_use]
-    pub fn payload_limit(mut self, bytes: usize) -> Self {
-        self.cfg.payload_limit = bytes;
-        self
-    }
-    /// How long finished jobs and events are kept. Default = [`Retention::default`].
-    #[must_use]
-    pub fn retention(mut self, r: Retention) -> Self {
-        self.cfg.retention = r;
-        self
-    }
-    /// The time source. Default = the system clock.
-    #[must_use]
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.cfg.clock = Arc::new(clock);
-        self
-    }
-    /// `maxRetries` of jobs that do not set it. Default = 3.
-    #[must_use]
-    pub fn default_max_attempts(mut self, n: u32) -> Self {
-        self.cfg.default_max_attempts = n;
-        self
-    }
-    /// Backoff of jobs that do not set one. Default = 1 s, x2, max 60 s, ±20%.
-    #[must_use]
-    pub fn default_backoff(mut self, b: Backoff) -> Self {
-        self.cfg.default_backoff = b;
-        self
-    }
-    /// Lease granted by a claim when none is given. Default = 30 s.
-    #[must_use]
-    pub fn default_lease(mut self, d: Duration) -> Self {
-        self.cfg.default_lease = d;
-        self
-    }
-    /// Run the maintenance thread (lease expiry, pruning). Default = true. One-shot tools
-    /// turn it off.
-    #[must_use]
-    pub fn maintenance(mut self, on: bool) -> Self {
-        self.cfg.maintenance = on;
-        self
-    }
-    /// Run the scheduler thread, which fires due cron schedules. Default = true. One-shot
-    /// tools turn it off.
-    #[must_use]
-    pub fn scheduler(mut self, on: bool) -> Self {
-        self.cfg.scheduler = on;
-        self
-    }
-    /// How often the maintenance thread runs. Default = 1 s.
-    #[must_use]
-    pub fn maintenance_interval(mut self, d: Duration) -> Self {
-        self.cfg.maintenance_interval = d;
-        self
-    }
-
-    /// Opens (creating if needed) the database directory at `path`, recovering jobs left
-    /// running by a previous process.
-    ///
-    /// # Errors
-    /// `INVALID_ARGUMENT` for a bad setting, `DATABASE_IN_USE` when another process holds
-    /// the database, `CORRUPTION` or `STORAGE` when it cannot be read.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<Spool> {
-        let cfg = self.cfg;
-        if cfg.payload_limit == 0 || cfg.payload_limit > MAX_PAYLOAD_LIMIT {
-            return Err(Error::invalid(
-                "payload_limit must be between 1 byte and 64 MiB",
-            ));
-        }
-        if cfg.default_max_attempts == 0 {
-            return Err(Error::invalid("default_max_attempts must be at least 1"));
-        }
-        if cfg.cache_bytes < 1024 * 1024 {
-            return Err(Error::invalid("cache_bytes must be at least 1 MiB"));
-        }
-        if cfg.default_lease.is_zero() || cfg.maintenance_interval.is_zero() {
-            return Err(Error::invalid(
-                "default_lease and maintenance_interval must be positive",
-            ));
-        }
-        if let Durability::Buffered { max_delay } = cfg.durability {
-            if max_delay.is_zero() {
-                return Err(Error::invalid(
-                    "Buffered max_delay must be positive; use Immediate",
-                ));
-            }
-        }
-        cfg.default_backoff.validate()?;
-        let path = path.as_ref().to_path_buf();
-        let backend: Arc<dyn Backend> = Arc::new(SledBackend::open(&path, cfg.clone())?);
-        let inner = Arc::new(Inner {
-            backend,
-            cfg,
-            path,
-            maintenance: Mutex::new(None),
-            scheduler: Mutex::new(None),
-            on_close: Mutex::new(Some(Vec::new())),
-        });
-        if inner.cfg.scheduler {
-            let (wake_tx, wake_rx) = bounded(1);
-            let weak = Arc::downgrade(&inner);
-            let handle = std::thread::Builder::new()
-                .name("jobspool-scheduler".into())
-                .spawn(move || scheduler_loop(&weak, &wake_rx))
-                .map_err(|e| Error::storage("starting the scheduler thread", e))?;
-            *inner.scheduler.lock() = Some((wake_tx, handle));
-        }
-        if inner.cfg.maintenance {
-            let (stop_tx, stop_rx) = bounded(1);
-            let weak = Arc::downgrade(&inner);
-            let interval = inner.cfg.maintenance_interval;
-            let handle = std::thread::Builder::new()
-                .name("jobspool-maintenance".into())
-                .spawn(move || maintenance_loop(&weak, &stop_rx, interval))
-                .map_err(|e| Error::storage("starting the maintenance thread", e))?;
-            *inner.maintenance.lock() = Some((stop_tx, handle));
-        }
-        Ok(Spool { inner })
-    }
-}
-
 struct Inner {
-    backend: Arc<dyn Backend>,
+    engine: Engine,
     cfg: Config,
     path: PathBuf,
-    maintenance: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
-    /// The scheduler thread and its wake-up channel (a message = schedules changed).
-    scheduler: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     /// Run first when the spool closes (adapters such as the control socket stop there).
     /// `None` once closed.
     on_close: Mutex<Option<Vec<CloseHook>>>,
@@ -210,22 +58,11 @@ impl Inner {
         for hook in hooks.into_iter().flatten() {
             hook();
         }
-        for slot in [&self.maintenance, &self.scheduler] {
-            let taken = slot.lock().take();
-            if let Some((stop, handle)) = taken {
-                drop(stop);
-                if handle.thread().id() != std::thread::current().id() {
-                    let _ = handle.join();
-                }
-            }
-        }
-        self.backend.close()
+        self.engine.close()
     }
 
-    fn schedules_changed(&self) {
-        if let Some((wake, _)) = self.scheduler.lock().as_ref() {
-            let _ = wake.try_send(());
-        }
+    fn backend(&self) -> &dyn Backend {
+        self.engine.backend()
     }
 }
 
@@ -235,55 +72,21 @@ impl Drop for Inner {
     }
 }
 
-/// How many maintenance ticks between pruning passes.
-const PRUNE_EVERY: u32 = 60;
-
-fn maintenance_loop(inner: &std::sync::Weak<Inner>, stop: &Receiver<()>, interval: Duration) {
-    let mut tick: u32 = 0;
-    loop {
-        match stop.recv_timeout(interval) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        let Some(inner) = inner.upgrade() else { return };
-        // Errors here are storage errors: the backend poisons itself and every caller sees
-        // them, so the thread only has to stop.
-        if inner.backend.expire_leases().is_err() {
-            return;
-        }
-        if tick % PRUNE_EVERY == 0 && inner.backend.prune(&inner.cfg.retention).is_err() {
-            return;
-        }
-        tick = tick.wrapping_add(1);
-    }
-}
-
-/// Longest the scheduler sleeps without looking, so a wall-clock jump is noticed within a
-/// minute. With a manual clock, call [`Spool::fire_due_schedules`] after moving it.
-const SCHEDULER_MAX_SLEEP: Duration = Duration::from_secs(60);
-
-/// Sleeps until the next enabled schedule is due or schedules change, then fires what is
-/// due. Ticks missed while the process was down fire once, on the first pass.
-fn scheduler_loop(inner: &std::sync::Weak<Inner>, wake: &Receiver<()>) {
-    loop {
-        let wait = {
-            let Some(inner) = inner.upgrade() else { return };
-            if inner.backend.fire_due_schedules().is_err() {
-                return; // storage failure: the handle is poisoned and callers see it
-            }
-            match inner.backend.next_schedule_due() {
-                Ok(Some(due)) => {
-                    let ms = due.saturating_sub(inner.cfg.clock.now_ms()).max(1);
-                    Duration::from_millis(u64::try_from(ms).unwrap_or(1)).min(SCHEDULER_MAX_SLEEP)
-                }
-                Ok(None) => SCHEDULER_MAX_SLEEP,
-                Err(_) => return,
-            }
-        };
-        match wake.recv_timeout(wait) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
+impl Spool {
+    /// Opens the backend and the engine over it ([`Builder::open`] has checked `cfg`).
+    pub(crate) fn start(cfg: Config, path: &Path) -> Result<Spool> {
+        let path = path.to_path_buf();
+        let engine = Engine::open(&cfg, |observer| {
+            let backend = SledBackend::open(&path, cfg.clone(), observer)?;
+            Ok(Arc::new(backend) as Arc<dyn Backend>)
+        })?;
+        let inner = Arc::new(Inner {
+            engine,
+            cfg,
+            path,
+            on_close: Mutex::new(Some(Vec::new())),
+        });
+        Ok(Spool { inner })
     }
 }
 
@@ -361,7 +164,7 @@ impl Spool {
     /// # Errors
     /// `INVALID_ARGUMENT`, `PAYLOAD_TOO_LARGE`, `STORAGE`, `SHUTTING_DOWN`.
     pub fn enqueue(&self, job: NewJob) -> Result<Job> {
-        let mut v = self.inner.backend.enqueue(vec![job])?;
+        let mut v = self.inner.backend().enqueue(vec![job])?;
         v.pop().ok_or_else(|| Error::Storage {
             context: "internal: empty enqueue reply".into(),
             source: None,
@@ -377,7 +180,7 @@ impl Spool {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        self.inner.backend.enqueue(jobs)
+        self.inner.backend().enqueue(jobs)
     }
 
     /// The job with `id`, payload included (`jobs.get`).
@@ -386,7 +189,7 @@ impl Spool {
     /// `JOB_NOT_FOUND`, `CORRUPTION`, `STORAGE`.
     pub fn get(&self, id: JobId) -> Result<Job> {
         self.inner
-            .backend
+            .backend()
             .get(id)?
             .ok_or_else(|| Error::not_found(id))
     }
@@ -396,7 +199,7 @@ impl Spool {
     /// # Errors
     /// `JOB_NOT_FOUND`, `JOB_NOT_PENDING`.
     pub fn cancel(&self, id: JobId) -> Result<Job> {
-        self.inner.backend.cancel(id, None)
+        self.inner.backend().cancel(id, None)
     }
 
     /// Cancels a pending job, recording who did (`cancelledBy` in `job.cancelled`).
@@ -404,7 +207,7 @@ impl Spool {
     /// # Errors
     /// As [`Spool::cancel`].
     pub fn cancel_by(&self, id: JobId, by: impl Into<String>) -> Result<Job> {
-        self.inner.backend.cancel(id, Some(by.into()))
+        self.inner.backend().cancel(id, Some(by.into()))
     }
 
     /// Jobs matching `query`, in id (creation) order, one page.
@@ -412,7 +215,7 @@ impl Spool {
     /// # Errors
     /// `CORRUPTION`, `STORAGE`.
     pub fn list(&self, query: &ListQuery) -> Result<Vec<Job>> {
-        self.inner.backend.list(query)
+        self.inner.backend().list(query)
     }
 
     /// Counts by status, global and per queue, from counters (`jobs.stats`).
@@ -420,7 +223,7 @@ impl Spool {
     /// # Errors
     /// Only when the handle is closed or poisoned.
     pub fn stats(&self) -> Result<Stats> {
-        self.inner.backend.stats()
+        self.inner.backend().stats()
     }
 
     /// Up to `limit` events with `seq > after_seq`, in order (replay after downtime).
@@ -428,20 +231,20 @@ impl Spool {
     /// # Errors
     /// `CORRUPTION`, `STORAGE`.
     pub fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
-        self.inner.backend.events_since(after_seq, limit)
+        self.inner.backend().events_since(after_seq, limit)
     }
 
     /// Sequence number of the newest event (0 when the log is empty).
     #[must_use]
     pub fn last_seq(&self) -> u64 {
-        self.inner.backend.last_seq()
+        self.inner.backend().last_seq()
     }
 
     /// A live feed of events, each sent once it is durable. A subscriber that falls 65536
     /// events behind is disconnected; resume with [`Spool::events_since`].
     #[must_use]
     pub fn subscribe(&self) -> Receiver<EventRecord> {
-        self.inner.backend.subscribe()
+        self.inner.engine.subscribe()
     }
 
     /// Claims up to `req.max` ready jobs, in claim order, each under a lease (pull API).
@@ -449,7 +252,7 @@ impl Spool {
     /// # Errors
     /// `STORAGE`, `SHUTTING_DOWN`.
     pub fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
-        self.inner.backend.claim(req).map(|(c, _)| c)
+        self.inner.backend().claim(req)
     }
 
     /// As [`Spool::claim`], but waits up to `timeout` for work to appear; wakes as soon as a
@@ -458,14 +261,7 @@ impl Spool {
     /// # Errors
     /// As [`Spool::claim`].
     pub fn claim_wait(&self, req: &ClaimRequest, timeout: Duration) -> Result<Vec<Claimed>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let (claimed, epoch) = self.inner.backend.claim(req)?;
-            if !claimed.is_empty() || Instant::now() >= deadline {
-                return Ok(claimed);
-            }
-            self.inner.backend.wait_for_work(epoch, deadline);
-        }
+        self.inner.engine.claim_wait(req, timeout)
     }
 
     /// A claim request for `max` jobs of any queue and type with the default lease.
@@ -485,7 +281,7 @@ impl Spool {
     /// pending or running.
     #[must_use]
     pub fn has_work(&self, req: &ClaimRequest) -> bool {
-        self.inner.backend.has_work(req)
+        self.inner.backend().has_work(req)
     }
 
     /// Marks a claimed job completed, storing `result`.
@@ -494,7 +290,7 @@ impl Spool {
     /// `STALE_LEASE` when `token` no longer holds the lease (nothing changes),
     /// `PAYLOAD_TOO_LARGE` for a result over the limit, `JOB_NOT_FOUND`.
     pub fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
-        self.inner.backend.complete(id, token, result)
+        self.inner.backend().complete(id, token, result)
     }
 
     /// Ends a claimed job's attempt as failed: retried per `retry` and the job's backoff,
@@ -509,7 +305,7 @@ impl Spool {
         error: impl Into<String>,
         retry: Retry,
     ) -> Result<Job> {
-        self.inner.backend.fail(id, token, error.into(), retry)
+        self.inner.backend().fail(id, token, error.into(), retry)
     }
 
     /// Extends a claimed job's lease to now + `lease`.
@@ -518,7 +314,7 @@ impl Spool {
     /// `STALE_LEASE`, `JOB_NOT_FOUND`.
     pub fn extend_lease(&self, id: JobId, token: u64, lease: Duration) -> Result<Job> {
         let ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-        self.inner.backend.extend(id, token, ms)
+        self.inner.backend().extend(id, token, ms)
     }
 
     /// Hands a claimed job back to pending without counting the attempt.
@@ -526,7 +322,7 @@ impl Spool {
     /// # Errors
     /// `STALE_LEASE`, `JOB_NOT_FOUND`.
     pub fn release(&self, id: JobId, token: u64) -> Result<Job> {
-        self.inner.backend.release(id, token)
+        self.inner.backend().release(id, token)
     }
 
     /// Fails every attempt whose lease expired (the maintenance thread calls this each tick).
@@ -534,7 +330,7 @@ impl Spool {
     /// # Errors
     /// `STORAGE`.
     pub fn expire_leases(&self) -> Result<usize> {
-        self.inner.backend.expire_leases()
+        self.inner.backend().expire_leases()
     }
 
     /// `dead_letter` and `failed` jobs, optionally of one queue / type, one page.
@@ -563,7 +359,7 @@ impl Spool {
     /// `JOB_NOT_FOUND`; `INVALID_ARGUMENT` when the job is not dead or its dedupe key is
     /// held by another live job.
     pub fn redrive(&self, id: JobId) -> Result<Job> {
-        let mut v = self.inner.backend.redrive(RedriveTarget::One(id))?;
+        let mut v = self.inner.backend().redrive(RedriveTarget::One(id))?;
         v.pop().ok_or_else(|| Error::not_found(id))
     }
 
@@ -574,7 +370,7 @@ impl Spool {
     /// `STORAGE`.
     pub fn redrive_all(&self, queue: Option<String>, kind: Option<String>) -> Result<Vec<Job>> {
         self.inner
-            .backend
+            .backend()
             .redrive(RedriveTarget::All { queue, kind })
     }
 
@@ -584,7 +380,7 @@ impl Spool {
     /// # Errors
     /// `STORAGE`.
     pub fn prune(&self) -> Result<u64> {
-        self.inner.backend.prune(&self.inner.cfg.retention)
+        self.inner.backend().prune(&self.inner.cfg.retention)
     }
 
     /// Stops claims from `queue` (persisted) until [`Spool::resume_queue`].
@@ -592,7 +388,7 @@ impl Spool {
     /// # Errors
     /// `INVALID_ARGUMENT` for a bad name, `STORAGE`.
     pub fn pause_queue(&self, queue: &str) -> Result<()> {
-        self.inner.backend.set_paused(queue, true)
+        self.inner.backend().set_paused(queue, true)
     }
 
     /// Lets claims from `queue` resume.
@@ -600,7 +396,7 @@ impl Spool {
     /// # Errors
     /// As [`Spool::pause_queue`].
     pub fn resume_queue(&self, queue: &str) -> Result<()> {
-        self.inner.backend.set_paused(queue, false)
+        self.inner.backend().set_paused(queue, false)
     }
 
     /// Creates a cron schedule (`jobs.schedule.create`).
@@ -609,8 +405,8 @@ impl Spool {
     /// `SCHEDULE_EXISTS` (unless `replace`), `INVALID_CRON`, `INVALID_TIMEZONE`,
     /// `INVALID_ARGUMENT`.
     pub fn create_schedule(&self, s: NewSchedule) -> Result<ScheduledJob> {
-        let out = self.inner.backend.create_schedule(s)?;
-        self.inner.schedules_changed();
+        let out = self.inner.backend().create_schedule(s)?;
+        self.inner.engine.schedules_changed();
         Ok(out)
     }
 
@@ -620,8 +416,8 @@ impl Spool {
     /// # Errors
     /// `SCHEDULE_NOT_FOUND`.
     pub fn toggle_schedule(&self, name: &str, enabled: bool) -> Result<ScheduledJob> {
-        let out = self.inner.backend.toggle_schedule(name, enabled)?;
-        self.inner.schedules_changed();
+        let out = self.inner.backend().toggle_schedule(name, enabled)?;
+        self.inner.engine.schedules_changed();
         Ok(out)
     }
 
@@ -630,8 +426,8 @@ impl Spool {
     /// # Errors
     /// `SCHEDULE_NOT_FOUND`.
     pub fn delete_schedule(&self, name: &str) -> Result<()> {
-        self.inner.backend.delete_schedule(name)?;
-        self.inner.schedules_changed();
+        self.inner.backend().delete_schedule(name)?;
+        self.inner.engine.schedules_changed();
         Ok(())
     }
 
@@ -640,7 +436,7 @@ impl Spool {
     /// # Errors
     /// `CORRUPTION`, `STORAGE`.
     pub fn list_schedules(&self) -> Result<Vec<ScheduledJob>> {
-        self.inner.backend.list_schedules()
+        self.inner.backend().list_schedules()
     }
 
     /// Fires every due schedule now (the scheduler thread does this on its own; this is for
@@ -649,7 +445,7 @@ impl Spool {
     /// # Errors
     /// `STORAGE`.
     pub fn fire_due_schedules(&self) -> Result<u64> {
-        self.inner.backend.fire_due_schedules()
+        self.inner.backend().fire_due_schedules()
     }
 
     /// Makes every change so far durable (useful under `Buffered`).
@@ -657,13 +453,13 @@ impl Spool {
     /// # Errors
     /// `STORAGE`.
     pub fn flush(&self) -> Result<()> {
-        self.inner.backend.flush()
+        self.inner.engine.flush()
     }
 
     /// Counters of the storage work done (ops, groups, fsyncs).
     #[must_use]
     pub fn metrics(&self) -> Metrics {
-        self.inner.backend.metrics()
+        self.inner.backend().metrics()
     }
 
     /// Flushes, stops the background threads and releases the database. Later calls on any
@@ -675,21 +471,9 @@ impl Spool {
         self.inner.close()
     }
 
-    pub(crate) fn claim_with_epoch(&self, req: &ClaimRequest) -> Result<(Vec<Claimed>, u64)> {
-        self.inner.backend.claim(req)
-    }
-
-    pub(crate) fn wait_for_work(&self, epoch: u64, deadline: Instant) {
-        self.inner.backend.wait_for_work(epoch, deadline);
-    }
-
-    pub(crate) fn complete_nowait(
-        &self,
-        id: JobId,
-        token: u64,
-        result: Option<Vec<u8>>,
-    ) -> Result<()> {
-        self.inner.backend.complete_nowait(id, token, result)
+    /// The engine, for the worker pool (waiting for work, completions nobody waits for).
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
 
     pub(crate) fn payload_limit(&self) -> usize {

@@ -356,13 +356,13 @@ fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Receiver<()>) {
             continue;
         }
         let mut got = 0;
-        let mut epoch = 0;
-        for req in reqs {
-            let (claimed, e) = match s.spool.claim_with_epoch(&req) {
+        // Read before claiming: work that arrives after the claims looked moves it.
+        let epoch = s.spool.engine().work_epoch();
+        for req in &reqs {
+            let claimed = match s.spool.claim(req) {
                 Ok(v) => v,
                 Err(_) => return, // storage failure or closed spool: every caller sees it
             };
-            epoch = e;
             let room = s.capacity.saturating_sub(s.slots.lock().len());
             debug_assert!(claimed.len() <= room);
             for c in claimed {
@@ -388,7 +388,9 @@ fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Receiver<()>) {
         }
         while done.try_recv().is_ok() {}
         if got == 0 {
-            s.spool.wait_for_work(epoch, Instant::now() + IDLE_WAIT);
+            s.spool
+                .engine()
+                .wait_for_work(epoch, &reqs, Instant::now() + IDLE_WAIT);
         }
     }
 }
@@ -434,9 +436,9 @@ fn run_handler(s: &PoolShared, job: Job, token: u64) {
     // already and its late outcome is discarded (the token is stale by then).
     let still_ours = s.slots.lock().get(&id).is_some_and(|sl| sl.token == token);
     if still_ours {
-        // Outcomes are queued to the writer without waiting for their fsync: the job
-        // counts as finished once durable, and the worker moves on meanwhile. Should the
-        // process die first, the job is still `running` on disk and is recovered.
+        // Completions go to the engine's completer without waiting for their fsync: the
+        // job counts as finished once durable, and the worker moves on meanwhile. Should
+        // the process die first, the job is still `running` on disk and is recovered.
         let _ = match outcome {
             Ok(Ok(Some(result))) if result.len() > s.payload_limit => {
                 s.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -449,7 +451,7 @@ fn run_handler(s: &PoolShared, job: Job, token: u64) {
             }
             Ok(Ok(result)) => {
                 s.stats.completed.fetch_add(1, Ordering::Relaxed);
-                s.spool.complete_nowait(id, token, result)
+                s.spool.engine().complete_later(id, token, result)
             }
             Ok(Err(e)) => {
                 s.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -651,6 +653,9 @@ impl WorkerPool {
         while s.busy.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Completions handed to the completer are committed before the pool reports it
+        // stopped.
+        s.spool.engine().flush_completions();
         // A handler that ignores cancellation keeps its thread until it returns (its outcome
         // is discarded); the others are joined.
         for t in self.threads.drain(..) {

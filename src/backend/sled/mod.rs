@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
-use parking_lot::{Condvar, Mutex, RwLock};
+use crossbeam_channel::{bounded, Sender};
+use parking_lot::{Mutex, RwLock};
 
 use crate::backend::codec::{self, keys};
-use crate::backend::Backend;
+use crate::backend::{Backend, Completion, Observer};
 use crate::model::config::{Config, Retention};
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
@@ -76,9 +76,8 @@ pub(crate) struct Shared {
     pub data_file: File,
     pub cfg: Config,
     pub state: Mutex<State>,
-    /// Signalled when the state's epoch moves (work may be claimable).
-    pub work: Condvar,
-    pub subscribers: Mutex<Vec<Sender<EventRecord>>>,
+    /// Told of durable events, and when the state's epoch moves (work may be claimable).
+    pub observer: Arc<dyn Observer>,
     pub metrics: Arc<Counters>,
     pub poisoned: Mutex<Option<String>>,
     pub synced_blobs: Mutex<HashSet<OsString>>,
@@ -155,7 +154,7 @@ fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
 }
 
 impl SledBackend {
-    pub fn open(path: &Path, cfg: Config) -> Result<SledBackend> {
+    pub fn open(path: &Path, cfg: Config, observer: Arc<dyn Observer>) -> Result<SledBackend> {
         std::fs::create_dir_all(path)
             .map_err(|e| Error::storage(format!("creating {}", path.display()), e))?;
         let db = open_db(path, &cfg)?;
@@ -183,8 +182,7 @@ impl SledBackend {
             data_file,
             cfg,
             state: Mutex::new(st),
-            work: Condvar::new(),
-            subscribers: Mutex::new(Vec::new()),
+            observer,
             metrics: Arc::new(Counters::default()),
             poisoned: Mutex::new(None),
             synced_blobs,
@@ -518,45 +516,20 @@ impl Backend for SledBackend {
         self.sh().map_or(0, |sh| sh.state.lock().next_seq - 1)
     }
 
-    fn subscribe(&self) -> Receiver<EventRecord> {
-        let (tx, rx) = bounded(writer::SUBSCRIBER_BUFFER);
-        // After close the sender drops here, so the receiver reports disconnection.
-        if let Ok(sh) = self.sh() {
-            sh.subscribers.lock().push(tx);
-        }
-        rx
-    }
-
-    fn claim(&self, req: &ClaimRequest) -> Result<(Vec<Claimed>, u64)> {
+    fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
         match self.call(Op::Claim(req.clone()))? {
-            Reply::Claimed(c, epoch) => Ok((c, epoch)),
+            Reply::Claimed(c) => Ok(c),
             other => Err(unexpected(&other)),
         }
     }
 
-    fn wait_for_work(&self, epoch: u64, deadline: Instant) {
-        let Ok(sh) = self.sh() else { return };
+    fn next_due_ms(&self, req: &ClaimRequest) -> Result<Option<i64>> {
+        let sh = self.sh()?;
+        let now = sh.cfg.clock.now_ms();
         let mut st = sh.state.lock();
-        loop {
-            if self.closed.load(Ordering::Acquire) || sh.poisoned.lock().is_some() {
-                return;
-            }
-            let now_ms = sh.cfg.clock.now_ms();
-            st.promote(now_ms);
-            if st.epoch != epoch {
-                return;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            let mut until = deadline;
-            if let Some(due) = st.next_due_ms() {
-                let wait = Duration::from_millis(u64::try_from(due - now_ms).unwrap_or(0).max(1));
-                until = until.min(now + wait);
-            }
-            sh.work.wait_until(&mut st, until);
-        }
+        // Due ones become ready (and the next claim takes them): the answer is in the future.
+        st.promote(now);
+        Ok(st.next_due_for(req))
     }
 
     fn has_work(&self, req: &ClaimRequest) -> bool {
@@ -564,25 +537,14 @@ impl Backend for SledBackend {
     }
 
     fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
-        self.call_job(Op::Complete {
-            id,
-            token,
-            result,
-            reply: true,
-        })
+        self.call_job(Op::Complete { id, token, result })
     }
 
-    fn complete_nowait(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<()> {
-        let (rtx, _) = bounded(1);
-        self.send(Command::Apply(
-            Op::Complete {
-                id,
-                token,
-                result,
-                reply: false,
-            },
-            rtx,
-        ))
+    fn complete_batch(&self, batch: Vec<Completion>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.call(Op::CompleteBatch(batch)).map(|_| ())
     }
 
     fn fail(&self, id: JobId, token: u64, error: String, retry: Retry) -> Result<Job> {
@@ -730,8 +692,8 @@ impl Backend for SledBackend {
             }
         }
         if let Some(sh) = self.live.write().take() {
-            sh.work.notify_all();
-            sh.subscribers.lock().clear();
+            // Waiting claimers look again and find the handle closed.
+            sh.observer.work_available();
         }
         result
     }

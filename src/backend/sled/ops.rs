@@ -9,6 +9,7 @@ use crate::backend::codec::{self, keys};
 use crate::backend::sled::overlay::Overlay;
 use crate::backend::sled::state::State;
 use crate::backend::sled::writer::Staged;
+use crate::backend::Completion;
 use crate::model::clock::to_datetime;
 use crate::model::config::{Config, Retention};
 use crate::model::error::{Error, Result};
@@ -30,9 +31,9 @@ pub(crate) enum Op {
         id: JobId,
         token: u64,
         result: Option<Vec<u8>>,
-        /// False when nobody waits for the answer (the pool's completions).
-        reply: bool,
     },
+    /// Completions nobody waits for: a stale one is dropped silently.
+    CompleteBatch(Vec<Completion>),
     Fail {
         id: JobId,
         token: u64,
@@ -70,7 +71,7 @@ pub(crate) enum Op {
 pub(crate) enum Reply {
     Jobs(Vec<Job>),
     Job(Box<Job>),
-    Claimed(Vec<Claimed>, u64),
+    Claimed(Vec<Claimed>),
     Count(u64),
     Schedule(Box<ScheduledJob>),
     Unit,
@@ -195,19 +196,16 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
     match op {
         Op::Enqueue(jobs) => enqueue(ctx, jobs).map(Reply::Jobs),
         Op::Cancel { id, by } => cancel(ctx, id, by).map(|j| Reply::Job(Box::new(j))),
-        Op::Claim(req) => claim(ctx, &req).map(|c| Reply::Claimed(c, ctx.st.epoch)),
-        Op::Complete {
-            id,
-            token,
-            result,
-            reply,
-        } => {
-            let job = complete(ctx, id, token, result)?;
-            Ok(if reply {
-                Reply::Job(Box::new(job))
-            } else {
-                Reply::Unit
-            })
+        Op::Claim(req) => claim(ctx, &req).map(Reply::Claimed),
+        Op::Complete { id, token, result } => {
+            complete(ctx, id, token, result).map(|j| Reply::Job(Box::new(j)))
+        }
+        Op::CompleteBatch(batch) => {
+            for c in batch {
+                // A failed completion leaves no trace (see the module docs).
+                let _ = complete(ctx, c.id, c.token, c.result);
+            }
+            Ok(Reply::Unit)
         }
         Op::Fail {
             id,

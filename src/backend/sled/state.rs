@@ -231,9 +231,28 @@ impl State {
         }
     }
 
-    /// When the next delayed job becomes due.
-    pub fn next_due_ms(&self) -> Option<i64> {
-        self.delayed.keys().next().map(|(due, _)| *due)
+    /// No later than when the next delayed job `req` could claim becomes due: the first
+    /// one in due order that it could claim, or, after `DUE_SCAN` it could not, the due
+    /// time of the last of those (an early answer, so the scan stays short).
+    pub fn next_due_for(&self, req: &ClaimRequest) -> Option<i64> {
+        /// Delayed jobs looked at, at most, per question.
+        const DUE_SCAN: usize = 1024;
+        self.delayed
+            .iter()
+            .take(DUE_SCAN)
+            .enumerate()
+            .find(|(i, (_, (_, p)))| {
+                i + 1 == DUE_SCAN || self.serves(&self.parts[*p as usize], req)
+            })
+            .map(|(_, ((due, _), _))| *due)
+    }
+
+    /// Whether `req` may claim from `part` (its queues, types, and the queue not paused).
+    fn serves(&self, part: &Partition, req: &ClaimRequest) -> bool {
+        (req.queues.is_empty() || req.queues.contains(&part.queue))
+            && (req.kinds.is_empty() || req.kinds.contains(&part.kind))
+            && !req.exclude_queues.contains(&part.queue)
+            && !self.queues.get(&part.queue).is_some_and(|q| q.paused)
     }
 
     /// The next job `req` may claim, in claim order (priority, due time, id), not removed.
@@ -437,6 +456,27 @@ mod tests {
         assert_eq!(st.peek_claimable(&req()), Some(j.id));
         assert_eq!(st.stats().total.delayed, 0);
         assert_eq!(st.stats().total.pending, 1);
+    }
+
+    #[test]
+    fn next_due_is_that_of_a_delayed_job_the_request_could_claim() {
+        let mut st = State::new(1);
+        let mut other = job(&mut st, 0, 3000, JobStatus::Pending);
+        other.queue = "other".into();
+        let mine = job(&mut st, 0, 5000, JobStatus::Pending);
+        st.apply(None, Some(&other), 1000);
+        st.apply(None, Some(&mine), 1000);
+        assert_eq!(st.next_due_for(&req()), Some(3000));
+        let only_q = ClaimRequest {
+            queues: vec!["q".into()],
+            ..req()
+        };
+        assert_eq!(st.next_due_for(&only_q), Some(5000));
+        st.set_paused("q", true);
+        assert_eq!(st.next_due_for(&only_q), None);
+        st.set_paused("q", false);
+        st.promote(5000);
+        assert_eq!(st.next_due_for(&req()), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::codec::{self, keys};
@@ -510,7 +510,7 @@ fn apply_group(
         None => (Vec::new(), false, None),
     };
     if shared.state.lock().epoch != epoch_before {
-        shared.work.notify_all();
+        shared.observer.work_available();
     }
     let events = std::mem::take(&mut staged.events);
     if !sync {
@@ -690,29 +690,13 @@ fn sync_blobs(
         .map_err(|e| Error::storage("fsync of the blobs directory", e))
 }
 
-/// Sends durable events to live subscribers. A subscriber that falls `SUBSCRIBER_BUFFER`
-/// events behind is dropped (its channel disconnects); it can resume from the log by seq.
+/// Reports durable events to the observer (the engine's live subscribers).
 fn publish(shared: &Shared, events: Vec<EventRecord>) {
     if events.is_empty() {
         return;
     }
-    let mut subs = shared.subscribers.lock();
-    if subs.is_empty() {
-        return;
-    }
-    subs.retain(|tx| {
-        for ev in &events {
-            match tx.try_send(ev.clone()) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => return false,
-            }
-        }
-        true
-    });
+    shared.observer.committed(&events);
 }
-
-/// Capacity of a live subscription channel.
-pub(crate) const SUBSCRIBER_BUFFER: usize = 65_536;
 
 /// Marks the spool poisoned if the writer thread unwinds.
 struct PoisonOnPanic<'a>(&'a Shared, &'static str);
@@ -731,6 +715,6 @@ impl Drop for PoisonOnPanic<'_> {
                 source: None,
             });
         }
-        self.0.work.notify_all();
+        self.0.observer.work_available();
     }
 }

@@ -1,0 +1,132 @@
+//! [`Builder`]: the settings of [`Spool::open`], checked when the spool opens.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::spool::Spool;
+use crate::model::clock::Clock;
+use crate::model::config::{Config, Durability, Retention};
+use crate::model::error::{Error, Result};
+use crate::model::job::Backoff;
+use crate::model::limits::MAX_PAYLOAD_LIMIT;
+
+/// Settings for [`Spool::open`]; every one is checked in [`Builder::open`].
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    cfg: Config,
+}
+
+impl Builder {
+    /// When changes reach stable storage. Default = [`Durability::Immediate`].
+    #[must_use]
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.cfg.durability = d;
+        self
+    }
+    /// sled page-cache size in bytes. Default = 64 MiB (sled's own default is 1 GiB).
+    #[must_use]
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cfg.cache_bytes = bytes;
+        self
+    }
+    /// Size of each journal segment file, preallocated (clamped to 64 KiB .. 1 GiB).
+    /// Default = 32 MiB. Commits append to the current segment; a full one is sealed and
+    /// deleted once a checkpoint covers it.
+    #[must_use]
+    pub fn journal_segment_bytes(mut self, bytes: u64) -> Self {
+        self.cfg.journal_segment_bytes = bytes.clamp(64 * 1024, 1024 * 1024 * 1024);
+        self
+    }
+    /// Largest payload (and handler result) accepted, in bytes. Default = 1 MiB.
+    #[must_use]
+    pub fn payload_limit(mut self, bytes: usize) -> Self {
+        self.cfg.payload_limit = bytes;
+        self
+    }
+    /// How long finished jobs and events are kept. Default = [`Retention::default`].
+    #[must_use]
+    pub fn retention(mut self, r: Retention) -> Self {
+        self.cfg.retention = r;
+        self
+    }
+    /// The time source. Default = the system clock.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.cfg.clock = Arc::new(clock);
+        self
+    }
+    /// `maxRetries` of jobs that do not set it. Default = 3.
+    #[must_use]
+    pub fn default_max_attempts(mut self, n: u32) -> Self {
+        self.cfg.default_max_attempts = n;
+        self
+    }
+    /// Backoff of jobs that do not set one. Default = 1 s, x2, max 60 s, ±20%.
+    #[must_use]
+    pub fn default_backoff(mut self, b: Backoff) -> Self {
+        self.cfg.default_backoff = b;
+        self
+    }
+    /// Lease granted by a claim when none is given. Default = 30 s.
+    #[must_use]
+    pub fn default_lease(mut self, d: Duration) -> Self {
+        self.cfg.default_lease = d;
+        self
+    }
+    /// Run the maintenance thread (lease expiry, pruning). Default = true. One-shot tools
+    /// turn it off.
+    #[must_use]
+    pub fn maintenance(mut self, on: bool) -> Self {
+        self.cfg.maintenance = on;
+        self
+    }
+    /// Run the scheduler thread, which fires due cron schedules. Default = true. One-shot
+    /// tools turn it off.
+    #[must_use]
+    pub fn scheduler(mut self, on: bool) -> Self {
+        self.cfg.scheduler = on;
+        self
+    }
+    /// How often the maintenance thread runs. Default = 1 s.
+    #[must_use]
+    pub fn maintenance_interval(mut self, d: Duration) -> Self {
+        self.cfg.maintenance_interval = d;
+        self
+    }
+
+    /// Opens (creating if needed) the database directory at `path`, recovering jobs left
+    /// running by a previous process.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a bad setting, `DATABASE_IN_USE` when another process holds
+    /// the database, `CORRUPTION` or `STORAGE` when it cannot be read.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Spool> {
+        let cfg = self.cfg;
+        if cfg.payload_limit == 0 || cfg.payload_limit > MAX_PAYLOAD_LIMIT {
+            return Err(Error::invalid(
+                "payload_limit must be between 1 byte and 64 MiB",
+            ));
+        }
+        if cfg.default_max_attempts == 0 {
+            return Err(Error::invalid("default_max_attempts must be at least 1"));
+        }
+        if cfg.cache_bytes < 1024 * 1024 {
+            return Err(Error::invalid("cache_bytes must be at least 1 MiB"));
+        }
+        if cfg.default_lease.is_zero() || cfg.maintenance_interval.is_zero() {
+            return Err(Error::invalid(
+                "default_lease and maintenance_interval must be positive",
+            ));
+        }
+        if let Durability::Buffered { max_delay } = cfg.durability {
+            if max_delay.is_zero() {
+                return Err(Error::invalid(
+                    "Buffered max_delay must be positive; use Immediate",
+                ));
+            }
+        }
+        cfg.default_backoff.validate()?;
+        Spool::start(cfg, path.as_ref())
+    }
+}
