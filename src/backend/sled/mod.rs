@@ -1,6 +1,8 @@
 //! The embedded backend: one sled tree, logical trees as key prefixes, a single writer
 //! thread with group commit, and in-memory indexes rebuilt on open.
 
+#[cfg(test)]
+mod golden;
 pub(crate) mod journal;
 mod ops;
 mod overlay;
@@ -20,12 +22,12 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::backend::codec::{self, keys};
+use crate::backend::Backend;
 use crate::model::config::{Config, Retention};
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
-use crate::backend::Backend;
 use crate::model::types::{
     ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE,
 };

@@ -5,16 +5,16 @@
 
 use std::collections::HashMap;
 
-use crate::model::clock::to_datetime;
 use crate::backend::codec::{self, keys};
+use crate::backend::sled::overlay::Overlay;
+use crate::backend::sled::state::State;
+use crate::backend::sled::writer::Staged;
+use crate::model::clock::to_datetime;
 use crate::model::config::{Config, Retention};
 use crate::model::error::{Error, Result};
 use crate::model::event::{Event, ScheduleChange};
 use crate::model::job::{Execution, Job, JobId, JobStatus, LeaseState, NewJob};
 use crate::model::schedule::{Cron, NewSchedule, ScheduledJob};
-use crate::backend::sled::overlay::Overlay;
-use crate::backend::sled::state::State;
-use crate::backend::sled::writer::Staged;
 use crate::model::types::{ClaimRequest, Claimed, RedriveTarget, Retry};
 
 /// One request to the writer.

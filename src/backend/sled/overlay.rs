@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::model::error::Result;
 use crate::backend::sled::journal::Change;
+use crate::model::error::Result;
 
 /// Pending changes by key: the journal lsn of the group that made each, and the value
 /// (`None` = removed); with their approximate size, which the writer keeps bounded.

@@ -13,13 +13,13 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::codec::{self, keys};
+use crate::backend::sled::journal::{self, Change, Journal, Segment};
+use crate::backend::sled::ops::{self, Ctx, Op, Reply};
+use crate::backend::sled::Shared;
 use crate::model::config::Durability;
 use crate::model::error::{Error, Result};
 use crate::model::event::{Event, EventRecord};
 use crate::model::job::{Job, JobId};
-use crate::backend::sled::journal::{self, Change, Journal, Segment};
-use crate::backend::sled::ops::{self, Ctx, Op, Reply};
-use crate::backend::sled::Shared;
 
 /// Most events in one log block (~130 bytes each). sled leaves hold up to 17 items and a
 /// leaf over a quarter segment becomes a blob file: small blocks keep leaves inline.
@@ -30,7 +30,7 @@ const MAX_GROUP: usize = 1024;
 
 /// An event as stored in the log (in blocks, one per writer group): the time it was
 /// appended, for retention.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StoredEvent {
     pub at_ms: i64,
     pub event: Event,
@@ -40,7 +40,7 @@ pub(crate) struct StoredEvent {
 pub(crate) type StoredEventBlock = Vec<StoredEvent>;
 
 /// Persisted counters: the next event sequence number (never reused, even after pruning).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Meta {
     pub next_seq: u64,
 }
