@@ -1,11 +1,10 @@
 //! The embedded backend: one sled tree, logical trees as key prefixes, a single writer
 //! thread with group commit, and in-memory indexes rebuilt on open.
 
-#[cfg(test)]
-mod golden;
 pub(crate) mod journal;
 mod ops;
 mod overlay;
+mod records;
 mod state;
 mod writer;
 

@@ -264,12 +264,12 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
         Op::FireDueSchedules => fire_due(ctx).map(Reply::Count),
         Op::SetPaused { queue, paused } => {
             crate::model::job::validate_name("queue", &queue)?;
-            ctx.st.set_paused(&queue, paused);
             let value = if paused {
-                Some(codec::encode(&true).into())
+                Some(codec::encode(&true)?.into())
             } else {
                 None
             };
+            ctx.st.set_paused(&queue, paused);
             ctx.staged.put_raw(keys::named(keys::QUEUE, &queue), value);
             let at = ctx.at();
             ctx.emit(Event::QueuePaused { queue, paused, at });
@@ -750,11 +750,10 @@ fn schedule(ctx: &Ctx<'_>, name: &str) -> Result<Option<ScheduledJob>> {
     }
 }
 
-fn put_schedule(ctx: &mut Ctx<'_>, s: &ScheduledJob) {
-    ctx.staged.put_raw(
-        keys::named(keys::SCHEDULE, &s.name),
-        Some(codec::encode(s).into()),
-    );
+/// Stages a schedule's record, encoded beforehand (encoding can fail; staging must not).
+fn put_schedule(ctx: &mut Ctx<'_>, name: &str, record: Vec<u8>) {
+    ctx.staged
+        .put_raw(keys::named(keys::SCHEDULE, name), Some(record.into()));
 }
 
 fn next_run(s: &ScheduledJob, after_ms: i64) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -798,19 +797,21 @@ fn create_schedule(ctx: &mut Ctx<'_>, new: NewSchedule) -> Result<ScheduledJob> 
     } else {
         ScheduleChange::Created
     };
-    store_schedule(ctx, &s, change);
+    store_schedule(ctx, &s, change)?;
     Ok(s)
 }
 
 /// Stages a changed schedule with the event that says what changed.
-fn store_schedule(ctx: &mut Ctx<'_>, s: &ScheduledJob, change: ScheduleChange) {
-    put_schedule(ctx, s);
+fn store_schedule(ctx: &mut Ctx<'_>, s: &ScheduledJob, change: ScheduleChange) -> Result<()> {
+    let record = codec::encode(s)?;
+    put_schedule(ctx, &s.name, record);
     let at = ctx.at();
     ctx.emit(Event::ScheduleChanged {
         name: s.name.clone(),
         change,
         at,
     });
+    Ok(())
 }
 
 fn toggle_schedule(ctx: &mut Ctx<'_>, name: &str, enabled: bool) -> Result<ScheduledJob> {
@@ -823,7 +824,7 @@ fn toggle_schedule(ctx: &mut Ctx<'_>, name: &str, enabled: bool) -> Result<Sched
     } else {
         ScheduleChange::Disabled
     };
-    store_schedule(ctx, &s, change);
+    store_schedule(ctx, &s, change)?;
     Ok(s)
 }
 
@@ -862,7 +863,8 @@ fn fire_due(ctx: &mut Ctx<'_>) -> Result<u64> {
             }
         }
     }
-    let mut fired = 0;
+    // Encode every changed schedule before staging anything.
+    let mut planned = Vec::with_capacity(due.len());
     for mut s in due {
         let nj = NewJob {
             kind: s.job_type.clone(),
@@ -874,22 +876,29 @@ fn fire_due(ctx: &mut Ctx<'_>) -> Result<u64> {
         };
         s.last_run_at = Some(ctx.at());
         s.next_run_at = next_run(&s, ctx.now);
-        if nj.validate(ctx.now, ctx.cfg.payload_limit).is_err() {
-            // Settings changed since the schedule was made (a lower payload limit): skip
-            // the tick rather than fire a job that could not be enqueued by hand.
-            put_schedule(ctx, &s);
-            continue;
+        // Settings changed since the schedule was made (a lower payload limit): skip the
+        // tick rather than fire a job that could not be enqueued by hand.
+        let nj = nj
+            .validate(ctx.now, ctx.cfg.payload_limit)
+            .is_ok()
+            .then_some(nj);
+        let record = codec::encode(&s)?;
+        planned.push((s, record, nj));
+    }
+    let mut fired = 0;
+    for (s, record, nj) in planned {
+        if let Some(nj) = nj {
+            let job = create(ctx, nj);
+            ctx.emit(Event::SchedulerJobTriggered {
+                schedule_name: s.name.clone(),
+                job_id: job.id,
+                job_type: s.job_type.clone(),
+                triggered_at: ctx.at(),
+                next_run_at: s.next_run_at,
+            });
+            fired += 1;
         }
-        let job = create(ctx, nj);
-        ctx.emit(Event::SchedulerJobTriggered {
-            schedule_name: s.name.clone(),
-            job_id: job.id,
-            job_type: s.job_type.clone(),
-            triggered_at: ctx.at(),
-            next_run_at: s.next_run_at,
-        });
-        put_schedule(ctx, &s);
-        fired += 1;
+        put_schedule(ctx, &s.name, record);
     }
     Ok(fired)
 }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use serde::{Deserialize, Serialize};
 
 use crate::backend::codec::{self, keys};
 use crate::backend::sled::journal::{self, Change, Journal, Segment};
@@ -30,7 +29,7 @@ const MAX_GROUP: usize = 1024;
 
 /// An event as stored in the log (in blocks, one per writer group): the time it was
 /// appended, for retention.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct StoredEvent {
     pub at_ms: i64,
     pub event: Event,
@@ -40,7 +39,7 @@ pub(crate) struct StoredEvent {
 pub(crate) type StoredEventBlock = Vec<StoredEvent>;
 
 /// Persisted counters: the next event sequence number (never reused, even after pruning).
-#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct Meta {
     pub next_seq: u64,
 }
@@ -448,6 +447,7 @@ fn apply_group(
     let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
     let mut sync = matches!(shared.cfg.durability, Durability::Immediate);
     let mut shutdown = None;
+    let mut meta = None;
     let epoch_before;
     {
         let mut st = shared.state.lock();
@@ -488,14 +488,13 @@ fn apply_group(
             .ops
             .fetch_add(answers.len() as u64, Ordering::Relaxed);
         if st.next_seq != seq_before {
-            let meta = Meta {
+            meta = Some(Meta {
                 next_seq: st.next_seq,
-            };
-            staged.put_raw(keys::META_STATE.to_vec(), Some(codec::encode(&meta).into()));
+            });
         }
     }
     let wrote = !staged.is_empty();
-    let appended = match write(shared, journal, &mut staged) {
+    let appended = match write(shared, journal, &mut staged, meta) {
         Ok(a) => a,
         Err(e) => {
             shared.poison(&e);
@@ -562,15 +561,23 @@ fn check_space(shared: &Shared, staged: &Staged) -> Result<()> {
 /// A written group: what the journal append touched, the entry's lsn, its changes.
 type WrittenGroup = (journal::Appended, u64, Vec<Change>);
 
-/// Writes one group as a journal entry (fsync'd later by the syncer) and makes its changes
-/// visible to reads through the overlay until they reach sled.
+/// Writes one group as a journal entry (fsync'd later by the syncer), with the counters in
+/// `meta` when they moved, and makes its changes visible to reads through the overlay until
+/// they reach sled.
 fn write(
     shared: &Shared,
     journal: &mut Journal,
     staged: &mut Staged,
+    meta: Option<Meta>,
 ) -> Result<Option<WrittenGroup>> {
     if staged.is_empty() {
         return Ok(None);
+    }
+    if let Some(meta) = meta {
+        staged.put_raw(
+            keys::META_STATE.to_vec(),
+            Some(codec::encode(&meta)?.into()),
+        );
     }
     check_space(shared, staged)?;
     // Backpressure: while sled lags too far behind, wait for the applier.
@@ -582,7 +589,11 @@ fn write(
     );
     for (id, job) in staged.jobs.drain() {
         let key = sled::IVec::from(&keys::job(&id)[..]);
-        changes.push((key, job.map(|j| codec::encode(&j).into())));
+        let value = match job {
+            Some(j) => Some(codec::encode(&j)?.into()),
+            None => None,
+        };
+        changes.push((key, value));
     }
     for (k, v) in staged.raw.drain() {
         changes.push((k.into(), v));
@@ -604,7 +615,7 @@ fn write(
             .collect();
         changes.push((
             sled::IVec::from(&keys::event(recs[0].seq)[..]),
-            Some(codec::encode(&block).into()),
+            Some(codec::encode(&block)?.into()),
         ));
     }
     let lsn = journal.next_lsn();
