@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use crate::backend::codec::{self, keys};
 use crate::backend::sled::overlay::Overlay;
+use crate::backend::sled::stage::{Staged, StoredEvent};
 use crate::backend::sled::state::State;
-use crate::backend::sled::writer::Staged;
 use crate::model::clock::to_datetime;
 use crate::model::config::{Config, Retention};
 use crate::model::error::{Error, Result};
@@ -718,8 +718,7 @@ fn prune(ctx: &mut Ctx<'_>, r: &Retention) -> Result<u64> {
         .take(MAINTENANCE_CHUNK)
     {
         let (k, v) = item?;
-        let block: Vec<crate::backend::sled::writer::StoredEvent> =
-            codec::decode("events", &k, &v)?;
+        let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
         if block.last().is_some_and(|e| e.at_ms >= events_before) {
             break;
         }

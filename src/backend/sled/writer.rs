@@ -14,11 +14,11 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use crate::backend::codec::{self, keys};
 use crate::backend::sled::journal::{self, Change, Journal, Segment};
 use crate::backend::sled::ops::{self, Ctx, Op, Reply};
+use crate::backend::sled::stage::{Meta, Staged, StoredEvent};
 use crate::backend::sled::Shared;
 use crate::model::config::Durability;
 use crate::model::error::{Error, Result};
-use crate::model::event::{Event, EventRecord};
-use crate::model::job::{Job, JobId};
+use crate::model::event::EventRecord;
 
 /// Most events in one log block (~130 bytes each). sled leaves hold up to 17 items and a
 /// leaf over a quarter segment becomes a blob file: small blocks keep leaves inline.
@@ -26,49 +26,6 @@ const EVENTS_PER_BLOCK: usize = 24;
 
 /// Most requests applied in one group.
 const MAX_GROUP: usize = 1024;
-
-/// An event as stored in the log (in blocks, one per writer group): the time it was
-/// appended, for retention.
-#[derive(Debug, PartialEq)]
-pub(crate) struct StoredEvent {
-    pub at_ms: i64,
-    pub event: Event,
-}
-
-/// A log block: the events of one writer group, from the seq in its key.
-pub(crate) type StoredEventBlock = Vec<StoredEvent>;
-
-/// Persisted counters: the next event sequence number (never reused, even after pruning).
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct Meta {
-    pub next_seq: u64,
-}
-
-/// One group's changes, not yet written.
-#[derive(Default)]
-pub(crate) struct Staged {
-    /// Job records (payload excluded); `None` deletes.
-    pub jobs: HashMap<JobId, Option<Job>>,
-    /// Every other key; `None` deletes.
-    pub raw: HashMap<Vec<u8>, Option<sled::IVec>>,
-    pub events: Vec<EventRecord>,
-    event_times: Vec<i64>,
-}
-
-impl Staged {
-    pub fn put_raw(&mut self, key: Vec<u8>, value: Option<sled::IVec>) {
-        self.raw.insert(key, value);
-    }
-
-    pub fn push_event(&mut self, seq: u64, at_ms: i64, event: Event) {
-        self.events.push(EventRecord { seq, event });
-        self.event_times.push(at_ms);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.jobs.is_empty() && self.raw.is_empty() && self.events.is_empty()
-    }
-}
 
 /// A request and where to send its answer.
 pub(crate) enum Command {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ms, ms_opt, time, time_opt, IdRecord};
 use crate::backend::codec::Stored;
-use crate::backend::sled::writer::{StoredEvent, StoredEventBlock};
+use crate::backend::sled::stage::{StoredEvent, StoredEventBlock};
 use crate::model::event::{Event, ScheduleChange};
 
 #[derive(Serialize, Deserialize)]

@@ -9,10 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::backend::codec::Stored;
-use crate::backend::codec::{self, keys};
+use crate::backend::codec::{self, keys, Stored};
 use crate::backend::sled::journal::{self, Change, Entry};
-use crate::backend::sled::writer::{Meta, StoredEvent, StoredEventBlock};
+use crate::backend::sled::stage::{Meta, StoredEvent, StoredEventBlock};
 use crate::model::clock::to_datetime;
 use crate::model::event::{Event, ScheduleChange};
 use crate::model::job::{Backoff, Execution, Job, JobId, JobStatus, LeaseState};

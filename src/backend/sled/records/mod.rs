@@ -26,7 +26,7 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::backend::codec::Stored;
-use crate::backend::sled::writer::Meta;
+use crate::backend::sled::stage::Meta;
 use crate::model::job::JobId;
 
 /// A job id as stored: its 16 bytes, as uuid's serde writes them for a binary format
