@@ -27,7 +27,9 @@ pub(super) fn enqueue(ctx: &mut Ctx<'_>, jobs: Vec<NewJob>) -> Result<Vec<Job>> 
                 plans.push(Plan::SameAs(*first));
                 continue;
             }
-            if let Some(holder) = ctx.dedupe_holder(key)? {
+            if let Some(mut holder) = ctx.dedupe_holder(key)? {
+                // Read here, not while creating: a read can fail, staging must not.
+                holder.payload = ctx.payload(holder.id)?;
                 plans.push(Plan::Existing(holder));
                 continue;
             }
@@ -35,14 +37,12 @@ pub(super) fn enqueue(ctx: &mut Ctx<'_>, jobs: Vec<NewJob>) -> Result<Vec<Job>> 
         }
         plans.push(Plan::New(nj));
     }
+    // From here on nothing can fail.
     let mut out: Vec<Job> = Vec::with_capacity(plans.len());
     for plan in plans {
         let job = match plan {
             Plan::SameAs(i) => out[i].clone(),
-            Plan::Existing(mut j) => {
-                j.payload = ctx.payload(j.id)?;
-                j
-            }
+            Plan::Existing(j) => j,
             Plan::New(nj) => create(ctx, nj),
         };
         out.push(job);
@@ -114,6 +114,8 @@ pub(super) fn cancel(ctx: &mut Ctx<'_>, id: JobId, by: Option<String>) -> Result
             status: old.status.to_string(),
         });
     }
+    // Every read before the first staged change: a read can fail, staging must not.
+    let payload = ctx.payload(id)?;
     let mut job = old.clone();
     job.status = JobStatus::Cancelled;
     job.updated_at = ctx.at();
@@ -125,6 +127,6 @@ pub(super) fn cancel(ctx: &mut Ctx<'_>, id: JobId, by: Option<String>) -> Result
         cancelled_by: by,
     });
     ctx.put(Some(&old), job.clone());
-    job.payload = ctx.payload(id)?;
+    job.payload = payload;
     Ok(job)
 }

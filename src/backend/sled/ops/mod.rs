@@ -1,7 +1,12 @@
 //! The queue transitions, applied by the writer thread to one group's staged changes.
 //!
 //! Every op reads and checks first, then changes: once an op starts staging writes and
-//! index moves, nothing in it can fail, so a failed op leaves no trace in the group.
+//! index moves, nothing in it can fail, so a failed op leaves no trace in the group. That
+//! includes reads for the answer (a payload) and encoding (a schedule record): they happen
+//! before the first staged write too (`ops::tests` holds the regression tests). Two
+//! deliberate exceptions answer an error or stop early after staging: a lease found
+//! expired is expired on the spot and the caller gets `STALE_LEASE`; a claim that hits an
+//! unreadable job after claiming others keeps those and answers them.
 //!
 //! `enqueue` (enqueue, cancel), `lease` (claim and the attempt's end: complete, fail,
 //! extend, release, expiry), `dead` (redrive, prune), `schedule` (schedules and firing).
@@ -10,6 +15,8 @@ mod dead;
 mod enqueue;
 mod lease;
 mod schedule;
+#[cfg(test)]
+mod tests;
 
 use crate::backend::codec::{self, keys};
 use crate::backend::sled::overlay::Overlay;
