@@ -22,23 +22,30 @@ fn options() -> impl Options {
         .reject_trailing_bytes()
 }
 
-/// Encodes `value` behind the format-version byte.
-pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+/// A value stored through the codec, and the private record type that is its disk format.
+///
+/// Public types are never serialized directly: a field added to one must not change what is
+/// on disk. The records live in `backend::sled::records`.
+pub(crate) trait Stored: Sized {
+    /// The record as encoded: its serde shape is the format.
+    type Record: Serialize + DeserializeOwned;
+    fn to_record(&self) -> Self::Record;
+    /// The value back from its record; `Err` says why the record is not a valid value.
+    fn from_record(record: Self::Record) -> std::result::Result<Self, String>;
+}
+
+/// Encodes `value`'s record behind the format-version byte. Fails (`STORAGE`) only for a
+/// record over the size limit.
+pub(crate) fn encode<T: Stored>(value: &T) -> Result<Vec<u8>, Error> {
     let mut out = vec![FORMAT_VERSION];
-    // Serializing our own plain types into a Vec cannot fail; the limit is only hit by
-    // values over 64 MiB, which validation keeps out.
-    if let Err(e) = options().serialize_into(&mut out, value) {
-        debug_assert!(false, "encode failed: {e}");
-    }
-    out
+    options()
+        .serialize_into(&mut out, &value.to_record())
+        .map_err(|e| Error::storage("encoding a record", e))?;
+    Ok(out)
 }
 
 /// Decodes a value written by [`encode`]; any defect is a `CORRUPTION` error naming the key.
-pub(crate) fn decode<T: DeserializeOwned>(
-    tree: &'static str,
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<T, Error> {
+pub(crate) fn decode<T: Stored>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, Error> {
     let corrupt = |detail: String| Error::Corruption {
         tree,
         key: show_key(key),
@@ -47,8 +54,9 @@ pub(crate) fn decode<T: DeserializeOwned>(
     match bytes.split_first() {
         None => Err(corrupt("empty value".into())),
         Some((&FORMAT_VERSION, rest)) => options()
-            .deserialize(rest)
-            .map_err(|e| corrupt(e.to_string())),
+            .deserialize::<T::Record>(rest)
+            .map_err(|e| corrupt(e.to_string()))
+            .and_then(|r| T::from_record(r).map_err(corrupt)),
         Some((v, _)) => Err(corrupt(format!(
             "format version {v}, this build reads version {FORMAT_VERSION}"
         ))),
@@ -133,25 +141,56 @@ pub(crate) mod keys {
 mod tests {
     use super::*;
 
+    /// A test value, stored as a tuple.
+    #[derive(Debug, PartialEq)]
+    struct Pair(u32, String);
+
+    impl Stored for Pair {
+        type Record = (u32, String);
+        fn to_record(&self) -> (u32, String) {
+            (self.0, self.1.clone())
+        }
+        fn from_record(r: (u32, String)) -> std::result::Result<Self, String> {
+            if r.0 == 13 {
+                return Err("13 is not a valid value".into());
+            }
+            Ok(Pair(r.0, r.1))
+        }
+    }
+
     #[test]
     fn round_trip_and_version_byte() {
-        let v: (u32, String) = (7, "x".into());
-        let bytes = encode(&v);
+        let v = Pair(7, "x".into());
+        let bytes = encode(&v).unwrap();
         assert_eq!(bytes[0], FORMAT_VERSION);
-        let back: (u32, String) = decode("t", b"k", &bytes).unwrap();
+        let back: Pair = decode("t", b"k", &bytes).unwrap();
         assert_eq!(back, v);
     }
 
     #[test]
-    fn corrupt_bytes_are_an_error_not_a_panic() {
-        let err = decode::<(u32, String)>("jobs", b"jabc", &[]).unwrap_err();
+    fn an_invalid_record_is_corruption() {
+        let bytes = encode(&Pair(13, "x".into())).unwrap();
+        let err = decode::<Pair>("jobs", b"jabc", &bytes).unwrap_err();
         assert_eq!(err.code(), "CORRUPTION");
-        let err = decode::<(u32, String)>("jobs", b"jabc", &[9, 1, 2]).unwrap_err();
+        assert!(err.to_string().contains("13 is not a valid value"), "{err}");
+    }
+
+    #[test]
+    fn a_record_over_the_limit_is_a_storage_error() {
+        let big = Pair(1, "x".repeat(DECODE_LIMIT as usize));
+        assert_eq!(encode(&big).unwrap_err().code(), "STORAGE");
+    }
+
+    #[test]
+    fn corrupt_bytes_are_an_error_not_a_panic() {
+        let err = decode::<Pair>("jobs", b"jabc", &[]).unwrap_err();
+        assert_eq!(err.code(), "CORRUPTION");
+        let err = decode::<Pair>("jobs", b"jabc", &[9, 1, 2]).unwrap_err();
         assert!(err.to_string().contains("format version 9"));
         // A length prefix claiming 2^60 bytes must not allocate.
         let mut evil = vec![FORMAT_VERSION, 0, 0, 0, 7];
         evil.extend_from_slice(&[0xff; 12]);
-        let err = decode::<(u32, String)>("jobs", b"jabc", &evil).unwrap_err();
+        let err = decode::<Pair>("jobs", b"jabc", &evil).unwrap_err();
         assert!(err.to_string().contains("jobs"));
     }
 

@@ -4,6 +4,8 @@
 pub(crate) mod journal;
 mod ops;
 mod overlay;
+mod records;
+mod stage;
 mod state;
 mod writer;
 
@@ -31,9 +33,10 @@ use crate::model::types::{
 };
 
 use ops::{Op, Reply};
+pub(crate) use stage::StoredEventBlock;
+use stage::{Meta, StoredEvent};
 use state::State;
-pub(crate) use writer::StoredEventBlock;
-use writer::{Command, Meta, StoredEvent};
+use writer::Command;
 
 /// sled segment size for new databases. sled moves pages over a quarter of it (64 KiB here)
 /// to files under `blobs/`; every sync fsyncs new blob files, so large payloads stay

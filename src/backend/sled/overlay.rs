@@ -22,6 +22,9 @@ pub(crate) struct Overlay {
     map: Mutex<Pending>,
     /// Signalled when changes leave (reach sled).
     shrunk: Condvar,
+    /// Keys whose reads fail (tests of what an op does when a read fails).
+    #[cfg(test)]
+    fail_reads: Mutex<Vec<Vec<u8>>>,
 }
 
 #[derive(Default)]
@@ -109,8 +112,24 @@ impl Overlay {
             .map(|(k, _)| k.clone())
     }
 
+    /// Makes every later [`Overlay::read`] of `key` fail with a `STORAGE` error.
+    #[cfg(test)]
+    pub fn fail_reads_of(&self, key: &[u8]) {
+        self.fail_reads.lock().push(key.to_vec());
+    }
+
     /// `tree.get(key)` as it will be once every pending change is in sled.
     pub fn read(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<sled::IVec>> {
+        #[cfg(test)]
+        if self.fail_reads.lock().iter().any(|k| k == key) {
+            return Err(crate::model::error::Error::Storage {
+                context: format!(
+                    "injected read failure of {}",
+                    crate::backend::codec::show_key(key)
+                ),
+                source: None,
+            });
+        }
         match self.get(key) {
             Some(v) => Ok(v),
             None => Ok(tree.get(key)?),

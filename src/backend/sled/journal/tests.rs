@@ -1,0 +1,146 @@
+//! Tests of the journal: encoding, appends, rolls and seals, torn entries, replay.
+
+use super::*;
+
+fn change(k: &str, v: Option<&str>) -> Change {
+    (k.as_bytes().into(), v.map(|v| v.as_bytes().into()))
+}
+
+fn collect(dir: &Path) -> (u64, Vec<Vec<Change>>) {
+    let mut got = Vec::new();
+    let n = replay(dir, |c| {
+        got.push(c);
+        Ok(())
+    })
+    .unwrap();
+    (n, got)
+}
+
+fn only_segment(dir: &Path) -> PathBuf {
+    let segs = segments(&dir.join(DIR)).unwrap();
+    assert_eq!(segs.len(), 1);
+    segs[0].1.clone()
+}
+
+#[test]
+fn entries_round_trip_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    j.append(&[change("a", Some("1")), change("b", None)])
+        .unwrap();
+    j.append(&[change("c", Some(""))]).unwrap();
+    let (n, got) = collect(d.path());
+    assert_eq!(n, 2);
+    assert_eq!(got[0], vec![change("a", Some("1")), change("b", None)]);
+    assert_eq!(got[1], vec![change("c", Some(""))]);
+    // The segment is preallocated: entries, then zeros.
+    let len = std::fs::metadata(only_segment(d.path())).unwrap().len();
+    assert_eq!(len, SEGMENT_BYTES);
+}
+
+#[test]
+fn a_torn_or_corrupt_tail_ends_the_journal() {
+    let d = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    for i in 0..3 {
+        j.append(&[change(&format!("k{i}"), Some("v"))]).unwrap();
+    }
+    let path = only_segment(d.path());
+    let full = std::fs::read(&path).unwrap();
+    let entry = j.bytes as usize / 3;
+    // Zero the last entry's final bytes (a torn write): two survive.
+    let mut torn = full.clone();
+    torn[3 * entry - 3..3 * entry].fill(0);
+    std::fs::write(&path, &torn).unwrap();
+    assert_eq!(collect(d.path()).0, 2);
+    // A file cut inside the last entry: two survive.
+    std::fs::write(&path, &full[..3 * entry - 1]).unwrap();
+    assert_eq!(collect(d.path()).0, 2);
+    // Flip a byte of the second entry's body: one survives.
+    let mut bad = full.clone();
+    bad[entry + HEADER + 3] ^= 0x40;
+    std::fs::write(&path, &bad).unwrap();
+    assert_eq!(collect(d.path()).0, 1);
+    // A length claiming 4 GiB must not allocate; the entry is torn.
+    let mut huge = full.clone();
+    huge[entry..entry + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    std::fs::write(&path, &huge).unwrap();
+    assert_eq!(collect(d.path()).0, 1);
+}
+
+#[test]
+fn full_segments_are_sealed_and_replay_continues_across_them() {
+    let d = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    let big = "x".repeat(1024 * 1024);
+    let mut rolled = 0;
+    for i in 0..70 {
+        let a = j.append(&[change(&format!("k{i}"), Some(&big))]).unwrap();
+        rolled += usize::from(a.new_segment);
+    }
+    assert_eq!(rolled, 2);
+    let dir = d.path().join(DIR);
+    let segs = segments(&dir).unwrap();
+    assert_eq!(segs.len(), 3);
+    let (n, got) = collect(d.path());
+    assert_eq!(n, 70);
+    assert_eq!(got[69][0].0.as_ref(), b"k69");
+    // Durable up to just before the second segment: the first goes, the rest stays.
+    truncate(d.path(), segs[1].0 - 2).unwrap();
+    assert_eq!(segments(&dir).unwrap().len(), 3);
+    truncate(d.path(), segs[1].0 - 1).unwrap();
+    assert_eq!(segments(&dir).unwrap().len(), 2);
+    assert_eq!(collect(d.path()).0, 70 - (segs[1].0 - 1));
+}
+
+#[test]
+fn an_unsealed_segment_ends_the_journal() {
+    // Power loss took the end of segment 1 (its seal included): whatever segment 2
+    // holds was never acknowledged, and is not applied.
+    let d = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    j.append(&[change("a", Some("1"))]).unwrap();
+    drop(j);
+    let mut j = Journal::create(d.path(), 2, SEGMENT_BYTES).unwrap();
+    j.append(&[change("b", Some("2"))]).unwrap();
+    assert_eq!(collect(d.path()).0, 1);
+}
+
+#[test]
+fn a_sealed_segment_followed_by_another_lsn_is_corruption() {
+    let d = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    j.append(&[change("a", Some("1"))]).unwrap();
+    let mut seal = Vec::new();
+    encode(&mut seal, &Entry::Seal(2));
+    (&j.current.file).write_all(&seal).unwrap();
+    drop(j);
+    // The next segment resumes at 5: entries 2 to 4 are gone.
+    let mut j = Journal::create(d.path(), 5, SEGMENT_BYTES).unwrap();
+    j.append(&[change("b", Some("2"))]).unwrap();
+    let err = replay(d.path(), |_| Ok(())).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION");
+    assert!(
+        err.to_string().contains("entry 5 where entry 2 belongs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn decode_rejects_garbage_without_panicking() {
+    assert!(decode_body(&[]).is_none());
+    assert!(decode_body(&[0; 11]).is_none());
+    let mut body = 7u64.to_be_bytes().to_vec();
+    body.extend_from_slice(&(u32::MAX - 1).to_be_bytes());
+    assert!(decode_body(&body).is_none());
+    body.truncate(8);
+    body.extend_from_slice(&1u32.to_be_bytes());
+    body.extend_from_slice(&[2, 0, 0, 0, 0]);
+    assert!(decode_body(&body).is_none());
+    // A seal carries nothing after its marker.
+    let mut seal = 9u64.to_be_bytes().to_vec();
+    seal.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(decode_body(&seal), Some(Entry::Seal(9)));
+    seal.push(0);
+    assert!(decode_body(&seal).is_none());
+}

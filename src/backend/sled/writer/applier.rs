@@ -1,0 +1,93 @@
+//! The applier thread: moves durable groups into sled, then out of the overlay. Also the
+//! plain key-by-key apply the journal replay uses on open.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::PoisonOnPanic;
+use crate::backend::sled::journal::Change;
+use crate::backend::sled::Shared;
+use crate::model::error::{Error, Result};
+
+/// How long the applier lets durable groups collect before writing them to sled.
+const APPLY_LAG: Duration = Duration::from_millis(10);
+
+/// Most groups the applier writes at once.
+const APPLY_MAX_GROUPS: usize = 4096;
+
+/// The applier: moves durable groups into sled, in order, then out of the overlay.
+///
+/// It lets durable groups collect for up to `APPLY_LAG` and writes only the last value of
+/// each key: a job claimed and then completed meanwhile reaches sled once. Safe because
+/// sled needs no atomicity of its own: every group is durable in the journal first, and
+/// the replay on open rewrites every key the journal holds since the last checkpoint.
+pub(super) fn run_applier(shared: &Shared, rx: &Receiver<Vec<(u64, Vec<Change>)>>) {
+    let _guard = PoisonOnPanic::new(shared, "applier");
+    let mut groups: Vec<(u64, Vec<Change>)> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        groups.extend(first);
+        let until = Instant::now() + APPLY_LAG;
+        let mut open = true;
+        while groups.len() < APPLY_MAX_GROUPS {
+            match rx.recv_deadline(until) {
+                Ok(more) => groups.extend(more),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => break,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        if let Err(e) = apply_coalesced(shared, &mut groups) {
+            shared.poison(&e);
+            return;
+        }
+        if !open {
+            return;
+        }
+    }
+}
+
+/// Writes the last value of every key `groups` change into sled (in key order), then drops
+/// the groups from the overlay.
+pub(super) fn apply_coalesced(shared: &Shared, groups: &mut Vec<(u64, Vec<Change>)>) -> Result<()> {
+    let mut last: HashMap<&[u8], &Option<sled::IVec>> = HashMap::new();
+    for (_, changes) in groups.iter() {
+        for (k, v) in changes {
+            last.insert(k, v);
+        }
+    }
+    let mut last: Vec<(&[u8], &Option<sled::IVec>)> = last.into_iter().collect();
+    last.sort_unstable_by_key(|(k, _)| *k);
+    for (k, v) in last {
+        match v {
+            Some(v) => shared.tree.insert(k, v.clone()),
+            None => shared.tree.remove(k),
+        }
+        .map_err(|e| Error::storage("writing to sled", e))?;
+    }
+    for (lsn, changes) in groups.drain(..) {
+        shared.overlay.applied(lsn, &changes);
+        shared.applied_lsn.store(lsn, Ordering::Release);
+        shared.metrics.unapplied.fetch_sub(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Applies one group's changes to sled, key by key. Not atomic in sled, and need not be: the
+/// group is durable in the journal first, and the replay on open completes a torn one.
+/// (sled's `apply_batch` would be atomic, but it writes and `sync_file_range`s sled's IO
+/// buffer twice per call.)
+pub(crate) fn apply_changes(tree: &sled::Tree, changes: &[Change]) -> Result<()> {
+    for (k, v) in changes {
+        match v {
+            Some(v) => tree.insert(k, v.clone()),
+            None => tree.remove(k),
+        }
+        .map_err(|e| Error::storage("writing to sled", e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The checkpointer thread: once a second, makes sled durable up to the last group applied
+//! to it (sled flush, then fsync of its files) and trims the journal.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use super::PoisonOnPanic;
+use crate::backend::sled::journal;
+use crate::backend::sled::Shared;
+use crate::model::error::{Error, Result};
+
+/// How often the checkpointer makes sled durable and trims the journal.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// The checkpointer: once a second, makes what sled holds durable and trims the journal.
+pub(super) fn run_checkpointer(shared: &Shared, stop: &Receiver<()>) {
+    let _guard = PoisonOnPanic::new(shared, "checkpoint");
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(CHECKPOINT_EVERY)
+    {
+        if shared.poisoned_error().is_some() {
+            return;
+        }
+        if let Err(e) = checkpoint(shared) {
+            shared.poison(&e);
+            return;
+        }
+    }
+}
+
+/// Makes sled durable up to the last group applied to it, then deletes the journal segments
+/// that hold nothing newer.
+pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
+    let _one_at_a_time = shared.checkpoint_lock.lock();
+    // Read before the flush: sled's flush covers every batch applied before it starts.
+    let lsn = shared.applied_lsn.load(Ordering::Acquire);
+    if lsn <= shared.durable_lsn.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    sync_sled(
+        &shared.db,
+        &shared.path,
+        &shared.data_file,
+        &shared.synced_blobs,
+    )?;
+    shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+    shared.durable_lsn.store(lsn, Ordering::Release);
+    journal::truncate(&shared.path, lsn)
+}
+
+/// Makes sled's state durable: sled's `flush` uses `sync_file_range`, which is not durable,
+/// so follow it with `fdatasync` of the data file and of new blob files (SPEC.md section 1).
+pub(crate) fn sync_sled(
+    db: &sled::Db,
+    path: &std::path::Path,
+    data_file: &File,
+    synced_blobs: &parking_lot::Mutex<HashSet<std::ffi::OsString>>,
+) -> Result<()> {
+    db.flush().map_err(|e| Error::storage("flushing sled", e))?;
+    sync_blobs(path, synced_blobs)?;
+    data_file
+        .sync_data()
+        .map_err(|e| Error::storage("fsync of the data file", e))
+}
+
+/// sled writes pages too large for a segment (a node holding several large payloads can be)
+/// to files under `blobs/`, which its flush does not fsync. At every sync, fsync each blob
+/// file not synced before, and then the directory. Costs one directory read when there are
+/// none.
+fn sync_blobs(
+    path: &std::path::Path,
+    synced_blobs: &parking_lot::Mutex<HashSet<std::ffi::OsString>>,
+) -> Result<()> {
+    let dir = path.join("blobs");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::storage("listing blobs", e)),
+    };
+    let mut synced = synced_blobs.lock();
+    let mut seen = HashSet::new();
+    let mut new = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::storage("listing blobs", e))?;
+        let name = entry.file_name();
+        seen.insert(name.clone());
+        if synced.contains(&name) {
+            continue;
+        }
+        match File::open(entry.path()) {
+            Ok(f) => f
+                .sync_all()
+                .map_err(|e| Error::storage("fsync of a blob", e))?,
+            // sled removes blobs of overwritten values; a vanished one needs no fsync.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::storage("opening a blob", e)),
+        }
+        synced.insert(name);
+        new += 1;
+    }
+    // Forget blobs sled has removed, so the set stays as small as the directory.
+    synced.retain(|n| seen.contains(n));
+    if new == 0 {
+        return Ok(());
+    }
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::storage("fsync of the blobs directory", e))
+}

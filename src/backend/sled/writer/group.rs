@@ -1,0 +1,186 @@
+//! The writer thread's work on one group: apply its ops to a fresh staging area, then
+//! append the staged changes to the journal as one entry.
+
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::Sender;
+
+use super::space::check_space;
+use super::{Answer, Command, Written};
+use crate::backend::codec::{self, keys};
+use crate::backend::sled::journal::{self, Change, Journal};
+use crate::backend::sled::ops::{self, Ctx, Reply};
+use crate::backend::sled::stage::{Meta, Staged, StoredEvent};
+use crate::backend::sled::Shared;
+use crate::model::config::Durability;
+use crate::model::error::{Error, Result};
+
+/// Most events in one log block (~130 bytes each). sled leaves hold up to 17 items and a
+/// leaf over a quarter segment becomes a blob file: small blocks keep leaves inline.
+const EVENTS_PER_BLOCK: usize = 24;
+
+/// Most bytes of changes waiting for sled (in the overlay) before the writer waits.
+const OVERLAY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Applies and writes one group. Returns what the syncer needs, and whether to stop.
+pub(super) fn apply_group(
+    shared: &Shared,
+    journal: &mut Journal,
+    group: Vec<Command>,
+) -> (Written, Option<Sender<Result<Reply>>>) {
+    let mut staged = Staged::default();
+    let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
+    let mut sync = matches!(shared.cfg.durability, Durability::Immediate);
+    let mut shutdown = None;
+    let mut meta = None;
+    let epoch_before;
+    {
+        let mut st = shared.state.lock();
+        epoch_before = st.epoch;
+        let seq_before = st.next_seq;
+        let now = shared.cfg.clock.now_ms();
+        for cmd in group {
+            match cmd {
+                Command::Apply(op, reply) => {
+                    let result = if let Some(e) = shared.poisoned_error() {
+                        Err(e)
+                    } else {
+                        let mut ctx = Ctx {
+                            tree: &shared.tree,
+                            overlay: &shared.overlay,
+                            st: &mut st,
+                            staged: &mut staged,
+                            cfg: &shared.cfg,
+                            now,
+                        };
+                        ops::apply(&mut ctx, op)
+                    };
+                    answers.push((reply, result));
+                }
+                Command::Sync(reply) => {
+                    sync = true;
+                    answers.push((reply, Ok(Reply::Unit)));
+                }
+                Command::Shutdown(reply) => {
+                    // Answered by `run` once the final checkpoint is done.
+                    sync = true;
+                    shutdown = Some(reply);
+                }
+            }
+        }
+        shared
+            .metrics
+            .ops
+            .fetch_add(answers.len() as u64, Ordering::Relaxed);
+        if st.next_seq != seq_before {
+            meta = Some(Meta {
+                next_seq: st.next_seq,
+            });
+        }
+    }
+    let wrote = !staged.is_empty();
+    let appended = match write(shared, journal, &mut staged, meta) {
+        Ok(a) => a,
+        Err(e) => {
+            shared.poison(&e);
+            for (_, answer) in &mut answers {
+                *answer = Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown));
+            }
+            None
+        }
+    };
+    let (segments, new_segment, changes) = match appended {
+        Some((a, lsn, changes)) => (a.segments, a.new_segment, Some((lsn, changes))),
+        None => (Vec::new(), false, None),
+    };
+    if shared.state.lock().epoch != epoch_before {
+        shared.observer.work_available();
+    }
+    let events = std::mem::take(&mut staged.events);
+    if !sync {
+        // Buffered: answer now; the syncer makes it durable within max_delay.
+        for (reply, answer) in answers.drain(..) {
+            let _ = reply.send(answer);
+        }
+    }
+    (
+        Written {
+            wrote,
+            segments,
+            new_segment,
+            changes,
+            events,
+            answers,
+            sync,
+        },
+        shutdown,
+    )
+}
+
+/// A written group: what the journal append touched, the entry's lsn, its changes.
+type WrittenGroup = (journal::Appended, u64, Vec<Change>);
+
+/// Writes one group as a journal entry (fsync'd later by the syncer), with the counters in
+/// `meta` when they moved, and makes its changes visible to reads through the overlay until
+/// they reach sled.
+fn write(
+    shared: &Shared,
+    journal: &mut Journal,
+    staged: &mut Staged,
+    meta: Option<Meta>,
+) -> Result<Option<WrittenGroup>> {
+    if staged.is_empty() {
+        return Ok(None);
+    }
+    if let Some(meta) = meta {
+        staged.put_raw(
+            keys::META_STATE.to_vec(),
+            Some(codec::encode(&meta)?.into()),
+        );
+    }
+    check_space(shared, staged)?;
+    // Backpressure: while sled lags too far behind, wait for the applier.
+    shared
+        .overlay
+        .wait_below(OVERLAY_LIMIT, || shared.poisoned_error().is_some());
+    let mut changes: Vec<Change> = Vec::with_capacity(
+        staged.jobs.len() + staged.raw.len() + staged.events.len() / EVENTS_PER_BLOCK + 2,
+    );
+    for (id, job) in staged.jobs.drain() {
+        let key = sled::IVec::from(&keys::job(&id)[..]);
+        let value = match job {
+            Some(j) => Some(codec::encode(&j)?.into()),
+            None => None,
+        };
+        changes.push((key, value));
+    }
+    for (k, v) in staged.raw.drain() {
+        changes.push((k.into(), v));
+    }
+    // The group's events are contiguous: log blocks of at most EVENTS_PER_BLOCK, each keyed
+    // by its first sequence number (small enough to stay inline in a sled segment).
+    for (recs, times) in staged
+        .events
+        .chunks(EVENTS_PER_BLOCK)
+        .zip(staged.event_times.chunks(EVENTS_PER_BLOCK))
+    {
+        let block: Vec<StoredEvent> = recs
+            .iter()
+            .zip(times)
+            .map(|(rec, at_ms)| StoredEvent {
+                at_ms: *at_ms,
+                event: rec.event.clone(),
+            })
+            .collect();
+        changes.push((
+            sled::IVec::from(&keys::event(recs[0].seq)[..]),
+            Some(codec::encode(&block)?.into()),
+        ));
+    }
+    let lsn = journal.next_lsn();
+    let appended = journal.append(&changes)?;
+    shared.overlay.insert(lsn, &changes);
+    shared.metrics.groups.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.unapplied.fetch_add(1, Ordering::Relaxed);
+    Ok(Some((appended, lsn, changes)))
+}

@@ -1,0 +1,172 @@
+//! The single writer: applies requests in groups and appends each group's changes to the
+//! journal as one entry; a syncer fsyncs the journal (once for every group written since
+//! its last fsync), answers the callers (group commit) and then moves the changes into sled;
+//! a checkpointer makes sled itself durable once a second so the journal can be trimmed.
+//!
+//! One file per thread or concern: `group` applies and journals one group (the writer
+//! thread's work), `syncer` fsyncs and answers, `applier` moves durable groups into sled,
+//! `checkpoint` makes sled durable and trims the journal, `space` refuses a group the disk
+//! cannot hold, `publish` hands durable events to the observer.
+
+mod applier;
+mod checkpoint;
+mod group;
+mod publish;
+mod space;
+mod syncer;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::backend::sled::journal::{self, Change, Journal, Segment};
+use crate::backend::sled::ops::{Op, Reply};
+use crate::backend::sled::Shared;
+use crate::model::error::{Error, Result};
+use crate::model::event::EventRecord;
+
+pub(crate) use applier::apply_changes;
+pub(crate) use checkpoint::sync_sled;
+
+use applier::run_applier;
+use checkpoint::{checkpoint, run_checkpointer};
+use group::apply_group;
+use syncer::{commit, run_syncer};
+
+/// Most requests applied in one group.
+const MAX_GROUP: usize = 1024;
+
+/// A request and where to send its answer.
+pub(crate) enum Command {
+    Apply(Op, Sender<Result<Reply>>),
+    /// Make everything applied so far durable, then answer.
+    Sync(Sender<Result<Reply>>),
+    /// Make everything durable and stop.
+    Shutdown(Sender<Result<Reply>>),
+}
+
+type Answer = (Sender<Result<Reply>>, Result<Reply>);
+
+/// What the writer hands the syncer after writing a group.
+struct Written {
+    /// The batch was not empty (there is something to fsync).
+    wrote: bool,
+    /// Journal segments the group was appended to (to fsync), and whether one is new.
+    segments: Vec<Arc<Segment>>,
+    new_segment: bool,
+    /// The group's journal lsn and changes, for sled once durable.
+    changes: Option<(u64, Vec<Change>)>,
+    /// Events of the group, published once durable.
+    events: Vec<EventRecord>,
+    /// Answers to send once durable (empty when the caller was answered already:
+    /// `Buffered` without an explicit sync).
+    answers: Vec<Answer>,
+    /// The answers wait for an fsync (Immediate, or an explicit sync or shutdown).
+    sync: bool,
+}
+
+/// The writer: applies groups and appends each to the journal; the syncer makes them
+/// durable and answers. While the syncer waits on the disk the writer already applies the
+/// next group, and one fsync covers every group written before it (group commit across
+/// groups as well as within one). When nothing else waits, the writer commits a group
+/// itself. Also starts the applier and the checkpointer, and stops them all in order.
+pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Command>) {
+    let _guard = PoisonOnPanic::new(&shared, "writer");
+    let (sync_tx, sync_rx) = crossbeam_channel::bounded::<Written>(64);
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    // The applier moves durable groups into sled, so the next fsync need not wait for it.
+    let (apply_tx, apply_rx) = crossbeam_channel::bounded::<Vec<(u64, Vec<Change>)>>(64);
+    let s1 = shared.clone();
+    let applier = std::thread::Builder::new()
+        .name("jobspool-applier".into())
+        .spawn(move || run_applier(&s1, &apply_rx));
+    let s2 = shared.clone();
+    let a2 = apply_tx.clone();
+    let syncer = std::thread::Builder::new()
+        .name("jobspool-syncer".into())
+        .spawn(move || run_syncer(&s2, &sync_rx, &a2));
+    let s3 = shared.clone();
+    let checkpointer = std::thread::Builder::new()
+        .name("jobspool-checkpoint".into())
+        .spawn(move || run_checkpointer(&s3, &stop_rx));
+    let (Ok(applier), Ok(syncer), Ok(checkpointer)) = (applier, syncer, checkpointer) else {
+        shared.poison(&Error::Storage {
+            context: "cannot start the applier, syncer or checkpoint thread".into(),
+            source: None,
+        });
+        return;
+    };
+    let mut shutdown_reply = None;
+    loop {
+        if rx.is_empty() {
+            shared.writer_busy.store(false, Ordering::Release);
+        }
+        let Ok(first) = rx.recv() else { break };
+        shared.writer_busy.store(true, Ordering::Release);
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(c) => group.push(c),
+                Err(_) => break,
+            }
+        }
+        let (written, shutdown) = apply_group(&shared, &mut journal, group);
+        if let Some(reply) = shutdown {
+            shutdown_reply = Some(reply);
+        }
+        if written.sync && shared.syncer_pending.load(Ordering::Acquire) == 0 && rx.is_empty() {
+            // Nobody else is waiting and the syncer has nothing: fsync here, one thread
+            // hop less for a lone caller.
+            if !commit(&shared, written, &apply_tx) {
+                break;
+            }
+        } else {
+            shared.syncer_pending.fetch_add(1, Ordering::AcqRel);
+            if sync_tx.send(written).is_err() {
+                break;
+            }
+        }
+        if shutdown_reply.is_some() {
+            break;
+        }
+    }
+    drop(sync_tx);
+    let _ = syncer.join();
+    drop(apply_tx);
+    let _ = applier.join();
+    drop(stop_tx);
+    let _ = checkpointer.join();
+    // A clean stop: sled holds everything, the journal is not needed to reopen.
+    let result = match shared.poisoned_error() {
+        Some(e) => Err(e),
+        None => checkpoint(&shared).and_then(|()| journal::clear(&shared.path)),
+    };
+    if let Err(e) = &result {
+        shared.poison(e);
+    }
+    if let Some(reply) = shutdown_reply {
+        let _ = reply.send(result.map(|()| Reply::Unit));
+    }
+}
+
+/// Marks the spool poisoned if the writer thread unwinds.
+struct PoisonOnPanic<'a>(&'a Shared, &'static str);
+
+impl<'a> PoisonOnPanic<'a> {
+    fn new(shared: &'a Shared, thread: &'static str) -> Self {
+        PoisonOnPanic(shared, thread)
+    }
+}
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poison(&Error::Storage {
+                context: format!("the {} thread panicked", self.1),
+                source: None,
+            });
+        }
+        self.0.observer.work_available();
+    }
+}
