@@ -1,5 +1,7 @@
 //! Entry points for the fuzz targets under `fuzz/` (not part of the stable API).
 //!
+//! Compiled only with the `fuzzing` cargo feature, which `fuzz/Cargo.toml` turns on.
+//!
 //! Each function must return (an error is fine) for every input: no panic, no unbounded
 //! allocation.
 

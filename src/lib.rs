@@ -30,6 +30,7 @@ mod api;
 mod backend;
 pub mod control;
 mod engine;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod model;

@@ -59,20 +59,6 @@ const SLED_EXCEPTIONS: &[(&str, &str, &str)] = &[(
     "the constructor site in Builder::open",
 )];
 
-/// Layer violations in the tree today, as exact `(file, path)` pairs, to be fixed by the
-/// restructuring under way (see `ARCHITECTURE.md`). The test fails on any violation not
-/// listed here, and also on any entry listed here that no longer occurs, so this list only
-/// shrinks: when you fix one, delete its line. The goal is an empty list.
-const KNOWN_VIOLATIONS: &[(&str, &str)] = &[
-    // The cron DST tests format instants with the API's JSON view; a model-level (or
-    // chrono) formatter in the test module would do.
-    ("src/model/schedule.rs", "crate::api::json::time"),
-    // `Builder` (api) starts the control-socket server (control, the layer above it);
-    // the dependency should point the other way, or the server be started from the top.
-    ("src/api/spool.rs", "crate::control::Server"),
-    ("src/api/spool.rs", "crate::control::SocketSetting"),
-];
-
 #[test]
 fn no_module_imports_from_a_higher_layer() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -91,16 +77,8 @@ fn no_module_imports_from_a_higher_layer() {
 
     let report = check(&files);
     let mut problems: Vec<String> = report.errors.clone();
-    let mut seen_known = BTreeSet::new();
-    for v in &report.violations {
-        let key = (v.file.as_str(), v.path.as_str());
-        if let Some(k) = KNOWN_VIOLATIONS.iter().find(|k| **k == key) {
-            eprintln!("known (listed in KNOWN_VIOLATIONS): {v}");
-            seen_known.insert(*k);
-        } else {
-            problems.push(v.to_string());
-        }
-    }
+    // No exceptions: every upward import fails the test.
+    problems.extend(report.violations.iter().map(ToString::to_string));
     for (f, p, _) in SLED_EXCEPTIONS {
         if !report
             .sled_exceptions_used
@@ -108,14 +86,6 @@ fn no_module_imports_from_a_higher_layer() {
         {
             problems.push(format!(
                 "SLED_EXCEPTIONS lists {f} -> {p}, which no longer occurs: delete that entry"
-            ));
-        }
-    }
-    for k in KNOWN_VIOLATIONS {
-        if !seen_known.contains(k) {
-            problems.push(format!(
-                "KNOWN_VIOLATIONS lists {} -> {}, which no longer occurs: delete that entry",
-                k.0, k.1
             ));
         }
     }

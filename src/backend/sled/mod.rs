@@ -33,6 +33,7 @@ use crate::model::types::{
 };
 
 use ops::{Op, Reply};
+#[cfg(feature = "fuzzing")]
 pub(crate) use stage::StoredEventBlock;
 use stage::{Meta, StoredEvent};
 use state::State;
