@@ -1,0 +1,193 @@
+//! Opening the store: sled with its lock retried, the journal replayed into it, and the
+//! in-memory indexes rebuilt from the records (on two threads).
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use parking_lot::Mutex;
+
+use super::stage::{Meta, StoredEvent};
+use super::{journal, state::State, writer};
+use crate::backend::codec::{self, keys};
+use crate::model::config::Config;
+use crate::model::error::{Error, Result};
+use crate::model::job::Job;
+
+/// sled segment size for new databases. sled moves pages over a quarter of it (64 KiB here)
+/// to files under `blobs/`; every sync fsyncs new blob files, so large payloads stay
+/// durable. Measured: with 512 KiB or larger segments sled 0.34's memory grows with every
+/// write (1M 400-byte inserts: >1.5 GB at 1 MiB), with 256 KiB it stays flat (~130 MB); see
+/// README, Performance.
+const SEGMENT_SIZE: usize = 256 * 1024;
+
+/// The segment size an existing database was created with (sled refuses another one).
+pub(super) fn segment_size_of(path: &Path) -> usize {
+    std::fs::read(path.join("conf"))
+        .ok()
+        .and_then(|conf| {
+            // The file ends in a binary checksum: read it as lossy text.
+            String::from_utf8_lossy(&conf)
+                .lines()
+                .find_map(|l| l.strip_prefix("segment_size: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        })
+        .filter(|n| n.is_power_of_two())
+        .unwrap_or(SEGMENT_SIZE)
+}
+
+/// How long `open` retries sled's file lock (sled releases it asynchronously after a drop).
+const LOCK_RETRY: Duration = Duration::from_secs(2);
+
+pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
+    let deadline = Instant::now() + LOCK_RETRY;
+    loop {
+        let res = sled::Config::new()
+            .path(path)
+            .cache_capacity(cfg.cache_bytes)
+            .segment_size(segment_size_of(path))
+            .flush_every_ms(None)
+            .open();
+        match res {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if Instant::now() >= deadline {
+                    return Err(Error::DatabaseInUse {
+                        path: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(Error::storage(
+                    format!("opening the database at {}", path.display()),
+                    e,
+                ))
+            }
+        }
+    }
+}
+
+/// Applies the journal to sled (sled is made durable only by checkpoints, so it may have
+/// lost the latest groups), makes the result durable and empties the journal.
+pub(super) fn recover_journal(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    path: &Path,
+    data_file: &File,
+    synced_blobs: &Mutex<HashSet<OsString>>,
+) -> Result<()> {
+    journal::replay(path, |changes| writer::apply_changes(tree, &changes))?;
+    // Even with nothing replayed: what sled read back may still sit only in the page cache
+    // (the last process was killed before a checkpoint), and the journal goes next.
+    writer::sync_sled(db, path, data_file, synced_blobs)?;
+    journal::clear(path)
+}
+
+/// Jobs the second loading thread decodes per chunk.
+const LOAD_CHUNK: usize = 1024;
+
+/// Indexes every job record. sled's iteration and the decoding dominate opening a large
+/// database, so a second thread reads the upper half of the id range (ids are time-ordered
+/// UUIDs; the split is at the midpoint of the first and last) and hands decoded chunks over
+/// a small bounded channel, while this thread reads the lower half and indexes both.
+pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
+    let bound = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| -> Result<Option<u128>> {
+        Ok(match item {
+            Some(kv) => keys::id_of(&kv?.0).map(|id| id.0.as_u128()),
+            None => None,
+        })
+    };
+    let first = bound(tree.scan_prefix([keys::JOB]).next())?;
+    let last = bound(tree.scan_prefix([keys::JOB]).next_back())?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(());
+    };
+    let mid = first / 2 + last / 2 + (first & last & 1);
+    let mut split = vec![keys::JOB];
+    split.extend_from_slice(&mid.to_be_bytes());
+    let mut index = |job: &Job| {
+        st.apply(None, Some(job), now);
+        st.last_id = st.last_id.max(job.id.0.as_u128());
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = bounded::<Result<Vec<Job>>>(4);
+        let upper = split.clone();
+        scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(LOAD_CHUNK);
+            for item in tree.range(upper..vec![keys::JOB + 1]) {
+                let decoded = item
+                    .map_err(Error::from)
+                    .and_then(|(k, v)| codec::decode::<Job>("jobs", &k, &v));
+                match decoded {
+                    Ok(job) => chunk.push(job),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+                if chunk.len() == LOAD_CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(Ok(chunk));
+        });
+        for item in tree.range(vec![keys::JOB]..split) {
+            let (k, v) = item?;
+            let job: Job = codec::decode("jobs", &k, &v)?;
+            index(&job);
+            while let Ok(chunk) = rx.try_recv() {
+                chunk?.iter().for_each(&mut index);
+            }
+        }
+        // (Dropping `rx` on an early return stops the other thread at its next send.)
+        for chunk in rx {
+            chunk?.iter().for_each(&mut index);
+        }
+        Ok(())
+    })
+}
+
+/// Rebuilds the in-memory indexes from the records.
+pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
+    match tree.get(b"mformat")? {
+        None => {
+            tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
+        }
+        Some(v) if v.as_ref() == [codec::FORMAT_VERSION] => {}
+        Some(v) => {
+            return Err(Error::Corruption {
+                tree: "meta",
+                key: "m/format".into(),
+                detail: format!(
+                "database format {:?}, this build reads format {}; use a matching jobspool version",
+                v.as_ref(),
+                codec::FORMAT_VERSION
+            ),
+            })
+        }
+    }
+    load_jobs(tree, st, now)?;
+    for item in tree.scan_prefix([keys::QUEUE]) {
+        let (k, v) = item?;
+        let paused: bool = codec::decode("queues", &k, &v)?;
+        let name = String::from_utf8_lossy(&k[1..]).into_owned();
+        st.set_paused(&name, paused);
+    }
+    let mut next_seq = 1;
+    if let Some(v) = tree.get(keys::META_STATE)? {
+        let meta: Meta = codec::decode("meta", keys::META_STATE, &v)?;
+        next_seq = meta.next_seq.max(1);
+    }
+    if let Some((k, v)) = tree.scan_prefix([keys::EVENT]).next_back().transpose()? {
+        let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
+        if let Some(first) = keys::seq_of(&k) {
+            next_seq = next_seq.max(first + block.len() as u64);
+        }
+    }
+    st.next_seq = next_seq;
+    Ok(())
+}
