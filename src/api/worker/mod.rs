@@ -1,0 +1,310 @@
+//! The worker pool: N threads running registered handlers, with per-queue concurrency
+//! limits, automatic lease heartbeats, timeouts, panic isolation and graceful shutdown.
+//!
+//! One dispatcher thread claims jobs in batches (as many as there are free slots) and hands
+//! them to the worker threads; a supervisor thread extends leases and enforces `timeoutMs`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Sender};
+use parking_lot::Mutex;
+
+mod handler;
+mod run;
+
+use crate::api::spool::Spool;
+use crate::model::error::{Error, Result};
+use crate::model::job::JobId;
+use crate::model::types::{ClaimRequest, Claimed};
+
+use handler::HandlerFn;
+pub use handler::{HandlerResult, JobContext, JobError, RunningJob};
+use run::{
+    dispatch_loop, supervise_loop, worker_loop, PoolCounters, PoolShared, HANDLER_EXIT_WAIT,
+};
+
+struct Slot {
+    token: u64,
+    queue: String,
+    kind: String,
+    started_ms: i64,
+    timeout_ms: Option<u64>,
+    extended_ms: i64,
+    cancel: Arc<AtomicBool>,
+    progress: Arc<Mutex<Option<String>>>,
+}
+
+/// Settings for a [`WorkerPool`].
+pub struct WorkerPoolBuilder {
+    spool: Spool,
+    handlers: HashMap<String, Arc<HandlerFn>>,
+    concurrency: usize,
+    queues: Vec<String>,
+    queue_limits: HashMap<String, usize>,
+    lease: Duration,
+    worker_id: String,
+    prefetch: Option<usize>,
+}
+
+impl WorkerPoolBuilder {
+    /// Registers the handler for job type `kind`. Jobs of types without a handler are not
+    /// claimed by this pool.
+    #[must_use]
+    pub fn handler<F>(mut self, kind: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(&JobContext) -> HandlerResult + Send + Sync + 'static,
+    {
+        self.handlers.insert(kind.into(), Arc::new(f));
+        self
+    }
+    /// Number of worker threads (jobs run at once). Default = 4.
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+    /// Jobs claimed ahead of free workers, so claims (one writer round each) come in
+    /// batches. They are leased (and heartbeated) while they wait. Default = `concurrency`;
+    /// raise it for many short jobs, lower it to 0 for long ones shared with other pools.
+    #[must_use]
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.prefetch = Some(n);
+        self
+    }
+    /// Serve only these queues. Default = every queue.
+    #[must_use]
+    pub fn queues(mut self, queues: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+    /// At most `n` jobs of `queue` run at once in this pool. Default = no limit.
+    #[must_use]
+    pub fn queue_limit(mut self, queue: impl Into<String>, n: usize) -> Self {
+        self.queue_limits.insert(queue.into(), n);
+        self
+    }
+    /// Lease per claim; heartbeats extend it every third of it. Default = the spool's (30 s).
+    #[must_use]
+    pub fn lease(mut self, d: Duration) -> Self {
+        self.lease = d;
+        self
+    }
+    /// Recorded in each execution. Default = `pid-<pid>`.
+    #[must_use]
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.worker_id = id.into();
+        self
+    }
+
+    /// Starts the threads.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for no handlers, zero concurrency or a zero lease.
+    pub fn start(self) -> Result<WorkerPool> {
+        if self.handlers.is_empty() {
+            return Err(Error::invalid("a worker pool needs at least one handler"));
+        }
+        if self.concurrency == 0 || self.concurrency > 4096 {
+            return Err(Error::invalid("concurrency must be between 1 and 4096"));
+        }
+        if self.lease < Duration::from_millis(10) {
+            return Err(Error::invalid("the lease must be at least 10 ms"));
+        }
+        let mut kinds: Vec<String> = self.handlers.keys().cloned().collect();
+        kinds.sort();
+        let prefetch = self.prefetch.unwrap_or(self.concurrency).min(65_536);
+        let capacity = self.concurrency + prefetch;
+        let shared = Arc::new(PoolShared {
+            payload_limit: self.spool.payload_limit(),
+            capacity,
+            spool: self.spool,
+            handlers: self.handlers,
+            kinds,
+            queues: self.queues,
+            queue_limits: self.queue_limits,
+            lease: self.lease,
+            worker_id: self.worker_id,
+            slots: Mutex::new(HashMap::new()),
+            busy: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            stats: PoolCounters::default(),
+        });
+        let (job_tx, job_rx) = bounded::<Claimed>(capacity);
+        let (done_tx, done_rx) = unbounded::<()>();
+        let mut threads = Vec::new();
+        for i in 0..self.concurrency {
+            let (s, rx, done) = (shared.clone(), job_rx.clone(), done_tx.clone());
+            threads.push(spawn(&format!("jobspool-worker-{i}"), move || {
+                worker_loop(&s, &rx, &done)
+            })?);
+        }
+        let s = shared.clone();
+        let dispatcher = spawn("jobspool-dispatch", move || {
+            dispatch_loop(&s, &job_tx, &done_rx)
+        })?;
+        let (sup_stop, sup_rx) = bounded::<()>(1);
+        let s = shared.clone();
+        let supervisor = spawn("jobspool-supervisor", move || supervise_loop(&s, &sup_rx))?;
+        Ok(WorkerPool {
+            shared,
+            threads,
+            dispatcher: Some(dispatcher),
+            supervisor: Some((sup_stop, supervisor)),
+        })
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| Error::storage("starting a pool thread", e))
+}
+
+/// Counts of what a pool did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Attempts completed.
+    pub completed: u64,
+    /// Attempts whose handler returned an error.
+    pub failed: u64,
+    /// Attempts whose handler panicked.
+    pub panicked: u64,
+    /// Attempts failed by their timeout.
+    pub timed_out: u64,
+}
+
+/// Running worker threads over one spool. Stop it with [`WorkerPool::shutdown`]; dropping
+/// it shuts down with a 30 s grace period.
+pub struct WorkerPool {
+    shared: Arc<PoolShared>,
+    threads: Vec<JoinHandle<()>>,
+    dispatcher: Option<JoinHandle<()>>,
+    supervisor: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+impl WorkerPool {
+    /// A pool over `spool`; add handlers, then [`WorkerPoolBuilder::start`].
+    #[must_use]
+    pub fn builder(spool: &Spool) -> WorkerPoolBuilder {
+        WorkerPoolBuilder {
+            lease: spool.default_lease(),
+            spool: spool.clone(),
+            handlers: HashMap::new(),
+            concurrency: 4,
+            queues: Vec::new(),
+            queue_limits: HashMap::new(),
+            worker_id: format!("pid-{}", std::process::id()),
+            prefetch: None,
+        }
+    }
+
+    /// The jobs running now, with their last progress note.
+    #[must_use]
+    pub fn running(&self) -> Vec<RunningJob> {
+        let slots = self.shared.slots.lock();
+        let mut v: Vec<RunningJob> = slots
+            .iter()
+            .map(|(id, sl)| RunningJob {
+                id: *id,
+                queue: sl.queue.clone(),
+                kind: sl.kind.clone(),
+                progress: sl.progress.lock().clone(),
+            })
+            .collect();
+        v.sort_by_key(|r| r.id);
+        v
+    }
+
+    /// What the pool did so far.
+    #[must_use]
+    pub fn stats(&self) -> PoolStats {
+        let c = &self.shared.stats;
+        PoolStats {
+            completed: c.completed.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            panicked: c.panicked.load(Ordering::Relaxed),
+            timed_out: c.timed_out.load(Ordering::Relaxed),
+        }
+    }
+
+    /// True when nothing this pool could claim (its queues and types, delayed jobs
+    /// included) is pending or running, and it runs nothing.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        let req = ClaimRequest {
+            queues: self.shared.queues.clone(),
+            exclude_queues: Vec::new(),
+            kinds: self.shared.kinds.clone(),
+            max: 0,
+            lease_ms: 0,
+            worker_id: String::new(),
+        };
+        self.shared.busy.load(Ordering::Acquire) == 0
+            && self.shared.slots.lock().is_empty()
+            && !self.shared.spool.has_work(&req)
+    }
+
+    /// Stops claiming, waits up to `grace` for running handlers, then hands unfinished jobs
+    /// back to pending without counting their attempt (their handlers see the cancellation
+    /// flag; late results are discarded). Returns how many jobs were handed back.
+    pub fn shutdown(mut self, grace: Duration) -> usize {
+        self.stop(grace)
+    }
+
+    fn stop(&mut self, grace: Duration) -> usize {
+        let s = &self.shared;
+        if s.stopping.swap(true, Ordering::AcqRel) {
+            return 0;
+        }
+        if let Some(d) = self.dispatcher.take() {
+            let _ = d.join();
+        }
+        // Wait for running handlers (prefetched jobs are not started any more).
+        let deadline = Instant::now() + grace;
+        while s.busy.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Some((stop, h)) = self.supervisor.take() {
+            drop(stop);
+            let _ = h.join();
+        }
+        // Hand back what is left, prefetched or still running, without counting the attempt,
+        // and tell the handlers still running to stop.
+        let left: Vec<(JobId, Slot)> = s.slots.lock().drain().collect();
+        let mut released = 0;
+        for (id, sl) in left {
+            sl.cancel.store(true, Ordering::Release);
+            if s.spool.release(id, sl.token).is_ok() {
+                released += 1;
+            }
+        }
+        // Give cancelled handlers time to notice and return (the `work` command's handler
+        // terminates its process group), so nothing keeps running behind a released job.
+        let deadline = Instant::now() + HANDLER_EXIT_WAIT;
+        while s.busy.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Completions handed to the completer are committed before the pool reports it
+        // stopped.
+        s.spool.engine().flush_completions();
+        // A handler that ignores cancellation keeps its thread until it returns (its outcome
+        // is discarded); the others are joined.
+        for t in self.threads.drain(..) {
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+        released
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(30));
+    }
+}
