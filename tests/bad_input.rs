@@ -1,4 +1,4 @@
-//! Every malformed input of SPEC.md section 7, through the library and through the CLI: each
+//! Every malformed input of the contract, through the library and through the CLI: each
 //! gets its typed error and code, and the database is unchanged (stats, jobs, event log).
 
 use std::path::Path;

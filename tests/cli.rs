@@ -1,4 +1,4 @@
-//! The `jobspool` binary end to end (SPEC sections 6, 7 and 9): contract JSON field names,
+//! The `jobspool` binary end to end: contract JSON field names,
 //! `--db` and `JOBSPOOL_DB`, exit codes, errors under `--json`, payloads from stdin and
 //! files, and `events --since`.
 
@@ -134,7 +134,7 @@ fn is_rfc3339_utc_millis(s: &str) -> bool {
         && s.len() == "2026-11-28T20:00:00.123Z".len()
 }
 
-const SPEC_JOB_FIELDS: [&str; 14] = [
+const CONTRACT_JOB_FIELDS: [&str; 14] = [
     "id",
     "type",
     "version",
@@ -169,8 +169,8 @@ fn enqueue_json_prints_a_job_with_exact_spec_field_names() {
     let j = json_doc(&o);
     assert_eq!(
         keys(&j),
-        BTreeSet::from(SPEC_JOB_FIELDS),
-        "a plain job has exactly the SPEC fields: {j}"
+        BTreeSet::from(CONTRACT_JOB_FIELDS),
+        "a plain job has exactly the contract fields: {j}"
     );
     let id = j["id"].as_str().unwrap();
     let uuid = uuid::Uuid::parse_str(id).expect("id is a UUID");
@@ -240,7 +240,7 @@ fn enqueue_with_every_option_prints_the_optional_fields() {
             "b=x=y",
         ],
     );
-    let mut want: BTreeSet<&str> = BTreeSet::from(SPEC_JOB_FIELDS);
+    let mut want: BTreeSet<&str> = BTreeSet::from(CONTRACT_JOB_FIELDS);
     want.extend(["timeoutMs", "dedupeKey", "tenantId", "userId", "traceId"]);
     assert_eq!(keys(&j), want, "{j}");
     assert_eq!(j["queue"], json!("mail"));

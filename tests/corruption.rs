@@ -1,4 +1,4 @@
-//! Corrupt records (SPEC section 7, `CORRUPTION`): a stored record that fails to decode is
+//! Corrupt records (`CORRUPTION`): a stored record that fails to decode is
 //! a typed error naming the tree and the key; never a panic or an unbounded allocation.
 //!
 //! Records are damaged by opening the database directory with `sled` directly: a job record

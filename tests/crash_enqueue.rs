@@ -1,4 +1,4 @@
-//! Crash safety of enqueue (SPEC section 1): a child process enqueues from 4 threads under
+//! Crash safety of enqueue: a child process enqueues from 4 threads under
 //! `Immediate`, printing each acknowledged id, and is killed with SIGKILL at a random point.
 //! On reopen every acknowledged id must exist and be pending, the counters must match the
 //! records, and the event log must be contiguous from 1 with one `job.enqueued` per job.

@@ -1,7 +1,7 @@
 //! Crash harness: the test binary re-runs itself as a child that enqueues (single and
 //! batch), claims, completes, fails, cancels, fires schedules and prunes from several
 //! threads, logging every acknowledged operation to a side file (O_APPEND + fsync). The
-//! parent kills it with SIGKILL at a random moment, reopens, and checks SPEC.md section 1:
+//! parent kills it with SIGKILL at a random moment, reopens, and checks the contract:
 //! every acknowledged job exists and acknowledged outcomes stuck; no job is left running;
 //! stats agree with the records; no completed job ran again; schedule ticks fired at most
 //! once; the event log has no gaps.

@@ -5,7 +5,7 @@
 //! child runs a `WorkerPool` under `Durability::Immediate` whose handler appends
 //! "<job id> <attempt>\n" to a side file (O_APPEND + `sync_data`) before returning `Ok`. The
 //! parent kills it, reopens the database (crash recovery), finishes the work in-process and
-//! checks the invariants of SPEC.md section 1.
+//! checks the invariants of the contract.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::OpenOptions;

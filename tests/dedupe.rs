@@ -1,4 +1,4 @@
-//! Dedupe keys (SPEC sections 4 and 8): a live holder absorbs new enqueues, without events;
+//! Dedupe keys: a live holder absorbs new enqueues, without events;
 //! batches collapse duplicates; the key frees up when the holder finishes; race-free.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Durability (SPEC sections 1 and 8): group commit under `Immediate`, `Buffered` with
+//! Durability: group commit under `Immediate`, `Buffered` with
 //! `flush`, reopen keeps everything, the exclusive lock, close + reopen in one process, and
 //! large payloads.
 
@@ -357,7 +357,7 @@ fn close_releases_the_database_while_a_clone_is_still_alive() {
         "later calls on any clone fail with SHUTTING_DOWN"
     );
     // Spool::close: "Flushes, stops the background threads and releases the database."
-    // SPEC 8: "a close followed by a reopen in the same process works".
+    // The contract: "a close followed by a reopen in the same process works".
     let reopened = Spool::builder()
         .maintenance(false)
         .scheduler(false)

@@ -1,4 +1,4 @@
-//! The event log (SPEC section 5 and 8): seed payloads with their exact JSON field names,
+//! The event log: seed payloads with their exact JSON field names,
 //! contiguous sequence numbers from 1 (also across reopen), replay with `events_since`, and
 //! the live subscription.
 

@@ -1,5 +1,5 @@
 //! Job lifecycle through the library: enqueue options and defaults, batch atomicity, cancel,
-//! list and paging, stats, and the validation errors of SPEC section 7.
+//! list and paging, stats, and the validation errors of the contract.
 
 mod common;
 
@@ -649,7 +649,7 @@ fn run_at_in_the_future_counts_as_delayed(b: TestBackend) {
     assert_eq!(spool.stats().unwrap().total.pending, 1);
 }
 
-// ---- SPEC section 7: every validation error, each leaving everything unchanged ----
+// ---- the contract: every validation error, each leaving everything unchanged ----
 
 fn assert_rejected(spool: &Spool, job: NewJob, code: &str) -> jobspool::Error {
     let before = snapshot(spool);

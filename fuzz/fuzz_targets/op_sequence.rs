@@ -75,7 +75,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 let id = ids[usize::from(i) % ids.len()];
                 let r = if matches!(op, Op::Cancel(_)) { spool.cancel(id).map(|_| ()) } else { spool.redrive(id).map(|_| ()) };
                 if let Err(e) = r {
-                    assert!(matches!(e.code(), "JOB_NOT_PENDING" | "INVALID_ARGUMENT" | "JOB_NOT_FOUND"), "{e}");
+                    assert!(matches!(e.code().as_str(), "JOB_NOT_PENDING" | "INVALID_ARGUMENT" | "JOB_NOT_FOUND"), "{e}");
                 }
             }
             Op::Advance(ms) => clock.advance_ms(i64::from(ms % 100_000_000)),

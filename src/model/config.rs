@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::model::clock::{Clock, SystemClock};
 use crate::model::job::Backoff;
 
-/// When a change reaches stable storage (SPEC.md section 1).
+/// When a change reaches stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// An operation returns only after its change is fsync'd. Concurrent callers share
@@ -21,7 +21,7 @@ pub enum Durability {
     },
 }
 
-/// How long finished jobs and events are kept (SPEC.md section 3 defaults).
+/// How long finished jobs and events are kept (the contract's defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Keep `completed` jobs this long after they finish. Default = 24 h.

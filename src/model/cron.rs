@@ -1,5 +1,5 @@
 //! Cron schedules: crontab parsing and translation for the `cron` crate, IANA time zones,
-//! and the next tick in local time with the DST rules of SPEC.md section 8.
+//! and the next tick in local time with the DST rules of the contract.
 //!
 //! Users write standard crontab: 5 fields (`m h dom mon dow`, dow 0 or 7 = Sunday,
 //! 1 = Monday), 6 fields with seconds first, or `@hourly`-style shorthands. The `cron` crate

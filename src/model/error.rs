@@ -1,4 +1,4 @@
-//! The one error type of the crate, with the contract codes of SPEC.md section 7.
+//! The one error type of the crate, with the contract's error codes.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! The events of SPEC.md section 5 and the records of the append-only event log.
+//! The events of the contract and the records of the append-only event log.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The job model of SPEC.md section 2.
+//! The job model of the contract.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ impl FromStr for JobId {
     }
 }
 
-/// A job's status (SPEC.md section 2).
+/// A job's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum JobStatus {
     /// Waiting to run; includes delayed jobs whose `scheduled_at` is in the future.
@@ -209,7 +209,7 @@ pub struct Job {
     pub last_error: Option<String>,
     /// Attempt time limit in milliseconds.
     pub timeout_ms: Option<u64>,
-    /// Dedupe key (SPEC.md section 4).
+    /// Dedupe key.
     pub dedupe_key: Option<String>,
     /// Carried through untouched.
     pub tenant_id: Option<String>,
@@ -255,7 +255,7 @@ impl Job {
     }
 }
 
-/// A job to enqueue: its type and payload plus the options of SPEC.md section 3.
+/// A job to enqueue: its type and payload plus the options of the contract.
 ///
 /// ```
 /// use jobspool::NewJob;
@@ -392,7 +392,7 @@ impl NewJob {
 }
 
 impl NewJob {
-    /// Checks everything that does not depend on the store (SPEC.md section 7).
+    /// Checks everything that does not depend on the store.
     pub(crate) fn validate(&self, now_ms: i64, payload_limit: usize) -> Result<(), Error> {
         validate_name("type", &self.kind)?;
         if let Some(q) = &self.queue {

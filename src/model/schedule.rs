@@ -11,7 +11,7 @@ use crate::model::limits::{
     validate_max_attempts, validate_name, validate_payload, MAX_DESCRIPTION_BYTES,
 };
 
-/// A stored schedule (SPEC.md `ScheduledJob`, plus what the jobs it creates carry).
+/// A stored schedule (the contract's `ScheduledJob`, plus what the jobs it creates carry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduledJob {
     /// UUID v7.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::model::job::{Job, JobId, JobStatus};
 
-/// Counts of jobs by status (SPEC.md `jobs.stats`).
+/// Counts of jobs by status (`jobs.stats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Pending jobs, delayed ones included.

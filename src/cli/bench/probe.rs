@@ -16,7 +16,7 @@ pub(super) fn io_err(what: &str, e: std::io::Error) -> Error {
 }
 
 /// Raw fdatasync rate, for at least `min`: 4 KiB writes, each followed by `fdatasync`.
-/// Appending to a growing file (SPEC.md section 6), or `in_place` over a file written with
+/// Appending to a growing file, or `in_place` over a file written with
 /// zeros and fsync'd first (no size or block-map change per fsync: what the journal's
 /// preallocated segments get).
 pub(super) fn fsync_rate(dir: &Path, min: Duration, in_place: bool) -> Result<f64, Error> {

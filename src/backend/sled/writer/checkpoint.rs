@@ -53,7 +53,7 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
 }
 
 /// Makes sled's state durable: sled's `flush` uses `sync_file_range`, which is not durable,
-/// so follow it with `fdatasync` of the data file and of new blob files (SPEC.md section 1).
+/// so follow it with `fdatasync` of the data file and of new blob files.
 pub(crate) fn sync_sled(
     db: &sled::Db,
     path: &std::path::Path,
