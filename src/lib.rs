@@ -44,7 +44,8 @@ pub use api::ops::{
 };
 pub use api::spool::{Spool, WeakSpool};
 pub use api::worker::{
-    HandlerResult, JobContext, JobError, PoolStats, RunningJob, WorkerPool, WorkerPoolBuilder,
+    HandlerResult, JobContext, JobError, PoolStats, RunningJob, TypedJob, WorkerPool,
+    WorkerPoolBuilder,
 };
 pub use model::clock::{Clock, ManualClock, SystemClock};
 pub use model::config::{Durability, Retention};

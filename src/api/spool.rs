@@ -171,6 +171,15 @@ impl Spool {
         })
     }
 
+    /// Enqueues a typed job with default options: `enqueue(NewJob::typed(payload)?)`. For
+    /// options, build the job with [`NewJob::typed`] and its setters.
+    ///
+    /// # Errors
+    /// As [`Spool::enqueue`].
+    pub fn enqueue_typed<T: crate::model::job::TypedJob>(&self, payload: &T) -> Result<Job> {
+        self.enqueue(NewJob::typed(payload)?)
+    }
+
     /// Enqueues many jobs atomically (all or nothing, one fsync). Jobs are returned in input
     /// order; duplicates by dedupe key collapse to the first.
     ///

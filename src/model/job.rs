@@ -255,6 +255,25 @@ impl Job {
     }
 }
 
+/// A job type with a typed payload: ties a serde payload type to the job type name its
+/// handler is registered under, so producers and handlers agree on both.
+///
+/// ```
+/// use jobspool::TypedJob;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct SendEmail { to: String }
+///
+/// impl TypedJob for SendEmail {
+///     const KIND: &'static str = "email.send";
+/// }
+/// ```
+pub trait TypedJob: serde::Serialize + serde::de::DeserializeOwned {
+    /// The job type (the handler key, `type` in JSON), e.g. `email.send`.
+    const KIND: &'static str;
+}
+
 /// A job to enqueue: its type and payload plus the options of the contract.
 ///
 /// ```
@@ -303,6 +322,22 @@ pub struct NewJob {
 }
 
 impl NewJob {
+    /// A job of `T`'s type ([`TypedJob::KIND`]) with `payload` encoded as JSON, every
+    /// option at its default.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` when `payload` does not encode as JSON (a map with non-string
+    /// keys, a failing `Serialize` impl).
+    pub fn typed<T: TypedJob>(payload: &T) -> Result<NewJob, Error> {
+        let bytes = serde_json::to_vec(payload).map_err(|e| {
+            Error::invalid(format!(
+                "the payload of a {} job does not encode as JSON: {e}",
+                T::KIND
+            ))
+        })?;
+        Ok(NewJob::new(T::KIND, bytes))
+    }
+
     /// A job of type `kind` with `payload`, every option at its default.
     pub fn new(kind: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
         NewJob {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::model::job::{Job, JobId};
+pub use crate::model::job::TypedJob;
 use crate::model::types::Retry;
+
 
 /// Why a handler's attempt failed, and whether to retry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +49,12 @@ impl JobError {
     }
 }
 
-impl<E: std::error::Error> From<E> for JobError {
+/// `?` on any error type in a handler: `std::error::Error` types, `anyhow::Error`, `String`
+/// and `&str` (everything that converts into a boxed error). Such an error is retried with
+/// the job's backoff; return [`JobError::permanent`] for one that retrying cannot fix.
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> From<E> for JobError {
     fn from(e: E) -> Self {
+        let e: Box<dyn std::error::Error + Send + Sync> = e.into();
         JobError::retry(e.to_string())
     }
 }
@@ -76,6 +82,20 @@ impl JobContext {
     #[must_use]
     pub fn payload(&self) -> &[u8] {
         &self.job.payload
+    }
+    /// The payload decoded from JSON as `T`. A payload that does not decode is a permanent
+    /// failure: retrying cannot fix it, so the job ends `failed` at once.
+    ///
+    /// # Errors
+    /// A permanent [`JobError`] naming `T` and what did not decode.
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_slice(&self.job.payload).map_err(|e| {
+            JobError::permanent(format!(
+                "payload of job {} does not decode as {}: {e}",
+                self.job.id,
+                std::any::type_name::<T>()
+            ))
+        })
     }
     /// 1-based attempt number.
     #[must_use]

@@ -22,7 +22,7 @@ use crate::model::job::JobId;
 use crate::model::types::{ClaimRequest, Claimed};
 
 use handler::HandlerFn;
-pub use handler::{HandlerResult, JobContext, JobError, RunningJob};
+pub use handler::{HandlerResult, JobContext, JobError, RunningJob, TypedJob};
 use run::{
     dispatch_loop, supervise_loop, worker_loop, PoolCounters, PoolShared, HANDLER_EXIT_WAIT,
 };
@@ -60,6 +60,50 @@ impl WorkerPoolBuilder {
     {
         self.handlers.insert(kind.into(), Arc::new(f));
         self
+    }
+    /// Registers a typed handler for `T`'s job type ([`TypedJob::KIND`]): the payload is
+    /// decoded from JSON as `T` (a payload that does not decode fails the job permanently,
+    /// without retries), and what the handler returns is stored as the job's JSON result
+    /// (`()` or `None` store none).
+    ///
+    /// ```
+    /// use jobspool::{JobError, Spool, TypedJob, WorkerPool};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Resize { width: u32 }
+    /// impl TypedJob for Resize { const KIND: &'static str = "image.resize"; }
+    ///
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let spool = Spool::open(dir.path().join("q"))?;
+    /// let job = spool.enqueue_typed(&Resize { width: 64 })?;
+    /// let pool = WorkerPool::builder(&spool)
+    ///     .handle(|_ctx, r: Resize| {
+    ///         if r.width == 0 { return Err(JobError::permanent("zero width")); }
+    ///         Ok(r.width * 2)                                  // stored as the result: 128
+    ///     })
+    ///     .start()?;
+    /// # while spool.get(job.id)?.status != jobspool::JobStatus::Completed {
+    /// #     std::thread::sleep(std::time::Duration::from_millis(5));
+    /// # }
+    /// assert_eq!(spool.get(job.id)?.result.as_deref(), Some(&b"128"[..]));
+    /// pool.shutdown(std::time::Duration::from_secs(5));
+    /// # Ok::<(), jobspool::Error>(())
+    /// ```
+    #[must_use]
+    pub fn handle<T, R, F>(self, f: F) -> Self
+    where
+        T: TypedJob,
+        R: serde::Serialize,
+        F: Fn(&JobContext, T) -> Result<R, JobError> + Send + Sync + 'static,
+    {
+        self.handler(T::KIND, move |ctx| {
+            let payload: T = ctx.payload_as()?;
+            let out = f(ctx, payload)?;
+            let bytes = serde_json::to_vec(&out)
+                .map_err(|e| JobError::permanent(format!("result does not encode: {e}")))?;
+            Ok((bytes != b"null").then_some(bytes))
+        })
     }
     /// Number of worker threads (jobs run at once). Default = 4.
     #[must_use]
