@@ -15,9 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = spool.subscribe();
 
     let fast = Backoff {
-        initial_ms: 50,
+        initial: std::time::Duration::from_millis(50),
         multiplier: 2.0,
-        max_ms: 200,
+        max: std::time::Duration::from_millis(200),
         jitter: 0.0,
     };
     let hello = spool.enqueue(NewJob::new("greet", br#"{"name":"world"}"#.to_vec()))?;

@@ -55,6 +55,6 @@ pub use model::job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXEC
 pub use model::limits;
 pub use model::schedule::{NewSchedule, ScheduledJob};
 pub use model::types::{
-    ClaimRequest, Claimed, Counts, ListQuery, Metrics, QueueStats, RedriveTarget, Retry, Stats,
-    MAX_PAGE,
+    ClaimRequest, Claimed, Counts, Enqueued, ListQuery, Metrics, QueueStats, RedriveTarget, Retry,
+    Stats, MAX_PAGE,
 };

@@ -79,7 +79,7 @@ fn library_rejects_each_bad_input_with_its_code_and_changes_nothing() {
         ),
         (
             "timeout 0",
-            NewJob::new("t", vec![]).timeout_ms(0),
+            NewJob::new("t", vec![]).timeout(std::time::Duration::ZERO),
             "INVALID_ARGUMENT",
         ),
         (

@@ -36,9 +36,9 @@ fn open(path: &Path, scheduler: bool) -> Spool {
             ..Retention::default()
         })
         .default_backoff(jobspool::Backoff {
-            initial_ms: 1,
+            initial: std::time::Duration::from_millis(1),
             multiplier: 1.0,
-            max_ms: 1,
+            max: std::time::Duration::from_millis(1),
             jitter: 0.0,
         })
         // Small journal segments: kills land between seals, rolls and trims too.

@@ -163,9 +163,9 @@ fn one_iteration(iteration: usize) {
     // Reopen: crash recovery runs on open. Retries of recovered jobs come back quickly.
     let spool = Spool::builder()
         .default_backoff(Backoff {
-            initial_ms: 10,
+            initial: std::time::Duration::from_millis(10),
             multiplier: 1.0,
-            max_ms: 10,
+            max: std::time::Duration::from_millis(10),
             jitter: 0.0,
         })
         .open(db(dir.path()))

@@ -18,8 +18,43 @@ conformance!(
     dedupe_key_is_free_again_after_holder_is_cancelled,
     dedupe_key_is_free_again_after_holder_fails_or_is_dead_lettered,
     dedupe_holds_across_reopen,
-    concurrent_enqueues_with_the_same_key_create_exactly_one_job
+    concurrent_enqueues_with_the_same_key_create_exactly_one_job,
+    dedupe_hit_can_be_told_from_a_new_job
 );
+
+/// Regression: a dedupe hit returned the holder exactly as a new job would, so a caller
+/// could not tell that nothing was created. The Rust API and the JSON doors now say so.
+fn dedupe_hit_can_be_told_from_a_new_job(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
+    let first = spool
+        .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
+        .unwrap();
+    assert!(!first.deduplicated);
+    let again = spool
+        .enqueue(NewJob::new("t", b"other".to_vec()).dedupe_key("k"))
+        .unwrap();
+    assert!(again.deduplicated);
+    assert_eq!(again.id, first.id);
+    let batch = spool
+        .enqueue_batch(vec![
+            NewJob::new("t", Vec::new()).dedupe_key("fresh"),
+            NewJob::new("t", Vec::new()).dedupe_key("fresh"),
+            NewJob::new("t", Vec::new()).dedupe_key("k"),
+        ])
+        .unwrap();
+    let flags: Vec<bool> = batch.iter().map(|e| e.deduplicated).collect();
+    assert_eq!(flags, [false, true, true]);
+
+    // Through the operation every door runs: `"deduplicated": true` beside the job, and
+    // no such field on a new job.
+    let input = serde_json::json!({"type": "t", "dedupeKey": "k"});
+    let out = jobspool::control::dispatch(&spool, "jobs.enqueue", &input).unwrap();
+    assert_eq!(out["deduplicated"], true);
+    assert_eq!(out["id"], first.id.to_string());
+    let input = serde_json::json!({"type": "t", "dedupeKey": "new"});
+    let out = jobspool::control::dispatch(&spool, "jobs.enqueue", &input).unwrap();
+    assert!(out.get("deduplicated").is_none(), "{out}");
+}
 
 fn dedupe_hit_returns_existing_job_and_emits_no_event(b: TestBackend) {
     let (_store, _clock, spool) = b.fresh();
@@ -38,7 +73,7 @@ fn dedupe_hit_returns_existing_job_and_emits_no_event(b: TestBackend) {
         .unwrap();
     assert_eq!(hit.id, first.id);
     assert_eq!(
-        hit, first,
+        hit.job, first.job,
         "the existing job is returned as stored, payload included"
     );
     assert_eq!(hit.payload, b"first".to_vec());

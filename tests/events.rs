@@ -143,9 +143,9 @@ fn retryable_failure_emits_job_failed_then_job_retrying(b: TestBackend) {
     let (_store, clock, spool) = b.fresh();
     let j = spool
         .enqueue(NewJob::new("email.send", Vec::new()).backoff(Backoff {
-            initial_ms: 1000,
+            initial: std::time::Duration::from_millis(1000),
             multiplier: 2.0,
-            max_ms: 60_000,
+            max: std::time::Duration::from_millis(60_000),
             jitter: 0.0,
         }))
         .unwrap();

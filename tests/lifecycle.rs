@@ -45,7 +45,7 @@ fn full_job() -> NewJob {
         .priority(7)
         .delay(Duration::from_secs(90))
         .max_attempts(5)
-        .timeout_ms(30_000)
+        .timeout(Duration::from_secs(30))
         .dedupe_key("user-42")
         .tenant_id("tenant-1")
         .user_id("user-42")
@@ -54,9 +54,9 @@ fn full_job() -> NewJob {
         .meta("campaign", "welcome")
         .version("2.1.0")
         .backoff(Backoff {
-            initial_ms: 250,
+            initial: std::time::Duration::from_millis(250),
             multiplier: 3.0,
-            max_ms: 10_000,
+            max: std::time::Duration::from_millis(10_000),
             jitter: 0.0,
         })
 }
@@ -67,7 +67,7 @@ fn enqueue_with_every_option_round_trips_through_get(b: TestBackend) {
     let job = spool.enqueue(full_job()).unwrap();
 
     let got = spool.get(job.id).unwrap();
-    assert_eq!(got, job, "get must return what enqueue returned");
+    assert_eq!(got, *job, "get must return what enqueue returned");
     assert_eq!(got.kind, "email.send");
     assert_eq!(got.payload, br#"{"to":"a@b.c"}"#.to_vec());
     assert_eq!(got.version, "2.1.0");
@@ -76,7 +76,7 @@ fn enqueue_with_every_option_round_trips_through_get(b: TestBackend) {
     assert_eq!(got.status, JobStatus::Pending);
     assert_eq!(got.attempts, 0);
     assert_eq!(got.max_attempts, 5);
-    assert_eq!(got.timeout_ms, Some(30_000));
+    assert_eq!(got.timeout, Some(Duration::from_secs(30)));
     assert_eq!(got.dedupe_key.as_deref(), Some("user-42"));
     assert_eq!(got.tenant_id.as_deref(), Some("tenant-1"));
     assert_eq!(got.user_id.as_deref(), Some("user-42"));
@@ -89,9 +89,9 @@ fn enqueue_with_every_option_round_trips_through_get(b: TestBackend) {
     assert_eq!(
         got.backoff,
         Some(Backoff {
-            initial_ms: 250,
+            initial: std::time::Duration::from_millis(250),
             multiplier: 3.0,
-            max_ms: 10_000,
+            max: std::time::Duration::from_millis(10_000),
             jitter: 0.0
         })
     );
@@ -120,8 +120,8 @@ fn enqueue_with_every_option_round_trips_through_get(b: TestBackend) {
     spool.close().unwrap();
     drop(spool);
     let spool = store.open_manual(&clock);
-    assert_eq!(spool.get(job.id).unwrap(), job);
-    assert_eq!(spool.get(j2.id).unwrap(), j2);
+    assert_eq!(spool.get(job.id).unwrap(), *job);
+    assert_eq!(spool.get(j2.id).unwrap(), *j2);
 }
 
 fn enqueue_defaults_are_version_1_0_0_queue_default_three_attempts_priority_zero(b: TestBackend) {
@@ -137,7 +137,7 @@ fn enqueue_defaults_are_version_1_0_0_queue_default_three_attempts_priority_zero
     assert_eq!(got.created_at, t0());
     assert_eq!(got.updated_at, got.created_at);
     assert_eq!(got.scheduled_at, Some(got.created_at));
-    assert_eq!(got.timeout_ms, None);
+    assert_eq!(got.timeout, None);
     assert_eq!(got.dedupe_key, None);
     assert_eq!(got.tenant_id, None);
     assert_eq!(got.user_id, None);
@@ -350,7 +350,8 @@ fn populate_grid(spool: &Spool) -> Vec<jobspool::Job> {
                 all.push(
                     spool
                         .enqueue(NewJob::new(k, vec![i]).queue(q).priority(i32::from(i)))
-                        .unwrap(),
+                        .unwrap()
+                        .into_job(),
                 );
             }
         }
@@ -778,13 +779,13 @@ fn other_bad_fields_are_invalid_argument_and_change_nothing(b: TestBackend) {
     for job in [
         NewJob::new("t", Vec::new()).queue(""),
         NewJob::new("t", Vec::new()).dedupe_key(""),
-        NewJob::new("t", Vec::new()).timeout_ms(0),
+        NewJob::new("t", Vec::new()).timeout(Duration::ZERO),
         NewJob::new("bad\ntype", Vec::new()),
         NewJob::new("x".repeat(10_000), Vec::new()),
         NewJob::new("t", Vec::new()).backoff(Backoff {
-            initial_ms: 10,
+            initial: std::time::Duration::from_millis(10),
             multiplier: f64::NAN,
-            max_ms: 100,
+            max: std::time::Duration::from_millis(100),
             jitter: 0.1,
         }),
     ] {

@@ -25,9 +25,9 @@ const KINDS: [&str; 2] = ["a", "b"];
 const KEYS: [&str; 2] = ["k1", "k2"];
 /// Deterministic backoff (no jitter) so the model can predict due times.
 const BACKOFF: Backoff = Backoff {
-    initial_ms: 1000,
+    initial: std::time::Duration::from_millis(1000),
     multiplier: 2.0,
-    max_ms: 8000,
+    max: std::time::Duration::from_millis(8000),
     jitter: 0.0,
 };
 const LEASE_MS: u64 = 30_000;
@@ -177,8 +177,8 @@ impl Model {
         let exhausted = j.attempts >= j.max_attempts;
         if retry != Retry::Never && !exhausted {
             let delay = match retry {
-                Retry::After(ms) => ms,
-                _ => BACKOFF.base_delay_ms(j.attempts),
+                Retry::After(d) => u64::try_from(d.as_millis()).unwrap(),
+                _ => u64::try_from(BACKOFF.base_delay(j.attempts).as_millis()).unwrap(),
             };
             j.status = JobStatus::Pending;
             j.due = now + delay as i64;
@@ -347,7 +347,11 @@ impl Harness {
                 let result: Result<jobspool::Job, Error> = match op {
                     Op::Complete(_) => self.spool.complete(id, token, None),
                     Op::Fail(_, r) => {
-                        let retry = [Retry::Backoff, Retry::Never, Retry::After(1500)][*r as usize];
+                        let retry = [
+                            Retry::Backoff,
+                            Retry::Never,
+                            Retry::After(std::time::Duration::from_millis(1500)),
+                        ][*r as usize];
                         self.spool.fail(id, token, "boom", retry)
                     }
                     Op::Extend(_) => {
@@ -376,7 +380,11 @@ impl Harness {
                         self.model.events.push("job.completed");
                     }
                     Op::Fail(_, r) => {
-                        let retry = [Retry::Backoff, Retry::Never, Retry::After(1500)][*r as usize];
+                        let retry = [
+                            Retry::Backoff,
+                            Retry::Never,
+                            Retry::After(std::time::Duration::from_millis(1500)),
+                        ][*r as usize];
                         self.model.fail(i, now, "boom", retry);
                     }
                     Op::Extend(_) => {

@@ -63,9 +63,9 @@ fn wait_completed(spool: &Spool, n: u64) {
 /// A fast backoff so retries happen quickly under the real clock.
 fn quick() -> Backoff {
     Backoff {
-        initial_ms: 10,
+        initial: std::time::Duration::from_millis(10),
         multiplier: 1.0,
-        max_ms: 10,
+        max: std::time::Duration::from_millis(10),
         jitter: 0.0,
     }
 }
@@ -414,7 +414,7 @@ fn timeout_fails_the_attempt_and_cancels_the_handler(b: TestBackend) {
     let id = spool
         .enqueue(
             NewJob::new("slow", Vec::new())
-                .timeout_ms(200)
+                .timeout(Duration::from_millis(200))
                 .max_attempts(1),
         )
         .unwrap()
@@ -454,7 +454,7 @@ fn late_result_of_a_timed_out_attempt_is_discarded(b: TestBackend) {
     let slow = spool
         .enqueue(
             NewJob::new("slow", Vec::new())
-                .timeout_ms(100)
+                .timeout(Duration::from_millis(100))
                 .max_attempts(1),
         )
         .unwrap()

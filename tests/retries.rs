@@ -157,7 +157,12 @@ fn retry_after_uses_the_exact_delay(b: TestBackend) {
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let seq = spool.last_seq();
     let t = now(&clock);
-    let j = fail(&spool, job.id, "later", Retry::After(4321));
+    let j = fail(
+        &spool,
+        job.id,
+        "later",
+        Retry::After(std::time::Duration::from_millis(4321)),
+    );
     assert_eq!(j.status, JobStatus::Pending);
     assert_eq!(
         j.scheduled_at,
@@ -178,9 +183,9 @@ fn per_job_backoff_overrides_the_default_and_is_capped(b: TestBackend) {
     let store = b.store();
     let (spool, clock) = open(&store);
     let b = Backoff {
-        initial_ms: 5_000,
+        initial: std::time::Duration::from_millis(5_000),
         multiplier: 3.0,
-        max_ms: 20_000,
+        max: std::time::Duration::from_millis(20_000),
         jitter: 0.0,
     };
     let job = spool
@@ -200,9 +205,9 @@ fn builder_default_backoff_applies_to_jobs_without_one(b: TestBackend) {
     let store = b.store();
     let clock = ManualClock::new(start());
     let spool = store.open(builder(&clock).default_backoff(Backoff {
-        initial_ms: 700,
+        initial: std::time::Duration::from_millis(700),
         multiplier: 2.0,
-        max_ms: 60_000,
+        max: std::time::Duration::from_millis(60_000),
         jitter: 0.0,
     }));
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();

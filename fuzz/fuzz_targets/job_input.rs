@@ -30,13 +30,13 @@ fuzz_target!(|i: Input| {
     job.delay = i.delay_ms.map(Duration::from_millis);
     job.run_at = i.run_at_ms.and_then(chrono::DateTime::from_timestamp_millis);
     job.max_attempts = i.max_attempts;
-    job.timeout_ms = i.timeout_ms;
+    job.timeout = i.timeout_ms.map(std::time::Duration::from_millis);
     job.dedupe_key = i.dedupe_key;
     job.metadata = i.metadata;
     job.backoff = i.backoff.map(|(initial_ms, multiplier, max_ms, jitter)| jobspool::Backoff {
-        initial_ms,
+        initial: std::time::Duration::from_millis(initial_ms),
         multiplier,
-        max_ms,
+        max: std::time::Duration::from_millis(max_ms),
         jitter,
     });
     if let Err(e) = jobspool::fuzzing::validate_job(&job, i.now_ms) {

@@ -17,7 +17,9 @@ use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, JobStatus, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
-use crate::model::types::{ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats};
+use crate::model::types::{
+    ClaimRequest, Claimed, Enqueued, ListQuery, Metrics, RedriveTarget, Retry, Stats,
+};
 
 struct Inner {
     engine: Engine,
@@ -163,7 +165,7 @@ impl Spool {
     ///
     /// # Errors
     /// `INVALID_ARGUMENT`, `PAYLOAD_TOO_LARGE`, `STORAGE`, `SHUTTING_DOWN`.
-    pub fn enqueue(&self, job: NewJob) -> Result<Job> {
+    pub fn enqueue(&self, job: NewJob) -> Result<Enqueued> {
         let mut v = self.inner.backend().enqueue(vec![job])?;
         v.pop().ok_or_else(|| Error::Storage {
             context: "internal: empty enqueue reply".into(),
@@ -176,16 +178,17 @@ impl Spool {
     ///
     /// # Errors
     /// As [`Spool::enqueue`].
-    pub fn enqueue_typed<T: crate::model::job::TypedJob>(&self, payload: &T) -> Result<Job> {
+    pub fn enqueue_typed<T: crate::model::job::TypedJob>(&self, payload: &T) -> Result<Enqueued> {
         self.enqueue(NewJob::typed(payload)?)
     }
 
     /// Enqueues many jobs atomically (all or nothing, one fsync). Jobs are returned in input
-    /// order; duplicates by dedupe key collapse to the first.
+    /// order; duplicates by dedupe key collapse to the first (the later ones come back with
+    /// `deduplicated` set).
     ///
     /// # Errors
     /// As [`Spool::enqueue`]; one bad job rejects the whole batch.
-    pub fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+    pub fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -222,8 +225,9 @@ impl Spool {
     /// Jobs matching `query`, in id (creation) order, one page.
     ///
     /// # Errors
-    /// `CORRUPTION`, `STORAGE`.
+    /// `INVALID_ARGUMENT` for a limit outside 1..=10000, `CORRUPTION`, `STORAGE`.
     pub fn list(&self, query: &ListQuery) -> Result<Vec<Job>> {
+        check_limit(query)?;
         self.inner.backend().list(query)
     }
 
@@ -345,8 +349,9 @@ impl Spool {
     /// `dead_letter` and `failed` jobs, optionally of one queue / type, one page.
     ///
     /// # Errors
-    /// `STORAGE`, `CORRUPTION`.
+    /// `INVALID_ARGUMENT` for a limit outside 1..=10000, `STORAGE`, `CORRUPTION`.
     pub fn dead_letters(&self, query: &ListQuery) -> Result<Vec<Job>> {
+        check_limit(query)?;
         let limit = crate::model::limits::page_size(query.limit);
         let mut out = Vec::new();
         for status in [JobStatus::DeadLetter, JobStatus::Failed] {
@@ -492,6 +497,15 @@ impl Spool {
     pub(crate) fn default_lease(&self) -> Duration {
         self.inner.cfg.default_lease
     }
+}
+
+/// A page size asked for, `1..=MAX_PAGE`: the same rule for every door.
+fn check_limit(query: &ListQuery) -> Result<()> {
+    if let Some(n) = query.limit {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        crate::model::limits::check_page_size("limit", n, crate::model::limits::MAX_PAGE)?;
+    }
+    Ok(())
 }
 
 #[allow(dead_code)]

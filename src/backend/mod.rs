@@ -15,7 +15,9 @@ use crate::model::error::Result;
 use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
-use crate::model::types::{ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats};
+use crate::model::types::{
+    ClaimRequest, Claimed, Enqueued, ListQuery, Metrics, RedriveTarget, Retry, Stats,
+};
 
 /// How a backend reports to the engine. Given to the backend at open; called from the
 /// backend's own threads, so every call must be quick and must not call back into it.
@@ -38,7 +40,7 @@ pub(crate) struct Completion {
 
 /// A queue backend: every method is one whole, atomic transition or a query.
 pub(crate) trait Backend: Send + Sync {
-    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>>;
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>>;
     fn get(&self, id: JobId) -> Result<Option<Job>>;
     fn cancel(&self, id: JobId, by: Option<String>) -> Result<Job>;
     fn list(&self, query: &ListQuery) -> Result<Vec<Job>>;

@@ -207,8 +207,8 @@ pub struct Job {
     pub completed_at: Option<DateTime<Utc>>,
     /// The error of the last failed attempt.
     pub last_error: Option<String>,
-    /// Attempt time limit in milliseconds.
-    pub timeout_ms: Option<u64>,
+    /// Attempt time limit (`timeoutMs` in JSON).
+    pub timeout: Option<Duration>,
     /// Dedupe key.
     pub dedupe_key: Option<String>,
     /// Carried through untouched.
@@ -305,8 +305,8 @@ pub struct NewJob {
     pub run_at: Option<DateTime<Utc>>,
     /// Maximum total attempts, >= 1. Default = the spool's (3).
     pub max_attempts: Option<u32>,
-    /// Attempt time limit in milliseconds.
-    pub timeout_ms: Option<u64>,
+    /// Attempt time limit, 1 ms ..= 10 years (`timeoutMs` in JSON).
+    pub timeout: Option<Duration>,
     /// At most one pending or running job per key.
     pub dedupe_key: Option<String>,
     /// Carried through.
@@ -376,10 +376,11 @@ impl NewJob {
         self.max_attempts = Some(n);
         self
     }
-    /// Attempt time limit. Default = none.
+    /// Attempt time limit: past it the handler is told to stop and the attempt fails.
+    /// Default = none.
     #[must_use]
-    pub fn timeout_ms(mut self, ms: u64) -> Self {
-        self.timeout_ms = Some(ms);
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
     /// Dedupe key. Default = none.
@@ -429,7 +430,7 @@ impl NewJob {
 impl NewJob {
     /// Checks everything that does not depend on the store.
     pub(crate) fn validate(&self, now_ms: i64, payload_limit: usize) -> Result<(), Error> {
-        validate_name("type", &self.kind)?;
+        validate_name("kind (type)", &self.kind)?;
         if let Some(q) = &self.queue {
             validate_name("queue", q)?;
         }
@@ -439,7 +440,7 @@ impl NewJob {
         validate_payload("payload", &self.payload, payload_limit)?;
         validate_max_attempts(self.max_attempts)?;
         if self.delay.is_some() && self.run_at.is_some() {
-            return Err(Error::invalid("give a delay or a runAt, not both"));
+            return Err(Error::invalid("give a delay or a run_at (runAt), not both"));
         }
         if let Some(d) = self.delay {
             if d.as_millis() > u128::from(MAX_DELAY_MS) {
@@ -449,18 +450,22 @@ impl NewJob {
         if let Some(at) = self.run_at {
             let max = now_ms.saturating_add(i64::try_from(MAX_DELAY_MS).unwrap_or(i64::MAX));
             if at.timestamp_millis() > max {
-                return Err(Error::invalid("runAt must be at most 10 years from now"));
+                return Err(Error::invalid(
+                    "run_at (runAt) must be at most 10 years from now",
+                ));
             }
         }
-        if let Some(t) = self.timeout_ms {
-            if t == 0 || t > MAX_DELAY_MS {
-                return Err(Error::invalid("timeoutMs must be between 1 and 10 years"));
+        if let Some(t) = self.timeout {
+            if t < Duration::from_millis(1) || t.as_millis() > u128::from(MAX_DELAY_MS) {
+                return Err(Error::invalid(
+                    "timeout (timeoutMs) must be between 1 ms and 10 years",
+                ));
             }
         }
-        validate_key("dedupeKey", self.dedupe_key.as_ref())?;
-        validate_key("tenantId", self.tenant_id.as_ref())?;
-        validate_key("userId", self.user_id.as_ref())?;
-        validate_key("traceId", self.trace_id.as_ref())?;
+        validate_key("dedupe_key (dedupeKey)", self.dedupe_key.as_ref())?;
+        validate_key("tenant_id (tenantId)", self.tenant_id.as_ref())?;
+        validate_key("user_id (userId)", self.user_id.as_ref())?;
+        validate_key("trace_id (traceId)", self.trace_id.as_ref())?;
         validate_metadata(&self.metadata)?;
         if let Some(b) = &self.backoff {
             b.validate()?;

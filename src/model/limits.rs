@@ -2,6 +2,9 @@
 //! control socket, the CLI) and each backend checks input through these functions, so a
 //! rule cannot differ between them: a schedule accepts exactly the job options its jobs
 //! would be accepted with.
+//!
+//! Messages name a field by its Rust name, then its JSON name where that differs
+//! (`max_attempts (maxRetries)`), so they read right from every door.
 
 use std::collections::BTreeMap;
 
@@ -95,9 +98,11 @@ pub(crate) fn validate_key(what: &str, s: Option<&String>) -> Result<(), Error> 
 /// `maxRetries` (total attempts): 1..=[`MAX_ATTEMPTS_LIMIT`] when given.
 pub(crate) fn validate_max_attempts(n: Option<u32>) -> Result<(), Error> {
     match n {
-        Some(0) => Err(Error::invalid("maxRetries must be at least 1")),
+        Some(0) => Err(Error::invalid(
+            "max_attempts (maxRetries) must be at least 1",
+        )),
         Some(n) if n > MAX_ATTEMPTS_LIMIT => Err(Error::invalid(format!(
-            "maxRetries must be at most {MAX_ATTEMPTS_LIMIT}"
+            "max_attempts (maxRetries) must be at most {MAX_ATTEMPTS_LIMIT}"
         ))),
         _ => Ok(()),
     }

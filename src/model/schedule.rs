@@ -48,6 +48,22 @@ pub struct ScheduledJob {
 }
 
 /// A schedule to create (`jobs.schedule.create`).
+///
+/// ```
+/// use jobspool::{NewSchedule, Spool};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let spool = Spool::open(dir.path().join("q"))?;
+/// let s = spool.create_schedule(
+///     NewSchedule::new("nightly-report", "0 3 * * *", "report.build")
+///         .timezone("Europe/Berlin")                 // 03:00 Berlin time, DST included
+///         .payload(br#"{"format":"pdf"}"#.to_vec())
+///         .queue("reports")
+///         .priority(5)
+///         .max_attempts(2),
+/// )?;
+/// assert!(s.next_run_at.is_some());
+/// # Ok::<(), jobspool::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewSchedule {
     /// Unique name.
@@ -112,6 +128,25 @@ impl NewSchedule {
         self.description = Some(d.into());
         self
     }
+    /// Sets the queue of the jobs it enqueues. Default = `"default"`.
+    #[must_use]
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+    /// Sets the priority of the jobs it enqueues (higher runs first). Default = 0.
+    #[must_use]
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+    /// Sets the maximum total attempts of the jobs it enqueues (1..=1,000,000, checked as
+    /// for an enqueue). Default = the spool's (3).
+    #[must_use]
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
     /// Replaces an existing schedule of the same name.
     #[must_use]
     pub fn replace(mut self, yes: bool) -> Self {
@@ -122,7 +157,7 @@ impl NewSchedule {
     /// Checks every field; returns the parsed expression and zone.
     pub(crate) fn validate(&self, payload_limit: usize) -> Result<(Cron, Tz), Error> {
         validate_name("schedule name", &self.name)?;
-        validate_name("jobType", &self.job_type)?;
+        validate_name("job_type (jobType)", &self.job_type)?;
         if let Some(q) = &self.queue {
             validate_name("queue", q)?;
         }

@@ -5,6 +5,31 @@ use std::collections::BTreeMap;
 
 use crate::model::job::{Job, JobId, JobStatus};
 
+/// What an enqueue did: the job, and whether it was already there (a live job held the
+/// dedupe key, so nothing was created). Derefs to the [`Job`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enqueued {
+    /// The new job, or the live job that holds the dedupe key.
+    pub job: Job,
+    /// True when nothing was created because a live job holds the dedupe key.
+    pub deduplicated: bool,
+}
+
+impl Enqueued {
+    /// The job.
+    #[must_use]
+    pub fn into_job(self) -> Job {
+        self.job
+    }
+}
+
+impl std::ops::Deref for Enqueued {
+    type Target = Job;
+    fn deref(&self) -> &Job {
+        &self.job
+    }
+}
+
 /// Counts of jobs by status (`jobs.stats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -126,8 +151,8 @@ pub struct Claimed {
 pub enum Retry {
     /// Retry with the job's backoff (or dead-letter when attempts are exhausted).
     Backoff,
-    /// Retry after exactly this many milliseconds (or dead-letter when exhausted).
-    After(u64),
+    /// Retry after exactly this long (capped at 10 years), or dead-letter when exhausted.
+    After(std::time::Duration),
     /// Do not retry: the job becomes `failed`.
     Never,
 }

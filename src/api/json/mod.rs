@@ -185,7 +185,9 @@ impl<'a> From<&'a Job> for JobView<'a> {
             started_at: j.started_at,
             completed_at: j.completed_at,
             last_error: j.last_error.as_deref(),
-            timeout_ms: j.timeout_ms,
+            timeout_ms: j
+                .timeout
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             dedupe_key: j.dedupe_key.as_deref(),
             tenant_id: j.tenant_id.as_deref(),
             user_id: j.user_id.as_deref(),

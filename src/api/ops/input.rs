@@ -128,7 +128,7 @@ impl EnqueueInput {
             job.run_at = Some(t.with_timezone(&chrono::Utc));
         }
         job.max_attempts = self.max_retries;
-        job.timeout_ms = self.timeout_ms;
+        job.timeout = self.timeout_ms.map(std::time::Duration::from_millis);
         job.dedupe_key = self.dedupe_key;
         job.tenant_id = self.tenant_id;
         job.user_id = self.user_id;

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::api::spool::Spool;
 use crate::model::error::{Error, Result};
 use crate::model::job::JobStatus;
-use crate::model::limits::{DEFAULT_EVENTS_PAGE, MAX_EVENTS_PAGE, MAX_PAGE};
+use crate::model::limits::{DEFAULT_EVENTS_PAGE, MAX_EVENTS_PAGE};
 use crate::model::types::ListQuery;
 
 use input::{page_limit, Input};
@@ -131,7 +131,9 @@ impl Op {
     pub fn run(self, spool: &Spool) -> Result<Output> {
         let op = self.name();
         Ok(match self {
-            Op::Enqueue(input) => Output::Job(Box::new(spool.enqueue(input.into_new_job(op)?)?)),
+            Op::Enqueue(input) => {
+                Output::Enqueued(Box::new(spool.enqueue(input.into_new_job(op)?)?))
+            }
             Op::EnqueueBatch(input) => {
                 let jobs = input
                     .jobs
@@ -142,7 +144,7 @@ impl Op {
                             .map_err(|e| Error::invalid(format!("jobs[{i}]: {}", e.message())))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Output::Jobs(spool.enqueue_batch(jobs)?)
+                Output::EnqueuedBatch(spool.enqueue_batch(jobs)?)
             }
             Op::Cancel(CancelInput {
                 job_id,
@@ -163,7 +165,10 @@ impl Op {
                     queue: input.queue,
                     kind: input.kind,
                     after: input.after,
-                    limit: page_limit(op, input.limit, MAX_PAGE)?,
+                    // The spool checks the range, as for any caller.
+                    limit: input
+                        .limit
+                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                 };
                 Output::Jobs(spool.list(&q)?)
             }
@@ -171,7 +176,10 @@ impl Op {
                 let q = ListQuery {
                     queue: input.queue,
                     kind: input.kind,
-                    limit: page_limit(op, input.limit, MAX_PAGE)?,
+                    // The spool checks the range, as for any caller.
+                    limit: input
+                        .limit
+                        .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
                     ..ListQuery::default()
                 };
                 Output::Jobs(spool.dead_letters(&q)?)

@@ -8,14 +8,19 @@ use crate::api::json::{EventView, JobView, ScheduleView, StatsView};
 use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId};
 use crate::model::schedule::ScheduledJob;
-use crate::model::types::Stats;
+use crate::model::types::{Enqueued, Stats};
 
 /// What an op returns. Serializes to the op's contract JSON.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Output {
-    /// A job (`jobs.enqueue`, `jobs.get`).
+    /// A job (`jobs.get`).
     Job(Box<Job>),
+    /// The job an enqueue made or found (`jobs.enqueue`): the job, plus
+    /// `"deduplicated": true` when a live job held the dedupe key and nothing was created.
+    Enqueued(Box<Enqueued>),
+    /// `{jobs}`, each as in `jobs.enqueue` (`jobs.enqueue.batch`).
+    EnqueuedBatch(Vec<Enqueued>),
     /// `{jobs}` (`jobs.enqueue.batch`, `jobs.list`, `jobs.dead.list`).
     Jobs(Vec<Job>),
     /// `{success: true}` (`jobs.cancel`, `jobs.schedule.delete`).
@@ -61,6 +66,25 @@ impl Serialize for Output {
             jobs: Vec<JobView<'a>>,
         }
         #[derive(Serialize)]
+        struct EnqueuedView<'a> {
+            #[serde(flatten)]
+            job: JobView<'a>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            deduplicated: bool,
+        }
+        impl<'a> From<&'a Enqueued> for EnqueuedView<'a> {
+            fn from(e: &'a Enqueued) -> Self {
+                EnqueuedView {
+                    job: JobView::from(&e.job),
+                    deduplicated: e.deduplicated,
+                }
+            }
+        }
+        #[derive(Serialize)]
+        struct Batch<'a> {
+            jobs: Vec<EnqueuedView<'a>>,
+        }
+        #[derive(Serialize)]
         struct Success {
             success: bool,
         }
@@ -98,6 +122,11 @@ impl Serialize for Output {
         }
         match self {
             Output::Job(j) => JobView::from(j.as_ref()).serialize(s),
+            Output::Enqueued(e) => EnqueuedView::from(e.as_ref()).serialize(s),
+            Output::EnqueuedBatch(list) => Batch {
+                jobs: list.iter().map(EnqueuedView::from).collect(),
+            }
+            .serialize(s),
             Output::Jobs(list) => Jobs { jobs: jobs(list) }.serialize(s),
             Output::Success => Success { success: true }.serialize(s),
             Output::Stats(st) => StatsView::from(st).serialize(s),

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::model::job::{Job, JobId};
 pub use crate::model::job::TypedJob;
+use crate::model::job::{Job, JobId};
 use crate::model::types::Retry;
-
 
 /// Why a handler's attempt failed, and whether to retry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +28,9 @@ impl JobError {
     }
     /// A failure to retry after exactly `after`.
     pub fn retry_after(message: impl Into<String>, after: Duration) -> Self {
-        let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
         JobError {
             message: message.into(),
-            retry: Retry::After(ms),
+            retry: Retry::After(after),
         }
     }
     /// A permanent failure: the job becomes `failed` and is not retried.

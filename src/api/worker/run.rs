@@ -134,7 +134,10 @@ pub(super) fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Recei
                         queue: c.job.queue.clone(),
                         kind: c.job.kind.clone(),
                         started_ms: now,
-                        timeout_ms: c.job.timeout_ms,
+                        timeout_ms: c
+                            .job
+                            .timeout
+                            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                         extended_ms: now,
                         cancel: Arc::new(AtomicBool::new(false)),
                         progress: Arc::new(Mutex::new(None)),

@@ -381,7 +381,7 @@ mod tests {
             started_at: None,
             completed_at: None,
             last_error: None,
-            timeout_ms: None,
+            timeout: None,
             dedupe_key: None,
             tenant_id: None,
             user_id: None,

@@ -17,11 +17,11 @@ use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
 use crate::model::types::{
-    ClaimRequest, Claimed, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE,
+    ClaimRequest, Claimed, Enqueued, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE,
 };
 
 impl Backend for SledBackend {
-    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let sh = self.sh()?;
         // Checks that need no state run here, off the writer thread.
         let now = sh.cfg.clock.now_ms();
@@ -29,7 +29,7 @@ impl Backend for SledBackend {
             j.validate(now, sh.cfg.payload_limit)?;
         }
         match self.call(Op::Enqueue(jobs))? {
-            Reply::Jobs(j) => Ok(j),
+            Reply::Enqueued(j) => Ok(j),
             other => Err(unexpected(&other)),
         }
     }

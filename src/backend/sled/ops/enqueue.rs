@@ -8,6 +8,7 @@ use crate::model::clock::to_datetime;
 use crate::model::error::{Error, Result};
 use crate::model::event::Event;
 use crate::model::job::{Job, JobId, JobStatus, NewJob};
+use crate::model::types::Enqueued;
 
 enum Plan {
     New(NewJob),
@@ -15,7 +16,7 @@ enum Plan {
     SameAs(usize),
 }
 
-pub(super) fn enqueue(ctx: &mut Ctx<'_>, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+pub(super) fn enqueue(ctx: &mut Ctx<'_>, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
     // Read and check everything first: a batch is all or nothing.
     let mut plans = Vec::with_capacity(jobs.len());
     let mut keys_in_batch: HashMap<String, usize> = HashMap::new();
@@ -38,14 +39,14 @@ pub(super) fn enqueue(ctx: &mut Ctx<'_>, jobs: Vec<NewJob>) -> Result<Vec<Job>> 
         plans.push(Plan::New(nj));
     }
     // From here on nothing can fail.
-    let mut out: Vec<Job> = Vec::with_capacity(plans.len());
+    let mut out: Vec<Enqueued> = Vec::with_capacity(plans.len());
     for plan in plans {
-        let job = match plan {
-            Plan::SameAs(i) => out[i].clone(),
-            Plan::Existing(j) => j,
-            Plan::New(nj) => create(ctx, nj),
+        let (job, deduplicated) = match plan {
+            Plan::SameAs(i) => (out[i].job.clone(), true),
+            Plan::Existing(j) => (j, true),
+            Plan::New(nj) => (create(ctx, nj), false),
         };
-        out.push(job);
+        out.push(Enqueued { job, deduplicated });
     }
     Ok(out)
 }
@@ -74,7 +75,7 @@ pub(super) fn create(ctx: &mut Ctx<'_>, nj: NewJob) -> Job {
         started_at: None,
         completed_at: None,
         last_error: None,
-        timeout_ms: nj.timeout_ms,
+        timeout: nj.timeout,
         dedupe_key: nj.dedupe_key,
         tenant_id: nj.tenant_id,
         user_id: nj.user_id,

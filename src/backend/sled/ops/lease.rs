@@ -157,7 +157,9 @@ pub(super) fn fail_attempt(ctx: &mut Ctx<'_>, old: Job, error: String, retry: Re
     });
     if will_retry {
         let backoff_ms = match retry {
-            Retry::After(ms) => ms.min(crate::model::job::MAX_DELAY_MS),
+            Retry::After(d) => u64::try_from(d.as_millis())
+                .unwrap_or(u64::MAX)
+                .min(crate::model::job::MAX_DELAY_MS),
             _ => {
                 let b = job.backoff.unwrap_or(ctx.cfg.default_backoff);
                 let unit = ctx.st.unit();

@@ -29,7 +29,7 @@ use crate::model::error::{Error, Result};
 use crate::model::event::{Event, ScheduleChange};
 use crate::model::job::{Job, JobId, JobStatus, LeaseState, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
-use crate::model::types::{ClaimRequest, Claimed, RedriveTarget, Retry};
+use crate::model::types::{ClaimRequest, Claimed, Enqueued, RedriveTarget, Retry};
 
 use dead::{prune, redrive};
 use enqueue::{cancel, enqueue};
@@ -88,6 +88,7 @@ pub(crate) enum Op {
 #[derive(Debug)]
 pub(crate) enum Reply {
     Jobs(Vec<Job>),
+    Enqueued(Vec<Enqueued>),
     Job(Box<Job>),
     Claimed(Vec<Claimed>),
     Count(u64),
@@ -212,7 +213,7 @@ impl Ctx<'_> {
 
 pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
     match op {
-        Op::Enqueue(jobs) => enqueue(ctx, jobs).map(Reply::Jobs),
+        Op::Enqueue(jobs) => enqueue(ctx, jobs).map(Reply::Enqueued),
         Op::Cancel { id, by } => cancel(ctx, id, by).map(|j| Reply::Job(Box::new(j))),
         Op::Claim(req) => claim(ctx, &req).map(Reply::Claimed),
         Op::Complete { id, token, result } => {

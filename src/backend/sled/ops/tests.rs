@@ -71,7 +71,7 @@ impl Scratch {
 
     fn enqueue(&mut self, jobs: Vec<NewJob>) -> Vec<Job> {
         match self.commit(Op::Enqueue(jobs)) {
-            Reply::Jobs(j) => j,
+            Reply::Enqueued(j) => j.into_iter().map(|e| e.job).collect(),
             other => panic!("{other:?}"),
         }
     }

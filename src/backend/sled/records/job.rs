@@ -133,9 +133,9 @@ impl TryFrom<ExecutionRecord> for Execution {
 impl From<&Backoff> for BackoffRecord {
     fn from(b: &Backoff) -> Self {
         BackoffRecord {
-            initial_ms: b.initial_ms,
+            initial_ms: u64::try_from(b.initial.as_millis()).unwrap_or(u64::MAX),
             multiplier: b.multiplier,
-            max_ms: b.max_ms,
+            max_ms: u64::try_from(b.max.as_millis()).unwrap_or(u64::MAX),
             jitter: b.jitter,
         }
     }
@@ -144,9 +144,9 @@ impl From<&Backoff> for BackoffRecord {
 impl From<BackoffRecord> for Backoff {
     fn from(b: BackoffRecord) -> Self {
         Backoff {
-            initial_ms: b.initial_ms,
+            initial: std::time::Duration::from_millis(b.initial_ms),
             multiplier: b.multiplier,
-            max_ms: b.max_ms,
+            max: std::time::Duration::from_millis(b.max_ms),
             jitter: b.jitter,
         }
     }
@@ -169,7 +169,9 @@ impl From<&Job> for JobRecord {
             started_at: ms_opt(j.started_at),
             completed_at: ms_opt(j.completed_at),
             last_error: j.last_error.clone(),
-            timeout_ms: j.timeout_ms,
+            timeout_ms: j
+                .timeout
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             dedupe_key: j.dedupe_key.clone(),
             tenant_id: j.tenant_id.clone(),
             user_id: j.user_id.clone(),
@@ -206,7 +208,7 @@ impl TryFrom<JobRecord> for Job {
             started_at: time_opt(j.started_at)?,
             completed_at: time_opt(j.completed_at)?,
             last_error: j.last_error,
-            timeout_ms: j.timeout_ms,
+            timeout: j.timeout_ms.map(std::time::Duration::from_millis),
             dedupe_key: j.dedupe_key,
             tenant_id: j.tenant_id,
             user_id: j.user_id,
