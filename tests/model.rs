@@ -472,12 +472,18 @@ impl Harness {
                 }
             }
             Op::Pause(q, paused) => {
+                // Idempotent: only a change is logged.
+                let changed = self.model.paused[*q] != *paused;
                 if *paused {
                     self.spool.pause_queue(QUEUES[*q]).unwrap();
-                    self.model.events.push("queue.paused");
+                    if changed {
+                        self.model.events.push("queue.paused");
+                    }
                 } else {
                     self.spool.resume_queue(QUEUES[*q]).unwrap();
-                    self.model.events.push("queue.resumed");
+                    if changed {
+                        self.model.events.push("queue.resumed");
+                    }
                 }
                 self.model.paused[*q] = *paused;
             }

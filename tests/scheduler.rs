@@ -17,7 +17,10 @@ conformance!(
     missed_ticks_fire_once_then_continue_from_now,
     dst_in_berlin_fires_once_on_both_change_days,
     scheduler_thread_wakes_for_a_schedule_due_sooner,
-    schedule_rejects_max_retries_its_jobs_would_reject
+    schedule_rejects_max_retries_its_jobs_would_reject,
+    cron_that_never_fires_is_rejected_and_changes_nothing,
+    weekday_field_covering_the_whole_week_fires_every_day,
+    out_of_range_cron_field_names_field_value_and_range
 );
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -340,4 +343,112 @@ fn schedule_rejects_max_retries_its_jobs_would_reject(b: TestBackend) {
     clock.advance_ms(60_000);
     assert_eq!(spool.fire_due_schedules().unwrap(), 1);
     assert_eq!(jobs_of(&spool, "t"), 1);
+}
+
+fn cron_that_never_fires_is_rejected_and_changes_nothing(b: TestBackend) {
+    let store = b.store();
+    let clock = ManualClock::new(at("2026-11-28T20:00:00Z"));
+    let spool = open(&store, &clock);
+    let seq = spool.last_seq();
+    for expr in ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"] {
+        let e = spool
+            .create_schedule(NewSchedule::new("never", expr, "t"))
+            .unwrap_err();
+        assert_eq!(e.code(), "INVALID_CRON", "{expr}");
+        assert!(e.to_string().contains("never fires"), "{expr}: {e}");
+    }
+    // A weekday range ending on Sunday is every day (MON-SUN = 1-7), not "never".
+    let s = spool
+        .create_schedule(NewSchedule::new("daily", "0 12 15 * MON-SUN", "t"))
+        .unwrap();
+    assert_eq!(s.next_run_at, Some(at("2026-11-29T12:00:00Z")));
+    // A range wrapping around the week is rejected with how to write it.
+    let e = spool
+        .create_schedule(NewSchedule::new("wrap", "0 9 * * FRI-MON", "t"))
+        .unwrap_err();
+    assert_eq!(e.code(), "INVALID_CRON");
+    assert!(e.to_string().contains("FRI-SUN,MON"), "{e}");
+    // Rare but possible: February 29th.
+    let leap = spool
+        .create_schedule(NewSchedule::new("leap", "0 0 29 2 *", "t"))
+        .unwrap();
+    assert_eq!(leap.next_run_at, Some(at("2028-02-29T00:00:00Z")));
+    let names: Vec<String> = spool
+        .list_schedules()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(
+        spool.last_seq(),
+        seq + 2,
+        "only the two accepted ones logged"
+    );
+}
+
+fn weekday_field_covering_the_whole_week_fires_every_day(b: TestBackend) {
+    let store = b.store();
+    // 2026-11-28 is a Saturday.
+    let clock = ManualClock::new(at("2026-11-28T12:00:30Z"));
+    let spool = open(&store, &clock);
+    for (i, dow) in ["1-7", "0-6", "0-7", "SUN-SAT"].into_iter().enumerate() {
+        let s = spool
+            .create_schedule(NewSchedule::new(
+                format!("s{i}"),
+                format!("0 12 15 * {dow}"),
+                "t",
+            ))
+            .unwrap();
+        // The 15th OR any weekday: tomorrow, not December 15th.
+        assert_eq!(s.next_run_at, Some(at("2026-11-29T12:00:00Z")), "{dow}");
+    }
+    // Unrestricted weekdays (`*`) leave the 15th alone.
+    let s = spool
+        .create_schedule(NewSchedule::new("mid", "0 12 15 * *", "t"))
+        .unwrap();
+    assert_eq!(s.next_run_at, Some(at("2026-12-15T12:00:00Z")));
+    // It keeps firing every day.
+    clock.set(at("2026-11-29T12:00:00Z"));
+    assert_eq!(spool.fire_due_schedules().unwrap(), 4);
+    clock.set(at("2026-11-30T12:00:00Z"));
+    assert_eq!(spool.fire_due_schedules().unwrap(), 4);
+    assert_eq!(jobs_of(&spool, "t"), 8);
+}
+
+fn out_of_range_cron_field_names_field_value_and_range(b: TestBackend) {
+    let store = b.store();
+    let clock = ManualClock::new(at("2026-11-28T20:00:00Z"));
+    let spool = open(&store, &clock);
+    for (i, expr) in [
+        "59 23 31 12 7",
+        "0 0 1 1 0",
+        "59 59 23 31 12 7",
+        "0 0 1 JAN-DEC SUN-SAT",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        spool
+            .create_schedule(NewSchedule::new(format!("ok{i}"), expr, "t"))
+            .unwrap_or_else(|e| panic!("{expr}: {e}"));
+    }
+    for (expr, want) in [
+        ("60 * * * *", "minute 60 is out of range; use 0-59"),
+        ("* 24 * * *", "hour 24 is out of range; use 0-23"),
+        ("* * 32 * *", "day of month 32 is out of range; use 1-31"),
+        ("* * 0 * *", "day of month 0 is out of range; use 1-31"),
+        (
+            "* * * 13 *",
+            "month 13 is out of range; use 1-12 or JAN-DEC",
+        ),
+        ("* * * * 8", "day of week 8 is out of range; use 0-7"),
+        ("60 * * * * *", "second 60 is out of range; use 0-59"),
+    ] {
+        let e = spool
+            .create_schedule(NewSchedule::new("bad", expr, "t"))
+            .unwrap_err();
+        assert_eq!(e.code(), "INVALID_CRON", "{expr}");
+        assert!(e.to_string().contains(want), "{expr}: {e}");
+    }
 }

@@ -126,6 +126,19 @@ impl State {
         self.queues.get_mut(queue).expect("inserted above")
     }
 
+    /// Drops `queue`'s entry when it has no jobs and no setting, so the map holds only
+    /// queues with something to report (as after a reopen, which knows queues only from
+    /// their jobs and settings).
+    fn forget_if_idle(&mut self, queue: &str) {
+        if self
+            .queues
+            .get(queue)
+            .is_some_and(|q| q.counts == Counts::default() && !q.paused)
+        {
+            self.queues.remove(queue);
+        }
+    }
+
     /// Moves a job's index entries from its `old` version to its `new` one.
     pub fn apply(&mut self, old: Option<&Job>, new: Option<&Job>, now_ms: i64) {
         if let Some(old) = old {
@@ -133,6 +146,9 @@ impl State {
         }
         if let Some(new) = new {
             self.insert(new, now_ms);
+        }
+        if let Some(old) = old {
+            self.forget_if_idle(&old.queue);
         }
     }
 
@@ -329,9 +345,21 @@ impl State {
             .collect()
     }
 
+    /// Whether `queue` is paused.
+    pub fn is_paused(&self, queue: &str) -> bool {
+        self.queues.get(queue).is_some_and(|q| q.paused)
+    }
+
+    /// Pauses or resumes `queue`. Resuming a queue that has no jobs drops its entry (and
+    /// resuming one that has none never creates it).
     pub fn set_paused(&mut self, queue: &str, paused: bool) {
-        self.queue_mut(queue).paused = paused;
-        if !paused {
+        if paused {
+            self.queue_mut(queue).paused = true;
+        } else {
+            if let Some(q) = self.queues.get_mut(queue) {
+                q.paused = false;
+            }
+            self.forget_if_idle(queue);
             self.epoch += 1;
         }
     }
@@ -477,6 +505,28 @@ mod tests {
         st.set_paused("q", false);
         st.promote(5000);
         assert_eq!(st.next_due_for(&req()), None);
+    }
+
+    #[test]
+    fn resume_of_a_queue_without_jobs_leaves_no_queue_row() {
+        let mut st = State::new(1);
+        st.set_paused("empty", true);
+        assert!(st.queues.contains_key("empty"));
+        assert!(st.stats().queues["empty"].paused);
+        st.set_paused("empty", false);
+        assert!(!st.queues.contains_key("empty"), "{:?}", st.queues);
+        // Resuming a queue never seen does not create it either.
+        st.set_paused("never-seen", false);
+        assert!(st.queues.is_empty(), "{:?}", st.queues);
+        // A queue with jobs keeps its row, unpaused, and loses it with its last job.
+        let j = job(&mut st, 0, 0, JobStatus::Pending);
+        st.apply(None, Some(&j), 1000);
+        st.set_paused("q", true);
+        st.set_paused("q", false);
+        assert!(!st.queues["q"].paused);
+        assert_eq!(st.stats().queues["q"].counts.pending, 1);
+        st.apply(Some(&j), None, 1000);
+        assert!(st.queues.is_empty(), "{:?}", st.queues);
     }
 
     #[test]
