@@ -397,7 +397,8 @@ impl Spool {
         self.inner.backend().prune(&self.inner.cfg.retention)
     }
 
-    /// Stops claims from `queue` (persisted) until [`Spool::resume_queue`].
+    /// Stops claims from `queue` (persisted) until [`Spool::resume_queue`]. Idempotent: pausing
+    /// a paused queue changes nothing and logs no second `queue.paused`.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for a bad name, `STORAGE`.
@@ -405,7 +406,7 @@ impl Spool {
         self.inner.backend().set_paused(queue, true)
     }
 
-    /// Lets claims from `queue` resume.
+    /// Lets claims from `queue` resume. Idempotent, like [`Spool::pause_queue`].
     ///
     /// # Errors
     /// As [`Spool::pause_queue`].
