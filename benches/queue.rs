@@ -106,7 +106,7 @@ fn claim_complete(c: &mut Criterion) {
                 },
                 |()| {
                     for c in spool.claim(&req).expect("claim") {
-                        spool.complete(c.job.id, c.token, None).expect("complete");
+                        spool.complete(c.lease, None).expect("complete");
                     }
                 },
                 BatchSize::PerIteration,

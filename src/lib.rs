@@ -11,7 +11,7 @@
 //! let claimed = spool.claim(&spool.claim_request(1))?;
 //! let c = &claimed[0];
 //! assert_eq!(c.job.id, job.id);
-//! spool.complete(c.job.id, c.token, Some(b"sent".to_vec()))?;
+//! spool.complete(Lease::new(c.job.id, c.token), Some(b"sent".to_vec()))?;
 //!
 //! assert_eq!(spool.get(job.id)?.status, jobspool::JobStatus::Completed);
 //! assert_eq!(spool.stats()?.total.completed, 1);
@@ -55,6 +55,6 @@ pub use model::job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXEC
 pub use model::limits;
 pub use model::schedule::{NewSchedule, ScheduledJob};
 pub use model::types::{
-    ClaimRequest, Claimed, Counts, Enqueued, ListQuery, Metrics, QueueStats, RedriveTarget, Retry,
-    Stats, MAX_PAGE,
+    ClaimRequest, Claimed, Counts, Enqueued, Lease, ListQuery, Metrics, QueueStats, RedriveTarget,
+    Retry, Stats, MAX_PAGE,
 };

@@ -155,14 +155,17 @@ fn library_rejects_each_bad_input_with_its_code_and_changes_nothing() {
         (
             "stale token",
             spool
-                .complete(claimed.job.id, claimed.token + 1, None)
+                .complete(
+                    jobspool::Lease::new(claimed.job.id, claimed.lease.token + 1),
+                    None,
+                )
                 .unwrap_err(),
             "STALE_LEASE",
         ),
         (
             "result over the limit",
             spool
-                .complete(claimed.job.id, claimed.token, Some(vec![0; 1025]))
+                .complete(claimed.lease, Some(vec![0; 1025]))
                 .unwrap_err(),
             "PAYLOAD_TOO_LARGE",
         ),

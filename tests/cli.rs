@@ -378,7 +378,7 @@ fn cancel_of_a_completed_job_is_job_not_pending() {
         .open(&db)
         .unwrap();
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
-    spool.complete(c.job.id, c.token, None).unwrap();
+    spool.complete(c.lease, None).unwrap();
     spool.close().unwrap();
     drop(spool);
     let (code, message) = err_json(&db, &["cancel", &id]);

@@ -183,7 +183,7 @@ fn each_op_through_the_socket_matches_the_direct_call() {
         let mut req = spool.claim_request(1);
         req.kinds = vec![kind.to_owned()];
         let c = spool.claim(&req).unwrap().pop().unwrap();
-        spool.fail(c.job.id, c.token, "boom", retry).unwrap();
+        spool.fail(c.lease, "boom", retry).unwrap();
     }
     let dead = same(&client, &spool, "jobs.dead.list", json!({}));
     assert_eq!(dead["jobs"].as_array().unwrap().len(), 2);

@@ -106,12 +106,10 @@ fn child() -> ! {
                         for c in spool.claim(&req).expect("claim") {
                             log.line(&format!("ran {} {}", c.job.id, c.job.attempts));
                             let r = if rng.range(0, 4) == 0 {
-                                spool
-                                    .fail(c.job.id, c.token, "flaky", Retry::Backoff)
-                                    .map(|_| "fail")
+                                spool.fail(c.lease, "flaky", Retry::Backoff).map(|_| "fail")
                             } else {
                                 spool
-                                    .complete(c.job.id, c.token, Some(b"ok".to_vec()))
+                                    .complete(c.lease, Some(b"ok".to_vec()))
                                     .map(|_| "done")
                             };
                             if let Ok(what) = r {

@@ -164,7 +164,9 @@ fn dedupe_key_is_free_again_after_holder_completes(b: TestBackend) {
         .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
         .unwrap();
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
-    spool.complete(first.id, c.token, None).unwrap();
+    spool
+        .complete(jobspool::Lease::new(first.id, c.lease.token), None)
+        .unwrap();
 
     let second = spool
         .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
@@ -200,7 +202,11 @@ fn dedupe_key_is_free_again_after_holder_fails_or_is_dead_lettered(b: TestBacken
         .unwrap();
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
     spool
-        .fail(a.id, c.token, "bad input", Retry::Never)
+        .fail(
+            jobspool::Lease::new(a.id, c.lease.token),
+            "bad input",
+            Retry::Never,
+        )
         .unwrap();
     assert_eq!(spool.get(a.id).unwrap().status, JobStatus::Failed);
     let a2 = spool
@@ -218,7 +224,13 @@ fn dedupe_key_is_free_again_after_holder_fails_or_is_dead_lettered(b: TestBacken
     let mut req = spool.claim_request(1);
     req.kinds = vec!["u".into()];
     let c = spool.claim(&req).unwrap().remove(0);
-    spool.fail(b.id, c.token, "boom", Retry::Backoff).unwrap();
+    spool
+        .fail(
+            jobspool::Lease::new(b.id, c.lease.token),
+            "boom",
+            Retry::Backoff,
+        )
+        .unwrap();
     assert_eq!(spool.get(b.id).unwrap().status, JobStatus::DeadLetter);
     let b2 = spool
         .enqueue(NewJob::new("u", Vec::new()).dedupe_key("dead"))

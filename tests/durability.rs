@@ -139,7 +139,7 @@ fn reopen_after_close_keeps_every_job_and_stats() {
     }
     spool.cancel(ids[0]).unwrap();
     let c = spool.claim(&spool.claim_request(2)).unwrap();
-    spool.complete(c[0].job.id, c[0].token, None).unwrap();
+    spool.complete(c[0].lease, None).unwrap();
     spool
         .enqueue(NewJob::new("later", Vec::new()).delay(Duration::from_secs(3600)))
         .unwrap();
@@ -583,7 +583,7 @@ fn the_journal_alone_restores_what_sled_lost_since_its_last_checkpoint() {
     }
     let claimed = spool.claim(&spool.claim_request(10)).unwrap();
     for c in &claimed[..5] {
-        spool.complete(c.job.id, c.token, None).unwrap();
+        spool.complete(c.lease, None).unwrap();
     }
     let last_seq = spool.last_seq();
     // The journal as the acknowledged calls left it (the current segment is never trimmed).

@@ -125,7 +125,10 @@ fn complete_emits_job_completed_with_duration_from_clock(b: TestBackend) {
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
     clock.advance_ms(1234);
     spool
-        .complete(j.id, c.token, Some(b"sent".to_vec()))
+        .complete(
+            jobspool::Lease::new(j.id, c.lease.token),
+            Some(b"sent".to_vec()),
+        )
         .unwrap();
     let v = last_event_json(
         &spool,
@@ -153,7 +156,11 @@ fn retryable_failure_emits_job_failed_then_job_retrying(b: TestBackend) {
     clock.advance_ms(1000);
     let seq = spool.last_seq();
     spool
-        .fail(j.id, c.token, "smtp timeout", Retry::Backoff)
+        .fail(
+            jobspool::Lease::new(j.id, c.lease.token),
+            "smtp timeout",
+            Retry::Backoff,
+        )
         .unwrap();
     let events = spool.events_since(seq, 10).unwrap();
     assert_eq!(events.len(), 2, "{events:?}");
@@ -182,7 +189,13 @@ fn retryable_failure_emits_job_failed_then_job_retrying(b: TestBackend) {
     clock.advance_ms(1000);
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
     let seq = spool.last_seq();
-    spool.fail(j.id, c.token, "again", Retry::Backoff).unwrap();
+    spool
+        .fail(
+            jobspool::Lease::new(j.id, c.lease.token),
+            "again",
+            Retry::Backoff,
+        )
+        .unwrap();
     let events = spool.events_since(seq, 10).unwrap();
     let retrying = jobspool::json::event(&events[1]);
     assert_eq!(retrying["attempt"], json!(2));
@@ -199,7 +212,11 @@ fn last_failed_attempt_emits_job_failed_then_job_dead_lettered(b: TestBackend) {
     clock.advance_ms(50);
     let seq = spool.last_seq();
     spool
-        .fail(j.id, c.token, "mailbox gone", Retry::Backoff)
+        .fail(
+            jobspool::Lease::new(j.id, c.lease.token),
+            "mailbox gone",
+            Retry::Backoff,
+        )
         .unwrap();
     let events = spool.events_since(seq, 10).unwrap();
     assert_eq!(events.len(), 2, "{events:?}");
@@ -227,7 +244,11 @@ fn permanent_failure_emits_only_job_failed(b: TestBackend) {
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
     let seq = spool.last_seq();
     spool
-        .fail(j.id, c.token, "bad input", Retry::Never)
+        .fail(
+            jobspool::Lease::new(j.id, c.lease.token),
+            "bad input",
+            Retry::Never,
+        )
         .unwrap();
     let events = spool.events_since(seq, 10).unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
@@ -268,7 +289,9 @@ fn failed_operations_append_no_event(b: TestBackend) {
     let seq = spool.last_seq();
     assert!(spool.cancel(j.id).is_err());
     assert!(
-        spool.complete(j.id, c.token + 1, None).is_err(),
+        spool
+            .complete(jobspool::Lease::new(j.id, c.lease.token + 1), None)
+            .is_err(),
         "stale token"
     );
     assert!(spool.enqueue(NewJob::new("", Vec::new())).is_err());
@@ -283,7 +306,9 @@ fn sequence_numbers_start_at_one_and_are_contiguous_across_reopen(b: TestBackend
     let a = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
-    spool.complete(a.id, c.token, None).unwrap();
+    spool
+        .complete(jobspool::Lease::new(a.id, c.lease.token), None)
+        .unwrap();
     assert_eq!(spool.last_seq(), 4);
     assert_contiguous_from_one(&all_events(&spool));
 

@@ -220,7 +220,10 @@ fn complete_with_the_right_token_stores_the_result(b: TestBackend) {
     clock.advance_ms(1234);
     let seq = spool.last_seq();
     let done = spool
-        .complete(job.id, c.token, Some(br#"{"ok":true}"#.to_vec()))
+        .complete(
+            jobspool::Lease::new(job.id, c.lease.token),
+            Some(br#"{"ok":true}"#.to_vec()),
+        )
         .unwrap();
     assert_eq!(done.status, JobStatus::Completed);
 
@@ -249,7 +252,7 @@ fn complete_with_the_right_token_stores_the_result(b: TestBackend) {
         other => panic!("expected job.completed, got {other:?}"),
     }
     // The token is spent: a second completion is rejected.
-    assert_stale(spool.complete(job.id, c.token, None));
+    assert_stale(spool.complete(jobspool::Lease::new(job.id, c.lease.token), None));
     assert_eq!(spool.get(job.id).unwrap(), j);
 }
 
@@ -263,16 +266,18 @@ fn wrong_token_is_rejected_with_stale_lease_and_changes_nothing(b: TestBackend) 
     let seq = spool.last_seq();
     let stats = spool.stats().unwrap();
     for bad in [
-        c.token.wrapping_add(1),
-        c.token.wrapping_sub(1),
+        c.lease.token.wrapping_add(1),
+        c.lease.token.wrapping_sub(1),
         0,
         u64::MAX,
     ] {
-        assert_stale(spool.complete(job.id, bad, Some(b"x".to_vec())));
-        assert_stale(spool.fail(job.id, bad, "nope", Retry::Backoff));
-        assert_stale(spool.fail(job.id, bad, "nope", Retry::Never));
-        assert_stale(spool.extend_lease(job.id, bad, Duration::from_secs(600)));
-        assert_stale(spool.release(job.id, bad));
+        assert_stale(spool.complete(jobspool::Lease::new(job.id, bad), Some(b"x".to_vec())));
+        assert_stale(spool.fail(jobspool::Lease::new(job.id, bad), "nope", Retry::Backoff));
+        assert_stale(spool.fail(jobspool::Lease::new(job.id, bad), "nope", Retry::Never));
+        assert_stale(
+            spool.extend_lease(jobspool::Lease::new(job.id, bad), Duration::from_secs(600)),
+        );
+        assert_stale(spool.release(jobspool::Lease::new(job.id, bad)));
     }
     assert_eq!(spool.get(job.id).unwrap(), before);
     assert_eq!(
@@ -282,7 +287,9 @@ fn wrong_token_is_rejected_with_stale_lease_and_changes_nothing(b: TestBackend) 
     );
     assert_eq!(spool.stats().unwrap(), stats);
     // The right token still works afterwards.
-    spool.complete(job.id, c.token, None).unwrap();
+    spool
+        .complete(jobspool::Lease::new(job.id, c.lease.token), None)
+        .unwrap();
 }
 
 fn token_of_an_earlier_attempt_is_rejected(b: TestBackend) {
@@ -290,23 +297,36 @@ fn token_of_an_earlier_attempt_is_rejected(b: TestBackend) {
     let (spool, _clock) = open(&store);
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let first = claim_one(&spool);
-    spool.release(job.id, first.token).unwrap();
+    spool
+        .release(jobspool::Lease::new(job.id, first.lease.token))
+        .unwrap();
     let second = claim_one(&spool);
-    assert_ne!(first.token, second.token);
+    assert_ne!(first.lease.token, second.lease.token);
     let before = spool.get(job.id).unwrap();
-    assert_stale(spool.complete(job.id, first.token, None));
-    assert_stale(spool.fail(job.id, first.token, "old", Retry::Backoff));
-    assert_stale(spool.extend_lease(job.id, first.token, Duration::from_secs(1)));
-    assert_stale(spool.release(job.id, first.token));
+    assert_stale(spool.complete(jobspool::Lease::new(job.id, first.lease.token), None));
+    assert_stale(spool.fail(
+        jobspool::Lease::new(job.id, first.lease.token),
+        "old",
+        Retry::Backoff,
+    ));
+    assert_stale(spool.extend_lease(
+        jobspool::Lease::new(job.id, first.lease.token),
+        Duration::from_secs(1),
+    ));
+    assert_stale(spool.release(jobspool::Lease::new(job.id, first.lease.token)));
     assert_eq!(spool.get(job.id).unwrap(), before);
-    spool.complete(job.id, second.token, None).unwrap();
+    spool
+        .complete(jobspool::Lease::new(job.id, second.lease.token), None)
+        .unwrap();
 }
 
 fn lease_calls_on_an_unknown_job_report_not_found_or_stale(b: TestBackend) {
     let store = b.store();
     let (spool, _clock) = open(&store);
     let missing: JobId = "01900000-0000-7000-8000-000000000000".parse().unwrap();
-    let e = spool.complete(missing, 1, None).unwrap_err();
+    let e = spool
+        .complete(jobspool::Lease::new(missing, 1), None)
+        .unwrap_err();
     assert!(
         matches!(e.code().as_str(), "JOB_NOT_FOUND" | "STALE_LEASE"),
         "unexpected {e}"
@@ -352,7 +372,7 @@ fn lease_expiry_counts_an_attempt_and_schedules_a_retry(b: TestBackend) {
     assert_eq!((stats.total.running, stats.total.pending), (0, 1));
 
     // The expired token is dead, and the job runs again after its backoff as attempt 2.
-    assert_stale(spool.complete(job.id, c.token, None));
+    assert_stale(spool.complete(jobspool::Lease::new(job.id, c.lease.token), None));
     clock.set(j.scheduled_at.unwrap());
     let again = claim_one(&spool);
     assert_eq!(again.job.attempts, 2);
@@ -367,7 +387,10 @@ fn late_complete_after_lease_expiry_is_rejected_and_counts_a_failed_attempt(b: T
     let seq = spool.last_seq();
     clock.advance_ms(30_001);
     // No expire_leases() call: the completion itself must notice the expired lease.
-    assert_stale(spool.complete(job.id, c.token, Some(b"late".to_vec())));
+    assert_stale(spool.complete(
+        jobspool::Lease::new(job.id, c.lease.token),
+        Some(b"late".to_vec()),
+    ));
 
     let j = spool.get(job.id).unwrap();
     assert_eq!(j.status, JobStatus::Pending);
@@ -379,7 +402,7 @@ fn late_complete_after_lease_expiry_is_rejected_and_counts_a_failed_attempt(b: T
     assert_eq!(names_for(&evs, job.id), vec!["job.failed", "job.retrying"]);
     // The attempt is not failed twice.
     assert_eq!(spool.expire_leases().unwrap(), 0);
-    assert_stale(spool.complete(job.id, c.token, None));
+    assert_stale(spool.complete(jobspool::Lease::new(job.id, c.lease.token), None));
     assert_eq!(spool.get(job.id).unwrap(), j);
 }
 
@@ -391,7 +414,7 @@ fn late_complete_after_lease_expiry_of_the_last_attempt_dead_letters(b: TestBack
         .unwrap();
     let c = claim_one(&spool);
     clock.advance_ms(30_001);
-    assert_stale(spool.complete(job.id, c.token, None));
+    assert_stale(spool.complete(jobspool::Lease::new(job.id, c.lease.token), None));
     let j = spool.get(job.id).unwrap();
     assert_eq!(j.status, JobStatus::DeadLetter);
     assert_eq!(j.attempts, 1);
@@ -407,7 +430,10 @@ fn extend_lease_keeps_a_job_from_expiring(b: TestBackend) {
 
     clock.advance_ms(8_000);
     let extended = spool
-        .extend_lease(job.id, c.token, Duration::from_secs(10))
+        .extend_lease(
+            jobspool::Lease::new(job.id, c.lease.token),
+            Duration::from_secs(10),
+        )
         .unwrap();
     assert_eq!(
         extended.lease_expires_at(),
@@ -419,7 +445,9 @@ fn extend_lease_keeps_a_job_from_expiring(b: TestBackend) {
     clock.advance_ms(8_000); // 16 s after the claim: past the original lease
     assert_eq!(spool.expire_leases().unwrap(), 0);
     assert_eq!(spool.get(job.id).unwrap().status, JobStatus::Running);
-    let done = spool.complete(job.id, c.token, None).unwrap();
+    let done = spool
+        .complete(jobspool::Lease::new(job.id, c.lease.token), None)
+        .unwrap();
     assert_eq!(done.status, JobStatus::Completed);
     assert_eq!(spool.get(job.id).unwrap().attempts, 1);
 }
@@ -433,12 +461,18 @@ fn extended_lease_still_expires_when_not_extended_again(b: TestBackend) {
     let c = spool.claim(&r).unwrap().pop().unwrap();
     clock.advance_ms(5_000);
     spool
-        .extend_lease(job.id, c.token, Duration::from_secs(10))
+        .extend_lease(
+            jobspool::Lease::new(job.id, c.lease.token),
+            Duration::from_secs(10),
+        )
         .unwrap();
     clock.advance_ms(10_001);
     assert_eq!(spool.expire_leases().unwrap(), 1);
     assert_eq!(spool.get(job.id).unwrap().status, JobStatus::Pending);
-    assert_stale(spool.extend_lease(job.id, c.token, Duration::from_secs(10)));
+    assert_stale(spool.extend_lease(
+        jobspool::Lease::new(job.id, c.lease.token),
+        Duration::from_secs(10),
+    ));
 }
 
 fn release_returns_the_job_to_pending_without_counting_the_attempt(b: TestBackend) {
@@ -448,7 +482,9 @@ fn release_returns_the_job_to_pending_without_counting_the_attempt(b: TestBacken
     let c = claim_one(&spool);
     clock.advance_ms(250);
     let seq = spool.last_seq();
-    let released = spool.release(job.id, c.token).unwrap();
+    let released = spool
+        .release(jobspool::Lease::new(job.id, c.lease.token))
+        .unwrap();
     assert_eq!(released.status, JobStatus::Pending);
 
     let j = spool.get(job.id).unwrap();
@@ -473,7 +509,7 @@ fn release_returns_the_job_to_pending_without_counting_the_attempt(b: TestBacken
     assert_eq!((stats.total.running, stats.total.pending), (0, 1));
 
     // Claimable again at once, as attempt 1 again.
-    assert_stale(spool.complete(job.id, c.token, None));
+    assert_stale(spool.complete(jobspool::Lease::new(job.id, c.lease.token), None));
     let again = claim_one(&spool);
     assert_eq!(again.job.attempts, 1);
     assert_eq!(again.job.executions.len(), 2);
@@ -532,14 +568,20 @@ fn complete_with_an_oversized_result_is_rejected_and_changes_nothing(b: TestBack
     let before = spool.get(job.id).unwrap();
     let seq = spool.last_seq();
     let e = spool
-        .complete(job.id, c.token, Some(vec![b'x'; 1025]))
+        .complete(
+            jobspool::Lease::new(job.id, c.lease.token),
+            Some(vec![b'x'; 1025]),
+        )
         .unwrap_err();
     assert_eq!(e.code(), "PAYLOAD_TOO_LARGE");
     assert_eq!(spool.get(job.id).unwrap(), before);
     assert_eq!(spool.last_seq(), seq);
     // The lease still holds: a result within the limit completes the job.
     let done = spool
-        .complete(job.id, c.token, Some(vec![b'x'; 1024]))
+        .complete(
+            jobspool::Lease::new(job.id, c.lease.token),
+            Some(vec![b'x'; 1024]),
+        )
         .unwrap();
     assert_eq!(done.status, JobStatus::Completed);
 }

@@ -317,7 +317,10 @@ fn cancel_running_job_is_rejected_with_job_not_pending(b: TestBackend) {
 
     // The lease still holds: the job completes normally.
     spool
-        .complete(job.id, claimed[0].token, Some(b"ok".to_vec()))
+        .complete(
+            jobspool::Lease::new(job.id, claimed[0].lease.token),
+            Some(b"ok".to_vec()),
+        )
         .unwrap();
     assert_eq!(spool.get(job.id).unwrap().status, JobStatus::Completed);
 }
@@ -335,7 +338,9 @@ fn cancel_completed_job_is_rejected_with_job_not_pending(b: TestBackend) {
     let (_store, _clock, spool) = b.fresh();
     let job = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
-    spool.complete(job.id, c.token, None).unwrap();
+    spool
+        .complete(jobspool::Lease::new(job.id, c.lease.token), None)
+        .unwrap();
     let before = snapshot(&spool);
     assert_eq!(code_of(spool.cancel(job.id)), "JOB_NOT_PENDING");
     assert_eq!(snapshot(&spool), before);
@@ -532,9 +537,7 @@ fn stats_count_per_queue_and_globally(b: TestBackend) {
     req.queues = vec!["qa".into()];
     let claimed = spool.claim(&req).unwrap();
     assert_eq!(claimed.len(), 2);
-    spool
-        .complete(claimed[0].job.id, claimed[0].token, None)
-        .unwrap();
+    spool.complete(claimed[0].lease, None).unwrap();
     spool
         .enqueue(
             NewJob::new("k1", Vec::new())

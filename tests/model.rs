@@ -331,9 +331,9 @@ impl Harness {
                     let j = &mut self.model.jobs[i];
                     j.status = JobStatus::Running;
                     j.attempts += 1;
-                    j.lease = Some((c.token, now + LEASE_MS as i64));
+                    j.lease = Some((c.lease.token, now + LEASE_MS as i64));
                     self.model.events.push("job.started");
-                    self.held.push((i, c.token));
+                    self.held.push((i, c.lease.token));
                 }
             }
             Op::Complete(n) | Op::Fail(n, _) | Op::Extend(n) | Op::Release(n) => {
@@ -345,20 +345,21 @@ impl Harness {
                 let current = self.model.jobs[i].lease.is_some_and(|(t, _)| t == token)
                     && self.model.jobs[i].status == JobStatus::Running;
                 let result: Result<jobspool::Job, Error> = match op {
-                    Op::Complete(_) => self.spool.complete(id, token, None),
+                    Op::Complete(_) => self.spool.complete(jobspool::Lease::new(id, token), None),
                     Op::Fail(_, r) => {
                         let retry = [
                             Retry::Backoff,
                             Retry::Never,
                             Retry::After(std::time::Duration::from_millis(1500)),
                         ][*r as usize];
-                        self.spool.fail(id, token, "boom", retry)
-                    }
-                    Op::Extend(_) => {
                         self.spool
-                            .extend_lease(id, token, Duration::from_millis(LEASE_MS))
+                            .fail(jobspool::Lease::new(id, token), "boom", retry)
                     }
-                    _ => self.spool.release(id, token),
+                    Op::Extend(_) => self.spool.extend_lease(
+                        jobspool::Lease::new(id, token),
+                        Duration::from_millis(LEASE_MS),
+                    ),
+                    _ => self.spool.release(jobspool::Lease::new(id, token)),
                 };
                 if !current {
                     assert_eq!(result.unwrap_err().code(), "STALE_LEASE");
@@ -407,7 +408,10 @@ impl Harness {
                 let id = self.model.jobs[n % self.model.jobs.len()].id;
                 let before = self.spool.get(id).unwrap();
                 assert_eq!(
-                    self.spool.complete(id, u64::MAX, None).unwrap_err().code(),
+                    self.spool
+                        .complete(jobspool::Lease::new(id, u64::MAX), None)
+                        .unwrap_err()
+                        .code(),
                     "STALE_LEASE"
                 );
                 assert_eq!(

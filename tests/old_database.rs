@@ -79,15 +79,11 @@ fn make_db_v1() {
     clock.advance_ms(100);
     let c = claim("report.build");
     clock.advance_ms(250);
-    spool
-        .complete(c.job.id, c.token, Some(b"done".to_vec()))
-        .unwrap();
+    spool.complete(c.lease, Some(b"done".to_vec())).unwrap();
     clock.advance_ms(100);
     let c = claim("flaky");
     clock.advance_ms(50);
-    spool
-        .fail(c.job.id, c.token, "boom", Retry::Backoff)
-        .unwrap();
+    spool.fail(c.lease, "boom", Retry::Backoff).unwrap();
     clock.advance_ms(100);
     spool
         .create_schedule(

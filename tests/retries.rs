@@ -64,12 +64,16 @@ fn claim(spool: &Spool, id: JobId) -> Claimed {
 /// Claims `id` and fails the attempt with `err` and `retry`.
 fn fail(spool: &Spool, id: JobId, err: &str, retry: Retry) -> Job {
     let c = claim(spool, id);
-    spool.fail(id, c.token, err, retry).unwrap()
+    spool
+        .fail(jobspool::Lease::new(id, c.lease.token), err, retry)
+        .unwrap()
 }
 
 fn complete(spool: &Spool, id: JobId) -> Job {
     let c = claim(spool, id);
-    spool.complete(id, c.token, None).unwrap()
+    spool
+        .complete(jobspool::Lease::new(id, c.lease.token), None)
+        .unwrap()
 }
 
 /// Makes `id` claimable by moving the clock to its scheduledAt.
@@ -379,7 +383,9 @@ fn redrive_one_resets_attempts_clears_last_error_and_keeps_history(b: TestBacken
         // Claimable at once, as attempt 1.
         let c = claim(&spool, id);
         assert_eq!(c.job.attempts, 1);
-        spool.complete(id, c.token, None).unwrap();
+        spool
+            .complete(jobspool::Lease::new(id, c.lease.token), None)
+            .unwrap();
     }
     let st = spool.stats().unwrap();
     assert_eq!((st.total.dead_letter, st.total.failed), (0, 0));
@@ -542,7 +548,7 @@ fn crash_recovery_fails_the_running_attempt_on_reopen(b: TestBackend) {
     let untouched = spool.enqueue(NewJob::new("c", Vec::new())).unwrap().id;
     let c1 = claim(&spool, retried);
     let c2 = claim(&spool, last_try);
-    assert_ne!(c1.token, c2.token);
+    assert_ne!(c1.lease.token, c2.lease.token);
     let seq = spool.last_seq();
     drop(spool); // no complete, no fail: the process "stopped"
 
@@ -586,7 +592,10 @@ fn crash_recovery_fails_the_running_attempt_on_reopen(b: TestBackend) {
     assert_eq!(names, vec!["job.failed", "job.dead_lettered"]);
     // The old tokens are dead.
     assert_eq!(
-        spool.complete(retried, c1.token, None).unwrap_err().code(),
+        spool
+            .complete(jobspool::Lease::new(retried, c1.lease.token), None)
+            .unwrap_err()
+            .code(),
         "STALE_LEASE"
     );
 }

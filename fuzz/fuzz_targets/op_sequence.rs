@@ -55,17 +55,17 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Claim(n) => {
                 let req = spool.claim_request(usize::from(n % 4) + 1);
                 for c in spool.claim(&req).expect("claim") {
-                    held.push((c.job.id, c.token));
+                    held.push((c.job.id, c.lease.token));
                 }
             }
             Op::Complete(i) | Op::Fail(i, _) | Op::Release(i) if !held.is_empty() => {
                 let (id, token) = held.remove(usize::from(i) % held.len());
                 let r = match op {
-                    Op::Complete(_) => spool.complete(id, token, None),
+                    Op::Complete(_) => spool.complete(jobspool::Lease::new(id, token), None),
                     Op::Fail(_, permanent) => {
-                        spool.fail(id, token, "x", if permanent { Retry::Never } else { Retry::Backoff })
+                        spool.fail(jobspool::Lease::new(id, token), "x", if permanent { Retry::Never } else { Retry::Backoff })
                     }
-                    _ => spool.release(id, token),
+                    _ => spool.release(jobspool::Lease::new(id, token)),
                 };
                 if let Err(e) = r {
                     assert_eq!(e.code(), "STALE_LEASE", "{e}");

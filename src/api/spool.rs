@@ -18,7 +18,7 @@ use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, JobStatus, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
 use crate::model::types::{
-    ClaimRequest, Claimed, Enqueued, ListQuery, Metrics, RedriveTarget, Retry, Stats,
+    ClaimRequest, Claimed, Enqueued, Lease, ListQuery, Metrics, RedriveTarget, Retry, Stats,
 };
 
 struct Inner {
@@ -300,10 +300,12 @@ impl Spool {
     /// Marks a claimed job completed, storing `result`.
     ///
     /// # Errors
-    /// `STALE_LEASE` when `token` no longer holds the lease (nothing changes),
-    /// `PAYLOAD_TOO_LARGE` for a result over the limit, `JOB_NOT_FOUND`.
-    pub fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
-        self.inner.backend().complete(id, token, result)
+    /// `STALE_LEASE` when `lease` no longer holds (nothing changes), `PAYLOAD_TOO_LARGE`
+    /// for a result over the limit, `JOB_NOT_FOUND`.
+    pub fn complete(&self, lease: Lease, result: Option<Vec<u8>>) -> Result<Job> {
+        self.inner
+            .backend()
+            .complete(lease.job_id, lease.token, result)
     }
 
     /// Ends a claimed job's attempt as failed: retried per `retry` and the job's backoff,
@@ -311,31 +313,27 @@ impl Spool {
     ///
     /// # Errors
     /// `STALE_LEASE`, `JOB_NOT_FOUND`.
-    pub fn fail(
-        &self,
-        id: JobId,
-        token: u64,
-        error: impl Into<String>,
-        retry: Retry,
-    ) -> Result<Job> {
-        self.inner.backend().fail(id, token, error.into(), retry)
+    pub fn fail(&self, lease: Lease, error: impl Into<String>, retry: Retry) -> Result<Job> {
+        self.inner
+            .backend()
+            .fail(lease.job_id, lease.token, error.into(), retry)
     }
 
-    /// Extends a claimed job's lease to now + `lease`.
+    /// Extends a claimed job's lease to now + `by`.
     ///
     /// # Errors
     /// `STALE_LEASE`, `JOB_NOT_FOUND`.
-    pub fn extend_lease(&self, id: JobId, token: u64, lease: Duration) -> Result<Job> {
-        let ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-        self.inner.backend().extend(id, token, ms)
+    pub fn extend_lease(&self, lease: Lease, by: Duration) -> Result<Job> {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.inner.backend().extend(lease.job_id, lease.token, ms)
     }
 
     /// Hands a claimed job back to pending without counting the attempt.
     ///
     /// # Errors
     /// `STALE_LEASE`, `JOB_NOT_FOUND`.
-    pub fn release(&self, id: JobId, token: u64) -> Result<Job> {
-        self.inner.backend().release(id, token)
+    pub fn release(&self, lease: Lease) -> Result<Job> {
+        self.inner.backend().release(lease.job_id, lease.token)
     }
 
     /// Fails every attempt whose lease expired (the maintenance thread calls this each tick).

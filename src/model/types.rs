@@ -137,13 +137,33 @@ pub struct ClaimRequest {
     pub worker_id: String,
 }
 
-/// A claimed job and the fencing token of its lease.
+/// A claimed job and its lease.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
     /// The job, status `running`, payload included.
     pub job: Job,
-    /// The fencing token; every later call about this attempt must carry it.
+    /// The lease this attempt holds; complete, fail, extend and release take it.
+    pub lease: Lease,
+}
+
+/// The lease on one attempt of a claimed job: the job's id and the fencing token of the
+/// attempt. Every outcome of the attempt carries it; once the lease expires or the job is
+/// claimed again, it no longer holds and calls with it get `STALE_LEASE` and change nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The job.
+    pub job_id: JobId,
+    /// The fencing token (unique per attempt, never reused).
     pub token: u64,
+}
+
+impl Lease {
+    /// The lease on `job_id` with fencing `token` (as a claim handed it out, or as a worker
+    /// in another process was told).
+    #[must_use]
+    pub fn new(job_id: JobId, token: u64) -> Lease {
+        Lease { job_id, token }
+    }
 }
 
 /// How a failed attempt continues.

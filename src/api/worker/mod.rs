@@ -19,7 +19,7 @@ mod run;
 use crate::api::spool::Spool;
 use crate::model::error::{Error, Result};
 use crate::model::job::JobId;
-use crate::model::types::{ClaimRequest, Claimed};
+use crate::model::types::{ClaimRequest, Claimed, Lease};
 
 use handler::HandlerFn;
 pub use handler::{HandlerResult, JobContext, JobError, RunningJob, TypedJob};
@@ -323,7 +323,7 @@ impl WorkerPool {
         let mut released = 0;
         for (id, sl) in left {
             sl.cancel.store(true, Ordering::Release);
-            if s.spool.release(id, sl.token).is_ok() {
+            if s.spool.release(Lease::new(id, sl.token)).is_ok() {
                 released += 1;
             }
         }

@@ -16,7 +16,7 @@ use super::Slot;
 use crate::api::spool::Spool;
 use crate::model::error::Error;
 use crate::model::job::{Job, JobId};
-use crate::model::types::{ClaimRequest, Claimed, Retry};
+use crate::model::types::{ClaimRequest, Claimed, Lease, Retry};
 
 #[derive(Default)]
 pub(super) struct PoolCounters {
@@ -130,7 +130,7 @@ pub(super) fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Recei
                 s.slots.lock().insert(
                     c.job.id,
                     Slot {
-                        token: c.token,
+                        token: c.lease.token,
                         queue: c.job.queue.clone(),
                         kind: c.job.kind.clone(),
                         started_ms: now,
@@ -165,7 +165,8 @@ pub(super) fn worker_loop(s: &PoolShared, jobs: &Receiver<Claimed>, done: &Sende
 }
 
 pub(super) fn run_one(s: &PoolShared, claimed: Claimed) {
-    let Claimed { job, token } = claimed;
+    let Claimed { job, lease } = claimed;
+    let token = lease.token;
     if s.stopping.load(Ordering::Acquire) {
         // A prefetched job not started before shutdown: its slot is released by `stop`.
         return;
@@ -209,7 +210,9 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
                     result.len(),
                     s.payload_limit
                 );
-                s.spool.fail(id, token, msg, Retry::Never).map(|_| ())
+                s.spool
+                    .fail(Lease::new(id, token), msg, Retry::Never)
+                    .map(|_| ())
             }
             Ok(Ok(result)) => {
                 s.stats.completed.fetch_add(1, Ordering::Relaxed);
@@ -217,7 +220,9 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
             }
             Ok(Err(e)) => {
                 s.stats.failed.fetch_add(1, Ordering::Relaxed);
-                s.spool.fail(id, token, e.message, e.retry).map(|_| ())
+                s.spool
+                    .fail(Lease::new(id, token), e.message, e.retry)
+                    .map(|_| ())
             }
             Err(panic) => {
                 s.stats.panicked.fetch_add(1, Ordering::Relaxed);
@@ -227,7 +232,9 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic".into());
                 let msg = format!("handler panicked: {msg}");
-                s.spool.fail(id, token, msg, Retry::Backoff).map(|_| ())
+                s.spool
+                    .fail(Lease::new(id, token), msg, Retry::Backoff)
+                    .map(|_| ())
             }
         };
     }
@@ -267,13 +274,15 @@ pub(super) fn supervise_loop(s: &PoolShared, stop: &Receiver<()>) {
             if let Some(sl) = slot {
                 sl.cancel.store(true, Ordering::Release);
                 s.stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                let _ = s
-                    .spool
-                    .fail(id, token, format!("timed out after {t} ms"), Retry::Backoff);
+                let _ = s.spool.fail(
+                    Lease::new(id, token),
+                    format!("timed out after {t} ms"),
+                    Retry::Backoff,
+                );
             }
         }
         for (id, token) in extends {
-            match s.spool.extend_lease(id, token, s.lease) {
+            match s.spool.extend_lease(Lease::new(id, token), s.lease) {
                 Ok(_) => {
                     if let Some(sl) = s.slots.lock().get_mut(&id) {
                         sl.extended_ms = now;

@@ -7,7 +7,7 @@ use crate::model::clock::to_datetime;
 use crate::model::error::{Error, Result};
 use crate::model::event::Event;
 use crate::model::job::{Execution, Job, JobId, JobStatus, LeaseState};
-use crate::model::types::{ClaimRequest, Claimed, Retry};
+use crate::model::types::{ClaimRequest, Claimed, Lease, Retry};
 
 pub(super) fn claim(ctx: &mut Ctx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     ctx.st.promote(ctx.now);
@@ -59,7 +59,10 @@ pub(super) fn claim(ctx: &mut Ctx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed
         });
         ctx.put(Some(&old), job.clone());
         job.payload = payload;
-        out.push(Claimed { job, token });
+        out.push(Claimed {
+            lease: Lease::new(job.id, token),
+            job,
+        });
     }
     Ok(out)
 }
