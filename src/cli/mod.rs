@@ -81,7 +81,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
         }
         Command::Stats => out.stats(&call(&cli, Op::Stats(NoInput {}))?),
         Command::Events { since, follow } => {
-            let target = Target::connect(&cli)?;
+            let target = Target::connect(&cli, target::Create::Never)?;
             target::events(&target, *since, *follow, out)?;
             target.close()?;
         }
