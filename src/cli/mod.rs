@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use jobspool::{
-    control, payload_json, CancelInput, DeadListInput, Error, JobIdInput, ListInput, NameInput,
-    NoInput, Op, QueueInput, RedriveInput, ScheduleInput, Spool, ToggleInput,
+    control, payload_json, CancelInput, DeadListInput, Error, ErrorCode, JobIdInput, ListInput,
+    NameInput, NoInput, Op, QueueInput, RedriveInput, ScheduleInput, Spool, ToggleInput,
 };
 
 use args::{Cli, Command, DeadCmd, QueueCmd, ScheduleCmd};
@@ -82,6 +82,12 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
         Command::Stats => out.stats(&call(&cli, Op::Stats(NoInput {}))?),
         Command::Events { since, follow } => {
             let target = Target::connect(&cli, target::Create::Never)?;
+            // Holding the database while following: serve its socket meanwhile, so other
+            // commands (and their events) reach it.
+            let _socket = match &target {
+                Target::Direct(spool) if *follow => Some(control::serve(spool)?),
+                _ => None,
+            };
             target::events(&target, *since, *follow, out)?;
             target.close()?;
         }
@@ -164,7 +170,8 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 }),
                 stop_when_empty: *stop_when_empty,
             };
-            let spool = Spool::open(db_path(&cli)?)?;
+            let db = db_path(&cli)?;
+            let spool = Spool::open(&db).map_err(|e| held_by_a_server(e, &db))?;
             // The control socket lets every other command reach the database meanwhile.
             let _socket = control::serve(&spool)?;
             work::run(&spool, opts)?;
@@ -210,6 +217,25 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `work` needs the database itself: when its holder serves a reachable socket, say so
+/// (instead of the generic DATABASE_IN_USE, which says the holder serves none).
+fn held_by_a_server(e: Error, db: &std::path::Path) -> Error {
+    if !matches!(e, Error::DatabaseInUse { .. }) || control::Client::connect_db(db).is_err() {
+        return e;
+    }
+    Error::Remote {
+        code: ErrorCode::DatabaseInUse,
+        message: format!(
+            "database at {} is held by another process (`jobspool work`, `jobspool events \
+             --follow`, or an application embedding jobspool) that serves its control \
+             socket; other commands reach the database through it, but `work` needs the \
+             database itself and only one `work` can run per database: stop the other \
+             holder, or give its `work` the handlers you need",
+            db.display()
+        ),
+    }
 }
 
 fn schedule(cli: &Cli, cmd: &ScheduleCmd, out: &Out) -> Result<(), Error> {
