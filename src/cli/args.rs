@@ -18,6 +18,26 @@ pub(crate) struct Cli {
     pub(crate) cmd: Command,
 }
 
+/// A whole-number flag. Every number is read as a wide integer here and checked against its
+/// range where it is used, so a value out of range is an operation error (exit 1, naming the
+/// range) and only text that is not a number is an argument error (exit 2). Digits beyond
+/// even this width are out of range like any other big number.
+fn int(s: &str) -> Result<i128, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i128>() {
+        return Ok(n);
+    }
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(if neg { i128::MIN } else { i128::MAX })
+    } else {
+        Err("not a whole number".into())
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Enqueue a job.
@@ -48,8 +68,8 @@ pub(crate) enum Command {
     /// Print the event log from a sequence number; --follow keeps streaming.
     Events {
         /// Print events with seq greater than this.
-        #[arg(long, default_value_t = 0)]
-        since: u64,
+        #[arg(long, default_value_t = 0, value_parser = int, allow_negative_numbers = true)]
+        since: i128,
         /// Keep printing new events as they happen.
         #[arg(long)]
         follow: bool,
@@ -75,14 +95,14 @@ pub(crate) enum Command {
         #[arg(long = "queue")]
         queues: Vec<String>,
         /// Jobs run at once.
-        #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
-        concurrency: i64,
+        #[arg(long, default_value_t = 4, value_parser = int, allow_negative_numbers = true)]
+        concurrency: i128,
         /// Lease per claim in seconds (heartbeats renew it).
-        #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
-        lease_secs: i64,
+        #[arg(long, default_value_t = 30, value_parser = int, allow_negative_numbers = true)]
+        lease_secs: i128,
         /// Seconds to wait for running jobs at shutdown before handing them back.
-        #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
-        grace_secs: i64,
+        #[arg(long, default_value_t = 30, value_parser = int, allow_negative_numbers = true)]
+        grace_secs: i128,
         /// Exit once nothing this worker could claim is pending or running.
         #[arg(long)]
         stop_when_empty: bool,
@@ -96,30 +116,30 @@ pub(crate) enum Command {
         #[arg(long, default_value = "burn-down")]
         mode: String,
         /// Number of jobs.
-        #[arg(long, default_value_t = 100_000)]
-        jobs: u64,
+        #[arg(long, default_value_t = 100_000, value_parser = int, allow_negative_numbers = true)]
+        jobs: i128,
         /// Producer threads (steady, enqueue).
-        #[arg(long, default_value_t = 1)]
-        producers: u64,
+        #[arg(long, default_value_t = 1, value_parser = int, allow_negative_numbers = true)]
+        producers: i128,
         /// Worker threads.
-        #[arg(long, default_value_t = 2)]
-        workers: u64,
+        #[arg(long, default_value_t = 2, value_parser = int, allow_negative_numbers = true)]
+        workers: i128,
         /// Payload size in bytes.
-        #[arg(long, default_value_t = 100)]
-        payload_bytes: usize,
+        #[arg(long, default_value_t = 100, value_parser = int, allow_negative_numbers = true)]
+        payload_bytes: i128,
         /// immediate or buffered (10 ms).
         #[arg(long, default_value = "immediate")]
         durability: String,
         /// Total enqueue rate in jobs/s for steady mode (default: as fast as possible).
-        #[arg(long)]
-        rate: Option<u64>,
+        #[arg(long, value_parser = int, allow_negative_numbers = true)]
+        rate: Option<i128>,
         /// Jobs the pool claims ahead of its workers (batches claims).
-        #[arg(long, default_value_t = 512)]
-        prefetch: usize,
+        #[arg(long, default_value_t = 512, value_parser = int, allow_negative_numbers = true)]
+        prefetch: i128,
         /// Soak: run maintenance with this retention for every kind, and print RSS and
         /// disk use every 10 s on stderr.
-        #[arg(long)]
-        retention_secs: Option<u64>,
+        #[arg(long, value_parser = int, allow_negative_numbers = true)]
+        retention_secs: Option<i128>,
     },
     /// Pause or resume a queue.
     Queue {
@@ -138,8 +158,8 @@ pub(crate) struct PageFilter {
     #[arg(long = "type")]
     pub(crate) kind: Option<String>,
     /// Page size (default 100, at most 10000).
-    #[arg(long, allow_negative_numbers = true)]
-    pub(crate) limit: Option<i64>,
+    #[arg(long, value_parser = int, allow_negative_numbers = true)]
+    pub(crate) limit: Option<i128>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -185,8 +205,8 @@ pub(crate) enum ScheduleCmd {
         #[arg(long, allow_hyphen_values = true)]
         payload: Option<String>,
         /// maxRetries of the jobs.
-        #[arg(long, allow_negative_numbers = true)]
-        max_retries: Option<i64>,
+        #[arg(long, value_parser = int, allow_negative_numbers = true)]
+        max_retries: Option<i128>,
         /// Queue of the jobs.
         #[arg(long)]
         queue: Option<String>,
@@ -245,8 +265,8 @@ pub(crate) struct EnqueueArgs {
     #[arg(long)]
     pub(crate) queue: Option<String>,
     /// Priority, higher first (default 0).
-    #[arg(long, allow_negative_numbers = true)]
-    pub(crate) priority: Option<i64>,
+    #[arg(long, value_parser = int, allow_negative_numbers = true)]
+    pub(crate) priority: Option<i128>,
     /// Delay in seconds before the job may run.
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) delay: Option<f64>,
@@ -254,11 +274,11 @@ pub(crate) struct EnqueueArgs {
     #[arg(long)]
     pub(crate) run_at: Option<String>,
     /// Maximum total attempts (default 3).
-    #[arg(long, allow_negative_numbers = true)]
-    pub(crate) max_retries: Option<i64>,
+    #[arg(long, value_parser = int, allow_negative_numbers = true)]
+    pub(crate) max_retries: Option<i128>,
     /// Attempt time limit in milliseconds.
-    #[arg(long, allow_negative_numbers = true)]
-    pub(crate) timeout_ms: Option<i64>,
+    #[arg(long, value_parser = int, allow_negative_numbers = true)]
+    pub(crate) timeout_ms: Option<i128>,
     /// At most one pending or running job per key.
     #[arg(long)]
     pub(crate) dedupe_key: Option<String>,

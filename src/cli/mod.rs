@@ -28,11 +28,14 @@ pub(crate) fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            if !e.use_stderr() {
+                // --help and --version.
+                return ExitCode::SUCCESS;
+            }
+            if json_requested() {
+                Out::new(true).error(&Error::InvalidArgument(clap_message(&e)));
+            }
+            return ExitCode::from(2);
         }
     };
     let out = Out::new(cli.json);
@@ -43,6 +46,30 @@ pub(crate) fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether `--json` is among the arguments (before a `--`), for arguments clap rejected.
+fn json_requested() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// clap's explanation as one line: its first paragraph, without the `error: ` prefix and
+/// the usage and help hints that follow.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.split("\n\n").next().unwrap_or_default();
+    let msg = first
+        .trim()
+        .strip_prefix("error: ")
+        .unwrap_or(first.trim())
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{msg} (see --help)")
 }
 
 fn run(cli: Cli, out: &Out) -> Result<(), Error> {
@@ -88,7 +115,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 Target::Direct(spool) if *follow => Some(control::serve(spool)?),
                 _ => None,
             };
-            target::events(&target, *since, *follow, out)?;
+            target::events(&target, input::since(*since)?, *follow, out)?;
             target.close()?;
         }
         Command::Schedule { cmd } => schedule(&cli, cmd, out)?,
@@ -149,25 +176,14 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 .iter()
                 .map(|h| work::parse_handler(h))
                 .collect::<Result<Vec<_>, _>>()?;
-            let positive = |name: &str, v: i64, max: i64| {
-                if (1..=max).contains(&v) {
-                    Ok(v as u64)
-                } else {
-                    Err(Error::InvalidArgument(format!(
-                        "--{name} {v} is out of range 1..={max}"
-                    )))
-                }
-            };
+            let secs =
+                |flag, v, min| input::in_range(flag, v, min..=86_400).map(Duration::from_secs);
             let opts = work::WorkOptions {
                 handlers,
                 queues: queues.clone(),
-                concurrency: positive("concurrency", *concurrency, 4096)? as usize,
-                lease: Duration::from_secs(positive("lease-secs", *lease_secs, 86_400)?),
-                grace: Duration::from_secs(if *grace_secs == 0 {
-                    0
-                } else {
-                    positive("grace-secs", *grace_secs, 86_400)?
-                }),
+                concurrency: input::in_range("--concurrency", *concurrency, 1..=4096)?,
+                lease: secs("--lease-secs", *lease_secs, 1)?,
+                grace: secs("--grace-secs", *grace_secs, 0)?,
                 stop_when_empty: *stop_when_empty,
             };
             let db = db_path(&cli)?;
@@ -191,14 +207,22 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             return bench::run(&bench::BenchOptions {
                 db: cli.db.clone(),
                 mode: mode.clone(),
-                jobs: *jobs,
-                producers: *producers,
-                workers: *workers,
-                payload_bytes: *payload_bytes,
+                jobs: input::in_range("--jobs", *jobs, 1..=i128::from(u64::MAX))?,
+                producers: input::in_range("--producers", *producers, 1..=4096)?,
+                workers: input::in_range("--workers", *workers, 1..=4096)?,
+                payload_bytes: input::in_range(
+                    "--payload-bytes",
+                    *payload_bytes,
+                    0..=jobspool::limits::DEFAULT_PAYLOAD_LIMIT as i128,
+                )?,
                 durability: durability.clone(),
-                rate: *rate,
-                prefetch: *prefetch,
-                retention_secs: *retention_secs,
+                rate: input::opt_in_range("--rate", *rate, 1..=i128::from(u64::MAX))?,
+                prefetch: input::in_range("--prefetch", *prefetch, 0..=1_000_000)?,
+                retention_secs: input::opt_in_range(
+                    "--retention-secs",
+                    *retention_secs,
+                    0..=i128::from(u64::MAX),
+                )?,
                 json: cli.json,
             })
         }

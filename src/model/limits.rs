@@ -136,7 +136,12 @@ pub(crate) fn validate_metadata(m: &BTreeMap<String, String>) -> Result<(), Erro
 /// # Errors
 /// `INVALID_ARGUMENT` naming `what`.
 pub fn delay_from_secs(what: &str, secs: f64) -> Result<std::time::Duration, Error> {
-    if !secs.is_finite() || secs < 0.0 {
+    if !secs.is_finite() {
+        return Err(Error::invalid(format!(
+            "{what} {secs} must be a finite number of seconds (0 to 10 years)"
+        )));
+    }
+    if secs < 0.0 {
         return Err(Error::invalid(format!(
             "{what} {secs} must be zero or positive seconds"
         )));
