@@ -207,6 +207,9 @@ pub(crate) enum ScheduleCmd {
         /// maxRetries of the jobs.
         #[arg(long, value_parser = int, allow_negative_numbers = true)]
         max_retries: Option<i128>,
+        /// Priority of the jobs, higher first (default 0).
+        #[arg(long, value_parser = int, allow_negative_numbers = true)]
+        priority: Option<i128>,
         /// Queue of the jobs.
         #[arg(long)]
         queue: Option<String>,

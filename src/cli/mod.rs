@@ -271,6 +271,7 @@ fn schedule(cli: &Cli, cmd: &ScheduleCmd, out: &Out) -> Result<(), Error> {
             timezone,
             payload,
             max_retries,
+            priority,
             queue,
             description,
             disabled,
@@ -285,7 +286,7 @@ fn schedule(cli: &Cli, cmd: &ScheduleCmd, out: &Out) -> Result<(), Error> {
             max_retries: input::max_retries(*max_retries)?,
             enabled: Some(!disabled),
             queue: queue.clone(),
-            priority: None,
+            priority: input::priority(*priority)?,
             replace: Some(*replace),
         }),
         ScheduleCmd::Toggle { name, enabled } => Op::ScheduleToggle(ToggleInput {
