@@ -62,11 +62,16 @@ pub(crate) fn page_size(limit: Option<usize>) -> usize {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }
 
-/// A name (type, queue, version, schedule): not empty, at most [`MAX_NAME_LEN`] bytes, no
+/// A name (type, queue, version, schedule): not empty or blank, at most [`MAX_NAME_LEN`] bytes, no
 /// control characters.
 pub(crate) fn validate_name(what: &str, s: &str) -> Result<(), Error> {
     if s.is_empty() {
         return Err(Error::invalid(format!("{what} must not be empty")));
+    }
+    if s.trim().is_empty() {
+        return Err(Error::invalid(format!(
+            "{what} must not be blank (whitespace only)"
+        )));
     }
     if s.len() > MAX_NAME_LEN {
         return Err(Error::invalid(format!(
