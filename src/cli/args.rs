@@ -174,13 +174,13 @@ pub(crate) enum DeadCmd {
         /// The job id.
         id: Option<String>,
         /// Redrive every dead_letter and failed job (of --queue / --type if given).
-        #[arg(long, conflicts_with = "id")]
+        #[arg(long)]
         all: bool,
         /// With --all: only this queue.
-        #[arg(long, requires = "all", value_name = "QUEUE")]
+        #[arg(long, value_name = "QUEUE")]
         queue: Option<String>,
         /// With --all: only this type.
-        #[arg(long = "type", requires = "all", value_name = "TYPE")]
+        #[arg(long = "type", value_name = "TYPE")]
         kind: Option<String>,
     },
 }

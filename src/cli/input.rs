@@ -145,7 +145,11 @@ pub(crate) fn enqueue_input(a: &EnqueueArgs) -> Result<EnqueueInput, Error> {
                 "--metadata {kv:?} has an empty key"
             )));
         }
-        metadata.insert(k.to_owned(), v.to_owned());
+        if metadata.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "--metadata gives key {k:?} more than once; give each key one value"
+            )));
+        }
     }
     Ok(EnqueueInput {
         kind: a.kind.clone(),

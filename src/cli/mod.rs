@@ -138,7 +138,21 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                     kind,
                 },
         } => {
+            // (Checked here, not by clap: clap counts a flag's default as given, so its
+            // `requires = "all"` let `redrive ID --queue x` through, ignoring --queue.)
             let input = match (id, all) {
+                (Some(_), true) => {
+                    return Err(Error::InvalidArgument(
+                        "give a job id or --all to redrive, not both".into(),
+                    ))
+                }
+                (Some(_), false) if queue.is_some() || kind.is_some() => {
+                    return Err(Error::InvalidArgument(
+                        "--queue and --type select the jobs of --all; with a job id they \
+                         do not apply: drop them, or use --all instead of the id"
+                            .into(),
+                    ))
+                }
                 (Some(id), false) => RedriveInput {
                     job_id: Some(parse_id(id)?),
                     ..RedriveInput::default()
@@ -172,10 +186,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             grace_secs,
             stop_when_empty,
         } => {
-            let handlers = handlers
-                .iter()
-                .map(|h| work::parse_handler(h))
-                .collect::<Result<Vec<_>, _>>()?;
+            let handlers = work::parse_handlers(handlers)?;
             let secs =
                 |flag, v, min| input::in_range(flag, v, min..=86_400).map(Duration::from_secs);
             let opts = work::WorkOptions {

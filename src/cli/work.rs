@@ -37,6 +37,21 @@ pub(crate) fn parse_handler(s: &str) -> Result<(String, String), Error> {
     }
 }
 
+/// Every `--handler`, each type once (a repeated type would silently replace the first).
+pub(crate) fn parse_handlers(args: &[String]) -> Result<Vec<(String, String)>, Error> {
+    let mut handlers: Vec<(String, String)> = Vec::with_capacity(args.len());
+    for arg in args {
+        let (kind, command) = parse_handler(arg)?;
+        if handlers.iter().any(|(k, _)| *k == kind) {
+            return Err(Error::InvalidArgument(format!(
+                "--handler gives type {kind:?} more than once; give each type one command"
+            )));
+        }
+        handlers.push((kind, command));
+    }
+    Ok(handlers)
+}
+
 pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
