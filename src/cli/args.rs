@@ -185,6 +185,8 @@ pub(crate) enum DeadCmd {
     },
 }
 
+// Parsed once per process: the size of `Create` (wide integers for the numbers) is no cost.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub(crate) enum ScheduleCmd {
     /// Create a schedule (5-field crontab, 6 fields with seconds, or @daily-style).

@@ -51,9 +51,10 @@ pub(super) fn prepare_dir(path: &Path, create: bool) -> Result<()> {
             path.display()
         ))
     };
+    let holds_db = || path.join("conf").is_file() && path.join("db").is_file();
     match std::fs::metadata(path) {
         Ok(m) if !m.is_dir() => return Err(not_a_dir()),
-        Ok(_) if !create && !(path.join("conf").is_file() && path.join("db").is_file()) => {
+        Ok(_) if !create && !holds_db() => {
             return Err(Error::DatabaseNotFound {
                 path: path.to_path_buf(),
             })
