@@ -299,11 +299,10 @@ fn jobspool_db_env_selects_the_database() {
         .args(["stats", "--json"])
         .output()
         .unwrap();
-    assert_eq!(
-        json_doc(&o)["pending"],
-        json!(0),
-        "--db wins over JOBSPOOL_DB"
-    );
+    // (`stats` creates nothing: the other path holds no database.)
+    let (code, message) = err_json_output(&o);
+    assert_eq!(code, "DATABASE_NOT_FOUND", "--db wins over JOBSPOOL_DB");
+    assert!(message.contains(&other.display().to_string()), "{message}");
     let o = cli()
         .env("JOBSPOOL_DB", &db)
         .args(["stats", "--json"])

@@ -579,7 +579,10 @@ fn connections_over_the_limit_get_an_error_line_and_are_closed() {
         .collect();
     let mut extra = Raw::connect(&path);
     let resp = extra.recv().expect("an error line");
-    assert!(error_of(&resp, "STORAGE").contains("at most"), "{resp}");
+    assert!(
+        error_of(&resp, "DATABASE_IN_USE").contains("at most"),
+        "{resp}"
+    );
     assert!(extra.recv().is_none(), "then closed");
     // A slot frees when a client leaves.
     drop(held.pop());

@@ -95,12 +95,24 @@ impl Builder {
         self
     }
 
-    /// Opens (creating if needed) the database directory at `path`, recovering jobs left
-    /// running by a previous process.
+    /// Create the database when `path` holds none. Default = true. With `false`, opening a
+    /// path without a jobspool database fails with `DATABASE_NOT_FOUND` and creates
+    /// nothing (no directory, no files): read-only tools use it so that a mistyped path is
+    /// reported instead of becoming a new, empty database.
+    #[must_use]
+    pub fn create_if_missing(mut self, on: bool) -> Self {
+        self.cfg.create_if_missing = on;
+        self
+    }
+
+    /// Opens (creating if needed, see [`Builder::create_if_missing`]) the database directory
+    /// at `path`, recovering jobs left running by a previous process.
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT` for a bad setting, `DATABASE_IN_USE` when another process holds
-    /// the database, `CORRUPTION` or `STORAGE` when it cannot be read.
+    /// `INVALID_ARGUMENT` for a bad setting or a `path` that is a file,
+    /// `DATABASE_NOT_FOUND` when `path` holds no database and `create_if_missing` is off,
+    /// `DATABASE_IN_USE` when another process holds the database, `CORRUPTION` or `STORAGE`
+    /// when it cannot be read.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Spool> {
         let cfg = self.cfg;
         if cfg.payload_limit == 0 || cfg.payload_limit > MAX_PAYLOAD_LIMIT {

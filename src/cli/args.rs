@@ -9,13 +9,33 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "jobspool", version, about)]
 pub(crate) struct Cli {
     /// Database directory (or set JOBSPOOL_DB).
-    #[arg(long, env = "JOBSPOOL_DB", global = true)]
+    #[arg(long, env = "JOBSPOOL_DB", global = true, value_name = "PATH")]
     pub(crate) db: Option<PathBuf>,
     /// Print JSON only on stdout (one document, or one object per line for streams).
     #[arg(long, global = true)]
     pub(crate) json: bool,
     #[command(subcommand)]
     pub(crate) cmd: Command,
+}
+
+/// A whole-number flag. Every number is read as a wide integer here and checked against its
+/// range where it is used, so a value out of range is an operation error (exit 1, naming the
+/// range) and only text that is not a number is an argument error (exit 2). Digits beyond
+/// even this width are out of range like any other big number.
+fn int(s: &str) -> Result<i128, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i128>() {
+        return Ok(n);
+    }
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(if neg { i128::MIN } else { i128::MAX })
+    } else {
+        Err("not a whole number".into())
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -35,12 +55,12 @@ pub(crate) enum Command {
     /// List jobs, optionally filtered, one page at a time.
     List {
         /// Only this status (pending, running, completed, failed, cancelled, dead_letter).
-        #[arg(long)]
+        #[arg(long, value_name = "STATUS")]
         status: Option<String>,
         #[command(flatten)]
         filter: PageFilter,
         /// Start after this job id (the last id of the previous page).
-        #[arg(long)]
+        #[arg(long, value_name = "ID")]
         after: Option<String>,
     },
     /// Counts by status, global and per queue.
@@ -48,8 +68,8 @@ pub(crate) enum Command {
     /// Print the event log from a sequence number; --follow keeps streaming.
     Events {
         /// Print events with seq greater than this.
-        #[arg(long, default_value_t = 0)]
-        since: u64,
+        #[arg(long, default_value_t = 0, value_parser = int, allow_negative_numbers = true, value_name = "SEQ")]
+        since: i128,
         /// Keep printing new events as they happen.
         #[arg(long)]
         follow: bool,
@@ -68,21 +88,21 @@ pub(crate) enum Command {
     Prune,
     /// Run jobs: each job of a handled type runs COMMAND with `sh -c`, payload on stdin.
     Work {
-        /// TYPE=COMMAND (repeatable).
+        /// TYPE=COMMAND (repeatable; each type once).
         #[arg(long = "handler", value_name = "TYPE=COMMAND", required = true)]
         handlers: Vec<String>,
         /// Serve only this queue (repeatable); default every queue.
-        #[arg(long = "queue")]
+        #[arg(long = "queue", value_name = "QUEUE")]
         queues: Vec<String>,
         /// Jobs run at once.
-        #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
-        concurrency: i64,
+        #[arg(long, default_value_t = 4, value_parser = int, allow_negative_numbers = true, value_name = "N")]
+        concurrency: i128,
         /// Lease per claim in seconds (heartbeats renew it).
-        #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
-        lease_secs: i64,
+        #[arg(long, default_value_t = 30, value_parser = int, allow_negative_numbers = true, value_name = "SECONDS")]
+        lease_secs: i128,
         /// Seconds to wait for running jobs at shutdown before handing them back.
-        #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
-        grace_secs: i64,
+        #[arg(long, default_value_t = 30, value_parser = int, allow_negative_numbers = true, value_name = "SECONDS")]
+        grace_secs: i128,
         /// Exit once nothing this worker could claim is pending or running.
         #[arg(long)]
         stop_when_empty: bool,
@@ -96,30 +116,30 @@ pub(crate) enum Command {
         #[arg(long, default_value = "burn-down")]
         mode: String,
         /// Number of jobs.
-        #[arg(long, default_value_t = 100_000)]
-        jobs: u64,
+        #[arg(long, default_value_t = 100_000, value_parser = int, allow_negative_numbers = true)]
+        jobs: i128,
         /// Producer threads (steady, enqueue).
-        #[arg(long, default_value_t = 1)]
-        producers: u64,
+        #[arg(long, default_value_t = 1, value_parser = int, allow_negative_numbers = true)]
+        producers: i128,
         /// Worker threads.
-        #[arg(long, default_value_t = 2)]
-        workers: u64,
+        #[arg(long, default_value_t = 2, value_parser = int, allow_negative_numbers = true)]
+        workers: i128,
         /// Payload size in bytes.
-        #[arg(long, default_value_t = 100)]
-        payload_bytes: usize,
+        #[arg(long, default_value_t = 100, value_parser = int, allow_negative_numbers = true)]
+        payload_bytes: i128,
         /// immediate or buffered (10 ms).
         #[arg(long, default_value = "immediate")]
         durability: String,
         /// Total enqueue rate in jobs/s for steady mode (default: as fast as possible).
-        #[arg(long)]
-        rate: Option<u64>,
+        #[arg(long, value_parser = int, allow_negative_numbers = true)]
+        rate: Option<i128>,
         /// Jobs the pool claims ahead of its workers (batches claims).
-        #[arg(long, default_value_t = 512)]
-        prefetch: usize,
+        #[arg(long, default_value_t = 512, value_parser = int, allow_negative_numbers = true)]
+        prefetch: i128,
         /// Soak: run maintenance with this retention for every kind, and print RSS and
         /// disk use every 10 s on stderr.
-        #[arg(long)]
-        retention_secs: Option<u64>,
+        #[arg(long, value_parser = int, allow_negative_numbers = true)]
+        retention_secs: Option<i128>,
     },
     /// Pause or resume a queue.
     Queue {
@@ -132,14 +152,14 @@ pub(crate) enum Command {
 #[derive(Args, Debug)]
 pub(crate) struct PageFilter {
     /// Only this queue.
-    #[arg(long)]
+    #[arg(long, value_name = "QUEUE")]
     pub(crate) queue: Option<String>,
     /// Only this type.
-    #[arg(long = "type")]
+    #[arg(long = "type", value_name = "TYPE")]
     pub(crate) kind: Option<String>,
     /// Page size (default 100, at most 10000).
-    #[arg(long, allow_negative_numbers = true)]
-    pub(crate) limit: Option<i64>,
+    #[arg(long, value_parser = int, allow_negative_numbers = true, value_name = "N")]
+    pub(crate) limit: Option<i128>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,44 +174,49 @@ pub(crate) enum DeadCmd {
         /// The job id.
         id: Option<String>,
         /// Redrive every dead_letter and failed job (of --queue / --type if given).
-        #[arg(long, conflicts_with = "id")]
+        #[arg(long)]
         all: bool,
         /// With --all: only this queue.
-        #[arg(long, requires = "all")]
+        #[arg(long, value_name = "QUEUE")]
         queue: Option<String>,
         /// With --all: only this type.
-        #[arg(long = "type", requires = "all")]
+        #[arg(long = "type", value_name = "TYPE")]
         kind: Option<String>,
     },
 }
 
+// Parsed once per process: the size of `Create` (wide integers for the numbers) is no cost.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub(crate) enum ScheduleCmd {
     /// Create a schedule (5-field crontab, 6 fields with seconds, or @daily-style).
     Create {
         /// Unique name.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         name: String,
         /// The cron expression.
-        #[arg(long)]
+        #[arg(long, value_name = "EXPR")]
         cron: String,
         /// Type of the jobs it enqueues.
-        #[arg(long)]
+        #[arg(long, value_name = "TYPE")]
         job_type: String,
         /// IANA time zone (default UTC).
-        #[arg(long)]
+        #[arg(long, value_name = "TZ")]
         timezone: Option<String>,
         /// Payload of the jobs: inline JSON, `-` for stdin, or `@FILE`.
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_hyphen_values = true, value_name = "PAYLOAD")]
         payload: Option<String>,
         /// maxRetries of the jobs.
-        #[arg(long, allow_negative_numbers = true)]
-        max_retries: Option<i64>,
+        #[arg(long, value_parser = int, allow_negative_numbers = true, value_name = "N")]
+        max_retries: Option<i128>,
+        /// Priority of the jobs, higher first (default 0).
+        #[arg(long, value_parser = int, allow_negative_numbers = true, value_name = "N")]
+        priority: Option<i128>,
         /// Queue of the jobs.
-        #[arg(long)]
+        #[arg(long, value_name = "QUEUE")]
         queue: Option<String>,
         /// Free text.
-        #[arg(long)]
+        #[arg(long, value_name = "TEXT")]
         description: Option<String>,
         /// Create it disabled.
         #[arg(long)]
@@ -203,7 +228,7 @@ pub(crate) enum ScheduleCmd {
     /// Enable or disable a schedule.
     Toggle {
         /// The schedule's name.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         name: String,
         /// true or false.
         #[arg(long, action = clap::ArgAction::Set)]
@@ -214,7 +239,7 @@ pub(crate) enum ScheduleCmd {
     /// Delete a schedule.
     Delete {
         /// The schedule's name.
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         name: String,
     },
 }
@@ -236,42 +261,42 @@ pub(crate) enum QueueCmd {
 #[derive(Args, Debug)]
 pub(crate) struct EnqueueArgs {
     /// Job type (the handler key), e.g. email.send.
-    #[arg(long = "type")]
+    #[arg(long = "type", value_name = "TYPE")]
     pub(crate) kind: String,
     /// Payload: inline JSON, `-` for stdin, or `@FILE`.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_name = "PAYLOAD")]
     pub(crate) payload: Option<String>,
     /// Queue name (default "default").
-    #[arg(long)]
+    #[arg(long, value_name = "QUEUE")]
     pub(crate) queue: Option<String>,
     /// Priority, higher first (default 0).
-    #[arg(long, allow_negative_numbers = true)]
-    pub(crate) priority: Option<i64>,
+    #[arg(long, value_parser = int, allow_negative_numbers = true, value_name = "N")]
+    pub(crate) priority: Option<i128>,
     /// Delay in seconds before the job may run.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECONDS")]
     pub(crate) delay: Option<f64>,
     /// Run no earlier than this RFC 3339 time.
-    #[arg(long)]
+    #[arg(long, value_name = "TIME")]
     pub(crate) run_at: Option<String>,
     /// Maximum total attempts (default 3).
-    #[arg(long, allow_negative_numbers = true)]
-    pub(crate) max_retries: Option<i64>,
+    #[arg(long, value_parser = int, allow_negative_numbers = true, value_name = "N")]
+    pub(crate) max_retries: Option<i128>,
     /// Attempt time limit in milliseconds.
-    #[arg(long, allow_negative_numbers = true)]
-    pub(crate) timeout_ms: Option<i64>,
+    #[arg(long, value_parser = int, allow_negative_numbers = true, value_name = "MS")]
+    pub(crate) timeout_ms: Option<i128>,
     /// At most one pending or running job per key.
-    #[arg(long)]
+    #[arg(long, value_name = "KEY")]
     pub(crate) dedupe_key: Option<String>,
     /// Tenant id, carried through.
-    #[arg(long)]
+    #[arg(long, value_name = "ID")]
     pub(crate) tenant_id: Option<String>,
     /// User id, carried through.
-    #[arg(long)]
+    #[arg(long, value_name = "ID")]
     pub(crate) user_id: Option<String>,
     /// Trace id, carried through.
-    #[arg(long)]
+    #[arg(long, value_name = "ID")]
     pub(crate) trace_id: Option<String>,
-    /// Metadata entry, k=v (repeatable).
-    #[arg(long = "metadata", value_name = "K=V")]
+    /// Metadata entry, KEY=VALUE (repeatable; each key once).
+    #[arg(long = "metadata", value_name = "KEY=VALUE")]
     pub(crate) metadata: Vec<String>,
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::ops::RangeInclusive;
 
 use jobspool::{limits, payload_json, EnqueueInput, Error, JobId};
 
@@ -12,19 +13,58 @@ pub(crate) fn parse_id(s: &str) -> Result<JobId, Error> {
     s.parse()
 }
 
-/// `--limit`, checked by the same rule as the `limit` field, named as the flag.
-pub(crate) fn limit(limit: Option<i64>) -> Result<Option<u64>, Error> {
-    let Some(n) = limit else { return Ok(None) };
-    // A negative size is out of range like 0 is; the message shows it as given.
-    let page = u64::try_from(n).unwrap_or(0);
-    limits::check_page_size("--limit", page, limits::MAX_PAGE)
-        .map(|_| Some(page))
-        .map_err(|_| {
-            Error::InvalidArgument(format!(
-                "--limit {n} is out of range; use 1..={}",
-                limits::MAX_PAGE
-            ))
-        })
+/// A whole-number flag as its type: out of `range` is `INVALID_ARGUMENT` naming the flag
+/// and the range (exit 1, like every other value the operation rejects).
+pub(crate) fn in_range<T: TryFrom<i128>>(
+    flag: &str,
+    v: i128,
+    range: RangeInclusive<i128>,
+) -> Result<T, Error> {
+    if range.contains(&v) {
+        if let Ok(t) = T::try_from(v) {
+            return Ok(t);
+        }
+    }
+    Err(Error::InvalidArgument(format!(
+        "{} is out of range; use {}..={}",
+        shown(flag, v),
+        range.start(),
+        range.end()
+    )))
+}
+
+/// The flag and its value as given (a number too long for any type is not repeated).
+fn shown(flag: &str, v: i128) -> String {
+    if v == i128::MAX || v == i128::MIN {
+        format!("{flag} (a number of over 38 digits)")
+    } else {
+        format!("{flag} {v}")
+    }
+}
+
+/// An optional whole-number flag as its type (see [`in_range`]).
+pub(crate) fn opt_in_range<T: TryFrom<i128>>(
+    flag: &str,
+    v: Option<i128>,
+    range: RangeInclusive<i128>,
+) -> Result<Option<T>, Error> {
+    v.map(|v| in_range(flag, v, range)).transpose()
+}
+
+/// `--limit`, in the range of the `limit` field.
+pub(crate) fn limit(limit: Option<i128>) -> Result<Option<u64>, Error> {
+    opt_in_range("--limit", limit, 1..=limits::MAX_PAGE as i128)
+}
+
+/// `--since`: a sequence number.
+pub(crate) fn since(n: i128) -> Result<u64, Error> {
+    u64::try_from(n).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "{} must be a non-negative sequence number (0..={})",
+            shown("--since", n),
+            u64::MAX
+        ))
+    })
 }
 
 /// `--delay`, checked by the same rule as `delaySeconds`, named as the flag.
@@ -33,16 +73,18 @@ pub(crate) fn delay(d: Option<f64>) -> Result<Option<f64>, Error> {
         .transpose()
 }
 
-/// `--max-retries`, as the u32 the contract takes (the library checks the range).
-pub(crate) fn max_retries(n: Option<i64>) -> Result<Option<u32>, Error> {
-    n.map(|n| {
-        u32::try_from(n).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "--max-retries {n} is out of range; it must be at least 1"
-            ))
-        })
-    })
-    .transpose()
+/// `--max-retries`: total attempts, 1..=[`limits::MAX_ATTEMPTS_LIMIT`].
+pub(crate) fn max_retries(n: Option<i128>) -> Result<Option<u32>, Error> {
+    opt_in_range(
+        "--max-retries",
+        n,
+        1..=i128::from(limits::MAX_ATTEMPTS_LIMIT),
+    )
+}
+
+/// `--priority`: a 32-bit signed number, higher first.
+pub(crate) fn priority(n: Option<i128>) -> Result<Option<i32>, Error> {
+    opt_in_range("--priority", n, i128::from(i32::MIN)..=i128::from(i32::MAX))
 }
 
 /// Reads at most `limit + 1` bytes, so an oversized payload is refused without reading it all.
@@ -90,22 +132,9 @@ pub(crate) fn read_payload(arg: Option<&str>) -> Result<Vec<u8>, Error> {
 /// flag that does not fit its type is named; every rule about the values is the library's.
 pub(crate) fn enqueue_input(a: &EnqueueArgs) -> Result<EnqueueInput, Error> {
     let payload = read_payload(a.payload.as_deref())?;
-    let priority = a
-        .priority
-        .map(|p| {
-            i32::try_from(p).map_err(|_| {
-                Error::InvalidArgument(format!("--priority {p} does not fit in 32 bits"))
-            })
-        })
-        .transpose()?;
+    let priority = priority(a.priority)?;
     let max_retries = max_retries(a.max_retries)?;
-    let timeout_ms = a
-        .timeout_ms
-        .map(|t| {
-            u64::try_from(t)
-                .map_err(|_| Error::InvalidArgument(format!("--timeout-ms {t} must be positive")))
-        })
-        .transpose()?;
+    let timeout_ms = opt_in_range("--timeout-ms", a.timeout_ms, 1..=i128::from(u64::MAX))?;
     let mut metadata = BTreeMap::new();
     for kv in &a.metadata {
         let (k, v) = kv.split_once('=').ok_or_else(|| {
@@ -116,7 +145,11 @@ pub(crate) fn enqueue_input(a: &EnqueueArgs) -> Result<EnqueueInput, Error> {
                 "--metadata {kv:?} has an empty key"
             )));
         }
-        metadata.insert(k.to_owned(), v.to_owned());
+        if metadata.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "--metadata gives key {k:?} more than once; give each key one value"
+            )));
+        }
     }
     Ok(EnqueueInput {
         kind: a.kind.clone(),

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use jobspool::{
-    control, payload_json, CancelInput, DeadListInput, Error, JobIdInput, ListInput, NameInput,
-    NoInput, Op, QueueInput, RedriveInput, ScheduleInput, Spool, ToggleInput,
+    control, payload_json, CancelInput, DeadListInput, Error, ErrorCode, JobIdInput, ListInput,
+    NameInput, NoInput, Op, QueueInput, RedriveInput, ScheduleInput, Spool, ToggleInput,
 };
 
 use args::{Cli, Command, DeadCmd, QueueCmd, ScheduleCmd};
@@ -28,11 +28,14 @@ pub(crate) fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            if !e.use_stderr() {
+                // --help and --version.
+                return ExitCode::SUCCESS;
+            }
+            if json_requested() {
+                Out::new(true).error(&Error::InvalidArgument(clap_message(&e)));
+            }
+            return ExitCode::from(2);
         }
     };
     let out = Out::new(cli.json);
@@ -43,6 +46,30 @@ pub(crate) fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether `--json` is among the arguments (before a `--`), for arguments clap rejected.
+fn json_requested() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// clap's explanation as one line: its first paragraph, without the `error: ` prefix and
+/// the usage and help hints that follow.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.split("\n\n").next().unwrap_or_default();
+    let msg = first
+        .trim()
+        .strip_prefix("error: ")
+        .unwrap_or(first.trim())
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{msg} (see --help)")
 }
 
 fn run(cli: Cli, out: &Out) -> Result<(), Error> {
@@ -81,8 +108,14 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
         }
         Command::Stats => out.stats(&call(&cli, Op::Stats(NoInput {}))?),
         Command::Events { since, follow } => {
-            let target = Target::connect(&cli)?;
-            target::events(&target, *since, *follow, out)?;
+            let target = Target::connect(&cli, target::Create::Never)?;
+            // Holding the database while following: serve its socket meanwhile, so other
+            // commands (and their events) reach it.
+            let _socket = match &target {
+                Target::Direct(spool) if *follow => Some(control::serve(spool)?),
+                _ => None,
+            };
+            target::events(&target, input::since(*since)?, *follow, out)?;
             target.close()?;
         }
         Command::Schedule { cmd } => schedule(&cli, cmd, out)?,
@@ -105,7 +138,21 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                     kind,
                 },
         } => {
+            // (Checked here, not by clap: clap counts a flag's default as given, so its
+            // `requires = "all"` let `redrive ID --queue x` through, ignoring --queue.)
             let input = match (id, all) {
+                (Some(_), true) => {
+                    return Err(Error::InvalidArgument(
+                        "give a job id or --all to redrive, not both".into(),
+                    ))
+                }
+                (Some(_), false) if queue.is_some() || kind.is_some() => {
+                    return Err(Error::InvalidArgument(
+                        "--queue and --type select the jobs of --all; with a job id they \
+                         do not apply: drop them, or use --all instead of the id"
+                            .into(),
+                    ))
+                }
                 (Some(id), false) => RedriveInput {
                     job_id: Some(parse_id(id)?),
                     ..RedriveInput::default()
@@ -139,32 +186,19 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             grace_secs,
             stop_when_empty,
         } => {
-            let handlers = handlers
-                .iter()
-                .map(|h| work::parse_handler(h))
-                .collect::<Result<Vec<_>, _>>()?;
-            let positive = |name: &str, v: i64, max: i64| {
-                if (1..=max).contains(&v) {
-                    Ok(v as u64)
-                } else {
-                    Err(Error::InvalidArgument(format!(
-                        "--{name} {v} is out of range 1..={max}"
-                    )))
-                }
-            };
+            let handlers = work::parse_handlers(handlers)?;
+            let secs =
+                |flag, v, min| input::in_range(flag, v, min..=86_400).map(Duration::from_secs);
             let opts = work::WorkOptions {
                 handlers,
                 queues: queues.clone(),
-                concurrency: positive("concurrency", *concurrency, 4096)? as usize,
-                lease: Duration::from_secs(positive("lease-secs", *lease_secs, 86_400)?),
-                grace: Duration::from_secs(if *grace_secs == 0 {
-                    0
-                } else {
-                    positive("grace-secs", *grace_secs, 86_400)?
-                }),
+                concurrency: input::in_range("--concurrency", *concurrency, 1..=4096)?,
+                lease: secs("--lease-secs", *lease_secs, 1)?,
+                grace: secs("--grace-secs", *grace_secs, 0)?,
                 stop_when_empty: *stop_when_empty,
             };
-            let spool = Spool::open(db_path(&cli)?)?;
+            let db = db_path(&cli)?;
+            let spool = Spool::open(&db).map_err(|e| held_by_a_server(e, &db))?;
             // The control socket lets every other command reach the database meanwhile.
             let _socket = control::serve(&spool)?;
             work::run(&spool, opts)?;
@@ -184,14 +218,22 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             return bench::run(&bench::BenchOptions {
                 db: cli.db.clone(),
                 mode: mode.clone(),
-                jobs: *jobs,
-                producers: *producers,
-                workers: *workers,
-                payload_bytes: *payload_bytes,
+                jobs: input::in_range("--jobs", *jobs, 1..=i128::from(u64::MAX))?,
+                producers: input::in_range("--producers", *producers, 1..=4096)?,
+                workers: input::in_range("--workers", *workers, 1..=4096)?,
+                payload_bytes: input::in_range(
+                    "--payload-bytes",
+                    *payload_bytes,
+                    0..=jobspool::limits::DEFAULT_PAYLOAD_LIMIT as i128,
+                )?,
                 durability: durability.clone(),
-                rate: *rate,
-                prefetch: *prefetch,
-                retention_secs: *retention_secs,
+                rate: input::opt_in_range("--rate", *rate, 1..=i128::from(u64::MAX))?,
+                prefetch: input::in_range("--prefetch", *prefetch, 0..=1_000_000)?,
+                retention_secs: input::opt_in_range(
+                    "--retention-secs",
+                    *retention_secs,
+                    0..=i128::from(u64::MAX),
+                )?,
                 json: cli.json,
             })
         }
@@ -212,6 +254,25 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
     Ok(())
 }
 
+/// `work` needs the database itself: when its holder serves a reachable socket, say so
+/// (instead of the generic DATABASE_IN_USE, which says the holder serves none).
+fn held_by_a_server(e: Error, db: &std::path::Path) -> Error {
+    if !matches!(e, Error::DatabaseInUse { .. }) || control::Client::connect_db(db).is_err() {
+        return e;
+    }
+    Error::Remote {
+        code: ErrorCode::DatabaseInUse,
+        message: format!(
+            "database at {} is held by another process (`jobspool work`, `jobspool events \
+             --follow`, or an application embedding jobspool) that serves its control \
+             socket; other commands reach the database through it, but `work` needs the \
+             database itself and only one `work` can run per database: stop the other \
+             holder, or give its `work` the handlers you need",
+            db.display()
+        ),
+    }
+}
+
 fn schedule(cli: &Cli, cmd: &ScheduleCmd, out: &Out) -> Result<(), Error> {
     let op = match cmd {
         ScheduleCmd::Create {
@@ -221,6 +282,7 @@ fn schedule(cli: &Cli, cmd: &ScheduleCmd, out: &Out) -> Result<(), Error> {
             timezone,
             payload,
             max_retries,
+            priority,
             queue,
             description,
             disabled,
@@ -235,7 +297,7 @@ fn schedule(cli: &Cli, cmd: &ScheduleCmd, out: &Out) -> Result<(), Error> {
             max_retries: input::max_retries(*max_retries)?,
             enabled: Some(!disabled),
             queue: queue.clone(),
-            priority: None,
+            priority: input::priority(*priority)?,
             replace: Some(*replace),
         }),
         ScheduleCmd::Toggle { name, enabled } => Op::ScheduleToggle(ToggleInput {

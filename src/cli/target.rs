@@ -16,12 +16,22 @@ pub(crate) fn db_path(cli: &Cli) -> Result<std::path::PathBuf, Error> {
     })
 }
 
+/// Whether a command may create the database: only commands that store something do; the
+/// others fail with `DATABASE_NOT_FOUND` on a path without one, creating nothing (so a
+/// mistyped `--db` is reported, not turned into a new empty database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    IfMissing,
+    Never,
+}
+
 /// One-shot commands open the database (running crash recovery), work, and close; no
 /// maintenance or scheduler thread runs in them.
-fn open(cli: &Cli) -> Result<Spool, Error> {
+fn open(cli: &Cli, create: Create) -> Result<Spool, Error> {
     Spool::builder()
         .maintenance(false)
         .scheduler(false)
+        .create_if_missing(create == Create::IfMissing)
         .open(db_path(cli)?)
 }
 
@@ -34,12 +44,12 @@ impl Target {
     /// A live socket first (its process holds the database, so opening would only wait for
     /// the lock); else the database itself; and if that turns out to be held, its socket
     /// once more (the holder may have just started).
-    pub(crate) fn connect(cli: &Cli) -> Result<Target, Error> {
+    pub(crate) fn connect(cli: &Cli, create: Create) -> Result<Target, Error> {
         let db = db_path(cli)?;
         if let Ok(c) = control::Client::connect_db(&db) {
             return Ok(Target::Remote(c));
         }
-        match open(cli) {
+        match open(cli, create) {
             Ok(spool) => Ok(Target::Direct(spool)),
             Err(e @ Error::DatabaseInUse { .. }) => control::Client::connect_db(&db)
                 .map(Target::Remote)
@@ -64,11 +74,30 @@ impl Target {
 }
 
 /// Runs `op` on the database (directly or through its control socket) and closes it.
+/// Operations that only read, or change something that must exist already, need the
+/// database to exist.
 pub(crate) fn call(cli: &Cli, op: Op) -> Result<Value, Error> {
-    let target = Target::connect(cli)?;
+    let create = if creates(&op) {
+        Create::IfMissing
+    } else {
+        Create::Never
+    };
+    let target = Target::connect(cli, create)?;
     let out = target.call(op)?;
     target.close()?;
     Ok(out)
+}
+
+/// Whether `op` stores something on an empty database (so it may create one).
+fn creates(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Enqueue(_)
+            | Op::EnqueueBatch(_)
+            | Op::ScheduleCreate(_)
+            | Op::QueuePause(_)
+            | Op::QueueResume(_)
+    )
 }
 
 /// How often `events --follow` asks a control socket for new events.

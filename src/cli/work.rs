@@ -12,8 +12,9 @@ use jobspool::{Error, HandlerResult, JobContext, JobError, Spool, WorkerPool};
 
 /// Exit code a command uses for a permanent failure (EX_DATAERR).
 const EXIT_PERMANENT: i32 = 65;
-/// Most bytes of stdout kept as the result, and of stderr kept in the error.
-const STDOUT_LIMIT: usize = 1024 * 1024;
+/// Most bytes of stdout kept as the result (the payload limit `work` opens with), and of
+/// stderr kept in the error.
+const STDOUT_LIMIT: usize = jobspool::limits::DEFAULT_PAYLOAD_LIMIT;
 const STDERR_TAIL: usize = 2048;
 /// Between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -34,6 +35,21 @@ pub(crate) fn parse_handler(s: &str) -> Result<(String, String), Error> {
             "--handler {s:?} is not of the form TYPE=COMMAND"
         ))),
     }
+}
+
+/// Every `--handler`, each type once (a repeated type would silently replace the first).
+pub(crate) fn parse_handlers(args: &[String]) -> Result<Vec<(String, String)>, Error> {
+    let mut handlers: Vec<(String, String)> = Vec::with_capacity(args.len());
+    for arg in args {
+        let (kind, command) = parse_handler(arg)?;
+        if handlers.iter().any(|(k, _)| *k == kind) {
+            return Err(Error::InvalidArgument(format!(
+                "--handler gives type {kind:?} more than once; give each type one command"
+            )));
+        }
+        handlers.push((kind, command));
+    }
+    Ok(handlers)
 }
 
 pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
@@ -161,6 +177,13 @@ fn run_command(command: &str, ctx: &JobContext) -> HandlerResult {
     let _ = writer.join();
     let (stdout, truncated) = out.and_then(|h| h.join().ok()).unwrap_or_default();
     let (stderr, _) = err.and_then(|h| h.join().ok()).unwrap_or_default();
+    if truncated && status.code() == Some(0) {
+        eprintln!(
+            "jobspool: job {} ({}): command output is over the {STDOUT_LIMIT}-byte result \
+             limit; its first {STDOUT_LIMIT} bytes are the result (truncated)",
+            job.id, job.kind
+        );
+    }
     let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
     let detail = if stderr.is_empty() {
         String::new()
@@ -168,9 +191,7 @@ fn run_command(command: &str, ctx: &JobContext) -> HandlerResult {
         format!(": {stderr}")
     };
     match status.code() {
-        Some(0) if truncated => Err(JobError::permanent(format!(
-            "command output is over the {STDOUT_LIMIT}-byte result limit"
-        ))),
+        // Exit 0 is success: an oversized output is cut to the result limit, and said so.
         Some(0) => Ok(if stdout.is_empty() {
             None
         } else {

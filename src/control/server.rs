@@ -246,17 +246,21 @@ impl Drop for Deregister {
     }
 }
 
-/// Answers a connection over the limit with one error line and closes it.
+/// Answers a connection over the limit with one error line and closes it. The code is
+/// `DATABASE_IN_USE` (HTTP 503): the database is busy with other clients and the request was
+/// not run, so the client should retry later. Not `STORAGE` (nothing failed, and it reads
+/// as an I/O error) and not `SHUTTING_DOWN` (the server is not going away; followers treat
+/// that code as the end of the stream).
 fn refuse(mut stream: UnixStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let resp = response(
         Value::Null,
-        Err(Error::Storage {
-            context: format!(
-                "the control socket serves at most {MAX_CONNECTIONS} connections at once; \
-                 retry later"
+        Err(Error::Remote {
+            code: crate::ErrorCode::DatabaseInUse,
+            message: format!(
+                "the database is busy: its control socket serves at most {MAX_CONNECTIONS} \
+                 connections at once and all are in use; nothing was run, retry later"
             ),
-            source: None,
         }),
     );
     let _ = writeln!(stream, "{resp}");

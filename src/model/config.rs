@@ -64,6 +64,8 @@ pub(crate) struct Config {
     pub scheduler: bool,
     pub maintenance_interval: Duration,
     pub journal_segment_bytes: u64,
+    /// Create the database when the directory holds none (else `DATABASE_NOT_FOUND`).
+    pub create_if_missing: bool,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             scheduler: true,
             maintenance_interval: Duration::from_secs(1),
             journal_segment_bytes: 32 * 1024 * 1024,
+            create_if_missing: true,
         }
     }
 }
@@ -97,6 +100,7 @@ impl std::fmt::Debug for Config {
             .field("maintenance", &self.maintenance)
             .field("scheduler", &self.scheduler)
             .field("journal_segment_bytes", &self.journal_segment_bytes)
+            .field("create_if_missing", &self.create_if_missing)
             .finish_non_exhaustive()
     }
 }

@@ -65,11 +65,16 @@ pub(crate) fn page_size(limit: Option<usize>) -> usize {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
 }
 
-/// A name (type, queue, version, schedule): not empty, at most [`MAX_NAME_LEN`] bytes, no
+/// A name (type, queue, version, schedule): not empty or blank, at most [`MAX_NAME_LEN`] bytes, no
 /// control characters.
 pub(crate) fn validate_name(what: &str, s: &str) -> Result<(), Error> {
     if s.is_empty() {
         return Err(Error::invalid(format!("{what} must not be empty")));
+    }
+    if s.trim().is_empty() {
+        return Err(Error::invalid(format!(
+            "{what} must not be blank (whitespace only)"
+        )));
     }
     if s.len() > MAX_NAME_LEN {
         return Err(Error::invalid(format!(
@@ -141,7 +146,12 @@ pub(crate) fn validate_metadata(m: &BTreeMap<String, String>) -> Result<(), Erro
 /// # Errors
 /// `INVALID_ARGUMENT` naming `what`.
 pub fn delay_from_secs(what: &str, secs: f64) -> Result<std::time::Duration, Error> {
-    if !secs.is_finite() || secs < 0.0 {
+    if !secs.is_finite() {
+        return Err(Error::invalid(format!(
+            "{what} {secs} must be a finite number of seconds (0 to 10 years)"
+        )));
+    }
+    if secs < 0.0 {
         return Err(Error::invalid(format!(
             "{what} {secs} must be zero or positive seconds"
         )));

@@ -101,8 +101,7 @@ pub(crate) struct SledBackend {
 
 impl SledBackend {
     pub fn open(path: &Path, cfg: Config, observer: Arc<dyn Observer>) -> Result<SledBackend> {
-        std::fs::create_dir_all(path)
-            .map_err(|e| Error::storage(format!("creating {}", path.display()), e))?;
+        open::prepare_dir(path, cfg.create_if_missing)?;
         let db = open_db(path, &cfg)?;
         let tree: sled::Tree = (*db).clone();
         let data_file = File::open(path.join("db"))

@@ -39,6 +39,47 @@ pub(super) fn segment_size_of(path: &Path) -> usize {
         .unwrap_or(SEGMENT_SIZE)
 }
 
+/// Checks the database directory before sled opens it: a regular file at `path` is an
+/// `INVALID_ARGUMENT` naming it; with `create` the directory is created when missing, else a
+/// directory without a sled database (its `conf` and `db` files) is `DATABASE_NOT_FOUND`,
+/// and nothing is created.
+pub(super) fn prepare_dir(path: &Path, create: bool) -> Result<()> {
+    let not_a_dir = || {
+        Error::InvalidArgument(format!(
+            "{} is a file, not a database directory; give the path of a jobspool database \
+             directory (or of a new one to create)",
+            path.display()
+        ))
+    };
+    let holds_db = || path.join("conf").is_file() && path.join("db").is_file();
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_dir() => return Err(not_a_dir()),
+        Ok(_) if !create && !holds_db() => {
+            return Err(Error::DatabaseNotFound {
+                path: path.to_path_buf(),
+            })
+        }
+        Ok(_) => {}
+        Err(_) if !create => {
+            return Err(Error::DatabaseNotFound {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(path).map_err(|e| {
+        // A file where a parent directory should be.
+        if path.ancestors().skip(1).any(Path::is_file) {
+            Error::InvalidArgument(format!(
+                "cannot create the database directory {}: a parent of it is a file ({e})",
+                path.display()
+            ))
+        } else {
+            Error::storage(format!("creating {}", path.display()), e)
+        }
+    })
+}
+
 /// How long `open` retries sled's file lock (sled releases it asynchronously after a drop).
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 

@@ -131,6 +131,8 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
         None => builder.maintenance(false),
     };
     let spool = builder.open(&db_path)?;
+    // Every CLI process holding a database serves its control socket.
+    let _socket = jobspool::control::serve(&spool)?;
     let result = match opts.mode.as_str() {
         "burn-down" => burn_down(&spool, opts),
         "steady" => steady(&spool, opts),
@@ -354,6 +356,8 @@ fn fill_or_open(opts: &BenchOptions, durability: Durability) -> Result<(), Error
         .open(db)?;
     let open_ms = start.elapsed().as_secs_f64() * 1000.0;
     let rss_after_open = current_rss();
+    // Every CLI process holding a database serves its control socket.
+    let _socket = jobspool::control::serve(&spool)?;
     let mut out = json!({ "mode": opts.mode, "db": db.display().to_string() });
     if opts.mode == "fill" {
         let rate = batch_enqueue(&spool, opts)?;
