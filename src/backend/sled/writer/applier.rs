@@ -41,6 +41,12 @@ pub(super) fn run_applier(shared: &Shared, rx: &Receiver<Vec<(u64, Vec<Change>)>
                 }
             }
         }
+        if shared.poisoned_error().is_some() {
+            // A write or sync failed (a full disk above all): these groups are durable in
+            // the journal, which the next open replays. Writing them into sled now could
+            // run the disk out from under sled, whose flush then never returns.
+            return;
+        }
         if let Err(e) = apply_coalesced(shared, &mut groups) {
             shared.poison(&e);
             return;
