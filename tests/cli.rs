@@ -448,7 +448,7 @@ fn unparseable_arguments_exit_2() {
 fn payload_dash_reads_stdin() {
     let dir = tempdir();
     let db = db_path(&dir);
-    // Non-JSON bytes are stored exactly and shown as base64.
+    // Non-JSON bytes are stored exactly and shown as base64, marked as such.
     let raw: Vec<u8> = vec![0xff, 0x00, 0x10, b'\n', 0x80];
     let o = run_with(
         Some(&db),
@@ -456,7 +456,8 @@ fn payload_dash_reads_stdin() {
         Some(&raw),
     );
     let j = json_doc(&o);
-    assert_eq!(j["payload"], json!({"base64": "/wAQCoA="}));
+    assert_eq!(j["payload"], "/wAQCoA=");
+    assert_eq!(j["payloadEncoding"], "base64");
     let id = j["id"].as_str().unwrap().to_string();
     // JSON on stdin appears as JSON.
     let o = run_with(
