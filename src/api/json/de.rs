@@ -524,7 +524,11 @@ mod tests {
             tenant_id: Some("tenant".into()),
             user_id: Some("user".into()),
             trace_id: Some("trace".into()),
-            metadata: [("a".to_string(), "1".to_string()), ("b".into(), String::new())].into(),
+            metadata: [
+                ("a".to_string(), "1".to_string()),
+                ("b".into(), String::new()),
+            ]
+            .into(),
             result: result.map(<[u8]>::to_vec),
             executions: vec![
                 Execution {

@@ -199,3 +199,82 @@ impl From<ErrorJson> for Error {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_round_trips_through_its_json() {
+        let errors = [
+            Error::JobNotFound { id: "j1".into() },
+            Error::JobNotPending {
+                id: "j1".into(),
+                status: "running".into(),
+            },
+            Error::InvalidArgument("bad".into()),
+            Error::PayloadTooLarge {
+                what: "result",
+                size: 10,
+                limit: 5,
+            },
+            Error::ScheduleExists("s".into()),
+            Error::ScheduleNotFound("s".into()),
+            Error::InvalidCron("cron".into()),
+            Error::InvalidTimezone("tz".into()),
+            Error::StaleLease { id: "j2".into() },
+            Error::DatabaseInUse {
+                path: "/var/q".into(),
+                holder: Some(42),
+                holder_command: Some("jobspool".into()),
+            },
+            Error::Corruption {
+                tree: "jobs",
+                key: "k".into(),
+                detail: "d".into(),
+            },
+            Error::DatabaseNotFound {
+                path: "/nope".into(),
+            },
+            Error::Storage {
+                context: "disk".into(),
+                source: Some(Box::new(std::io::Error::other("full"))),
+            },
+            Error::ShuttingDown,
+        ];
+        assert_eq!(errors.len(), ErrorCode::ALL.len(), "one per code");
+        for e in errors {
+            let text = serde_json::to_string(&ErrorView::from(&e)).unwrap();
+            let back = Error::from(serde_json::from_str::<ErrorJson>(&text).unwrap());
+            assert_eq!(
+                std::mem::discriminant(&back),
+                std::mem::discriminant(&e),
+                "{text}"
+            );
+            assert_eq!(back.to_string(), e.to_string(), "{text}");
+        }
+        let unknown: ErrorJson =
+            serde_json::from_str(r#"{"code":"TEAPOT","message":"short and stout"}"#).unwrap();
+        let e = Error::from(unknown);
+        assert!(
+            matches!(
+                e,
+                Error::Remote {
+                    code: ErrorCode::Storage,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.message().contains("TEAPOT"), "{e}");
+        let bare: ErrorJson =
+            serde_json::from_str(r#"{"code":"JOB_NOT_FOUND","message":"m"}"#).unwrap();
+        assert!(matches!(
+            Error::from(bare),
+            Error::Remote {
+                code: ErrorCode::JobNotFound,
+                ..
+            }
+        ));
+    }
+}
