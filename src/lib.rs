@@ -39,9 +39,10 @@ pub use api::builder::Builder;
 pub use api::json;
 pub use api::ops::{
     payload_json, BatchInput, CancelInput, DeadListInput, EnqueueInput, EventsInput, JobIdInput,
-    ListInput, NameInput, NoInput, Op, Output, QueueInput, RedriveInput, ScheduleInput,
+    ListInput, NameInput, NoInput, Op, Output, Payload, QueueInput, RedriveInput, ScheduleInput,
     ToggleInput,
 };
+pub use api::queue::Queue;
 pub use api::spool::{Spool, WeakSpool};
 pub use api::worker::{
     HandlerResult, JobContext, JobError, PoolStats, RunningJob, TypedJob, WorkerPool,

@@ -173,10 +173,12 @@ fn cli_enqueue_while_work_runs_goes_through_the_owner_only_socket_and_the_job_ru
     let o = c.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
     let raw: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(raw["payload"]["base64"], "/wByYXc=");
+    assert_eq!(raw["payload"], "/wByYXc=");
+    assert_eq!(raw["payloadEncoding"], "base64");
     let raw_id = raw["id"].as_str().unwrap();
     let done = wait_job(&db, raw_id, "the raw job", |j| j["status"] == "completed");
-    assert_eq!(done["result"]["base64"], "/wByYXc=");
+    assert_eq!(done["result"], "/wByYXc=");
+    assert_eq!(done["resultEncoding"], "base64");
 
     // Errors come back with their codes, exit 1.
     let o = run(&db, &["cancel", id.as_str(), "--json"]);

@@ -215,8 +215,10 @@ fn binary_payload_reaches_stdin_byte_for_byte() {
     work(&db, &["--handler", "raw=cat", "--stop-when-empty"]);
     let job = get(&db, &id);
     assert_eq!(status(&job), "completed");
-    assert!(job["payload"]["base64"].is_string(), "{job}");
+    assert!(job["payload"].is_string(), "{job}");
+    assert_eq!(job["payloadEncoding"], "base64");
     assert_eq!(job["result"], job["payload"]);
+    assert_eq!(job["resultEncoding"], "base64");
 }
 
 #[test]

@@ -101,11 +101,13 @@ fn each_op_through_the_socket_matches_the_direct_call() {
     let raw = client
         .call(
             "jobs.enqueue",
-            json!({"type": "blob", "payload": {"base64": json::base64(&[0xff, 0, 1])}}),
+            json!({"type": "blob", "payload": json::base64(&[0xff, 0, 1]), "payloadEncoding": "base64"}),
         )
         .unwrap();
     let raw_id: jobspool::JobId = raw["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(spool.get(raw_id).unwrap().payload, vec![0xff, 0, 1]);
+    assert_eq!(raw["payload"], json::base64(&[0xff, 0, 1]));
+    assert_eq!(raw["payloadEncoding"], "base64");
     // A dedupe hit returns the live job.
     let dup = client
         .call(
@@ -486,7 +488,7 @@ fn bad_requests_get_errors_the_connection_survives_and_nothing_changes() {
             "INVALID_ARGUMENT",
         ),
         (
-            r#"{"id":17,"op":"jobs.enqueue","input":{"type":"t","payload":{"base64":"!!"}}}"#,
+            r#"{"id":17,"op":"jobs.enqueue","input":{"type":"t","payload":"!!","payloadEncoding":"base64"}}"#,
             "INVALID_ARGUMENT",
         ),
         (
@@ -514,7 +516,7 @@ fn bad_requests_get_errors_the_connection_survives_and_nothing_changes() {
             "INVALID_ARGUMENT",
         ),
         (
-            r#"{"id":24,"op":"jobs.enqueue","input":{"type":"t","payload":{"base64":"AAAA"},"queue":7}}"#,
+            r#"{"id":24,"op":"jobs.enqueue","input":{"type":"t","payload":"AAAA","payloadEncoding":"base64","queue":7}}"#,
             "INVALID_ARGUMENT",
         ),
     ];
@@ -531,7 +533,7 @@ fn bad_requests_get_errors_the_connection_survives_and_nothing_changes() {
     }
     // An over-limit payload that fits in a line is the library's PAYLOAD_TOO_LARGE.
     let big = json!({"id": "big", "op": "jobs.enqueue",
-                     "input": {"type": "t", "payload": {"base64": json::base64(&vec![7u8; 1024 * 1024 + 1])}}});
+                     "input": {"type": "t", "payload": json::base64(&vec![7u8; 1024 * 1024 + 1]), "payloadEncoding": "base64"}});
     error_of(&raw.request(&big.to_string()), "PAYLOAD_TOO_LARGE");
 
     // An oversized line: an error, the rest of the line skipped, the connection kept.

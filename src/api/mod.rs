@@ -4,5 +4,6 @@
 pub(crate) mod builder;
 pub mod json;
 pub(crate) mod ops;
+pub(crate) mod queue;
 pub(crate) mod spool;
 pub(crate) mod worker;

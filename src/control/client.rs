@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::model::error::{Error, ErrorCode};
-use crate::Result;
+use crate::json::ErrorJson;
+use crate::{Error, Op, Result};
 
 /// Largest response line a client accepts (a full page of jobs with big payloads fits).
 const RESPONSE_LIMIT: u64 = 1 << 30;
@@ -80,12 +83,32 @@ impl Client {
     }
 
     /// Sends one request and waits for its response: the op's output, or the error the
-    /// server reported (same code and message as a direct call would give).
+    /// server reported, rebuilt as the same [`Error`] variant a direct call would give
+    /// (same code and message). Prefer the typed methods ([`Client::get`], ...: the same as
+    /// [`Spool`](crate::Spool)'s, see [`crate::Queue`]); this one is for ops and shapes
+    /// handled as JSON.
     ///
     /// # Errors
-    /// The operation's error as [`Error::Remote`]; `STORAGE` when the connection fails or
-    /// the response is not a protocol response.
+    /// The operation's error; `STORAGE` when the connection fails or the response is not a
+    /// protocol response.
     pub fn call(&self, op: &str, input: Value) -> Result<Value> {
+        let output = self.exchange(op, &input)?;
+        match output {
+            None => Ok(Value::Null),
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| self.bad_response(e)),
+        }
+    }
+
+    /// Runs `op` on the serving process and decodes its output as `T` (one of the
+    /// deserializable shapes of [`crate::json`]), straight from the response text.
+    pub(super) fn run<T: DeserializeOwned>(&self, op: &Op) -> Result<T> {
+        let output = self.exchange(op.name(), &op.input_json())?;
+        let text = output.as_deref().map_or("null", RawValue::get);
+        serde_json::from_str(text).map_err(|e| self.bad_response(e))
+    }
+
+    /// One request, one response: the raw `output`, or the error rebuilt.
+    fn exchange(&self, op: &str, input: &Value) -> Result<Option<Box<RawValue>>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut line = serde_json::to_vec(&json!({ "id": id, "op": op, "input": input }))
             .map_err(|e| Error::invalid(format!("cannot encode the request: {e}")))?;
@@ -109,11 +132,31 @@ impl Client {
                 source: None,
             });
         }
-        let v: Value = serde_json::from_slice(&resp).map_err(|e| Error::Storage {
-            context: format!("control socket sent something that is not JSON: {e}"),
+        let r: Response = serde_json::from_slice(&resp).map_err(|e| Error::Storage {
+            context: format!(
+                "control socket sent something that is not a response: {e}: {}",
+                String::from_utf8_lossy(&resp[..resp.len().min(200)])
+            ),
             source: None,
         })?;
-        parse_response(v)
+        match (r.ok, r.error) {
+            (true, _) => Ok(r.output),
+            (false, Some(e)) => Err(Error::from(e)),
+            (false, None) => Err(Error::Storage {
+                context: "control socket sent an error response without an error".into(),
+                source: None,
+            }),
+        }
+    }
+
+    fn bad_response(&self, e: serde_json::Error) -> Error {
+        Error::Storage {
+            context: format!(
+                "control socket {} sent an output that does not decode: {e}",
+                self.path.display()
+            ),
+            source: None,
+        }
     }
 
     fn io_error(&self, what: &str, e: std::io::Error) -> Error {
@@ -124,24 +167,13 @@ impl Client {
     }
 }
 
-/// `{"ok":true,"output":..}` to the output, `{"ok":false,"error":{..}}` to [`Error::Remote`].
-fn parse_response(mut v: Value) -> Result<Value> {
-    match v.get("ok") {
-        Some(Value::Bool(true)) => Ok(v.get_mut("output").map(Value::take).unwrap_or_default()),
-        Some(Value::Bool(false)) => {
-            let code = v["error"]["code"]
-                .as_str()
-                .and_then(ErrorCode::from_wire)
-                .unwrap_or(ErrorCode::Storage);
-            let message = match v["error"]["message"].as_str() {
-                Some(m) => m.to_owned(),
-                None => v["error"].to_string(),
-            };
-            Err(Error::Remote { code, message })
-        }
-        _ => Err(Error::Storage {
-            context: format!("control socket sent an unexpected response: {v}"),
-            source: None,
-        }),
-    }
+/// `{"id":..,"ok":true,"output":..}` or `{"id":..,"ok":false,"error":{..}}`; the output is
+/// kept as text, so payloads keep every digit.
+#[derive(Deserialize)]
+struct Response {
+    ok: bool,
+    #[serde(default)]
+    output: Option<Box<RawValue>>,
+    #[serde(default)]
+    error: Option<ErrorJson>,
 }

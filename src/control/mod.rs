@@ -37,6 +37,7 @@
 mod client;
 pub(crate) mod protocol;
 mod server;
+mod typed;
 
 use std::path::{Path, PathBuf};
 

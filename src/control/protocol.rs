@@ -2,9 +2,12 @@
 //! What an op means, its input and output, is [`crate::Op`]'s business; this file only
 //! parses and writes lines.
 
-use serde_json::{json, Value};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 
-use crate::api::ops::Op;
+use crate::api::json::ErrorView;
+use crate::api::ops::{Op, Output};
 use crate::api::spool::Spool;
 use crate::model::error::{Error, Result};
 
@@ -73,20 +76,48 @@ pub(crate) fn parse_request(line: &[u8]) -> (Value, Result<(String, Value)>) {
     (id, Ok((op, input)))
 }
 
-/// The response line for `id`.
-pub(crate) fn response(id: Value, result: Result<Value>) -> Value {
-    match result {
-        Ok(output) => json!({ "id": id, "ok": true, "output": output }),
-        Err(e) => {
-            let error = crate::api::json::error(&e)["error"].take();
-            json!({ "id": id, "ok": false, "error": error })
+/// The response for `id`: `{"id":..,"ok":true,"output":..}` or
+/// `{"id":..,"ok":false,"error":{..}}`. It serializes the [`Output`] itself (never through a
+/// `serde_json::Value`), so payloads print verbatim.
+pub(crate) fn response(id: Value, result: Result<Output>) -> Response {
+    Response { id, result }
+}
+
+/// One response line (without its newline); see [`response`].
+pub(crate) struct Response {
+    id: Value,
+    result: Result<Output>,
+}
+
+impl Serialize for Response {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("id", &self.id)?;
+        match &self.result {
+            Ok(output) => {
+                m.serialize_entry("ok", &true)?;
+                m.serialize_entry("output", output)?;
+            }
+            Err(e) => {
+                m.serialize_entry("ok", &false)?;
+                m.serialize_entry("error", &ErrorView::from(e))?;
+            }
         }
+        m.end()
+    }
+}
+
+impl std::fmt::Display for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = serde_json::to_string(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(&line)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn bad_requests_keep_their_id() {

@@ -291,9 +291,7 @@ fn serve(stream: UnixStream, spool: &WeakSpool) {
                 let result = parsed.and_then(|(op, input)| match spool.upgrade() {
                     // The strong handle is dropped before writing, so a slow reader never
                     // keeps a spool alive that its owner dropped.
-                    Some(s) => Op::from_json(&op, input)
-                        .and_then(|op| op.run(&s))
-                        .map(|out| out.to_json()),
+                    Some(s) => Op::from_json(&op, input).and_then(|op| op.run(&s)),
                     None => Err(Error::ShuttingDown),
                 });
                 response(id, result)

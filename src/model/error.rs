@@ -49,10 +49,15 @@ pub enum Error {
         /// The job's id.
         id: String,
     },
-    /// Another process holds the database (`DATABASE_IN_USE`).
+    /// Another process holds the database (`DATABASE_IN_USE`). The message names the
+    /// holder and how to reach it (its control socket).
     DatabaseInUse {
         /// The database directory.
         path: PathBuf,
+        /// The holding process's id, when it recorded one (`<db>/holder`).
+        holder: Option<u32>,
+        /// The holder's command name, when `/proc` tells it.
+        holder_command: Option<String>,
     },
     /// A stored record failed to decode (`CORRUPTION`).
     Corruption {
@@ -78,8 +83,10 @@ pub enum Error {
     },
     /// The handle is closing or closed (`SHUTTING_DOWN`).
     ShuttingDown,
-    /// An error reported by the process serving a control socket: its contract code and
-    /// message exactly as that process sent them.
+    /// An error reported by the process serving a control socket that this version cannot
+    /// map back to its own variant (an unknown code, or details missing): its code and
+    /// message exactly as that process sent them. Known errors come back as their own
+    /// variant (`JobNotFound`, ...), as from a local spool.
     Remote {
         /// The contract code (`STORAGE` for a code this version does not know).
         code: ErrorCode,
@@ -306,13 +313,25 @@ impl Error {
                 "the lease on job {id} no longer holds (it expired, or the job was \
                  claimed again); the outcome was discarded"
             ),
-            Error::DatabaseInUse { path } => format!(
-                "database at {} is in use by another process that serves no reachable \
-                 control socket; stop it, use another path, or have the holder serve its \
-                 control socket (jobspool::control::serve; `jobspool work` does) so \
-                 commands reach it",
-                path.display()
-            ),
+            Error::DatabaseInUse {
+                path,
+                holder,
+                holder_command,
+            } => {
+                let who = match (holder, holder_command) {
+                    (Some(pid), Some(cmd)) => format!("process {pid} ({cmd})"),
+                    (Some(pid), None) => format!("process {pid}"),
+                    (None, _) => "another process".to_string(),
+                };
+                format!(
+                    "database at {p} is in use by {who}; only one process can open it. Reach \
+                     it through the holder's control socket instead: \
+                     jobspool::control::Client::connect_db({p:?}) from Rust, or `jobspool \
+                     --db {p} ...` (the holder serves one when it runs `jobspool work` or calls \
+                     jobspool::control::serve); or stop that process, or use another path",
+                    p = path.display()
+                )
+            }
             Error::Corruption { tree, key, detail } => format!(
                 "record {key} in tree {tree} failed to decode ({detail}); restore \
                  from a backup or remove the record"

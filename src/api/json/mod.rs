@@ -1,12 +1,12 @@
 //! The contract's JSON shapes: camelCase field names, RFC 3339 UTC times with milliseconds,
-//! payloads as JSON when they are JSON (else `{"base64": ..}`).
+//! payloads verbatim when they are JSON (else a base64 string with
+//! `"payloadEncoding": "base64"`; see [`bytes`]).
 //!
 //! Each shape is a serde-derived view over a model type, so the field list of a shape is
 //! written once, here; every door (the control socket, the CLI's `--json`) serializes
 //! through these views. The functions return `serde_json::Value` for callers that want a
 //! document to inspect.
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
@@ -15,41 +15,23 @@ use crate::model::error::Error;
 use crate::model::event::EventRecord;
 use crate::model::job::{Execution, Job, JobId};
 
+mod de;
 mod event;
+pub use de::{EventJson, JobJson, ScheduleJson, StatsJson};
+mod payload;
+pub use payload::{base64, bytes, bytes_encoding, BASE64};
+pub(crate) use payload::{decode_value, Shown};
+mod error;
 use crate::model::schedule::ScheduledJob;
 use crate::model::types::{Counts, Stats};
+pub use error::ErrorJson;
+pub(crate) use error::ErrorView;
 pub(crate) use event::EventView;
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-28T20:00:00.123Z`.
 #[must_use]
 pub fn time(t: DateTime<Utc>) -> String {
     crate::model::clock::rfc3339_ms(t)
-}
-
-/// Payload or result bytes: the JSON value when they are valid JSON, else `{"base64": ...}`;
-/// `null` when empty.
-#[must_use]
-pub fn bytes(b: &[u8]) -> Value {
-    if b.is_empty() {
-        return Value::Null;
-    }
-    match serde_json::from_slice::<Value>(b) {
-        Ok(v) => v,
-        Err(_) => json!({ "base64": base64(b) }),
-    }
-}
-
-/// Standard base64 (RFC 4648) with padding.
-#[must_use]
-pub fn base64(input: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(input)
-}
-
-/// Standard base64, padding optional; `None` for anything else.
-pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .ok()
 }
 
 /// A view as a `Value` (views hold only strings, numbers and maps: this cannot fail).
@@ -70,7 +52,7 @@ pub(super) fn ts_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S
 }
 
 fn raw<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    bytes(b).serialize(s)
+    Shown::of(b).serialize(s)
 }
 
 fn is_false(b: &bool) -> bool {
@@ -124,6 +106,8 @@ pub(crate) struct JobView<'a> {
     queue: &'a str,
     #[serde(serialize_with = "raw")]
     payload: &'a [u8],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_encoding: Option<&'static str>,
     status: &'static str,
     priority: i32,
     attempts: u32,
@@ -157,6 +141,8 @@ pub(crate) struct JobView<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     result: Option<&'a [u8]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_encoding: Option<&'static str>,
     executions: Vec<ExecutionView<'a>>,
     #[serde(serialize_with = "ts_opt", skip_serializing_if = "Option::is_none")]
     lease_expires_at: Option<DateTime<Utc>>,
@@ -164,7 +150,7 @@ pub(crate) struct JobView<'a> {
 
 #[allow(clippy::ref_option)] // serde's serialize_with hands over `&Option<T>`
 fn result_bytes<S: Serializer>(r: &Option<&[u8]>, s: S) -> Result<S::Ok, S::Error> {
-    bytes(r.unwrap_or_default()).serialize(s)
+    Shown::of(r.unwrap_or_default()).serialize(s)
 }
 
 impl<'a> From<&'a Job> for JobView<'a> {
@@ -175,6 +161,7 @@ impl<'a> From<&'a Job> for JobView<'a> {
             version: &j.version,
             queue: &j.queue,
             payload: &j.payload,
+            payload_encoding: bytes_encoding(&j.payload),
             status: j.status.as_str(),
             priority: j.priority,
             attempts: j.attempts,
@@ -194,6 +181,7 @@ impl<'a> From<&'a Job> for JobView<'a> {
             trace_id: j.trace_id.as_deref(),
             metadata: &j.metadata,
             result: j.result.as_deref(),
+            result_encoding: j.result.as_deref().and_then(bytes_encoding),
             executions: j.executions.iter().map(ExecutionView::from).collect(),
             lease_expires_at: j.lease_expires_at(),
         }
@@ -303,6 +291,8 @@ pub(crate) struct ScheduleView<'a> {
     max_attempts: Option<u32>,
     #[serde(serialize_with = "raw", skip_serializing_if = "<[u8]>::is_empty")]
     payload: &'a [u8],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_encoding: Option<&'static str>,
 }
 
 impl<'a> From<&'a ScheduledJob> for ScheduleView<'a> {
@@ -322,6 +312,7 @@ impl<'a> From<&'a ScheduledJob> for ScheduleView<'a> {
             priority: s.priority,
             max_attempts: s.max_attempts,
             payload: &s.payload,
+            payload_encoding: bytes_encoding(&s.payload),
         }
     }
 }
@@ -338,57 +329,9 @@ pub fn schedules(list: &[ScheduledJob]) -> Value {
     json!({ "schedules": list.iter().map(schedule).collect::<Vec<_>>() })
 }
 
-/// An error's `code` and `message`.
-#[derive(Serialize)]
-pub(crate) struct ErrorView {
-    code: crate::model::error::ErrorCode,
-    message: String,
-}
-
-impl From<&Error> for ErrorView {
-    fn from(e: &Error) -> Self {
-        ErrorView {
-            code: e.code(),
-            message: e.message(),
-        }
-    }
-}
-
-/// An error as `{"error":{"code":..,"message":..}}`.
+/// An error as `{"error":{"code":..,"message":..}}` plus the variant's details
+/// (`jobId`, `name`, ...; see [`ErrorJson`]).
 #[must_use]
 pub fn error(e: &Error) -> Value {
     json!({ "error": ErrorView::from(e) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-            assert_eq!(decode_base64(o).as_deref(), Some(i.as_bytes()));
-            assert_eq!(
-                decode_base64(o.trim_end_matches('=')).as_deref(),
-                Some(i.as_bytes())
-            );
-        }
-        assert_eq!(decode_base64("Zm9v!"), None);
-        assert_eq!(decode_base64("Z"), None);
-    }
-
-    #[test]
-    fn payload_is_json_when_it_parses() {
-        assert_eq!(bytes(br#"{"a":1}"#), json!({"a":1}));
-        assert_eq!(bytes(&[0xff, 0x00]), json!({"base64":"/wA="}));
-    }
 }

@@ -35,79 +35,178 @@ fn from_value<T: DeserializeOwned>(op: &str, input: Value) -> Result<T> {
 pub struct NoInput {}
 impl Input for NoInput {}
 
-/// A payload in JSON: `{"base64": ".."}` for raw bytes, any other JSON value for itself
-/// (stored as its JSON text); absent or `null` for none.
-fn payload_bytes(op: &str, v: Option<Value>) -> Result<Vec<u8>> {
-    match v {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Object(m)) if m.len() == 1 && m.contains_key("base64") => {
-            match m.get("base64") {
-                Some(Value::String(s)) => json::decode_base64(s).ok_or_else(|| {
-                    Error::invalid(format!("{op}: payload.base64 is not valid base64"))
-                }),
-                _ => Err(Error::invalid(format!(
-                    "{op}: payload.base64 must be a base64 string"
-                ))),
-            }
+/// A payload in an op's input. On the wire it is the `payload` field, plus
+/// `"payloadEncoding": "base64"` for [`Payload::Bytes`] (see [`crate::json::bytes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// A JSON value, stored as its JSON text.
+    Json(Value),
+    /// Raw bytes, stored exactly (base64 on the wire).
+    Bytes(Vec<u8>),
+}
+
+impl Payload {
+    /// The `payload` and `payloadEncoding` fields.
+    fn into_wire(self) -> (Option<Value>, Option<String>) {
+        match self {
+            Payload::Json(v) => (Some(v), None),
+            Payload::Bytes(b) => (
+                Some(Value::String(json::base64(&b))),
+                Some(json::BASE64.to_owned()),
+            ),
         }
-        Some(v) => serde_json::to_vec(&v)
-            .map_err(|e| Error::invalid(format!("{op}: payload cannot be encoded: {e}"))),
+    }
+
+    /// From the `payload` and `payloadEncoding` fields; `None` for no payload.
+    fn from_wire(
+        value: Option<Value>,
+        encoding: Option<String>,
+    ) -> Result<Option<Payload>, String> {
+        match (value, encoding) {
+            (None | Some(Value::Null), None) => Ok(None),
+            (Some(v), None) => Ok(Some(Payload::Json(v))),
+            (v, Some(enc)) => json::decode_value("payload", v.as_ref(), Some(&enc))
+                .map(|b| Some(Payload::Bytes(b))),
+        }
+    }
+
+    /// The bytes stored.
+    fn into_bytes(self, op: &str) -> Result<Vec<u8>> {
+        match self {
+            Payload::Json(v) => serde_json::to_vec(&v)
+                .map_err(|e| Error::invalid(format!("{op}: payload cannot be encoded: {e}"))),
+            Payload::Bytes(b) => Ok(b),
+        }
     }
 }
 
-/// Bytes as a JSON payload: base64, so they arrive exactly as given.
-#[must_use]
-pub fn payload_json(bytes: &[u8]) -> Option<Value> {
-    (!bytes.is_empty()).then(|| serde_json::json!({ "base64": json::base64(bytes) }))
+fn payload_bytes(op: &str, p: Option<Payload>) -> Result<Vec<u8>> {
+    p.map_or_else(|| Ok(Vec::new()), |p| p.into_bytes(op))
 }
 
-/// `jobs.enqueue`'s input (and each item of a batch).
+/// Bytes as an input payload: [`Payload::Bytes`], so they arrive exactly as given; `None`
+/// when empty.
+#[must_use]
+pub fn payload_json(bytes: &[u8]) -> Option<Payload> {
+    (!bytes.is_empty()).then(|| Payload::Bytes(bytes.to_vec()))
+}
+
+/// `jobs.enqueue`'s input (and each item of a batch). The wire fields are those of
+/// `EnqueueWire` (camelCase; `payload` with `payloadEncoding`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "EnqueueWire", into = "EnqueueWire")]
 pub struct EnqueueInput {
-    /// The job type.
-    #[serde(rename = "type")]
+    /// The job type (`type`).
     pub kind: String,
-    /// The payload (see the module docs for how bytes are written).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Value>,
+    /// The payload: `payload`, plus `"payloadEncoding": "base64"` for raw bytes.
+    pub payload: Option<Payload>,
     /// Delay before the first attempt, in seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<f64>,
     /// Total attempts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
     /// Higher first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// Attempt time limit in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// At most one live job per key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedupe_key: Option<String>,
     /// The queue.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Run no earlier than this RFC 3339 time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_at: Option<String>,
     /// Carried through.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
     /// Carried through.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Carried through.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
     /// Free-form string map.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Job schema version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
+
+/// [`EnqueueInput`] as JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EnqueueWire {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delay_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dedupe_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+}
+
+impl TryFrom<EnqueueWire> for EnqueueInput {
+    type Error = String;
+    fn try_from(w: EnqueueWire) -> std::result::Result<Self, String> {
+        Ok(EnqueueInput {
+            kind: w.kind,
+            payload: Payload::from_wire(w.payload, w.payload_encoding)?,
+            delay_seconds: w.delay_seconds,
+            max_retries: w.max_retries,
+            priority: w.priority,
+            timeout_ms: w.timeout_ms,
+            dedupe_key: w.dedupe_key,
+            queue: w.queue,
+            run_at: w.run_at,
+            tenant_id: w.tenant_id,
+            user_id: w.user_id,
+            trace_id: w.trace_id,
+            metadata: w.metadata,
+            version: w.version,
+        })
+    }
+}
+
+impl From<EnqueueInput> for EnqueueWire {
+    fn from(i: EnqueueInput) -> Self {
+        let (payload, payload_encoding) = i.payload.map(Payload::into_wire).unwrap_or_default();
+        EnqueueWire {
+            kind: i.kind,
+            payload,
+            payload_encoding,
+            delay_seconds: i.delay_seconds,
+            max_retries: i.max_retries,
+            priority: i.priority,
+            timeout_ms: i.timeout_ms,
+            dedupe_key: i.dedupe_key,
+            queue: i.queue,
+            run_at: i.run_at,
+            tenant_id: i.tenant_id,
+            user_id: i.user_id,
+            trace_id: i.trace_id,
+            metadata: i.metadata,
+            version: i.version,
+        }
+    }
+}
+
 impl Input for EnqueueInput {}
 
 impl EnqueueInput {
@@ -135,6 +234,42 @@ impl EnqueueInput {
         job.trace_id = self.trace_id;
         job.metadata = self.metadata.unwrap_or_default();
         Ok(job)
+    }
+}
+
+impl TryFrom<&NewJob> for EnqueueInput {
+    type Error = Error;
+    /// The input that enqueues `job` through any door: the payload as raw bytes (so it
+    /// arrives exactly), the delay in seconds, `runAt` in RFC 3339 with full precision.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for a job with a [`Backoff`](crate::Backoff): the contract's
+    /// input has no field for it (enqueue such a job on the spool itself).
+    fn try_from(job: &NewJob) -> Result<Self> {
+        if job.backoff.is_some() {
+            return Err(Error::invalid(
+                "a job's backoff cannot be sent in jobs.enqueue (the input has no field for \
+                 it); leave it unset to use the spool's default",
+            ));
+        }
+        Ok(EnqueueInput {
+            kind: job.kind.clone(),
+            payload: payload_json(&job.payload),
+            delay_seconds: job.delay.map(|d| d.as_secs_f64()),
+            max_retries: job.max_attempts,
+            priority: (job.priority != 0).then_some(job.priority),
+            timeout_ms: job.timeout_ms,
+            dedupe_key: job.dedupe_key.clone(),
+            queue: job.queue.clone(),
+            run_at: job
+                .run_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            tenant_id: job.tenant_id.clone(),
+            user_id: job.user_id.clone(),
+            trace_id: job.trace_id.clone(),
+            metadata: (!job.metadata.is_empty()).then(|| job.metadata.clone()),
+            version: job.version.clone(),
+        })
     }
 }
 
@@ -243,9 +378,10 @@ pub struct RedriveInput {
 }
 impl Input for RedriveInput {}
 
-/// `jobs.schedule.create`'s input.
+/// `jobs.schedule.create`'s input (wire fields camelCase; `payload` with
+/// `payloadEncoding`, as in [`EnqueueInput`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "ScheduleWire", into = "ScheduleWire")]
 pub struct ScheduleInput {
     /// Unique name.
     pub name: String,
@@ -254,30 +390,89 @@ pub struct ScheduleInput {
     /// Type of the jobs it enqueues.
     pub job_type: String,
     /// Free text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// IANA zone (default UTC).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
     /// Payload of the jobs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Value>,
+    pub payload: Option<Payload>,
     /// maxRetries of the jobs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
     /// Default true.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Queue of the jobs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Priority of the jobs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// Replace a schedule of the same name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace: Option<bool>,
 }
+
+/// [`ScheduleInput`] as JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScheduleWire {
+    name: String,
+    cron_expression: String,
+    job_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload_encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replace: Option<bool>,
+}
+
+impl TryFrom<ScheduleWire> for ScheduleInput {
+    type Error = String;
+    fn try_from(w: ScheduleWire) -> std::result::Result<Self, String> {
+        Ok(ScheduleInput {
+            name: w.name,
+            cron_expression: w.cron_expression,
+            job_type: w.job_type,
+            description: w.description,
+            timezone: w.timezone,
+            payload: Payload::from_wire(w.payload, w.payload_encoding)?,
+            max_retries: w.max_retries,
+            enabled: w.enabled,
+            queue: w.queue,
+            priority: w.priority,
+            replace: w.replace,
+        })
+    }
+}
+
+impl From<ScheduleInput> for ScheduleWire {
+    fn from(i: ScheduleInput) -> Self {
+        let (payload, payload_encoding) = i.payload.map(Payload::into_wire).unwrap_or_default();
+        ScheduleWire {
+            name: i.name,
+            cron_expression: i.cron_expression,
+            job_type: i.job_type,
+            description: i.description,
+            timezone: i.timezone,
+            payload,
+            payload_encoding,
+            max_retries: i.max_retries,
+            enabled: i.enabled,
+            queue: i.queue,
+            priority: i.priority,
+            replace: i.replace,
+        }
+    }
+}
+
 impl Input for ScheduleInput {}
 
 impl ScheduleInput {
@@ -292,6 +487,25 @@ impl ScheduleInput {
         s.priority = self.priority.unwrap_or_default();
         s.replace = self.replace.unwrap_or(false);
         Ok(s)
+    }
+}
+
+impl From<&NewSchedule> for ScheduleInput {
+    /// The input that creates `s` through any door (payload as raw bytes).
+    fn from(s: &NewSchedule) -> Self {
+        ScheduleInput {
+            name: s.name.clone(),
+            cron_expression: s.cron_expression.clone(),
+            job_type: s.job_type.clone(),
+            description: s.description.clone(),
+            timezone: s.timezone.clone(),
+            payload: payload_json(&s.payload),
+            max_retries: s.max_attempts,
+            enabled: s.enabled,
+            queue: s.queue.clone(),
+            priority: (s.priority != 0).then_some(s.priority),
+            replace: s.replace.then_some(true),
+        }
     }
 }
 

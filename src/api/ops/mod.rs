@@ -21,7 +21,7 @@ use crate::model::types::ListQuery;
 use input::{page_limit, Input};
 pub use input::{
     payload_json, BatchInput, CancelInput, DeadListInput, EnqueueInput, EventsInput, JobIdInput,
-    ListInput, NameInput, NoInput, QueueInput, RedriveInput, ScheduleInput, ToggleInput,
+    ListInput, NameInput, NoInput, Payload, QueueInput, RedriveInput, ScheduleInput, ToggleInput,
 };
 pub use output::Output;
 

@@ -1,6 +1,7 @@
 //! The embedded backend: one sled tree, logical trees as key prefixes, a single writer
 //! thread with group commit, and in-memory indexes rebuilt on open.
 
+mod holder;
 pub(crate) mod journal;
 mod open;
 mod ops;

@@ -93,12 +93,13 @@ pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
             .flush_every_ms(None)
             .open();
         match res {
-            Ok(db) => return Ok(db),
+            Ok(db) => {
+                super::holder::record(path);
+                return Ok(db);
+            }
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                 if Instant::now() >= deadline {
-                    return Err(Error::DatabaseInUse {
-                        path: path.to_path_buf(),
-                    });
+                    return Err(super::holder::in_use(path));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -324,7 +324,8 @@ impl Backend for SledBackend {
             }
         }
         if let Some(sh) = self.live.write().take() {
-            // Waiting claimers look again and find the handle closed.
+            super::holder::remove(&sh.path); // while the lock is still held
+                                             // Waiting claimers look again and find the handle closed.
             sh.observer.work_available();
         }
         result

@@ -1,0 +1,780 @@
+//! The contract JSON read back into model values: the inverse of the views, for clients of
+//! a door (the typed control-socket client above all). Each type here deserializes one
+//! shape and converts into the model type with `TryFrom`; unknown fields are ignored, so a
+//! newer server's additions do not break an older client.
+//!
+//! What the JSON does not carry comes back at its default: a job's `backoff` (`None`) and
+//! its lease's fencing token (0, with `leaseExpiresAt` kept); a schedule's queue `default`
+//! reads as `None`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::payload::decode;
+use crate::model::error::Error;
+use crate::model::event::{Event, EventRecord, ScheduleChange};
+use crate::model::job::{Execution, Job, JobId, LeaseState};
+use crate::model::schedule::ScheduledJob;
+use crate::model::types::{Counts, QueueStats, Stats};
+
+/// A time as the contract prints it (RFC 3339).
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time ({e})"))
+}
+
+fn de_ts<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_time(&s).map_err(serde::de::Error::custom)
+}
+
+fn de_ts_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| parse_time(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// A field that is present (even as `null`): `Some(value)`; absent ones get the default
+/// `None` from `#[serde(default)]`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+fn bad(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Storage {
+        context: format!("the {what} JSON does not decode: {detail}"),
+        source: None,
+    }
+}
+
+/// One attempt, as in a job's `executions`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExecutionJson {
+    attempt_number: u32,
+    #[serde(deserialize_with = "de_ts")]
+    started_at: DateTime<Utc>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    completed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    duration_ms: Option<u64>,
+    #[serde(default)]
+    success: Option<bool>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    worker_id: Option<String>,
+    #[serde(default)]
+    released: bool,
+}
+
+impl From<ExecutionJson> for Execution {
+    fn from(e: ExecutionJson) -> Self {
+        Execution {
+            attempt_number: e.attempt_number,
+            started_at: e.started_at,
+            completed_at: e.completed_at,
+            duration_ms: e.duration_ms,
+            success: e.success,
+            error: e.error,
+            worker_id: e.worker_id,
+            released: e.released,
+        }
+    }
+}
+
+/// A job as `jobs.get` prints it; `Job::try_from` reads it back.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobJson {
+    id: JobId,
+    #[serde(rename = "type")]
+    kind: String,
+    version: String,
+    queue: String,
+    #[serde(default)]
+    payload: Option<Box<RawValue>>,
+    #[serde(default)]
+    payload_encoding: Option<String>,
+    status: String,
+    priority: i32,
+    attempts: u32,
+    #[serde(rename = "maxRetries")]
+    max_attempts: u32,
+    #[serde(deserialize_with = "de_ts")]
+    created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "de_ts")]
+    updated_at: DateTime<Utc>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    scheduled_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    started_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    completed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    last_error: Option<String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    dedupe_key: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Option<Box<RawValue>>>,
+    #[serde(default)]
+    result_encoding: Option<String>,
+    #[serde(default)]
+    executions: Vec<ExecutionJson>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<JobJson> for Job {
+    type Error = Error;
+    fn try_from(j: JobJson) -> Result<Job, Error> {
+        let payload = decode(
+            "payload",
+            j.payload.as_deref(),
+            j.payload_encoding.as_deref(),
+        )
+        .map_err(|e| bad("job", e))?;
+        let result = match j.result {
+            None => None,
+            Some(r) => Some(
+                decode("result", r.as_deref(), j.result_encoding.as_deref())
+                    .map_err(|e| bad("job", e))?,
+            ),
+        };
+        Ok(Job {
+            id: j.id,
+            kind: j.kind,
+            version: j.version,
+            queue: j.queue,
+            payload,
+            status: j.status.parse().map_err(|e: Error| bad("job", e))?,
+            priority: j.priority,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+            scheduled_at: j.scheduled_at,
+            started_at: j.started_at,
+            completed_at: j.completed_at,
+            last_error: j.last_error,
+            timeout_ms: j.timeout_ms,
+            dedupe_key: j.dedupe_key,
+            tenant_id: j.tenant_id,
+            user_id: j.user_id,
+            trace_id: j.trace_id,
+            metadata: j.metadata,
+            result,
+            executions: j.executions.into_iter().map(Execution::from).collect(),
+            backoff: None,
+            lease: j.lease_expires_at.map(|t| LeaseState {
+                token: 0,
+                expires_ms: t.timestamp_millis(),
+            }),
+        })
+    }
+}
+
+/// Counts by status, as in `jobs.stats`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CountsJson {
+    pending: u64,
+    running: u64,
+    completed: u64,
+    failed: u64,
+    dead_letter: u64,
+    cancelled: u64,
+    delayed: u64,
+}
+
+impl From<CountsJson> for Counts {
+    fn from(c: CountsJson) -> Self {
+        Counts {
+            pending: c.pending,
+            running: c.running,
+            completed: c.completed,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            dead_letter: c.dead_letter,
+            delayed: c.delayed,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct QueueJson {
+    #[serde(flatten)]
+    counts: CountsJson,
+    paused: bool,
+}
+
+/// Stats as `jobs.stats` prints them; `Stats::from` reads them back.
+#[derive(Debug, Deserialize)]
+pub struct StatsJson {
+    #[serde(flatten)]
+    total: CountsJson,
+    #[serde(default)]
+    queues: BTreeMap<String, QueueJson>,
+}
+
+impl From<StatsJson> for Stats {
+    fn from(s: StatsJson) -> Self {
+        Stats {
+            total: s.total.into(),
+            queues: s
+                .queues
+                .into_iter()
+                .map(|(name, q)| {
+                    let q = QueueStats {
+                        counts: q.counts.into(),
+                        paused: q.paused,
+                    };
+                    (name, q)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A schedule as `jobs.schedule.list` prints it; `ScheduledJob::try_from` reads it back.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleJson {
+    id: String,
+    name: String,
+    cron_expression: String,
+    timezone: String,
+    job_type: String,
+    enabled: bool,
+    #[serde(deserialize_with = "de_ts")]
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    last_run_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    next_run_at: Option<DateTime<Utc>>,
+    queue: String,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default, rename = "maxRetries")]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    payload: Option<Box<RawValue>>,
+    #[serde(default)]
+    payload_encoding: Option<String>,
+}
+
+impl TryFrom<ScheduleJson> for ScheduledJob {
+    type Error = Error;
+    fn try_from(s: ScheduleJson) -> Result<ScheduledJob, Error> {
+        let payload = decode(
+            "payload",
+            s.payload.as_deref(),
+            s.payload_encoding.as_deref(),
+        )
+        .map_err(|e| bad("schedule", e))?;
+        Ok(ScheduledJob {
+            id: s.id,
+            name: s.name,
+            cron_expression: s.cron_expression,
+            timezone: s.timezone,
+            job_type: s.job_type,
+            enabled: s.enabled,
+            created_at: s.created_at,
+            description: s.description,
+            last_run_at: s.last_run_at,
+            next_run_at: s.next_run_at,
+            payload,
+            max_attempts: s.max_attempts,
+            queue: (s.queue != "default").then_some(s.queue),
+            priority: s.priority,
+        })
+    }
+}
+
+/// Every field any event line has; which ones an event needs depends on its `name`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventFields {
+    seq: u64,
+    name: String,
+    job_id: Option<JobId>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    priority: Option<i32>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    enqueued_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    scheduled_at: Option<DateTime<Utc>>,
+    tenant_id: Option<String>,
+    attempt: Option<u32>,
+    attempts: Option<u32>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    started_at: Option<DateTime<Utc>>,
+    duration_ms: Option<u64>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    completed_at: Option<DateTime<Utc>>,
+    error: Option<String>,
+    will_retry: Option<bool>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    failed_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    next_attempt_at: Option<DateTime<Utc>>,
+    backoff_ms: Option<u64>,
+    last_error: Option<String>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    dead_lettered_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    cancelled_at: Option<DateTime<Utc>>,
+    cancelled_by: Option<String>,
+    schedule_name: Option<String>,
+    job_type: Option<String>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    triggered_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    next_run_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    released_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    redriven_at: Option<DateTime<Utc>>,
+    count: Option<u64>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    pruned_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "de_ts_opt")]
+    at: Option<DateTime<Utc>>,
+    queue: Option<String>,
+}
+
+/// An event line as `jobs.events` prints it; `EventRecord::try_from` reads it back.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct EventJson(Value);
+
+impl TryFrom<EventJson> for EventRecord {
+    type Error = Error;
+    fn try_from(e: EventJson) -> Result<EventRecord, Error> {
+        let f: EventFields = serde_json::from_value(e.0).map_err(|e| bad("event", e))?;
+        let name = f.name.clone();
+        let event = event_of(f).map_err(|missing| {
+            bad(
+                "event",
+                format!("{name} without {missing} (or not an event this version knows)"),
+            )
+        })?;
+        Ok(event)
+    }
+}
+
+/// The event a line stands for; `Err(field)` for a missing field (or an unknown name).
+fn event_of(f: EventFields) -> Result<EventRecord, &'static str> {
+    macro_rules! need {
+        ($field:ident, $json:literal) => {
+            f.$field.ok_or($json)?
+        };
+    }
+    let change = match f.name.as_str() {
+        "schedule.created" => Some(ScheduleChange::Created),
+        "schedule.replaced" => Some(ScheduleChange::Replaced),
+        "schedule.enabled" => Some(ScheduleChange::Enabled),
+        "schedule.disabled" => Some(ScheduleChange::Disabled),
+        "schedule.deleted" => Some(ScheduleChange::Deleted),
+        _ => None,
+    };
+    if let Some(change) = change {
+        let event = Event::ScheduleChanged {
+            name: need!(schedule_name, "scheduleName"),
+            change,
+            at: need!(at, "at"),
+        };
+        return Ok(EventRecord { seq: f.seq, event });
+    }
+    let event = match f.name.as_str() {
+        "job.enqueued" => Event::JobEnqueued {
+            job_id: need!(job_id, "jobId"),
+            kind: need!(kind, "type"),
+            priority: need!(priority, "priority"),
+            enqueued_at: need!(enqueued_at, "enqueuedAt"),
+            scheduled_at: f.scheduled_at,
+            tenant_id: f.tenant_id,
+        },
+        "job.started" => Event::JobStarted {
+            job_id: need!(job_id, "jobId"),
+            kind: need!(kind, "type"),
+            attempt: need!(attempt, "attempt"),
+            started_at: need!(started_at, "startedAt"),
+        },
+        "job.completed" => Event::JobCompleted {
+            job_id: need!(job_id, "jobId"),
+            kind: need!(kind, "type"),
+            attempt: need!(attempt, "attempt"),
+            duration_ms: need!(duration_ms, "durationMs"),
+            completed_at: need!(completed_at, "completedAt"),
+        },
+        "job.failed" => Event::JobFailed {
+            job_id: need!(job_id, "jobId"),
+            kind: need!(kind, "type"),
+            attempt: need!(attempt, "attempt"),
+            error: need!(error, "error"),
+            will_retry: need!(will_retry, "willRetry"),
+            failed_at: need!(failed_at, "failedAt"),
+        },
+        "job.retrying" => Event::JobRetrying {
+            job_id: need!(job_id, "jobId"),
+            kind: need!(kind, "type"),
+            attempt: need!(attempt, "attempt"),
+            next_attempt_at: need!(next_attempt_at, "nextAttemptAt"),
+            backoff_ms: need!(backoff_ms, "backoffMs"),
+        },
+        "job.dead_lettered" => Event::JobDeadLettered {
+            job_id: need!(job_id, "jobId"),
+            kind: need!(kind, "type"),
+            attempts: need!(attempts, "attempts"),
+            last_error: need!(last_error, "lastError"),
+            dead_lettered_at: need!(dead_lettered_at, "deadLetteredAt"),
+        },
+        "job.cancelled" => Event::JobCancelled {
+            job_id: need!(job_id, "jobId"),
+            kind: need!(kind, "type"),
+            cancelled_at: need!(cancelled_at, "cancelledAt"),
+            cancelled_by: f.cancelled_by,
+        },
+        "scheduler.job_triggered" => Event::SchedulerJobTriggered {
+            schedule_name: need!(schedule_name, "scheduleName"),
+            job_id: need!(job_id, "jobId"),
+            job_type: need!(job_type, "jobType"),
+            triggered_at: need!(triggered_at, "triggeredAt"),
+            next_run_at: f.next_run_at,
+        },
+        "job.released" => Event::JobReleased {
+            job_id: need!(job_id, "jobId"),
+            kind: need!(kind, "type"),
+            attempt: need!(attempt, "attempt"),
+            released_at: need!(released_at, "releasedAt"),
+        },
+        "job.redriven" => Event::JobRedriven {
+            job_id: need!(job_id, "jobId"),
+            kind: need!(kind, "type"),
+            redriven_at: need!(redriven_at, "redrivenAt"),
+        },
+        "jobs.pruned" => Event::JobsPruned {
+            count: need!(count, "count"),
+            pruned_at: need!(pruned_at, "prunedAt"),
+        },
+        "queue.paused" | "queue.resumed" => Event::QueuePaused {
+            queue: need!(queue, "queue"),
+            paused: f.name == "queue.paused",
+            at: need!(at, "at"),
+        },
+        _ => return Err("a known name"),
+    };
+    Ok(EventRecord { seq: f.seq, event })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::json::EventView;
+    use crate::api::ops::Output;
+
+    fn t(ms: i64) -> DateTime<Utc> {
+        crate::model::clock::to_datetime(ms)
+    }
+
+    /// Through the text a door prints, and back.
+    fn through_text<V: serde::Serialize, J: serde::de::DeserializeOwned>(v: &V) -> J {
+        serde_json::from_str(&serde_json::to_string(v).unwrap()).unwrap()
+    }
+
+    fn full_job(payload: &[u8], result: Option<&[u8]>) -> Job {
+        let id: JobId = "01936b5e-4d2a-7c3e-9f00-000000000001".parse().unwrap();
+        Job {
+            id,
+            kind: "email.send".into(),
+            version: "2.0.0".into(),
+            queue: "mail".into(),
+            payload: payload.to_vec(),
+            status: crate::model::job::JobStatus::Running,
+            priority: -7,
+            attempts: 2,
+            max_attempts: 5,
+            created_at: t(1_700_000_000_123),
+            updated_at: t(1_700_000_001_456),
+            scheduled_at: Some(t(1_700_000_000_999)),
+            started_at: Some(t(1_700_000_001_000)),
+            completed_at: Some(t(1_700_000_002_000)),
+            last_error: Some("boom \"quoted\"\nline".into()),
+            timeout_ms: Some(30_000),
+            dedupe_key: Some("k".into()),
+            tenant_id: Some("tenant".into()),
+            user_id: Some("user".into()),
+            trace_id: Some("trace".into()),
+            metadata: [
+                ("a".to_string(), "1".to_string()),
+                ("b".into(), String::new()),
+            ]
+            .into(),
+            result: result.map(<[u8]>::to_vec),
+            executions: vec![
+                Execution {
+                    attempt_number: 1,
+                    started_at: t(1_700_000_000_500),
+                    completed_at: Some(t(1_700_000_000_600)),
+                    duration_ms: Some(100),
+                    success: Some(false),
+                    error: Some("first".into()),
+                    worker_id: Some("w1".into()),
+                    released: false,
+                },
+                Execution {
+                    attempt_number: 2,
+                    started_at: t(1_700_000_001_000),
+                    completed_at: None,
+                    duration_ms: None,
+                    success: None,
+                    error: None,
+                    worker_id: None,
+                    released: true,
+                },
+            ],
+            backoff: None,
+            lease: Some(LeaseState {
+                token: 0,
+                expires_ms: 1_700_000_031_000,
+            }),
+        }
+    }
+
+    #[test]
+    fn jobs_round_trip_through_their_json() {
+        let cases: [(&[u8], Option<&[u8]>); 6] = [
+            (
+                br#"{"n":12345678901234567890123,"d":0.1000000000000000055}"#,
+                Some(b"[1,2]"),
+            ),
+            (b"\xff\x00raw", Some(b"\x00")),
+            (b"", None),
+            (b"", Some(b"")),
+            (b"null", Some(b"null")),
+            (br#"{"base64":"Zm9v"}"#, Some(b"{\n}")),
+        ];
+        for (payload, result) in cases {
+            let job = full_job(payload, result);
+            let back = Job::try_from(through_text::<_, JobJson>(&Output::Job(Box::new(
+                job.clone(),
+            ))))
+            .unwrap();
+            assert_eq!(back, job, "payload {payload:?}, result {result:?}");
+        }
+        // A minimal job: every optional field absent.
+        let mut job = full_job(b"1", None);
+        job.scheduled_at = None;
+        job.started_at = None;
+        job.completed_at = None;
+        job.last_error = None;
+        job.timeout_ms = None;
+        job.dedupe_key = None;
+        job.tenant_id = None;
+        job.user_id = None;
+        job.trace_id = None;
+        job.metadata.clear();
+        job.executions.clear();
+        job.lease = None;
+        let back = Job::try_from(through_text::<_, JobJson>(&Output::Job(Box::new(
+            job.clone(),
+        ))))
+        .unwrap();
+        assert_eq!(back, job);
+    }
+
+    #[test]
+    fn stats_and_schedules_round_trip_through_their_json() {
+        let mut stats = Stats::default();
+        stats.total.pending = 3;
+        stats.total.delayed = 1;
+        stats.total.dead_letter = 9;
+        let q = QueueStats {
+            counts: Counts {
+                running: 2,
+                cancelled: 4,
+                ..Counts::default()
+            },
+            paused: true,
+        };
+        stats.queues.insert("mail".into(), q);
+        let back = Stats::from(through_text::<_, StatsJson>(&Output::Stats(stats.clone())));
+        assert_eq!(back, stats);
+
+        for (payload, queue) in [
+            (&b"\x01\x02"[..], Some("reports".to_string())),
+            (br#"{"x":1}"#, None),
+            (b"", None),
+        ] {
+            let s = ScheduledJob {
+                id: "01936b5e-4d2a-7c3e-9f00-0000000000ff".into(),
+                name: "nightly".into(),
+                cron_expression: "0 3 * * *".into(),
+                timezone: "Europe/Berlin".into(),
+                job_type: "report".into(),
+                enabled: true,
+                created_at: t(1_700_000_000_000),
+                description: Some("every night".into()),
+                last_run_at: Some(t(1_700_000_100_000)),
+                next_run_at: Some(t(1_700_086_400_000)),
+                payload: payload.to_vec(),
+                max_attempts: Some(4),
+                queue,
+                priority: 3,
+            };
+            let back = ScheduledJob::try_from(through_text::<_, ScheduleJson>(&Output::Schedule(
+                s.clone(),
+            )))
+            .unwrap();
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn every_event_kind_round_trips_through_its_json() {
+        let id: JobId = "01936b5e-4d2a-7c3e-9f00-000000000002".parse().unwrap();
+        let at = t(1_700_000_000_321);
+        let later = t(1_700_000_009_000);
+        let mut events = vec![
+            Event::JobEnqueued {
+                job_id: id,
+                kind: "k".into(),
+                priority: 2,
+                enqueued_at: at,
+                scheduled_at: Some(later),
+                tenant_id: Some("t".into()),
+            },
+            Event::JobEnqueued {
+                job_id: id,
+                kind: "k".into(),
+                priority: 0,
+                enqueued_at: at,
+                scheduled_at: None,
+                tenant_id: None,
+            },
+            Event::JobStarted {
+                job_id: id,
+                kind: "k".into(),
+                attempt: 1,
+                started_at: at,
+            },
+            Event::JobCompleted {
+                job_id: id,
+                kind: "k".into(),
+                attempt: 1,
+                duration_ms: 12,
+                completed_at: at,
+            },
+            Event::JobFailed {
+                job_id: id,
+                kind: "k".into(),
+                attempt: 1,
+                error: "e".into(),
+                will_retry: true,
+                failed_at: at,
+            },
+            Event::JobRetrying {
+                job_id: id,
+                kind: "k".into(),
+                attempt: 1,
+                next_attempt_at: later,
+                backoff_ms: 1000,
+            },
+            Event::JobDeadLettered {
+                job_id: id,
+                kind: "k".into(),
+                attempts: 3,
+                last_error: "e".into(),
+                dead_lettered_at: at,
+            },
+            Event::JobCancelled {
+                job_id: id,
+                kind: "k".into(),
+                cancelled_at: at,
+                cancelled_by: Some("admin".into()),
+            },
+            Event::JobCancelled {
+                job_id: id,
+                kind: "k".into(),
+                cancelled_at: at,
+                cancelled_by: None,
+            },
+            Event::SchedulerJobTriggered {
+                schedule_name: "s".into(),
+                job_id: id,
+                job_type: "k".into(),
+                triggered_at: at,
+                next_run_at: Some(later),
+            },
+            Event::JobReleased {
+                job_id: id,
+                kind: "k".into(),
+                attempt: 2,
+                released_at: at,
+            },
+            Event::JobRedriven {
+                job_id: id,
+                kind: "k".into(),
+                redriven_at: at,
+            },
+            Event::JobsPruned {
+                count: 7,
+                pruned_at: at,
+            },
+            Event::QueuePaused {
+                queue: "q".into(),
+                paused: true,
+                at,
+            },
+            Event::QueuePaused {
+                queue: "q".into(),
+                paused: false,
+                at,
+            },
+        ];
+        for change in [
+            ScheduleChange::Created,
+            ScheduleChange::Replaced,
+            ScheduleChange::Enabled,
+            ScheduleChange::Disabled,
+            ScheduleChange::Deleted,
+        ] {
+            events.push(Event::ScheduleChanged {
+                name: "s".into(),
+                change,
+                at,
+            });
+        }
+        for (i, event) in events.into_iter().enumerate() {
+            let r = EventRecord {
+                seq: i as u64 + 1,
+                event,
+            };
+            let back =
+                EventRecord::try_from(through_text::<_, EventJson>(&EventView::from(&r))).unwrap();
+            assert_eq!(back, r);
+        }
+        let unknown: EventJson =
+            serde_json::from_str(r#"{"seq":1,"name":"job.teleported"}"#).unwrap();
+        assert!(EventRecord::try_from(unknown).is_err());
+    }
+}
