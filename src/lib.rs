@@ -1,27 +1,39 @@
 //! jobspool: a durable, crash-safe, embedded background-job queue for synchronous Rust.
 //!
 //! ```
-//! use jobspool::{NewJob, Retry, Spool};
+//! use jobspool::{JobError, JobStatus, NewJob, Spool, TypedJob, WorkerPool};
+//! use serde::{Deserialize, Serialize};
+//! use std::time::Duration;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct SendEmail { to: String }
+//! impl TypedJob for SendEmail { const KIND: &'static str = "email.send"; }
 //!
 //! # let dir = tempfile::tempdir().unwrap();
-//! let spool = Spool::open(dir.path().join("queue"))?;           // sled database directory
-//! let job = spool.enqueue(NewJob::new("email.send", br#"{"to":"a@b.c"}"#.to_vec()))?;
+//! let spool = Spool::open(dir.path().join("queue"))?;          // a directory on disk
+//! let job = spool.enqueue(NewJob::typed(&SendEmail { to: "a@b.c".into() })?.max_attempts(5))?;
 //!
-//! // A worker claims the job under a lease, runs it and reports the outcome.
-//! let claimed = spool.claim(&spool.claim_request(1))?;
-//! let c = &claimed[0];
-//! assert_eq!(c.job.id, job.id);
-//! spool.complete(Lease::new(c.job.id, c.token), Some(b"sent".to_vec()))?;
-//!
-//! assert_eq!(spool.get(job.id)?.status, jobspool::JobStatus::Completed);
-//! assert_eq!(spool.stats()?.total.completed, 1);
-//! # let _ = Retry::Backoff;
+//! let pool = WorkerPool::builder(&spool)
+//!     .concurrency(8)
+//!     .handle(|_ctx, email: SendEmail| {
+//!         if email.to.is_empty() { return Err(JobError::permanent("no recipient")); }
+//!         Ok(format!("sent to {}", email.to))                  // stored as the JSON result
+//!     })
+//!     .start()?;
+//! # while spool.get(job.id)?.status != JobStatus::Completed {
+//! #     std::thread::sleep(Duration::from_millis(5));
+//! # }
+//! assert_eq!(spool.get(job.id)?.result.as_deref(), Some(&br#""sent to a@b.c""#[..]));
+//! pool.shutdown(Duration::from_secs(30));                        // graceful
 //! # Ok::<(), jobspool::Error>(())
 //! ```
 //!
 //! Every change is one atomic step (record, indexes and event-log entry together); under
 //! [`Durability::Immediate`] (the default) it is fsync'd before the call returns, with
-//! concurrent callers sharing fsyncs. See `ARCHITECTURE.md` for how.
+//! concurrent callers sharing fsyncs. A second process reaches the same queue through
+//! [`control::Client`] (the [`Queue`] trait is common to both). The pull API
+//! ([`Spool::claim`], then [`Spool::complete`] with the claim's [`Lease`]) is there for
+//! workers of your own. See `ARCHITECTURE.md` for how it works.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]

@@ -513,18 +513,22 @@ impl Harness {
                 if n > 0 {
                     self.model.events.push("jobs.pruned");
                 }
-                // Re-index held attempts to the surviving jobs (pruned ones are terminal,
-                // so no held attempt points at them).
-                let ids: Vec<JobId> = self
+                // Re-index held attempts to the surviving jobs. A held attempt can point at
+                // a pruned job: its lease expired, the job ended (dead-lettered when that
+                // was its last attempt) and retention removed it. Such an attempt is gone
+                // with its job.
+                let held: Vec<(JobId, u64)> = self
                     .held
                     .iter()
-                    .map(|(i, _)| self.model.jobs[*i].id)
+                    .map(|(i, t)| (self.model.jobs[*i].id, *t))
                     .collect();
                 self.model.jobs = kept;
-                self.held = ids
+                self.held = held
                     .into_iter()
-                    .zip(self.held.iter().map(|(_, t)| *t).collect::<Vec<_>>())
-                    .map(|(id, t)| (self.index_of(id), t))
+                    .filter_map(|(id, t)| {
+                        let i = self.model.jobs.iter().position(|j| j.id == id)?;
+                        Some((i, t))
+                    })
                     .collect();
             }
             Op::ScheduleCreate => {

@@ -150,7 +150,7 @@ fn typed_operations_return_what_the_spool_returns() {
         .queue("mail")
         .priority(4)
         .max_attempts(7)
-        .timeout_ms(5000)
+        .timeout(std::time::Duration::from_secs(5))
         .dedupe_key("d1")
         .tenant_id("t")
         .user_id("u")
@@ -159,7 +159,8 @@ fn typed_operations_return_what_the_spool_returns() {
         .version("2.1.0")
         .delay(std::time::Duration::from_millis(1500));
     let sent = client.enqueue(job).unwrap();
-    assert_eq!(sent, spool.get(sent.id).unwrap());
+    assert!(!sent.deduplicated);
+    assert_eq!(sent.job, spool.get(sent.id).unwrap());
     assert_eq!(sent.payload, b"\xff\x00 raw \n bytes");
     assert_eq!(
         sent.scheduled_at.unwrap().timestamp_millis() - sent.created_at.timestamp_millis(),
@@ -212,11 +213,9 @@ fn typed_operations_return_what_the_spool_returns() {
     let claimed = spool.claim(&spool.claim_request(10)).unwrap();
     for c in &claimed {
         if c.job.id == dead.id {
-            spool
-                .fail(c.job.id, c.token, "no", jobspool::Retry::Never)
-                .unwrap();
+            spool.fail(c.lease, "no", jobspool::Retry::Never).unwrap();
         } else {
-            spool.release(c.job.id, c.token).unwrap();
+            spool.release(c.lease).unwrap();
         }
     }
     let dq = ListQuery::default();
@@ -264,11 +263,7 @@ fn payload_with_big_integers_prints_verbatim() {
     // The result, likewise.
     let c = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
     spool
-        .complete(
-            c.job.id,
-            c.token,
-            Some(b"[98765432109876543210987]".to_vec()),
-        )
+        .complete(c.lease, Some(b"[98765432109876543210987]".to_vec()))
         .unwrap();
     let line = raw_line(
         &socket,

@@ -7,7 +7,7 @@ use crate::model::error::Result;
 use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
-use crate::model::types::{ListQuery, Stats};
+use crate::model::types::{Enqueued, ListQuery, Stats};
 
 /// A job queue, open in this process ([`Spool`](crate::Spool)) or reached through the
 /// control socket of the process that holds it ([`control::Client`](crate::control::Client)).
@@ -37,13 +37,13 @@ pub trait Queue {
     ///
     /// # Errors
     /// `INVALID_ARGUMENT`, `PAYLOAD_TOO_LARGE`, `STORAGE`, `SHUTTING_DOWN`.
-    fn enqueue(&self, job: NewJob) -> Result<Job>;
+    fn enqueue(&self, job: NewJob) -> Result<Enqueued>;
 
     /// Enqueues many jobs atomically; see [`Spool::enqueue_batch`](crate::Spool::enqueue_batch).
     ///
     /// # Errors
     /// As [`Queue::enqueue`]; one bad job rejects the whole batch.
-    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>>;
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>>;
 
     /// The job with `id`, payload included.
     ///
@@ -149,10 +149,10 @@ pub trait Queue {
 macro_rules! impl_queue_by_inherent_methods {
     ($ty:ty) => {
         impl $crate::api::queue::Queue for $ty {
-            fn enqueue(&self, job: NewJob) -> Result<Job> {
+            fn enqueue(&self, job: NewJob) -> Result<$crate::Enqueued> {
                 <$ty>::enqueue(self, job)
             }
-            fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+            fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<$crate::Enqueued>> {
                 <$ty>::enqueue_batch(self, jobs)
             }
             fn get(&self, id: JobId) -> Result<Job> {

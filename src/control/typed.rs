@@ -9,9 +9,9 @@ use super::Client;
 use crate::api::queue::impl_queue_by_inherent_methods;
 use crate::json::{EventJson, JobJson, ScheduleJson, StatsJson};
 use crate::{
-    CancelInput, DeadListInput, EnqueueInput, Error, EventRecord, EventsInput, Job, JobId,
-    JobIdInput, ListInput, ListQuery, NameInput, NewJob, NewSchedule, NoInput, Op, QueueInput,
-    RedriveInput, Result, ScheduleInput, ScheduledJob, Stats, ToggleInput,
+    CancelInput, DeadListInput, EnqueueInput, Enqueued, Error, EventRecord, EventsInput, Job,
+    JobId, JobIdInput, ListInput, ListQuery, NameInput, NewJob, NewSchedule, NoInput, Op,
+    QueueInput, RedriveInput, Result, ScheduleInput, ScheduledJob, Stats, ToggleInput,
 };
 
 #[derive(Deserialize)]
@@ -40,6 +40,14 @@ struct Pruned {
     pruned: u64,
 }
 
+fn enqueued(out: JobJson) -> Result<Enqueued> {
+    let deduplicated = out.deduplicated();
+    Ok(Enqueued {
+        job: Job::try_from(out)?,
+        deduplicated,
+    })
+}
+
 fn jobs(list: Vec<JobJson>) -> Result<Vec<Job>> {
     list.into_iter().map(Job::try_from).collect()
 }
@@ -57,16 +65,16 @@ impl Client {
     /// # Errors
     /// As [`Spool::enqueue`](crate::Spool::enqueue); `INVALID_ARGUMENT` for a job with a
     /// `backoff` (the input has no field for it).
-    pub fn enqueue(&self, job: NewJob) -> Result<Job> {
+    pub fn enqueue(&self, job: NewJob) -> Result<Enqueued> {
         let out: JobJson = self.run(&Op::Enqueue(EnqueueInput::try_from(&job)?))?;
-        Job::try_from(out)
+        enqueued(out)
     }
 
     /// Enqueues many jobs atomically (`jobs.enqueue.batch`).
     ///
     /// # Errors
     /// As [`Client::enqueue`]; one bad job rejects the whole batch.
-    pub fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>> {
+    pub fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -75,7 +83,7 @@ impl Client {
             .map(EnqueueInput::try_from)
             .collect::<Result<Vec<_>>>()?;
         let out: Jobs = self.run(&Op::EnqueueBatch(crate::BatchInput { jobs: jobs_in }))?;
-        self::jobs(out.jobs)
+        out.jobs.into_iter().map(enqueued).collect()
     }
 
     /// The job with `id`, payload included (`jobs.get`).

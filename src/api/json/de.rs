@@ -138,6 +138,17 @@ pub struct JobJson {
     executions: Vec<ExecutionJson>,
     #[serde(default, deserialize_with = "de_ts_opt")]
     lease_expires_at: Option<DateTime<Utc>>,
+    /// Only in `jobs.enqueue` outputs: a live job held the dedupe key.
+    #[serde(default)]
+    deduplicated: bool,
+}
+
+impl JobJson {
+    /// Whether this is an enqueue's answer for a dedupe hit.
+    #[must_use]
+    pub fn deduplicated(&self) -> bool {
+        self.deduplicated
+    }
 }
 
 impl TryFrom<JobJson> for Job {
@@ -172,7 +183,7 @@ impl TryFrom<JobJson> for Job {
             started_at: j.started_at,
             completed_at: j.completed_at,
             last_error: j.last_error,
-            timeout_ms: j.timeout_ms,
+            timeout: j.timeout_ms.map(std::time::Duration::from_millis),
             dedupe_key: j.dedupe_key,
             tenant_id: j.tenant_id,
             user_id: j.user_id,
@@ -519,7 +530,7 @@ mod tests {
             started_at: Some(t(1_700_000_001_000)),
             completed_at: Some(t(1_700_000_002_000)),
             last_error: Some("boom \"quoted\"\nline".into()),
-            timeout_ms: Some(30_000),
+            timeout: Some(std::time::Duration::from_secs(30)),
             dedupe_key: Some("k".into()),
             tenant_id: Some("tenant".into()),
             user_id: Some("user".into()),
@@ -587,7 +598,7 @@ mod tests {
         job.started_at = None;
         job.completed_at = None;
         job.last_error = None;
-        job.timeout_ms = None;
+        job.timeout = None;
         job.dedupe_key = None;
         job.tenant_id = None;
         job.user_id = None;

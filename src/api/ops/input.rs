@@ -258,7 +258,9 @@ impl TryFrom<&NewJob> for EnqueueInput {
             delay_seconds: job.delay.map(|d| d.as_secs_f64()),
             max_retries: job.max_attempts,
             priority: (job.priority != 0).then_some(job.priority),
-            timeout_ms: job.timeout_ms,
+            timeout_ms: job
+                .timeout
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             dedupe_key: job.dedupe_key.clone(),
             queue: job.queue.clone(),
             run_at: job

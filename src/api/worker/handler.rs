@@ -111,13 +111,13 @@ impl JobContext {
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancel.clone()
     }
-    /// Records a progress note, visible through [`WorkerPool::running`].
+    /// Records a progress note, visible through [`WorkerPool::running`](crate::WorkerPool::running).
     pub fn report_progress(&self, note: impl Into<String>) {
         *self.progress.lock() = Some(note.into());
     }
 }
 
-/// A job the pool is running, as [`WorkerPool::running`] shows it.
+/// A job the pool is running, as [`WorkerPool::running`](crate::WorkerPool::running) shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningJob {
     /// The job.
