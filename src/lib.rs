@@ -56,10 +56,14 @@ pub use api::ops::{
 };
 pub use api::queue::Queue;
 pub use api::spool::{Spool, WeakSpool};
+pub use api::subscription::{Events, Subscription, SubscriptionError};
 pub use api::worker::{
     HandlerResult, JobContext, JobError, PoolStats, RunningJob, TypedJob, WorkerPool,
     WorkerPoolBuilder,
 };
+/// The date-time library of the public types (`Job::created_at`, `NewJob::run_at`, ...),
+/// re-exported so applications need not depend on it themselves.
+pub use chrono;
 pub use model::clock::{Clock, ManualClock, SystemClock};
 pub use model::config::{Durability, Retention};
 pub use model::error::{Error, ErrorCode, Result};

@@ -6,4 +6,5 @@ pub mod json;
 pub(crate) mod ops;
 pub(crate) mod queue;
 pub(crate) mod spool;
+pub(crate) mod subscription;
 pub(crate) mod worker;

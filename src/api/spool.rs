@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use crate::api::builder::Builder;
+use crate::api::subscription::Subscription;
 use crate::backend::sled::SledBackend;
 use crate::backend::Backend;
 use crate::engine::Engine;
@@ -253,11 +253,12 @@ impl Spool {
         self.inner.backend().last_seq()
     }
 
-    /// A live feed of events, each sent once it is durable. A subscriber that falls 65536
-    /// events behind is disconnected; resume with [`Spool::events_since`].
+    /// A live feed of events, each sent once it is durable; see [`Subscription`]. A
+    /// subscriber that falls 65,536 events behind is dropped; resume with
+    /// [`Spool::events_since`].
     #[must_use]
-    pub fn subscribe(&self) -> Receiver<EventRecord> {
-        self.inner.engine.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        Subscription::new(self.inner.engine.subscribe())
     }
 
     /// Claims up to `req.max` ready jobs, in claim order, each under a lease (pull API).

@@ -364,10 +364,11 @@ impl NewJob {
         self.delay = Some(delay);
         self
     }
-    /// Runs no earlier than `at`. Default = now.
+    /// Runs no earlier than `at`: a [`std::time::SystemTime`] or a
+    /// `chrono::DateTime<Utc>` (chrono is re-exported as [`crate::chrono`]). Default = now.
     #[must_use]
-    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
-        self.run_at = Some(at);
+    pub fn run_at(mut self, at: impl Into<DateTime<Utc>>) -> Self {
+        self.run_at = Some(at.into());
         self
     }
     /// Maximum total attempts (>= 1). Default = 3.
