@@ -501,3 +501,30 @@ fn events_follow_through_the_socket_streams_until_the_holder_stops() {
     assert!(status.success(), "{status}");
     reader.join().unwrap();
 }
+
+/// Regression: `--json` re-serialised payloads through a float, so
+/// `12345678901234567890123` printed as `1.2345678901234568e+22`, directly and through the
+/// socket. The output's JSON text is now printed as produced.
+#[test]
+fn json_output_keeps_big_integer_payloads_verbatim_directly_and_through_the_socket() {
+    let dir = tempdir();
+    let db = db_path(&dir);
+    let payload = r#"{"n":12345678901234567890123,"d":0.1000000000000000055511151231257827}"#;
+    let direct = run(
+        &db,
+        &["--json", "enqueue", "--type", "t", "--payload", payload],
+    );
+    assert!(direct.status.success(), "{}", describe(&direct));
+    let text = String::from_utf8_lossy(&direct.stdout).to_string();
+    assert!(text.contains(payload), "direct: {text}");
+    let id = serde_json::from_str::<Value>(&text).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let worker = Worker::start(&db);
+    let through = run(&db, &["--json", "get", &id]);
+    assert!(through.status.success(), "{}", describe(&through));
+    let text = String::from_utf8_lossy(&through.stdout).to_string();
+    assert!(text.contains(payload), "through the socket: {text}");
+    drop(worker);
+}

@@ -8,6 +8,37 @@ use std::io::Write;
 use jobspool::{json, Error};
 use serde_json::Value;
 
+/// An operation's output: its JSON text exactly as produced (so `--json` prints payloads
+/// verbatim, big numbers included), and the same parsed for the plain-text printers.
+pub(crate) struct Doc {
+    pub raw: String,
+    pub value: Value,
+}
+
+impl Doc {
+    pub fn from_raw(raw: String) -> Result<Doc, Error> {
+        let value = serde_json::from_str(&raw).map_err(|e| Error::Storage {
+            context: format!("an operation's output is not JSON: {e}"),
+            source: None,
+        })?;
+        Ok(Doc { raw, value })
+    }
+
+    pub fn from_value(value: Value) -> Doc {
+        Doc {
+            raw: value.to_string(),
+            value,
+        }
+    }
+}
+
+impl std::ops::Deref for Doc {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
 pub(crate) struct Out {
     json: bool,
 }
@@ -27,9 +58,9 @@ impl Out {
         Out { json }
     }
 
-    pub fn value(&self, v: &Value, human: &str) {
+    pub fn value(&self, d: &Doc, human: &str) {
         if self.json {
-            line(&v.to_string());
+            line(&d.raw);
         } else {
             line(human);
         }
@@ -44,9 +75,10 @@ impl Out {
     }
 
     /// A job (`jobs.get` output).
-    pub fn job(&self, v: &Value) {
+    pub fn job(&self, d: &Doc) {
+        let v: &Value = d;
         if self.json {
-            line(&v.to_string());
+            line(&d.raw);
             return;
         }
         let mut s = String::new();
@@ -59,9 +91,10 @@ impl Out {
     }
 
     /// A `{"jobs": [...]}` page.
-    pub fn jobs(&self, v: &Value) {
+    pub fn jobs(&self, d: &Doc) {
+        let v: &Value = d;
         if self.json {
-            line(&v.to_string());
+            line(&d.raw);
             return;
         }
         let jobs = v["jobs"].as_array().map_or(&[][..], Vec::as_slice);
@@ -88,9 +121,10 @@ impl Out {
     }
 
     /// Stats (`jobs.stats` output).
-    pub fn stats(&self, v: &Value) {
+    pub fn stats(&self, d: &Doc) {
+        let v: &Value = d;
         if self.json {
-            line(&v.to_string());
+            line(&d.raw);
             return;
         }
         let row = |name: &str, c: &Value| {
@@ -125,18 +159,20 @@ impl Out {
     }
 
     /// One schedule (`jobs.schedule.create` / `toggle` output).
-    pub fn schedule(&self, v: &Value) {
+    pub fn schedule(&self, d: &Doc) {
+        let v: &Value = d;
         if self.json {
-            line(&v.to_string());
+            line(&d.raw);
         } else {
             self.schedule_rows(std::slice::from_ref(v));
         }
     }
 
     /// A `{"schedules": [...]}` list.
-    pub fn schedules(&self, v: &Value) {
+    pub fn schedules(&self, d: &Doc) {
+        let v: &Value = d;
         if self.json {
-            line(&v.to_string());
+            line(&d.raw);
             return;
         }
         self.schedule_rows(v["schedules"].as_array().map_or(&[][..], Vec::as_slice));
@@ -167,9 +203,10 @@ impl Out {
     }
 
     /// One event line: `seq`, `name`, then its fields.
-    pub fn event(&self, v: &Value) {
+    pub fn event(&self, d: &Doc) {
+        let v: &Value = d;
         if self.json {
-            line(&v.to_string());
+            line(&d.raw);
             return;
         }
         let mut rest = String::new();

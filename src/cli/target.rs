@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use jobspool::{control, Error, EventsInput, Op, Spool};
-use serde_json::Value;
 
 use super::args::Cli;
-use super::output::Out;
+use super::output::{Doc, Out};
 
 pub(crate) fn db_path(cli: &Cli) -> Result<std::path::PathBuf, Error> {
     cli.db.clone().ok_or_else(|| {
@@ -58,10 +57,18 @@ impl Target {
         }
     }
 
-    pub(crate) fn call(&self, op: Op) -> Result<Value, Error> {
+    /// Runs `op`; its output keeps its exact JSON text for `--json`.
+    pub(crate) fn call(&self, op: Op) -> Result<Doc, Error> {
         match self {
-            Target::Direct(spool) => Ok(op.run(spool)?.to_json()),
-            Target::Remote(client) => client.call(op.name(), op.input_json()),
+            Target::Direct(spool) => {
+                let out = op.run(spool)?;
+                let raw = serde_json::to_string(&out).map_err(|e| Error::Storage {
+                    context: format!("encoding an output: {e}"),
+                    source: None,
+                })?;
+                Doc::from_raw(raw)
+            }
+            Target::Remote(client) => Doc::from_raw(client.call_raw(op.name(), op.input_json())?),
         }
     }
 
@@ -76,7 +83,7 @@ impl Target {
 /// Runs `op` on the database (directly or through its control socket) and closes it.
 /// Operations that only read, or change something that must exist already, need the
 /// database to exist.
-pub(crate) fn call(cli: &Cli, op: Op) -> Result<Value, Error> {
+pub(crate) fn call(cli: &Cli, op: Op) -> Result<Doc, Error> {
     let create = if creates(&op) {
         Create::IfMissing
     } else {
@@ -104,10 +111,10 @@ fn creates(op: &Op) -> bool {
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
 /// Prints one `jobs.events` page; returns how many events it held.
-fn print_events(page: &Value, last: &mut u64, out: &Out) -> usize {
+fn print_events(page: &Doc, last: &mut u64, out: &Out) -> usize {
     let evs = page["events"].as_array().map_or(&[][..], Vec::as_slice);
     for ev in evs {
-        out.event(ev);
+        out.event(&Doc::from_value(ev.clone()));
         *last = ev["seq"].as_u64().unwrap_or(*last);
     }
     evs.len()
@@ -152,7 +159,7 @@ pub(crate) fn events(target: &Target, since: u64, follow: bool, out: &Out) -> Re
         match live.recv() {
             Ok(ev) if ev.seq <= last => {}
             Ok(ev) if ev.seq == last + 1 => {
-                out.event(&jobspool::json::event(&ev));
+                out.event(&Doc::from_value(jobspool::json::event(&ev)));
                 last = ev.seq;
             }
             // A gap (we fell behind and were dropped, or missed some): read them from the log.

@@ -99,6 +99,18 @@ impl Client {
         }
     }
 
+    /// As [`Client::call`], but the output's JSON text exactly as the serving process wrote
+    /// it (`null` when it has none): payloads that are JSON keep every digit.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn call_raw(&self, op: &str, input: Value) -> Result<String> {
+        let output = self.exchange(op, &input)?;
+        Ok(output
+            .as_deref()
+            .map_or_else(|| "null".to_owned(), |raw| raw.get().to_owned()))
+    }
+
     /// Runs `op` on the serving process and decodes its output as `T` (one of the
     /// deserializable shapes of [`crate::json`]), straight from the response text.
     pub(super) fn run<T: DeserializeOwned>(&self, op: &Op) -> Result<T> {
