@@ -94,6 +94,27 @@ impl Spool {
 
 /// An open job queue. Cheap to clone; all clones share one database. Closing happens when
 /// the last clone drops, or explicitly with [`Spool::close`].
+///
+/// ```
+/// use jobspool::{Durability, ListQuery, NewJob, Spool};
+/// use std::time::Duration;
+/// # let dir = tempfile::tempdir().unwrap();
+/// let spool = Spool::builder()
+///     .durability(Durability::Immediate)           // the default: fsync'd before returning
+///     .open(dir.path().join("queue"))?;
+/// let job = spool.enqueue(
+///     NewJob::new("report.build", br#"{"month":"2026-11"}"#.to_vec())
+///         .queue("reports")
+///         .delay(Duration::from_secs(60))
+///         .dedupe_key("report-2026-11"),
+/// )?;
+/// assert!(!job.deduplicated);
+/// let page = spool.list(&ListQuery { queue: Some("reports".into()), ..ListQuery::default() })?;
+/// assert_eq!(page[0].id, job.id);
+/// assert_eq!(spool.stats()?.total.delayed, 1);
+/// spool.close()?;
+/// # Ok::<(), jobspool::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Spool {
     inner: Arc<Inner>,

@@ -64,6 +64,23 @@ pub(super) type HandlerFn = dyn Fn(&JobContext) -> HandlerResult + Send + Sync;
 
 /// What a handler gets: the job (payload included), its attempt, a cancellation flag and a
 /// way to report progress.
+///
+/// ```
+/// use jobspool::{JobContext, JobError};
+///
+/// fn import(ctx: &JobContext) -> jobspool::HandlerResult {
+///     let rows: Vec<String> = ctx.payload_as()?;          // undecodable: failed, no retry
+///     for (i, row) in rows.iter().enumerate() {
+///         if ctx.is_cancelled() {
+///             return Err(JobError::retry("stopped: timed out or shutting down"));
+///         }
+///         ctx.report_progress(format!("{i}/{} rows", rows.len()));
+///         let _ = row;                                       // ... import the row
+///     }
+///     Ok(Some(format!("{} rows", rows.len()).into_bytes()))
+/// }
+/// # let _ = import;
+/// ```
 pub struct JobContext {
     pub(super) job: Job,
     pub(super) cancel: Arc<AtomicBool>,
