@@ -102,6 +102,9 @@ pub fn validate_job(job: &NewJob, now_ms: i64) -> Result<()> {
 #[must_use]
 pub fn control_line(spool: &crate::api::spool::Spool, line: &[u8]) -> serde_json::Value {
     let (id, parsed) = crate::control::protocol::parse_request(line);
-    let result = parsed.and_then(|(op, input)| crate::control::dispatch(spool, &op, &input));
-    crate::control::protocol::response(id, result)
+    let result = parsed.and_then(|(op, input)| crate::Op::from_json(&op, input)?.run(spool));
+    let response = crate::control::protocol::response(id, result);
+    // The line as the server writes it, read back.
+    let text = serde_json::to_string(&response).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
