@@ -617,3 +617,80 @@ fn work_rejects_malformed_options_with_exit_1() {
         );
     }
 }
+
+/// Polls until `pid` is gone (up to 10 s); false if it is still alive then.
+fn gone_within_deadline(pid: i32) -> bool {
+    let end = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+fn kill_pid(pid: i32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
+#[test]
+fn killed_work_takes_its_handlers_with_it() {
+    let db = db();
+    let sh_file = db.root.join("sh.pid");
+    let child_file = db.root.join("child.pid");
+    let id = enqueue(&db, &["--type", "hold"]);
+    // The handler's `sh` starts a grandchild (in its process group) and waits for it.
+    let handler = format!(
+        "hold=echo $$ > '{}'; sleep 300 & echo $! > '{}'; wait",
+        sh_quote_free(&sh_file),
+        sh_quote_free(&child_file)
+    );
+    let mut w = cmd(&db, &["work", "--handler", &handler])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let grandchild = wait_pid_file(&child_file, &mut w);
+    let sh = read_pid(&sh_file).expect("sh wrote its pid before starting the grandchild");
+    assert!(alive(sh) && alive(grandchild));
+    w.kill().unwrap(); // SIGKILL: no shutdown, no cleanup
+    w.wait().unwrap();
+
+    // The `sh` dies with its worker (parent-death signal).
+    let sh_gone = gone_within_deadline(sh);
+    if !sh_gone {
+        kill_pid(sh);
+    }
+
+    // The next `work` on the database kills what is left of the group before it claims the
+    // job (which recovery made pending again) a second time.
+    let second = run(
+        &db,
+        &["work", "--handler", "other=true", "--stop-when-empty"],
+    );
+    let grandchild_gone = gone_within_deadline(grandchild);
+    if !grandchild_gone {
+        kill_pid(grandchild);
+    }
+    assert!(
+        second.status.success(),
+        "second work: {}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(
+        sh_gone,
+        "the handler's sh (pid {sh}) outlived the killed work"
+    );
+    assert!(
+        grandchild_gone,
+        "the handler's child (pid {grandchild}) was still running after the next work started"
+    );
+    assert_eq!(status(&get(&db, &id)), "pending");
+    assert!(
+        !db.path.join("handlers").read_dir().unwrap().any(|_| true),
+        "the registry keeps no record of the killed group"
+    );
+}

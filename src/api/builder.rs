@@ -105,6 +105,19 @@ impl Builder {
         self
     }
 
+    /// Let the owner's group read the database. Default = false: the database directory
+    /// (and every directory in it) is 0700 and its files 0600, whatever the umask; with
+    /// `true` they are 0750 and 0640, for a backup or inspection account in the group (the
+    /// group cannot write, so it cannot open the spool itself). The modes are set on every
+    /// open, so opening a database made by an older version, or with the other setting,
+    /// changes the modes of its files (files owned by another user are left as they are).
+    /// The control socket stays 0600.
+    #[must_use]
+    pub fn share_with_group(mut self, on: bool) -> Self {
+        self.cfg.file_mode = if on { 0o640 } else { 0o600 };
+        self
+    }
+
     /// Opens (creating if needed, see [`Builder::create_if_missing`]) the database directory
     /// at `path`, recovering jobs left running by a previous process.
     ///

@@ -6,6 +6,7 @@ mod args;
 mod bench;
 mod input;
 mod output;
+mod reaper;
 mod target;
 mod work;
 
@@ -189,7 +190,9 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             let handlers = work::parse_handlers(handlers)?;
             let secs =
                 |flag, v, min| input::in_range(flag, v, min..=86_400).map(Duration::from_secs);
+            let db = db_path(&cli)?;
             let opts = work::WorkOptions {
+                db: db.clone(),
                 handlers,
                 queues: queues.clone(),
                 concurrency: input::in_range("--concurrency", *concurrency, 1..=4096)?,
@@ -197,7 +200,6 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 grace: secs("--grace-secs", *grace_secs, 0)?,
                 stop_when_empty: *stop_when_empty,
             };
-            let db = db_path(&cli)?;
             let spool = Spool::open(&db).map_err(|e| held_by_a_server(e, &db))?;
             // The control socket lets every other command reach the database meanwhile.
             let _socket = control::serve(&spool)?;

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use jobspool::{Error, HandlerResult, JobContext, JobError, Spool, WorkerPool};
 
+use super::reaper::Registry;
+
 /// Exit code a command uses for a permanent failure (EX_DATAERR).
 const EXIT_PERMANENT: i32 = 65;
 /// Most bytes of stdout kept as the result (the payload limit `work` opens with), and of
@@ -20,6 +22,8 @@ const STDERR_TAIL: usize = 2048;
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) struct WorkOptions {
+    /// The database directory (for the registry of running commands, `reaper`).
+    pub db: std::path::PathBuf,
     pub handlers: Vec<(String, String)>,
     pub queues: Vec<String>,
     pub concurrency: usize,
@@ -60,6 +64,17 @@ pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
             source: None,
         })?;
     }
+    // Commands a killed `work` left running would run beside the jobs recovery just made
+    // pending again: kill them before claiming anything (we hold the database, so no other
+    // `work` on it is running commands).
+    let registry = Arc::new(Registry::new(&opts.db));
+    let killed = registry.reap();
+    if killed > 0 {
+        eprintln!(
+            "jobspool: killed {killed} command process group(s) left running by an earlier \
+             `work` on this database"
+        );
+    }
     let mut builder = WorkerPool::builder(spool)
         .concurrency(opts.concurrency)
         .lease(opts.lease);
@@ -68,7 +83,10 @@ pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
     }
     for (kind, command) in opts.handlers {
         let command = Arc::new(command);
-        builder = builder.handler(kind, move |ctx: &JobContext| run_command(&command, ctx));
+        let registry = registry.clone();
+        builder = builder.handler(kind, move |ctx: &JobContext| {
+            run_command(&command, ctx, &registry)
+        });
     }
     let pool = builder.start()?;
     eprintln!("jobspool: working (Ctrl-C to stop)");
@@ -121,9 +139,38 @@ fn signal_group(pid: u32, sig: nix::sys::signal::Signal) {
     }
 }
 
-fn run_command(command: &str, ctx: &JobContext) -> HandlerResult {
+/// Runs `command` for the job and waits for it.
+///
+/// The command dies with `work`: its `sh` (the leader of its own process group) gets
+/// SIGKILL from the kernel when the thread that spawned it exits (`PR_SET_PDEATHSIG`). That
+/// thread is the pool's worker thread calling this handler, which lives as long as the pool
+/// and does not return from here before the command has exited (unless it loses track of
+/// it: waiting failed), so in practice the signal
+/// comes only when the whole process dies (a SIGKILL of `work` included). What `sh` started
+/// itself is not covered by that signal: the group is recorded in the database's registry
+/// (`reaper`), and the next `work` kills it.
+fn run_command(command: &str, ctx: &JobContext, registry: &Registry) -> HandlerResult {
     let job = ctx.job();
-    let mut child = Command::new("sh")
+    let parent = nix::unistd::Pid::this();
+    let mut cmd = Command::new("sh");
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed. It makes two system calls, prctl(2) and
+    // getppid(2), touches no lock and allocates nothing (its errors are built from a raw
+    // errno, which does not allocate).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+            // `work` died before the line above: the signal will never come, so stop here.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(
+                    nix::errno::Errno::ESRCH as i32,
+                ));
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .arg("-c")
         .arg(command)
         .env("JOBSPOOL_JOB_ID", job.id.to_string())
@@ -147,6 +194,8 @@ fn run_command(command: &str, ctx: &JobContext) -> HandlerResult {
     let out = child.stdout.take().map(|o| reader(o, STDOUT_LIMIT, false));
     let err = child.stderr.take().map(|e| reader(e, STDERR_TAIL, true));
     let pid = child.id();
+    // Removed (dropped) once the command has exited, or when this returns early.
+    let _record = registry.register(pid);
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
     std::thread::spawn(move || {
         let _ = done_tx.send(child.wait());

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -183,7 +183,17 @@ fn write_record(db: &Path, path: &Path) -> Result<Option<PathBuf>> {
     let tmp = db.join(format!("{PATH_RECORD_NAME}.tmp"));
     let mut text = path.as_os_str().as_encoded_bytes().to_vec();
     text.push(b'\n');
-    std::fs::write(&tmp, text)
+    // Private like the socket it names (the database's files are 0600 or 0640).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(&text)
+        })
         .and_then(|()| std::fs::rename(&tmp, &record))
         .map_err(|e| Error::storage(format!("writing {}", record.display()), e))?;
     Ok(Some(record))

@@ -66,6 +66,9 @@ pub(crate) struct Config {
     pub journal_segment_bytes: u64,
     /// Create the database when the directory holds none (else `DATABASE_NOT_FOUND`).
     pub create_if_missing: bool,
+    /// Mode of the database's files (0600, or 0640 shared with the group); directories get
+    /// search permission where this grants read (0700, 0750).
+    pub file_mode: u32,
 }
 
 impl Default for Config {
@@ -84,6 +87,7 @@ impl Default for Config {
             maintenance_interval: Duration::from_secs(1),
             journal_segment_bytes: 32 * 1024 * 1024,
             create_if_missing: true,
+            file_mode: 0o600,
         }
     }
 }
@@ -101,6 +105,7 @@ impl std::fmt::Debug for Config {
             .field("scheduler", &self.scheduler)
             .field("journal_segment_bytes", &self.journal_segment_bytes)
             .field("create_if_missing", &self.create_if_missing)
+            .field("file_mode", &format_args!("{:#o}", self.file_mode))
             .finish_non_exhaustive()
     }
 }

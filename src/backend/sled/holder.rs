@@ -11,8 +11,20 @@ use crate::model::error::Error;
 pub(super) const FILE: &str = "holder";
 
 /// Records this process as the holder (best effort: the name is a courtesy for others).
-pub(super) fn record(db: &Path) {
-    let _ = std::fs::write(db.join(FILE), format!("{}\n", std::process::id()));
+/// `mode`: the database's file mode.
+pub(super) fn record(db: &Path, mode: u32) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(db.join(FILE))
+        .and_then(|mut f| {
+            super::perms::set_file(&f, mode)?;
+            f.write_all(format!("{}\n", std::process::id()).as_bytes())
+        });
 }
 
 /// Removes the record if it is this process's (call while the lock is still held).
@@ -53,7 +65,7 @@ mod tests {
     #[test]
     fn names_a_live_holder_and_ignores_a_dead_one() {
         let dir = tempfile::tempdir().unwrap();
-        record(dir.path());
+        record(dir.path(), 0o600);
         let e = in_use(dir.path());
         assert!(
             e.to_string()

@@ -6,6 +6,7 @@ pub(crate) mod journal;
 mod open;
 mod ops;
 mod overlay;
+mod perms;
 mod records;
 mod stage;
 mod state;
@@ -102,7 +103,7 @@ pub(crate) struct SledBackend {
 
 impl SledBackend {
     pub fn open(path: &Path, cfg: Config, observer: Arc<dyn Observer>) -> Result<SledBackend> {
-        open::prepare_dir(path, cfg.create_if_missing)?;
+        open::prepare_dir(path, cfg.create_if_missing, cfg.file_mode)?;
         let db = open_db(path, &cfg)?;
         let tree: sled::Tree = (*db).clone();
         let data_file = File::open(path.join("db"))
@@ -113,8 +114,11 @@ impl SledBackend {
             .map_err(|e| Error::storage("fsync of the database directory", e))?;
 
         let synced_blobs = Mutex::new(HashSet::new());
-        recover_journal(&db, &tree, path, &data_file, &synced_blobs)?;
-        let journal = journal::Journal::create(path, 1, cfg.journal_segment_bytes)?;
+        recover_journal(&db, &tree, path, &data_file, &synced_blobs, cfg.file_mode)?;
+        let journal = journal::Journal::create(path, 1, cfg.journal_segment_bytes, cfg.file_mode)?;
+        // sled made its files with the umask; a database from an older version (or opened
+        // with the other `share_with_group`) has other modes: set them all (see `perms`).
+        perms::tighten_tree(path, cfg.file_mode)?;
 
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let mut st = State::new(seed);

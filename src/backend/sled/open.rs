@@ -42,8 +42,9 @@ pub(super) fn segment_size_of(path: &Path) -> usize {
 /// Checks the database directory before sled opens it: a regular file at `path` is an
 /// `INVALID_ARGUMENT` naming it; with `create` the directory is created when missing, else a
 /// directory without a sled database (its `conf` and `db` files) is `DATABASE_NOT_FOUND`,
-/// and nothing is created.
-pub(super) fn prepare_dir(path: &Path, create: bool) -> Result<()> {
+/// and nothing is created. The directory is created with (or given) the mode for
+/// `file_mode` (see `perms`) before sled puts anything in it.
+pub(super) fn prepare_dir(path: &Path, create: bool, file_mode: u32) -> Result<()> {
     let not_a_dir = || {
         Error::InvalidArgument(format!(
             "{} is a file, not a database directory; give the path of a jobspool database \
@@ -67,7 +68,7 @@ pub(super) fn prepare_dir(path: &Path, create: bool) -> Result<()> {
         }
         Err(_) => {}
     }
-    std::fs::create_dir_all(path).map_err(|e| {
+    super::perms::ensure_dir(path, super::perms::dir_mode(file_mode)).map_err(|e| {
         // A file where a parent directory should be.
         if path.ancestors().skip(1).any(Path::is_file) {
             Error::InvalidArgument(format!(
@@ -94,7 +95,7 @@ pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
             .open();
         match res {
             Ok(db) => {
-                super::holder::record(path);
+                super::holder::record(path, cfg.file_mode);
                 return Ok(db);
             }
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
@@ -121,11 +122,12 @@ pub(super) fn recover_journal(
     path: &Path,
     data_file: &File,
     synced_blobs: &Mutex<HashSet<OsString>>,
+    file_mode: u32,
 ) -> Result<()> {
     journal::replay(path, |changes| writer::apply_changes(tree, &changes))?;
     // Even with nothing replayed: what sled read back may still sit only in the page cache
     // (the last process was killed before a checkpoint), and the journal goes next.
-    writer::sync_sled(db, path, data_file, synced_blobs)?;
+    writer::sync_sled(db, path, data_file, synced_blobs, file_mode)?;
     journal::clear(path)
 }
 

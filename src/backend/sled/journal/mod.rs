@@ -255,6 +255,7 @@ pub(crate) struct Journal {
     dir: PathBuf,
     current: Arc<Segment>,
     segment_bytes: u64,
+    file_mode: u32,
     bytes: u64,
     next_lsn: u64,
     buf: Vec<u8>,
@@ -270,15 +271,22 @@ pub(crate) struct Appended {
 
 impl Journal {
     /// Starts a fresh segment of `segment_bytes` whose first entry will be `next_lsn`.
-    pub fn create(db_dir: &Path, next_lsn: u64, segment_bytes: u64) -> Result<Journal> {
+    /// Segment files get `file_mode`, the directory the matching mode.
+    pub fn create(
+        db_dir: &Path,
+        next_lsn: u64,
+        segment_bytes: u64,
+        file_mode: u32,
+    ) -> Result<Journal> {
         let dir = db_dir.join(DIR);
-        let current = Arc::new(new_segment(&dir, next_lsn, segment_bytes)?);
+        let current = Arc::new(new_segment(&dir, next_lsn, segment_bytes, file_mode)?);
         sync_dir(&dir)?;
         sync_dir(db_dir)?; // the journal directory's own entry
         Ok(Journal {
             dir,
             current,
             segment_bytes,
+            file_mode,
             bytes: 0,
             next_lsn,
             buf: Vec::new(),
@@ -305,7 +313,12 @@ impl Journal {
                 .write_all(&self.buf)
                 .map_err(|e| io("appending to the journal in", &self.dir, e))?;
             appended.segments.push(self.current.clone());
-            self.current = Arc::new(new_segment(&self.dir, self.next_lsn, self.segment_bytes)?);
+            self.current = Arc::new(new_segment(
+                &self.dir,
+                self.next_lsn,
+                self.segment_bytes,
+                self.file_mode,
+            )?);
             self.bytes = 0;
             appended.new_segment = true;
         }
@@ -324,15 +337,20 @@ impl Journal {
     }
 }
 
-fn new_segment(dir: &Path, first_lsn: u64, bytes: u64) -> Result<Segment> {
-    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+fn new_segment(dir: &Path, first_lsn: u64, bytes: u64, file_mode: u32) -> Result<Segment> {
+    use std::os::unix::fs::OpenOptionsExt;
+    super::perms::ensure_dir(dir, super::perms::dir_mode(file_mode))
+        .map_err(|e| io("creating", dir, e))?;
     let path = dir.join(segment_name(first_lsn));
     let file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
+        .mode(file_mode)
         .open(&path)
         .map_err(|e| io("creating", &path, e))?;
+    // The umask may have cleared bits of `file_mode`, and an old file keeps its mode.
+    super::perms::set_file(&file, file_mode).map_err(|e| io("setting the mode of", &path, e))?;
     preallocate(&file, &path, bytes)?;
     Ok(Segment { file })
 }

@@ -25,7 +25,7 @@ fn only_segment(dir: &Path) -> PathBuf {
 #[test]
 fn entries_round_trip_in_order() {
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600).unwrap();
     j.append(&[change("a", Some("1")), change("b", None)])
         .unwrap();
     j.append(&[change("c", Some(""))]).unwrap();
@@ -41,7 +41,7 @@ fn entries_round_trip_in_order() {
 #[test]
 fn a_torn_or_corrupt_tail_ends_the_journal() {
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600).unwrap();
     for i in 0..3 {
         j.append(&[change(&format!("k{i}"), Some("v"))]).unwrap();
     }
@@ -71,7 +71,7 @@ fn a_torn_or_corrupt_tail_ends_the_journal() {
 #[test]
 fn full_segments_are_sealed_and_replay_continues_across_them() {
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600).unwrap();
     let big = "x".repeat(1024 * 1024);
     let mut rolled = 0;
     for i in 0..70 {
@@ -98,10 +98,10 @@ fn an_unsealed_segment_ends_the_journal() {
     // Power loss took the end of segment 1 (its seal included): whatever segment 2
     // holds was never acknowledged, and is not applied.
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600).unwrap();
     j.append(&[change("a", Some("1"))]).unwrap();
     drop(j);
-    let mut j = Journal::create(d.path(), 2, SEGMENT_BYTES).unwrap();
+    let mut j = Journal::create(d.path(), 2, SEGMENT_BYTES, 0o600).unwrap();
     j.append(&[change("b", Some("2"))]).unwrap();
     assert_eq!(collect(d.path()).0, 1);
 }
@@ -109,14 +109,14 @@ fn an_unsealed_segment_ends_the_journal() {
 #[test]
 fn a_sealed_segment_followed_by_another_lsn_is_corruption() {
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES).unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600).unwrap();
     j.append(&[change("a", Some("1"))]).unwrap();
     let mut seal = Vec::new();
     encode(&mut seal, &Entry::Seal(2));
     (&j.current.file).write_all(&seal).unwrap();
     drop(j);
     // The next segment resumes at 5: entries 2 to 4 are gone.
-    let mut j = Journal::create(d.path(), 5, SEGMENT_BYTES).unwrap();
+    let mut j = Journal::create(d.path(), 5, SEGMENT_BYTES, 0o600).unwrap();
     j.append(&[change("b", Some("2"))]).unwrap();
     let err = replay(d.path(), |_| Ok(())).unwrap_err();
     assert_eq!(err.code(), "CORRUPTION");

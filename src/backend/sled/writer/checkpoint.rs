@@ -9,8 +9,8 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use super::PoisonOnPanic;
-use crate::backend::sled::journal;
 use crate::backend::sled::Shared;
+use crate::backend::sled::{journal, perms};
 use crate::model::error::{Error, Result};
 
 /// How often the checkpointer makes sled durable and trims the journal.
@@ -46,6 +46,7 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
         &shared.path,
         &shared.data_file,
         &shared.synced_blobs,
+        shared.cfg.file_mode,
     )?;
     shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
     shared.durable_lsn.store(lsn, Ordering::Release);
@@ -53,15 +54,17 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
 }
 
 /// Makes sled's state durable: sled's `flush` uses `sync_file_range`, which is not durable,
-/// so follow it with `fdatasync` of the data file and of new blob files.
+/// so follow it with `fdatasync` of the data file and of new blob files (which also get
+/// `file_mode`: sled creates them with the umask).
 pub(crate) fn sync_sled(
     db: &sled::Db,
     path: &std::path::Path,
     data_file: &File,
     synced_blobs: &parking_lot::Mutex<HashSet<std::ffi::OsString>>,
+    file_mode: u32,
 ) -> Result<()> {
     db.flush().map_err(|e| Error::storage("flushing sled", e))?;
-    sync_blobs(path, synced_blobs)?;
+    sync_blobs(path, synced_blobs, file_mode)?;
     data_file
         .sync_data()
         .map_err(|e| Error::storage("fsync of the data file", e))
@@ -69,11 +72,12 @@ pub(crate) fn sync_sled(
 
 /// sled writes pages too large for a segment (a node holding several large payloads can be)
 /// to files under `blobs/`, which its flush does not fsync. At every sync, fsync each blob
-/// file not synced before, and then the directory. Costs one directory read when there are
-/// none.
+/// file not synced before (giving it `file_mode` first), and then the directory. Costs one
+/// directory read when there are none.
 fn sync_blobs(
     path: &std::path::Path,
     synced_blobs: &parking_lot::Mutex<HashSet<std::ffi::OsString>>,
+    file_mode: u32,
 ) -> Result<()> {
     let dir = path.join("blobs");
     let entries = match std::fs::read_dir(&dir) {
@@ -92,9 +96,12 @@ fn sync_blobs(
             continue;
         }
         match File::open(entry.path()) {
-            Ok(f) => f
-                .sync_all()
-                .map_err(|e| Error::storage("fsync of a blob", e))?,
+            Ok(f) => {
+                perms::set_file(&f, file_mode)
+                    .map_err(|e| Error::storage("setting the mode of a blob", e))?;
+                f.sync_all()
+                    .map_err(|e| Error::storage("fsync of a blob", e))?;
+            }
             // sled removes blobs of overwritten values; a vanished one needs no fsync.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::storage("opening a blob", e)),
@@ -107,6 +114,8 @@ fn sync_blobs(
     if new == 0 {
         return Ok(());
     }
+    perms::ensure_dir(&dir, perms::dir_mode(file_mode))
+        .map_err(|e| Error::storage("setting the mode of the blobs directory", e))?;
     File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::storage("fsync of the blobs directory", e))

@@ -1,0 +1,141 @@
+//! `<db>/handlers/<pgid>`: the process groups of the commands `work` is running, so that
+//! the next `work` on the database can kill what a killed one left behind.
+//!
+//! A command's `sh` dies with its `work` (parent-death signal, see `work::run_command`), but
+//! what it started (`sh -c 'a; b'`, `cmd &`) is in the same process group and would keep
+//! running, while recovery makes the job pending again and the next `work` runs it a second
+//! time beside it. So each running command's group is recorded (created right after the
+//! spawn, removed once the command has exited), and `work`, holding the database (so no
+//! other `work` on it runs), kills every recorded group that still exists before it claims
+//! anything.
+//!
+//! A record holds the boot id and the group leader's start time (`/proc/<pid>/stat`), so a
+//! process group id reused by someone else is never killed: a live leader must have the
+//! recorded start time, and without one only members started no earlier than it count
+//! (a reused id means every member of ours had exited). A record from an earlier boot is
+//! dropped. The group is unrecorded for the instant between the spawn and the record, where
+//! the parent-death signal still kills the `sh`.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The registry's directory inside the database directory.
+const DIR: &str = "handlers";
+
+pub(crate) struct Registry {
+    dir: PathBuf,
+    boot: String,
+}
+
+/// A recorded group; dropping it removes the record.
+pub(crate) struct Record {
+    path: Option<PathBuf>,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// (pid, process group, start time in clock ticks since boot) of a process.
+fn stat(pid: &str) -> Option<(i32, i32, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses): state is
+    // field 3, pgrp field 5, starttime field 22.
+    let (_, rest) = s.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let pgrp = fields.get(2)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((pid.parse().ok()?, pgrp, start))
+}
+
+impl Registry {
+    pub(crate) fn new(db: &Path) -> Registry {
+        Registry {
+            dir: db.join(DIR),
+            boot: boot_id(),
+        }
+    }
+
+    /// Records the group led by `pid` (best effort: without a record only the parent-death
+    /// signal covers the command).
+    pub(crate) fn register(&self, pid: u32) -> Record {
+        let Some((_, _, start)) = stat(&pid.to_string()) else {
+            // Already gone: nothing left to record.
+            return Record { path: None };
+        };
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&self.dir);
+        let path = self.dir.join(pid.to_string());
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{} {start}", self.boot));
+        Record {
+            path: written.is_ok().then_some(path),
+        }
+    }
+
+    /// Kills (SIGKILL) every recorded group that still runs and removes every record.
+    /// Returns how many groups were killed.
+    pub(crate) fn reap(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let records: Vec<(PathBuf, i32, Option<u64>)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let pgid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let start = text
+                    .split_once(' ')
+                    .filter(|(boot, _)| *boot == self.boot)
+                    .and_then(|(_, s)| s.trim().parse().ok());
+                Some((e.path(), pgid, start))
+            })
+            .collect();
+        if records.is_empty() {
+            return 0;
+        }
+        let procs: Vec<(i32, i32, u64)> = std::fs::read_dir("/proc")
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| stat(e.file_name().to_str()?))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut killed = 0;
+        for (path, pgid, start) in records {
+            if let Some(start) = start.filter(|_| pgid > 1) {
+                let leader = procs.iter().find(|(pid, _, _)| *pid == pgid);
+                let ours = match leader {
+                    Some(&(_, _, s)) => s == start,
+                    None => procs.iter().any(|&(_, g, s)| g == pgid && s >= start),
+                };
+                if ours
+                    && nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pgid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    )
+                    .is_ok()
+                {
+                    killed += 1;
+                }
+            }
+            let _ = std::fs::remove_file(path);
+        }
+        killed
+    }
+}
