@@ -17,7 +17,7 @@ use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
 use crate::model::types::{
-    ClaimRequest, Claimed, Enqueued, ListQuery, Metrics, RedriveTarget, Retry, Stats, MAX_PAGE,
+    ClaimRequest, Claimed, Enqueued, ListQuery, Metrics, RedriveTarget, Retry, Stats,
 };
 
 impl Backend for SledBackend {
@@ -44,7 +44,7 @@ impl Backend for SledBackend {
 
     fn list(&self, q: &ListQuery) -> Result<Vec<Job>> {
         let sh = self.sh()?;
-        let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+        let limit = crate::model::limits::page_size(q.limit);
         let matches = |j: &Job| {
             q.queue.as_ref().map_or(true, |x| *x == j.queue)
                 && q.kind.as_ref().map_or(true, |x| *x == j.kind)

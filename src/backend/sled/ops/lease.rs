@@ -162,7 +162,7 @@ pub(super) fn fail_attempt(ctx: &mut Ctx<'_>, old: Job, error: String, retry: Re
         let backoff_ms = match retry {
             Retry::After(d) => u64::try_from(d.as_millis())
                 .unwrap_or(u64::MAX)
-                .min(crate::model::job::MAX_DELAY_MS),
+                .min(crate::model::limits::MAX_DELAY_MS),
             _ => {
                 let b = job.backoff.unwrap_or(ctx.cfg.default_backoff);
                 let unit = ctx.st.unit();

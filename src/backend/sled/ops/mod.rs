@@ -280,7 +280,7 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
         }
         Op::FireDueSchedules => fire_due(ctx).map(Reply::Count),
         Op::SetPaused { queue, paused } => {
-            crate::model::job::validate_name("queue", &queue)?;
+            crate::model::limits::validate_name("queue", &queue)?;
             // Idempotent: pausing a paused queue or resuming a running one changes nothing
             // and logs nothing, and still succeeds.
             if ctx.st.is_paused(&queue) == paused {
