@@ -70,6 +70,15 @@ pub use model::error::{Error, ErrorCode, Result};
 pub use model::event::{Event, EventRecord, ScheduleChange};
 pub use model::job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
 pub use model::limits;
+pub use model::repair::{DroppedRange, RepairReport};
+
+/// Salvages a database whose journal is damaged; see [`Builder::repair`].
+///
+/// # Errors
+/// As [`Builder::repair`].
+pub fn repair(path: impl AsRef<std::path::Path>, dry_run: bool) -> Result<RepairReport> {
+    Spool::builder().repair(path, dry_run)
+}
 pub use model::schedule::{NewSchedule, ScheduledJob};
 pub use model::types::{
     ClaimRequest, Claimed, Counts, Enqueued, Lease, ListQuery, Metrics, QueueStats, RedriveTarget,
