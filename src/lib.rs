@@ -47,7 +47,7 @@ mod engine;
 pub mod fuzzing;
 mod model;
 
-pub use api::builder::Builder;
+pub use api::builder::{repair, Builder};
 pub use api::json;
 pub use api::ops::{
     payload_json, BatchInput, CancelInput, DeadListInput, EnqueueInput, EventsInput, JobIdInput,
@@ -71,14 +71,6 @@ pub use model::event::{Event, EventRecord, ScheduleChange};
 pub use model::job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
 pub use model::limits;
 pub use model::repair::{DroppedRange, RepairReport};
-
-/// Salvages a database whose journal is damaged; see [`Builder::repair`].
-///
-/// # Errors
-/// As [`Builder::repair`].
-pub fn repair(path: impl AsRef<std::path::Path>, dry_run: bool) -> Result<RepairReport> {
-    Spool::builder().repair(path, dry_run)
-}
 pub use model::schedule::{NewSchedule, ScheduledJob};
 pub use model::types::{
     ClaimRequest, Claimed, Counts, Enqueued, Lease, ListQuery, Metrics, QueueStats, RedriveTarget,

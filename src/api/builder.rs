@@ -165,6 +165,14 @@ impl Builder {
     /// # Errors
     /// `DATABASE_NOT_FOUND`, `DATABASE_IN_USE` (not for a dry run), `STORAGE`.
     pub fn repair(self, path: impl AsRef<Path>, dry_run: bool) -> Result<crate::RepairReport> {
-        crate::backend::sled::repair(path.as_ref(), &self.cfg, dry_run)
+        crate::api::spool::repair(path.as_ref(), &self.cfg, dry_run)
     }
+}
+
+/// Salvages a database whose journal is damaged; see [`Builder::repair`].
+///
+/// # Errors
+/// As [`Builder::repair`].
+pub fn repair(path: impl AsRef<Path>, dry_run: bool) -> Result<crate::RepairReport> {
+    crate::Spool::builder().repair(path, dry_run)
 }
