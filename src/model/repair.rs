@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// A stretch of the journal that could not be read, and the entries lost with it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DroppedRange {
     /// The segment file.
     pub segment: PathBuf,
@@ -20,6 +21,7 @@ pub struct DroppedRange {
 
 /// The result of [`crate::repair`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RepairReport {
     /// Nothing was changed (a dry run).
     pub dry_run: bool,
