@@ -47,7 +47,7 @@ mod engine;
 pub mod fuzzing;
 mod model;
 
-pub use api::builder::Builder;
+pub use api::builder::{repair, Builder};
 pub use api::json;
 pub use api::ops::{
     payload_json, BatchInput, CancelInput, DeadListInput, EnqueueInput, EventsInput, JobIdInput,
@@ -70,6 +70,7 @@ pub use model::error::{Error, ErrorCode, Result};
 pub use model::event::{Event, EventRecord, ScheduleChange};
 pub use model::job::{Backoff, Execution, Job, JobId, JobStatus, NewJob, MAX_EXECUTIONS};
 pub use model::limits;
+pub use model::repair::{DroppedRange, RepairReport};
 pub use model::schedule::{NewSchedule, ScheduledJob};
 pub use model::types::{
     ClaimRequest, Claimed, Counts, Enqueued, Lease, ListQuery, Metrics, QueueStats, RedriveTarget,

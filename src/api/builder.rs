@@ -154,4 +154,25 @@ impl Builder {
         cfg.default_backoff.validate()?;
         Spool::start(cfg, path.as_ref())
     }
+
+    /// Salvages a database whose journal is damaged (open fails with `CORRUPTION` naming a
+    /// journal segment and offset): applies every readable journal entry, skipping the
+    /// damaged stretches, makes the result durable and empties the journal, so the database
+    /// opens again. The report names every stretch skipped and the entries lost with it.
+    /// With `dry_run` the journal is only read (the database's lock is not taken) and
+    /// nothing changes. On an intact journal this does what open's recovery does.
+    ///
+    /// # Errors
+    /// `DATABASE_NOT_FOUND`, `DATABASE_IN_USE` (not for a dry run), `STORAGE`.
+    pub fn repair(self, path: impl AsRef<Path>, dry_run: bool) -> Result<crate::RepairReport> {
+        crate::api::spool::repair(path.as_ref(), &self.cfg, dry_run)
+    }
+}
+
+/// Salvages a database whose journal is damaged; see [`Builder::repair`].
+///
+/// # Errors
+/// As [`Builder::repair`].
+pub fn repair(path: impl AsRef<Path>, dry_run: bool) -> Result<crate::RepairReport> {
+    crate::Spool::builder().repair(path, dry_run)
 }

@@ -532,3 +532,13 @@ fn check_limit(query: &ListQuery) -> Result<()> {
 #[allow(dead_code)]
 const fn assert_send_sync<T: Send + Sync>() {}
 const _: () = assert_send_sync::<Spool>();
+
+/// `Builder::repair`: the store's journal salvage (here, beside the one other place that
+/// names the concrete backend).
+pub(crate) fn repair(
+    path: &std::path::Path,
+    cfg: &crate::model::config::Config,
+    dry_run: bool,
+) -> Result<crate::model::repair::RepairReport> {
+    SledBackend::repair(path, cfg, dry_run)
+}

@@ -141,6 +141,14 @@ pub(crate) enum Command {
         #[arg(long, value_parser = int, allow_negative_numbers = true)]
         retention_secs: Option<i128>,
     },
+    /// Salvage a database whose journal is damaged (open fails with CORRUPTION naming a
+    /// journal segment): apply every readable entry, report what is dropped, empty the
+    /// journal. Stop the process holding the database first.
+    Repair {
+        /// Only report what would be applied and dropped; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Pause or resume a queue.
     Queue {
         #[command(subcommand)]

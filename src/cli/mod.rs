@@ -239,6 +239,13 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 json: cli.json,
             })
         }
+        Command::Repair { dry_run } => {
+            let db = db_path(&cli)?;
+            let report = jobspool::repair(&db, *dry_run)?;
+            // (Plain fields: serializing cannot fail.)
+            let doc = output::Doc::from_value(serde_json::to_value(&report).unwrap_or_default());
+            out.value(&doc, &repair_text(&report));
+        }
         Command::Queue { cmd } => {
             let (op, queue, done) = match cmd {
                 QueueCmd::Pause { queue } => (Op::QueuePause as fn(_) -> _, queue, "paused"),
@@ -254,6 +261,37 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `repair`'s report as lines.
+fn repair_text(r: &jobspool::RepairReport) -> String {
+    let (applied, dropped) = if r.dry_run {
+        ("would apply", "would drop")
+    } else {
+        ("applied", "dropped")
+    };
+    let mut s = format!("{applied} {} journal entr(ies)", r.applied);
+    if r.dropped.is_empty() {
+        s.push_str("; the journal is intact, nothing dropped");
+    }
+    for d in &r.dropped {
+        let lsns = match d.lsns {
+            Some((a, b)) if a == b => format!("entry {a}"),
+            Some((a, b)) => format!("entries {a} to {b}"),
+            None => "no whole entry".into(),
+        };
+        s.push_str(&format!(
+            "\n{dropped} {lsns}: {} bytes {}..{} ({})",
+            d.segment.display(),
+            d.offset,
+            d.end,
+            d.detail
+        ));
+    }
+    if r.dry_run {
+        s.push_str("\ndry run: nothing was changed");
+    }
+    s
 }
 
 /// `work` needs the database itself: when its holder serves a reachable socket, say so

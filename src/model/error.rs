@@ -332,6 +332,9 @@ impl Error {
                     p = path.display()
                 )
             }
+            Error::Corruption { tree, key, detail } if *tree == "journal" => {
+                format!("the journal is damaged at {key}: {detail}")
+            }
             Error::Corruption { tree, key, detail } => format!(
                 "record {key} in tree {tree} failed to decode ({detail}); restore \
                  from a backup or remove the record"

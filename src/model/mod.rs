@@ -10,5 +10,6 @@ pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod job;
 pub mod limits;
+pub(crate) mod repair;
 pub(crate) mod schedule;
 pub(crate) mod types;

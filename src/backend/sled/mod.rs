@@ -30,7 +30,7 @@ use crate::model::config::Config;
 use crate::model::error::{Error, Result};
 use crate::model::job::{Job, JobId};
 
-use open::{load, open_db, recover_journal};
+use open::{load, open_db, recover, recover_journal};
 use ops::{Op, Reply};
 #[cfg(feature = "fuzzing")]
 pub(crate) use stage::StoredEventBlock;
@@ -102,6 +102,40 @@ pub(crate) struct SledBackend {
 }
 
 impl SledBackend {
+    /// Salvages a journal that open refuses as damaged: applies every readable entry to sled,
+    /// skipping damaged stretches, makes sled durable and empties the journal; with `dry_run`
+    /// only reads the journal (without taking the database's lock) and changes nothing.
+    pub fn repair(
+        path: &Path,
+        cfg: &Config,
+        dry_run: bool,
+    ) -> Result<crate::model::repair::RepairReport> {
+        open::prepare_dir(path, false, cfg.file_mode)?;
+        let plan = if dry_run {
+            journal::scan::plan(path, true)?
+        } else {
+            let db = open_db(path, cfg)?;
+            let tree: sled::Tree = (*db).clone();
+            let data_file = File::open(path.join("db"))
+                .map_err(|e| Error::storage("opening the data file for fsync", e))?;
+            let synced_blobs = Mutex::new(HashSet::new());
+            recover(
+                &db,
+                &tree,
+                path,
+                &data_file,
+                &synced_blobs,
+                cfg.file_mode,
+                true,
+            )?
+        };
+        Ok(crate::model::repair::RepairReport {
+            dry_run,
+            applied: plan.entries,
+            dropped: plan.dropped,
+        })
+    }
+
     pub fn open(path: &Path, cfg: Config, observer: Arc<dyn Observer>) -> Result<SledBackend> {
         open::prepare_dir(path, cfg.create_if_missing, cfg.file_mode)?;
         let db = open_db(path, &cfg)?;

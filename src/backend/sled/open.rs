@@ -115,7 +115,9 @@ pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
 }
 
 /// Applies the journal to sled (sled is made durable only by checkpoints, so it may have
-/// lost the latest groups), makes the result durable and empties the journal.
+/// lost the latest groups), makes the result durable and empties the journal. The whole
+/// journal is checked before anything is applied: damage is `CORRUPTION` and changes
+/// nothing (see `journal::scan`).
 pub(super) fn recover_journal(
     db: &sled::Db,
     tree: &sled::Tree,
@@ -124,11 +126,28 @@ pub(super) fn recover_journal(
     synced_blobs: &Mutex<HashSet<OsString>>,
     file_mode: u32,
 ) -> Result<()> {
-    journal::replay(path, |changes| writer::apply_changes(tree, &changes))?;
+    recover(db, tree, path, data_file, synced_blobs, file_mode, false)?;
+    Ok(())
+}
+
+/// [`recover_journal`], skipping damage when `salvage` (`repair`); returns the plan it
+/// applied (what was dropped in it).
+pub(super) fn recover(
+    db: &sled::Db,
+    tree: &sled::Tree,
+    path: &Path,
+    data_file: &File,
+    synced_blobs: &Mutex<HashSet<OsString>>,
+    file_mode: u32,
+    salvage: bool,
+) -> Result<journal::scan::Plan> {
+    let plan = journal::scan::plan(path, salvage)?;
+    journal::scan::apply(&plan, |changes| writer::apply_changes(tree, &changes))?;
     // Even with nothing replayed: what sled read back may still sit only in the page cache
     // (the last process was killed before a checkpoint), and the journal goes next.
     writer::sync_sled(db, path, data_file, synced_blobs, file_mode)?;
-    journal::clear(path)
+    journal::clear(path)?;
+    Ok(plan)
 }
 
 /// Jobs the second loading thread decodes per chunk.

@@ -13,12 +13,13 @@
 //! `kind u8 (1 put, 0 remove) | key len u32 | key | value len u32 | value` (big-endian). A
 //! segment that is full ends with a seal (`count` = `u32::MAX`, `lsn` = the first lsn of the
 //! next segment). Segments are preallocated (zeros), so an fsync flushes data only, not the
-//! file's size: a zero length ends a segment's entries. A torn or corrupt entry, or the end
-//! of an unsealed segment, ends the journal: nothing after it was acknowledged (an answer
-//! waits for the fsync of every entry up to its own).
+//! file's size: a zero length ends a segment's entries. A torn entry with nothing valid after
+//! it, or the end of an unsealed segment, ends the journal: nothing after it was acknowledged
+//! (an answer waits for the fsync of every entry up to its own). A bad entry with valid ones
+//! after it is damage, not a torn tail (see `scan`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -54,6 +55,7 @@ pub(crate) enum Entry {
 }
 
 /// How a segment's entries ended.
+#[cfg(feature = "fuzzing")]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum End {
     /// With a seal: the journal continues in the next segment.
@@ -186,22 +188,13 @@ fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(head)
 }
 
-/// Reads the valid entries of one segment in order, calling `f` for each group (which
-/// returns false to stop); stops at a seal, at zeros or the end, or at the first torn or
-/// corrupt entry.
-pub(crate) fn read_segment(
-    path: &Path,
-    f: impl FnMut(u64, Vec<Change>) -> Result<bool>,
-) -> Result<(End, Option<u64>)> {
-    let file = File::open(path).map_err(|e| io("opening", path, e))?;
-    let size = file.metadata().map_err(|e| io("reading", path, e))?.len();
-    read_entries(BufReader::with_capacity(1 << 20, file), size, path, f)
-}
-
-/// [`read_segment`] over any reader of `size` bytes (`path` names it in errors). Returns
-/// how the entries ended and, for a seal, the lsn it names.
+/// Reads the valid entries of one segment (any reader of `size` bytes; `path` names it in
+/// errors) in order, calling `f` for each group (which returns false to stop); stops at a
+/// seal, at zeros or the end, or at the first bad entry. Returns how the entries ended and,
+/// for a seal, the lsn it names. (The fuzz target's reader; open uses [`scan`].)
+#[cfg(feature = "fuzzing")]
 pub(crate) fn read_entries(
-    mut r: impl Read,
+    mut r: impl std::io::Read,
     size: u64,
     path: &Path,
     mut f: impl FnMut(u64, Vec<Change>) -> Result<bool>,
@@ -407,57 +400,17 @@ pub(crate) fn truncate(db_dir: &Path, durable_lsn: u64) -> Result<()> {
     Ok(())
 }
 
-/// On open: applies every entry of the journal, in order, with `apply`; returns how many.
+/// Applies every entry of the journal, in order, with `apply`; returns how many.
 /// Entries sled already holds are applied again: each sets keys to the values they had
 /// after it, so replaying from any checkpointed point onward yields the final state. The
-/// journal ends at the first torn entry or unsealed segment end (nothing after it was
-/// acknowledged); an entry out of sequence, or a seal followed by a segment that resumes
-/// elsewhere, is corruption.
-pub(crate) fn replay(
-    db_dir: &Path,
-    mut apply: impl FnMut(Vec<Change>) -> Result<()>,
-) -> Result<u64> {
-    let dir = db_dir.join(DIR);
-    let mut expect: Option<u64> = None;
-    let mut count = 0;
-    for (_, path) in segments(&dir)? {
-        let mut gap = None;
-        let (end, seal) = read_segment(&path, |lsn, changes| {
-            if expect.is_some_and(|e| e != lsn) {
-                gap = Some(lsn);
-                return Ok(false);
-            }
-            apply(changes)?;
-            expect = Some(lsn + 1);
-            count += 1;
-            Ok(true)
-        })?;
-        let corrupt = |detail: String| Error::Corruption {
-            tree: "journal",
-            key: path.display().to_string(),
-            detail,
-        };
-        if let Some(lsn) = gap {
-            return Err(corrupt(format!(
-                "entry {lsn} where entry {} belongs: entries are missing from the journal. \
-                 Restore from a backup",
-                expect.unwrap_or(0)
-            )));
-        }
-        match (end, seal) {
-            (End::Sealed, Some(next)) => {
-                if expect.is_some_and(|e| e != next) {
-                    return Err(corrupt(format!(
-                        "a seal names entry {next} after entry {}. Restore from a backup",
-                        expect.unwrap_or(1) - 1
-                    )));
-                }
-                expect = Some(next);
-            }
-            _ => break, // the journal ends in this segment
-        }
-    }
-    Ok(count)
+/// whole journal is read and checked first ([`scan::plan`]), so damage applies nothing: the
+/// journal ends at a torn tail or an unsealed segment end (nothing after it was
+/// acknowledged); a bad entry with a valid one after it, an entry out of sequence, or a seal
+/// followed by a segment that resumes elsewhere, is `CORRUPTION` naming segment and offset.
+#[cfg(test)]
+pub(crate) fn replay(db_dir: &Path, apply: impl FnMut(Vec<Change>) -> Result<()>) -> Result<u64> {
+    let plan = scan::plan(db_dir, false)?;
+    scan::apply(&plan, apply)
 }
 
 /// Removes every segment (after a replay was made durable in sled).
@@ -469,5 +422,6 @@ pub(crate) fn clear(db_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+pub(crate) mod scan;
 #[cfg(test)]
 mod tests;

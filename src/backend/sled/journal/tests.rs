@@ -38,8 +38,7 @@ fn entries_round_trip_in_order() {
     assert_eq!(len, SEGMENT_BYTES);
 }
 
-#[test]
-fn a_torn_or_corrupt_tail_ends_the_journal() {
+fn three_entries() -> (tempfile::TempDir, PathBuf, Vec<u8>, usize) {
     let d = tempfile::tempdir().unwrap();
     let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600).unwrap();
     for i in 0..3 {
@@ -48,6 +47,21 @@ fn a_torn_or_corrupt_tail_ends_the_journal() {
     let path = only_segment(d.path());
     let full = std::fs::read(&path).unwrap();
     let entry = j.bytes as usize / 3;
+    (d, path, full, entry)
+}
+
+fn corruption_at(dir: &Path) -> String {
+    let err = replay(dir, |_| {
+        panic!("nothing may be applied from a damaged journal")
+    })
+    .unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION", "{err}");
+    err.to_string()
+}
+
+#[test]
+fn a_torn_tail_ends_the_journal() {
+    let (d, path, full, entry) = three_entries();
     // Zero the last entry's final bytes (a torn write): two survive.
     let mut torn = full.clone();
     torn[3 * entry - 3..3 * entry].fill(0);
@@ -56,16 +70,81 @@ fn a_torn_or_corrupt_tail_ends_the_journal() {
     // A file cut inside the last entry: two survive.
     std::fs::write(&path, &full[..3 * entry - 1]).unwrap();
     assert_eq!(collect(d.path()).0, 2);
-    // Flip a byte of the second entry's body: one survives.
+    // A flipped byte in the last entry, nothing after it: two survive.
+    let mut bad = full.clone();
+    bad[2 * entry + HEADER + 3] ^= 0x40;
+    std::fs::write(&path, &bad).unwrap();
+    assert_eq!(collect(d.path()).0, 2);
+    // A last entry whose length claims 4 GiB must not allocate; it is torn.
+    let mut huge = full.clone();
+    huge[2 * entry..2 * entry + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    std::fs::write(&path, &huge).unwrap();
+    assert_eq!(collect(d.path()).0, 2);
+}
+
+#[test]
+fn bit_rot_before_valid_entries_is_corruption_naming_segment_and_offset() {
+    let (d, path, full, entry) = three_entries();
+    let name = path.display().to_string();
+    // A flipped byte in the second entry's body, the third intact after it.
     let mut bad = full.clone();
     bad[entry + HEADER + 3] ^= 0x40;
     std::fs::write(&path, &bad).unwrap();
-    assert_eq!(collect(d.path()).0, 1);
-    // A length claiming 4 GiB must not allocate; the entry is torn.
-    let mut huge = full.clone();
-    huge[entry..entry + 4].copy_from_slice(&u32::MAX.to_be_bytes());
-    std::fs::write(&path, &huge).unwrap();
-    assert_eq!(collect(d.path()).0, 1);
+    let msg = corruption_at(d.path());
+    assert!(msg.contains(&format!("{name} @ offset {entry}")), "{msg}");
+    assert!(msg.contains("checksum mismatch"), "{msg}");
+    assert!(msg.contains("entry 3 follows"), "{msg}");
+    // A length claiming 4 GiB (no allocation), and a length zeroed: the same.
+    for len in [u32::MAX, 0] {
+        let mut b = full.clone();
+        b[entry..entry + 4].copy_from_slice(&len.to_be_bytes());
+        std::fs::write(&path, &b).unwrap();
+        let msg = corruption_at(d.path());
+        assert!(msg.contains(&format!("@ offset {entry}")), "{msg}");
+    }
+    // The first entry's lsn flipped: its checksum fails, entries 2 and 3 follow.
+    let mut b = full.clone();
+    b[HEADER + 7] ^= 1;
+    std::fs::write(&path, &b).unwrap();
+    assert!(corruption_at(d.path()).contains("@ offset 0"));
+    // Salvage skips the damaged entry and names it.
+    let mut bad = full.clone();
+    bad[entry + HEADER + 3] ^= 0x40;
+    std::fs::write(&path, &bad).unwrap();
+    let plan = scan::plan(d.path(), true).unwrap();
+    assert_eq!(plan.entries, 2);
+    assert_eq!(plan.dropped.len(), 1);
+    let dr = &plan.dropped[0];
+    assert_eq!(
+        (dr.offset, dr.end, dr.lsns),
+        (entry as u64, 2 * entry as u64, Some((2, 2)))
+    );
+    let mut keys = Vec::new();
+    scan::apply(&plan, |c| {
+        keys.push(c[0].0.clone());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(keys, vec![sled::IVec::from("k0"), sled::IVec::from("k2")]);
+}
+
+#[test]
+fn a_damaged_seal_before_a_later_segment_is_corruption() {
+    let d = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600).unwrap();
+    j.append(&[change("a", Some("1"))]).unwrap();
+    let mut seal = Vec::new();
+    encode(&mut seal, &Entry::Seal(2));
+    seal[HEADER + 2] ^= 0x10; // the seal's lsn
+    (&j.current.file).write_all(&seal).unwrap();
+    drop(j);
+    let mut j = Journal::create(d.path(), 2, SEGMENT_BYTES, 0o600).unwrap();
+    j.append(&[change("b", Some("2"))]).unwrap();
+    let msg = corruption_at(d.path());
+    assert!(msg.contains("entry 2 follows in"), "{msg}");
+    let plan = scan::plan(d.path(), true).unwrap();
+    assert_eq!(plan.entries, 2);
+    assert_eq!(plan.dropped[0].lsns, None);
 }
 
 #[test]
