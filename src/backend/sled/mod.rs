@@ -8,6 +8,7 @@ mod ops;
 mod overlay;
 mod perms;
 mod records;
+mod sledcheck;
 mod stage;
 mod state;
 mod transitions;
@@ -104,8 +105,36 @@ pub(crate) struct SledBackend {
 impl SledBackend {
     pub fn open(path: &Path, cfg: Config, observer: Arc<dyn Observer>) -> Result<SledBackend> {
         open::prepare_dir(path, cfg.create_if_missing, cfg.file_mode)?;
-        let db = open_db(path, &cfg)?;
-        let tree: sled::Tree = (*db).clone();
+        // sled's recovery rewrites damaged files as it opens them: keep them aside until
+        // they are checked (see `sledcheck`).
+        let kept = sledcheck::preserve(path);
+        let (db, tree) = match open_db(path, &cfg).and_then(|db| {
+            let tree: sled::Tree = (*db).clone();
+            // Before the replay writes anything: sled holds at least what was last
+            // checkpointed.
+            sledcheck::verify(&tree, path)
+                .map_err(|e| sledcheck::at_path(path, e))
+                .map(|()| (db, tree))
+        }) {
+            Ok(opened) => {
+                if let Some(k) = kept {
+                    k.discard();
+                }
+                opened
+            }
+            Err(e) => {
+                return Err(match kept {
+                    Some(k) if e.code() == crate::model::error::ErrorCode::Corruption => {
+                        k.restore(e)
+                    }
+                    Some(k) => {
+                        k.discard();
+                        e
+                    }
+                    None => e,
+                })
+            }
+        };
         let data_file = File::open(path.join("db"))
             .map_err(|e| Error::storage("opening the data file for fsync", e))?;
         // Make the files' directory entries durable once, at creation.

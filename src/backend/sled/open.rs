@@ -87,12 +87,24 @@ const LOCK_RETRY: Duration = Duration::from_secs(2);
 pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
     let deadline = Instant::now() + LOCK_RETRY;
     loop {
-        let res = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cfg.cache_bytes)
             .segment_size(segment_size_of(path))
-            .flush_every_ms(None)
-            .open();
+            .flush_every_ms(None);
+        // sled 0.34's recovery panics on some damage ("tried to serialize Uninitialized").
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                super::sledcheck::damaged(
+                    path,
+                    format!("sled's recovery failed reading its files ({what})"),
+                )
+            })?;
         match res {
             Ok(db) => {
                 super::holder::record(path, cfg.file_mode);
@@ -105,8 +117,9 @@ pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => {
-                return Err(Error::storage(
-                    format!("opening the database at {}", path.display()),
+                return Err(super::sledcheck::sled_error(
+                    path,
+                    &format!("opening the database at {}", path.display()),
                     e,
                 ))
             }
