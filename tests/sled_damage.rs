@@ -205,3 +205,59 @@ fn sled_damage_single_bytes_in_a_larger_database_is_corruption_not_storage() {
     }
     eprintln!("outcomes: {outcomes:?}");
 }
+
+/// The crash between sled's flush and the record's write leaves a record older than sled
+/// (and the journal not yet emptied): that must open with everything. A database without a record (an older version's) opens
+/// unchecked and gets one at its first checkpoint.
+#[test]
+fn sled_damage_check_accepts_an_older_record_and_a_missing_one() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let mut ids = make_db(&path, 2);
+    let old_record = std::fs::read(path.join("checkpoint")).expect("close writes the record");
+    let spool = open(&path).unwrap();
+    ids.push(spool.enqueue(NewJob::new("t", b"{}".to_vec())).unwrap().id);
+    spool.close().unwrap();
+    drop(spool);
+    // As a crash leaves it: the journal is only emptied after the record is written, so
+    // with an older record a (here: empty, preallocated) journal segment is still there.
+    std::fs::write(path.join("checkpoint"), &old_record).unwrap();
+    std::fs::create_dir_all(path.join("journal")).unwrap();
+    std::fs::write(
+        path.join("journal").join(format!("wal-{:020}", 1)),
+        vec![0u8; 4096],
+    )
+    .unwrap();
+    assert_eq!(check(&path, &ids, "older record"), "ok");
+
+    std::fs::remove_file(path.join("checkpoint")).unwrap();
+    let spool = open(&path).unwrap();
+    ids.push(spool.enqueue(NewJob::new("t", b"{}".to_vec())).unwrap().id);
+    spool.close().unwrap();
+    drop(spool);
+    assert!(
+        path.join("checkpoint").exists(),
+        "the first checkpoint writes a record"
+    );
+    assert_eq!(check(&path, &ids, "new record"), "ok");
+    assert!(
+        !std::fs::read_dir(&path).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("sledcheck.pre")),
+        "the copies kept during open are gone after it"
+    );
+}
+
+/// A checkpoint record that fails its crc is `CORRUPTION` naming it, files unchanged.
+#[test]
+fn sled_damage_to_the_checkpoint_record_itself_is_corruption() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let ids = make_db(&path, 1);
+    let mut rec = std::fs::read(path.join("checkpoint")).unwrap();
+    rec[14] ^= 0x10;
+    std::fs::write(path.join("checkpoint"), rec).unwrap();
+    assert_eq!(check(&path, &ids, "damaged record"), "corruption");
+}

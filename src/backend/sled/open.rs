@@ -11,7 +11,7 @@ use crossbeam_channel::bounded;
 use parking_lot::Mutex;
 
 use super::stage::{Meta, StoredEvent};
-use super::{journal, state::State, writer};
+use super::{journal, sledcheck, state::State, writer};
 use crate::backend::codec::{self, keys};
 use crate::model::config::Config;
 use crate::model::error::{Error, Result};
@@ -151,7 +151,12 @@ const LOAD_CHUNK: usize = 1024;
 /// database, so a second thread reads the upper half of the id range (ids are time-ordered
 /// UUIDs; the split is at the midpoint of the first and last) and hands decoded chunks over
 /// a small bounded channel, while this thread reads the lower half and indexes both.
-pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
+pub(super) fn load_jobs(
+    tree: &sled::Tree,
+    st: &mut State,
+    now: i64,
+    digest: &mut sledcheck::Digest,
+) -> Result<()> {
     let bound = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| -> Result<Option<u128>> {
         Ok(match item {
             Some(kv) => keys::id_of(&kv?.0).map(|id| id.0.as_u128()),
@@ -167,6 +172,7 @@ pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<(
     let mut split = vec![keys::JOB];
     split.extend_from_slice(&mid.to_be_bytes());
     let mut index = |job: &Job| {
+        digest.add(&keys::job(&job.id)[1..]);
         st.apply(None, Some(job), now);
         st.last_id = st.last_id.max(job.id.0.as_u128());
     };
@@ -208,8 +214,9 @@ pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<(
     })
 }
 
-/// Rebuilds the in-memory indexes from the records.
-pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
+/// Rebuilds the in-memory indexes from the records; returns what it found of the job
+/// records (for `sledcheck`).
+pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledcheck::Digest> {
     match tree.get(b"mformat")? {
         None => {
             tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
@@ -227,7 +234,8 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
             })
         }
     }
-    load_jobs(tree, st, now)?;
+    let mut digest = sledcheck::Digest::default();
+    load_jobs(tree, st, now, &mut digest)?;
     for item in tree.scan_prefix([keys::QUEUE]) {
         let (k, v) = item?;
         let paused: bool = codec::decode("queues", &k, &v)?;
@@ -246,5 +254,5 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
         }
     }
     st.next_seq = next_seq;
-    Ok(())
+    Ok(digest)
 }

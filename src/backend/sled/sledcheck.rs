@@ -29,7 +29,7 @@ pub(crate) const FILE: &str = "checkpoint";
 const MARK: &[u8] = b"mcheckpoint";
 const MAGIC: &[u8; 8] = b"jscheck\0";
 const VERSION: u32 = 1;
-const LEN: usize = 8 + 4 + 8 + 8 + 4;
+const LEN: usize = 8 + 4 + 8 + 8 + 1 + 8 + 8 + 4;
 
 /// What sled held when it was last made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,32 @@ pub(crate) struct Record {
     pub gen: u64,
     /// sled's event counter (`mstate`) read before the flush.
     pub next_seq: u64,
+    /// Written at a clean close (sled then holds exactly the records and the journal is
+    /// emptied): the job records sled holds.
+    pub jobs: Option<Digest>,
+}
+
+/// The job records sled holds: how many, and a sum of a hash of each id (order-free, so
+/// it can be summed while open indexes them on two threads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Digest {
+    pub count: u64,
+    pub sum: u64,
+}
+
+impl Digest {
+    pub(crate) fn add(&mut self, id: &[u8]) {
+        // FNV-1a, then splitmix64's finalizer: fixed forever (the record is on disk).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in id {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(h);
+    }
 }
 
 impl Record {
@@ -47,6 +73,10 @@ impl Record {
         out.extend_from_slice(&VERSION.to_be_bytes());
         out.extend_from_slice(&self.gen.to_be_bytes());
         out.extend_from_slice(&self.next_seq.to_be_bytes());
+        let d = self.jobs.unwrap_or_default();
+        out.push(u8::from(self.jobs.is_some()));
+        out.extend_from_slice(&d.count.to_be_bytes());
+        out.extend_from_slice(&d.sum.to_be_bytes());
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_be_bytes());
         out
@@ -63,9 +93,19 @@ impl Record {
         if u32::from_be_bytes(b[8..12].try_into().ok()?) != VERSION {
             return None;
         }
+        let u64_at =
+            |i: usize| -> Option<u64> { Some(u64::from_be_bytes(b[i..i + 8].try_into().ok()?)) };
         Some(Record {
-            gen: u64::from_be_bytes(b[12..20].try_into().ok()?),
-            next_seq: u64::from_be_bytes(b[20..28].try_into().ok()?),
+            gen: u64_at(12)?,
+            next_seq: u64_at(20)?,
+            jobs: match b[28] {
+                0 => None,
+                1 => Some(Digest {
+                    count: u64_at(29)?,
+                    sum: u64_at(37)?,
+                }),
+                _ => return None,
+            },
         })
     }
 }
@@ -133,7 +173,65 @@ pub(crate) fn prepare(tree: &sled::Tree, path: &Path) -> Result<Record> {
     let next_seq = sled_next_seq(tree)?;
     let gen = sled_gen(tree, path)?.unwrap_or(0) + 1;
     tree.insert(MARK, &gen.to_be_bytes())?;
-    Ok(Record { gen, next_seq })
+    Ok(Record {
+        gen,
+        next_seq,
+        jobs: None,
+    })
+}
+
+/// At a clean close (everything applied, before the journal is emptied): a record that
+/// also counts sled's job records, made true by one more flush. Open compares it with
+/// what it indexes when no journal is left to replay.
+pub(crate) fn seal(
+    tree: &sled::Tree,
+    path: &Path,
+    sync: impl FnOnce() -> Result<()>,
+    file_mode: u32,
+) -> Result<()> {
+    let mut d = Digest::default();
+    for k in tree.scan_prefix([keys::JOB]).keys() {
+        d.add(&k?[1..]);
+    }
+    let mut rec = prepare(tree, path)?;
+    rec.jobs = Some(d);
+    sync()?;
+    write(path, &rec, file_mode)
+}
+
+/// Before a replay moves sled past what the last clean close counted: the record keeps its
+/// generation and counter but no longer counts the job records (else a crash after the
+/// journal is cleared would leave a count sled has outgrown).
+pub(crate) fn unseal(path: &Path, file_mode: u32) -> Result<()> {
+    match read(path)? {
+        Some(rec) if rec.jobs.is_some() => write(path, &Record { jobs: None, ..rec }, file_mode),
+        _ => Ok(()),
+    }
+}
+
+/// After open indexed the job records (`found`), when the journal was empty (nothing
+/// replayed): they are the ones the last clean close counted.
+pub(crate) fn verify_jobs(path: &Path, found: &Digest) -> Result<()> {
+    let Some(Record {
+        jobs: Some(sealed),
+        gen,
+        ..
+    }) = read(path)?
+    else {
+        return Ok(());
+    };
+    if sealed == *found {
+        return Ok(());
+    }
+    Err(damaged(
+        path,
+        format!(
+            "the checkpoint record ({FILE}, generation {gen}) counts {} job records (digest \
+             {:016x}), sled holds {} (digest {:016x}): sled's files lost or changed records \
+             since the last clean close",
+            sealed.count, sealed.sum, found.count, found.sum
+        ),
+    ))
 }
 
 /// Step (3), after sled's flush and fsync: the record, atomically and durably.
@@ -253,15 +351,26 @@ fn names(
 /// record, its `db` file is at most [`PRESERVE_UP_TO`] and the disk has room; else `None`.
 /// Leftovers of an earlier open that did not finish are removed first.
 pub(crate) fn preserve(path: &Path) -> Option<Preserved> {
+    if !path.join(FILE).exists() {
+        return None;
+    }
+    // Another process holds the database (sled's lock is a `flock` on `db`): open fails
+    // with DATABASE_IN_USE, nothing to keep.
+    let db_file = File::open(path.join("db")).ok()?;
+    let lock =
+        nix::fcntl::Flock::lock(db_file, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()?;
+    drop(lock);
     if let Ok(list) = std::fs::read_dir(path) {
         for e in list.flatten() {
-            if e.file_name().to_string_lossy().starts_with(PRESERVE_PREFIX) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(PRESERVE_PREFIX) else {
+                continue;
+            };
+            // Left by an open that did not finish (its process is gone).
+            if !Path::new("/proc").join(pid).exists() || pid == std::process::id().to_string() {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
-    }
-    if !matches!(read(path), Ok(Some(_))) {
-        return None;
     }
     let size = std::fs::metadata(path.join("db")).ok()?.len();
     if size > PRESERVE_UP_TO || free_bytes(path)? < size + 64 * 1024 * 1024 {
@@ -375,9 +484,12 @@ mod tests {
         let r = Record {
             gen: 7,
             next_seq: 42,
+            jobs: Some(Digest { count: 3, sum: 99 }),
         };
         let b = r.encode();
         assert_eq!(Record::decode(&b), Some(r));
+        let r0 = Record { jobs: None, ..r };
+        assert_eq!(Record::decode(&r0.encode()), Some(r0));
         for i in 0..b.len() {
             let mut d = b.clone();
             d[i] ^= 1;
