@@ -338,8 +338,8 @@ impl Error {
                 detail,
             } => format!(
                 "the storage engine's files at {key} are damaged or were rolled back \
-                 ({detail}); nothing was changed. Restore the database directory from a \
-                 backup (keep this copy for inspection)"
+                 ({detail}). Restore the database directory from a backup (keep this copy \
+                 for inspection)"
             ),
             Error::Corruption { tree, key, detail } => format!(
                 "record {key} in tree {tree} failed to decode ({detail}); restore \

@@ -430,7 +430,14 @@ impl Preserved {
     /// files back as they were. Returns `err`, noting when putting back failed.
     pub(crate) fn restore(self, err: Error) -> Error {
         match self.put_back() {
-            Ok(()) => err,
+            Ok(()) => match err {
+                Error::Corruption { tree, key, detail } => Error::Corruption {
+                    tree,
+                    key,
+                    detail: format!("{detail}; nothing was changed, every file is as it was"),
+                },
+                other => other,
+            },
             Err(e) => match err {
                 Error::Corruption { tree, key, detail } => Error::Corruption {
                     tree,
