@@ -335,6 +335,15 @@ impl Error {
             Error::Corruption { tree, key, detail } if *tree == "journal" => {
                 format!("the journal is damaged at {key}: {detail}")
             }
+            Error::Corruption {
+                tree: "sled" | "checkpoint",
+                key,
+                detail,
+            } => format!(
+                "the storage engine's files at {key} are damaged or were rolled back \
+                 ({detail}). Restore the database directory from a backup (keep this copy \
+                 for inspection)"
+            ),
             Error::Corruption { tree, key, detail } => format!(
                 "record {key} in tree {tree} failed to decode ({detail}); restore \
                  from a backup or remove the record"
@@ -372,7 +381,27 @@ impl std::error::Error for Error {
 }
 
 impl From<sled::Error> for Error {
+    /// sled's "read corrupted data" (its `Corruption`, or an IO error carrying it) is
+    /// `CORRUPTION` in tree `sled`; anything else is `STORAGE`. Callers that know the
+    /// database path put it in the key (`backend::sled::sledcheck`).
     fn from(e: sled::Error) -> Self {
-        Error::storage("sled", e)
+        let detail = match &e {
+            sled::Error::Corruption { at, .. } => Some(match at {
+                Some(at) => format!("sled read damaged data at {at:?}"),
+                None => "sled read damaged data".to_string(),
+            }),
+            sled::Error::Io(io) if io.to_string().contains("corrupted data") => {
+                Some("sled read damaged data".to_string())
+            }
+            _ => None,
+        };
+        match detail {
+            Some(detail) => Error::Corruption {
+                tree: "sled",
+                key: "the database's sled files".to_string(),
+                detail,
+            },
+            None => Error::storage("sled", e),
+        }
     }
 }

@@ -183,6 +183,8 @@ impl From<ErrorJson> for Error {
                     "schedules",
                     "dedupe",
                     "journal",
+                    "sled",
+                    "checkpoint",
                 ],
             )
             .zip(j.key.zip(j.detail))

@@ -8,6 +8,7 @@ mod ops;
 mod overlay;
 mod perms;
 mod records;
+mod sledcheck;
 mod stage;
 mod state;
 mod transitions;
@@ -27,7 +28,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::backend::codec::{self, keys};
 use crate::backend::{Backend, Observer};
 use crate::model::config::Config;
-use crate::model::error::{Error, Result};
+use crate::model::error::{Error, ErrorCode, Result};
 use crate::model::job::{Job, JobId};
 
 use open::{load, open_db, recover, recover_journal};
@@ -138,26 +139,67 @@ impl SledBackend {
 
     pub fn open(path: &Path, cfg: Config, observer: Arc<dyn Observer>) -> Result<SledBackend> {
         open::prepare_dir(path, cfg.create_if_missing, cfg.file_mode)?;
-        let db = open_db(path, &cfg)?;
-        let tree: sled::Tree = (*db).clone();
-        let data_file = File::open(path.join("db"))
-            .map_err(|e| Error::storage("opening the data file for fsync", e))?;
-        // Make the files' directory entries durable once, at creation.
-        File::open(path)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::storage("fsync of the database directory", e))?;
+        // sled's recovery rewrites damaged files as it opens them: keep them aside until
+        // they are checked (see `sledcheck`), and put them back when the check fails.
+        let kept = sledcheck::preserve(path);
+        // (The error, and whether sled's files may be put back: not once a replay moved
+        // what the journal held into sled and the journal was cleared.)
+        let opened = (|| -> std::result::Result<_, (Error, bool)> {
+            let db = open_db(path, &cfg).map_err(|e| (e, true))?;
+            let tree: sled::Tree = (*db).clone();
+            // Before the replay writes anything: sled holds at least what was last
+            // checkpointed.
+            sledcheck::verify(&tree, path).map_err(|e| (sledcheck::at_path(path, e), true))?;
+            let data_file = File::open(path.join("db"))
+                .map_err(|e| (Error::storage("opening the data file for fsync", e), true))?;
+            // Make the files' directory entries durable once, at creation.
+            File::open(path)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| (Error::storage("fsync of the database directory", e), true))?;
+            let nothing_to_replay = journal::segments(&path.join(journal::DIR))
+                .map_err(|e| (e, true))?
+                .is_empty();
 
-        let synced_blobs = Mutex::new(HashSet::new());
-        recover_journal(&db, &tree, path, &data_file, &synced_blobs, cfg.file_mode)?;
+            if !nothing_to_replay {
+                sledcheck::unseal(path, cfg.file_mode).map_err(|e| (e, true))?;
+            }
+            let synced_blobs = Mutex::new(HashSet::new());
+            recover_journal(&db, &tree, path, &data_file, &synced_blobs, cfg.file_mode)
+                .map_err(|e| (e, nothing_to_replay))?;
+
+            let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+            let mut st = State::new(seed);
+            let now = cfg.clock.now_ms();
+            let digest = load(&tree, &mut st, now)
+                .map_err(|e| (sledcheck::at_path(path, e), nothing_to_replay))?;
+            if nothing_to_replay {
+                // sled must hold the job records the last clean close counted.
+                sledcheck::verify_jobs(path, &digest).map_err(|e| (e, true))?;
+            }
+            Ok((db, tree, data_file, synced_blobs, st))
+        })();
+        let (db, tree, data_file, synced_blobs, st) = match opened {
+            Ok(opened) => {
+                if let Some(k) = kept {
+                    k.discard();
+                }
+                opened
+            }
+            Err((e, restorable)) => {
+                return Err(match kept {
+                    Some(k) if restorable && e.code() == ErrorCode::Corruption => k.restore(e),
+                    Some(k) => {
+                        k.discard();
+                        e
+                    }
+                    None => e,
+                })
+            }
+        };
         let journal = journal::Journal::create(path, 1, cfg.journal_segment_bytes, cfg.file_mode)?;
         // sled made its files with the umask; a database from an older version (or opened
         // with the other `share_with_group`) has other modes: set them all (see `perms`).
         perms::tighten_tree(path, cfg.file_mode)?;
-
-        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-        let mut st = State::new(seed);
-        let now = cfg.clock.now_ms();
-        load(&tree, &mut st, now)?;
 
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),

@@ -11,7 +11,7 @@ use crossbeam_channel::bounded;
 use parking_lot::Mutex;
 
 use super::stage::{Meta, StoredEvent};
-use super::{journal, state::State, writer};
+use super::{journal, sledcheck, state::State, writer};
 use crate::backend::codec::{self, keys};
 use crate::model::config::Config;
 use crate::model::error::{Error, Result};
@@ -87,12 +87,24 @@ const LOCK_RETRY: Duration = Duration::from_secs(2);
 pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
     let deadline = Instant::now() + LOCK_RETRY;
     loop {
-        let res = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cfg.cache_bytes)
             .segment_size(segment_size_of(path))
-            .flush_every_ms(None)
-            .open();
+            .flush_every_ms(None);
+        // sled 0.34's recovery panics on some damage ("tried to serialize Uninitialized").
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                super::sledcheck::damaged(
+                    path,
+                    format!("sled's recovery failed reading its files ({what})"),
+                )
+            })?;
         match res {
             Ok(db) => {
                 super::holder::record(path, cfg.file_mode);
@@ -105,8 +117,9 @@ pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => {
-                return Err(Error::storage(
-                    format!("opening the database at {}", path.display()),
+                return Err(super::sledcheck::sled_error(
+                    path,
+                    &format!("opening the database at {}", path.display()),
                     e,
                 ))
             }
@@ -157,7 +170,12 @@ const LOAD_CHUNK: usize = 1024;
 /// database, so a second thread reads the upper half of the id range (ids are time-ordered
 /// UUIDs; the split is at the midpoint of the first and last) and hands decoded chunks over
 /// a small bounded channel, while this thread reads the lower half and indexes both.
-pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
+pub(super) fn load_jobs(
+    tree: &sled::Tree,
+    st: &mut State,
+    now: i64,
+    digest: &mut sledcheck::Digest,
+) -> Result<()> {
     let bound = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| -> Result<Option<u128>> {
         Ok(match item {
             Some(kv) => keys::id_of(&kv?.0).map(|id| id.0.as_u128()),
@@ -173,6 +191,7 @@ pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<(
     let mut split = vec![keys::JOB];
     split.extend_from_slice(&mid.to_be_bytes());
     let mut index = |job: &Job| {
+        digest.add(&keys::job(&job.id)[1..]);
         st.apply(None, Some(job), now);
         st.last_id = st.last_id.max(job.id.0.as_u128());
     };
@@ -214,8 +233,9 @@ pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<(
     })
 }
 
-/// Rebuilds the in-memory indexes from the records.
-pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
+/// Rebuilds the in-memory indexes from the records; returns what it found of the job
+/// records (for `sledcheck`).
+pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledcheck::Digest> {
     match tree.get(b"mformat")? {
         None => {
             tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
@@ -233,7 +253,8 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
             })
         }
     }
-    load_jobs(tree, st, now)?;
+    let mut digest = sledcheck::Digest::default();
+    load_jobs(tree, st, now, &mut digest)?;
     for item in tree.scan_prefix([keys::QUEUE]) {
         let (k, v) = item?;
         let paused: bool = codec::decode("queues", &k, &v)?;
@@ -252,5 +273,5 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
         }
     }
     st.next_seq = next_seq;
-    Ok(())
+    Ok(digest)
 }

@@ -10,7 +10,7 @@ use crossbeam_channel::Receiver;
 
 use super::PoisonOnPanic;
 use crate::backend::sled::Shared;
-use crate::backend::sled::{journal, perms};
+use crate::backend::sled::{journal, perms, sledcheck};
 use crate::model::error::{Error, Result};
 
 /// How often the checkpointer makes sled durable and trims the journal.
@@ -41,6 +41,9 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
     if lsn <= shared.durable_lsn.load(Ordering::Acquire) {
         return Ok(());
     }
+    // The record the flush makes true (see `sledcheck`): written after sled is durable,
+    // before the journal that covers it goes.
+    let record = sledcheck::prepare(&shared.tree, &shared.path)?;
     sync_sled(
         &shared.db,
         &shared.path,
@@ -48,6 +51,7 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
         &shared.synced_blobs,
         shared.cfg.file_mode,
     )?;
+    sledcheck::write(&shared.path, &record, shared.cfg.file_mode)?;
     shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
     shared.durable_lsn.store(lsn, Ordering::Release);
     journal::truncate(&shared.path, lsn)
@@ -63,7 +67,8 @@ pub(crate) fn sync_sled(
     synced_blobs: &parking_lot::Mutex<HashSet<std::ffi::OsString>>,
     file_mode: u32,
 ) -> Result<()> {
-    db.flush().map_err(|e| Error::storage("flushing sled", e))?;
+    db.flush()
+        .map_err(|e| sledcheck::sled_error(path, "flushing sled", e))?;
     sync_blobs(path, synced_blobs, file_mode)?;
     data_file
         .sync_data()

@@ -140,7 +140,26 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
     // A clean stop: sled holds everything, the journal is not needed to reopen.
     let result = match shared.poisoned_error() {
         Some(e) => Err(e),
-        None => checkpoint(&shared).and_then(|()| journal::clear(&shared.path)),
+        None => checkpoint(&shared)
+            .and_then(|()| {
+                // sled now holds exactly the records: count them into the checkpoint
+                // record (see `sledcheck`), before the journal goes.
+                crate::backend::sled::sledcheck::seal(
+                    &shared.tree,
+                    &shared.path,
+                    || {
+                        sync_sled(
+                            &shared.db,
+                            &shared.path,
+                            &shared.data_file,
+                            &shared.synced_blobs,
+                            shared.cfg.file_mode,
+                        )
+                    },
+                    shared.cfg.file_mode,
+                )
+            })
+            .and_then(|()| journal::clear(&shared.path)),
     };
     if let Err(e) = &result {
         shared.poison(e);
