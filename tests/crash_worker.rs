@@ -33,7 +33,8 @@ fn side_file(dir: &Path) -> PathBuf {
     dir.join("side.log")
 }
 
-fn random(bound: u64) -> u64 {
+/// A fresh seed for one iteration (printed, so a failure can be replayed).
+fn fresh_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()
@@ -41,7 +42,16 @@ fn random(bound: u64) -> u64 {
             .unwrap()
             .as_nanos(),
     );
-    h.finish() % bound
+    h.finish()
+}
+
+/// splitmix64: the iteration's random choices, all drawn from its seed.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The handler both processes use: log the attempt durably, then succeed.
@@ -118,7 +128,13 @@ fn count_lines(path: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn one_iteration(iteration: usize) {
+/// One kill: the seed picks when (after how many logged attempts, plus a delay). Replaying a
+/// seed replays those choices; the kill still lands wherever the scheduler has got to.
+fn one_iteration(iteration: usize, seed: u64) {
+    eprintln!(
+        "crash_worker: iteration {iteration} seed {seed} (replay with JOBSPOOL_CRASH_SEED={seed})"
+    );
+    let mut rng = seed;
     let dir = tempfile::tempdir().unwrap();
     let ids: Vec<JobId> = {
         let spool = Spool::open(db(dir.path())).unwrap();
@@ -133,8 +149,8 @@ fn one_iteration(iteration: usize) {
         jobs.iter().map(|j| j.id).collect()
     };
 
-    let target_lines = 1 + usize::try_from(random(250)).unwrap();
-    let extra_delay = Duration::from_millis(random(30));
+    let target_lines = 1 + usize::try_from(next(&mut rng) % 250).unwrap();
+    let extra_delay = Duration::from_millis(next(&mut rng) % 30);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", TEST_NAME, "--nocapture", "--test-threads", "1"])
         .env(CHILD_ENV, dir.path())
@@ -325,7 +341,11 @@ fn killed_worker_loses_no_job_and_reruns_only_unfinished_attempts() {
         child(Path::new(&dir));
         return;
     }
+    if let Ok(seed) = std::env::var("JOBSPOOL_CRASH_SEED") {
+        one_iteration(0, seed.parse().expect("JOBSPOOL_CRASH_SEED is a number"));
+        return;
+    }
     for i in 0..ITERATIONS {
-        one_iteration(i);
+        one_iteration(i, fresh_seed());
     }
 }
