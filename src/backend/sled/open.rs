@@ -170,12 +170,7 @@ const LOAD_CHUNK: usize = 1024;
 /// database, so a second thread reads the upper half of the id range (ids are time-ordered
 /// UUIDs; the split is at the midpoint of the first and last) and hands decoded chunks over
 /// a small bounded channel, while this thread reads the lower half and indexes both.
-pub(super) fn load_jobs(
-    tree: &sled::Tree,
-    st: &mut State,
-    now: i64,
-    digest: &mut sledcheck::Digest,
-) -> Result<()> {
+pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
     let bound = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| -> Result<Option<u128>> {
         Ok(match item {
             Some(kv) => keys::id_of(&kv?.0).map(|id| id.0.as_u128()),
@@ -190,8 +185,8 @@ pub(super) fn load_jobs(
     let mid = first / 2 + last / 2 + (first & last & 1);
     let mut split = vec![keys::JOB];
     split.extend_from_slice(&mid.to_be_bytes());
+    // `State::apply` also counts each record into `st.digest` (what sled holds).
     let mut index = |job: &Job| {
-        digest.add(&keys::job(&job.id)[1..]);
         st.apply(None, Some(job), now);
         st.last_id = st.last_id.max(job.id.0.as_u128());
     };
@@ -253,8 +248,7 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledch
             })
         }
     }
-    let mut digest = sledcheck::Digest::default();
-    load_jobs(tree, st, now, &mut digest)?;
+    load_jobs(tree, st, now)?;
     for item in tree.scan_prefix([keys::QUEUE]) {
         let (k, v) = item?;
         let paused: bool = codec::decode("queues", &k, &v)?;
@@ -273,5 +267,5 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledch
         }
     }
     st.next_seq = next_seq;
-    Ok(digest)
+    Ok(st.digest)
 }

@@ -52,7 +52,7 @@ pub(crate) struct Digest {
 }
 
 impl Digest {
-    pub(crate) fn add(&mut self, id: &[u8]) {
+    fn hash(id: &[u8]) -> u64 {
         // FNV-1a, then splitmix64's finalizer: fixed forever (the record is on disk).
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in id {
@@ -60,9 +60,18 @@ impl Digest {
         }
         h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        h ^= h >> 31;
+        h ^ (h >> 31)
+    }
+
+    pub(crate) fn add(&mut self, id: &[u8]) {
         self.count += 1;
-        self.sum = self.sum.wrapping_add(h);
+        self.sum = self.sum.wrapping_add(Self::hash(id));
+    }
+
+    /// Undoes [`Digest::add`] of the same id (a deleted record).
+    pub(crate) fn remove(&mut self, id: &[u8]) {
+        self.count = self.count.wrapping_sub(1);
+        self.sum = self.sum.wrapping_sub(Self::hash(id));
     }
 }
 
@@ -183,18 +192,18 @@ pub(crate) fn prepare(tree: &sled::Tree, path: &Path) -> Result<Record> {
 /// At a clean close (everything applied, before the journal is emptied): a record that
 /// also counts sled's job records, made true by one more flush. Open compares it with
 /// what it indexes when no journal is left to replay.
+///
+/// `jobs` is what the writer's indexes say exist (kept as jobs are created and deleted,
+/// from the records open indexed), so closing needs no scan of sled.
 pub(crate) fn seal(
     tree: &sled::Tree,
     path: &Path,
+    jobs: Digest,
     sync: impl FnOnce() -> Result<()>,
     file_mode: u32,
 ) -> Result<()> {
-    let mut d = Digest::default();
-    for k in tree.scan_prefix([keys::JOB]).keys() {
-        d.add(&k?[1..]);
-    }
     let mut rec = prepare(tree, path)?;
-    rec.jobs = Some(d);
+    rec.jobs = Some(jobs);
     sync()?;
     write(path, &rec, file_mode)
 }

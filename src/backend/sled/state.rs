@@ -51,6 +51,9 @@ pub(crate) struct State {
     /// The records of jobs this process claimed and that still run (as last written), so
     /// completing one needs no read and decode. Bounded by the number of running jobs.
     pub running: HashMap<JobId, crate::model::job::Job>,
+    /// Which job records exist (count and order-free hash), kept as jobs are created and
+    /// deleted, so a clean close can record what sled holds without scanning it.
+    pub digest: crate::backend::sled::sledcheck::Digest,
 }
 
 impl State {
@@ -68,6 +71,7 @@ impl State {
             epoch: 0,
             rng: seed | 1,
             running: HashMap::new(),
+            digest: crate::backend::sled::sledcheck::Digest::default(),
         }
     }
 
@@ -141,6 +145,11 @@ impl State {
 
     /// Moves a job's index entries from its `old` version to its `new` one.
     pub fn apply(&mut self, old: Option<&Job>, new: Option<&Job>, now_ms: i64) {
+        match (old, new) {
+            (None, Some(new)) => self.digest.add(new.id.as_bytes()),
+            (Some(old), None) => self.digest.remove(old.id.as_bytes()),
+            _ => {}
+        }
         if let Some(old) = old {
             self.remove(old);
         }

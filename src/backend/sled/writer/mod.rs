@@ -144,9 +144,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
             .and_then(|()| {
                 // sled now holds exactly the records: count them into the checkpoint
                 // record (see `sledcheck`), before the journal goes.
+                let jobs = shared.state.lock().digest;
                 crate::backend::sled::sledcheck::seal(
                     &shared.tree,
                     &shared.path,
+                    jobs,
                     || {
                         sync_sled(
                             &shared.db,
