@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::json;
+use super::payload::{payload_bytes, payload_json, Payload};
 use crate::model::error::{Error, Result};
 use crate::model::job::{JobId, NewJob};
 use crate::model::limits;
@@ -34,62 +34,6 @@ fn from_value<T: DeserializeOwned>(op: &str, input: Value) -> Result<T> {
 #[serde(deny_unknown_fields)]
 pub struct NoInput {}
 impl Input for NoInput {}
-
-/// A payload in an op's input. On the wire it is the `payload` field, plus
-/// `"payloadEncoding": "base64"` for [`Payload::Bytes`] (see [`crate::json::bytes`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Payload {
-    /// A JSON value, stored as its JSON text.
-    Json(Value),
-    /// Raw bytes, stored exactly (base64 on the wire).
-    Bytes(Vec<u8>),
-}
-
-impl Payload {
-    /// The `payload` and `payloadEncoding` fields.
-    fn into_wire(self) -> (Option<Value>, Option<String>) {
-        match self {
-            Payload::Json(v) => (Some(v), None),
-            Payload::Bytes(b) => (
-                Some(Value::String(json::base64(&b))),
-                Some(json::BASE64.to_owned()),
-            ),
-        }
-    }
-
-    /// From the `payload` and `payloadEncoding` fields; `None` for no payload.
-    fn from_wire(
-        value: Option<Value>,
-        encoding: Option<String>,
-    ) -> Result<Option<Payload>, String> {
-        match (value, encoding) {
-            (None | Some(Value::Null), None) => Ok(None),
-            (Some(v), None) => Ok(Some(Payload::Json(v))),
-            (v, Some(enc)) => json::decode_value("payload", v.as_ref(), Some(&enc))
-                .map(|b| Some(Payload::Bytes(b))),
-        }
-    }
-
-    /// The bytes stored.
-    fn into_bytes(self, op: &str) -> Result<Vec<u8>> {
-        match self {
-            Payload::Json(v) => serde_json::to_vec(&v)
-                .map_err(|e| Error::invalid(format!("{op}: payload cannot be encoded: {e}"))),
-            Payload::Bytes(b) => Ok(b),
-        }
-    }
-}
-
-fn payload_bytes(op: &str, p: Option<Payload>) -> Result<Vec<u8>> {
-    p.map_or_else(|| Ok(Vec::new()), |p| p.into_bytes(op))
-}
-
-/// Bytes as an input payload: [`Payload::Bytes`], so they arrive exactly as given; `None`
-/// when empty.
-#[must_use]
-pub fn payload_json(bytes: &[u8]) -> Option<Payload> {
-    (!bytes.is_empty()).then(|| Payload::Bytes(bytes.to_vec()))
-}
 
 /// `jobs.enqueue`'s input (and each item of a batch). The wire fields are those of
 /// `EnqueueWire` (camelCase; `payload` with `payloadEncoding`).

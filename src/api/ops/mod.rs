@@ -9,6 +9,7 @@
 
 mod input;
 mod output;
+mod payload;
 
 use serde_json::Value;
 
@@ -20,10 +21,11 @@ use crate::model::types::ListQuery;
 
 use input::{page_limit, Input};
 pub use input::{
-    payload_json, BatchInput, CancelInput, DeadListInput, EnqueueInput, EventsInput, JobIdInput,
-    ListInput, NameInput, NoInput, Payload, QueueInput, RedriveInput, ScheduleInput, ToggleInput,
+    BatchInput, CancelInput, DeadListInput, EnqueueInput, EventsInput, JobIdInput, ListInput,
+    NameInput, NoInput, QueueInput, RedriveInput, ScheduleInput, ToggleInput,
 };
 pub use output::Output;
+pub use payload::{payload_json, Payload};
 
 /// Declares [`Op`] from one list of (variant, wire name, input type), so the name table,
 /// the parser and the encoder cannot disagree.

@@ -1,0 +1,154 @@
+//! Unit tests of the parent module.
+
+use super::*;
+use crate::model::job::NewJob;
+
+fn job(st: &mut State, prio: i32, due: i64, status: JobStatus) -> Job {
+    let id = st.next_id(1000);
+    let _ = NewJob::default();
+    Job {
+        id,
+        kind: "t".into(),
+        version: "1.0.0".into(),
+        queue: "q".into(),
+        payload: vec![],
+        status,
+        priority: prio,
+        attempts: 0,
+        max_attempts: 3,
+        created_at: crate::model::clock::to_datetime(1000),
+        updated_at: crate::model::clock::to_datetime(1000),
+        scheduled_at: Some(crate::model::clock::to_datetime(due)),
+        started_at: None,
+        completed_at: None,
+        last_error: None,
+        timeout: None,
+        dedupe_key: None,
+        tenant_id: None,
+        user_id: None,
+        trace_id: None,
+        metadata: Default::default(),
+        result: None,
+        executions: vec![],
+        backoff: None,
+        lease: None,
+    }
+}
+
+fn req() -> ClaimRequest {
+    ClaimRequest {
+        queues: vec![],
+        exclude_queues: vec![],
+        kinds: vec![],
+        max: 1,
+        lease_ms: 1000,
+        worker_id: "w".into(),
+    }
+}
+
+#[test]
+fn ids_are_strictly_increasing_even_in_one_millisecond() {
+    let mut st = State::new(7);
+    let mut last = st.next_id(5);
+    for _ in 0..1000 {
+        let id = st.next_id(5);
+        assert!(id > last);
+        last = id;
+    }
+    // A clock that goes back does not break the order either.
+    assert!(st.next_id(1) > last);
+}
+
+#[test]
+fn claim_order_is_priority_then_due_then_fifo() {
+    let mut st = State::new(1);
+    let low = job(&mut st, 0, 1000, JobStatus::Pending);
+    let high_late = job(&mut st, 5, 1000, JobStatus::Pending);
+    let high_early = job(&mut st, 5, 900, JobStatus::Pending);
+    let high_early_2 = job(&mut st, 5, 900, JobStatus::Pending);
+    for j in [&low, &high_late, &high_early_2, &high_early] {
+        st.apply(None, Some(j), 2000);
+    }
+    let mut order = vec![];
+    while let Some(id) = st.peek_claimable(&req()) {
+        order.push(id);
+        let j = [&low, &high_late, &high_early, &high_early_2]
+            .into_iter()
+            .find(|j| j.id == id)
+            .unwrap();
+        st.apply(Some(j), None, 2000);
+    }
+    assert_eq!(
+        order,
+        vec![high_early.id, high_early_2.id, high_late.id, low.id]
+    );
+}
+
+#[test]
+fn delayed_jobs_are_not_claimable_until_promoted() {
+    let mut st = State::new(1);
+    let j = job(&mut st, 0, 5000, JobStatus::Pending);
+    st.apply(None, Some(&j), 1000);
+    assert_eq!(st.stats().total.delayed, 1);
+    assert_eq!(st.peek_claimable(&req()), None);
+    st.promote(4999);
+    assert_eq!(st.peek_claimable(&req()), None);
+    st.promote(5000);
+    assert_eq!(st.peek_claimable(&req()), Some(j.id));
+    assert_eq!(st.stats().total.delayed, 0);
+    assert_eq!(st.stats().total.pending, 1);
+}
+
+#[test]
+fn next_due_is_that_of_a_delayed_job_the_request_could_claim() {
+    let mut st = State::new(1);
+    let mut other = job(&mut st, 0, 3000, JobStatus::Pending);
+    other.queue = "other".into();
+    let mine = job(&mut st, 0, 5000, JobStatus::Pending);
+    st.apply(None, Some(&other), 1000);
+    st.apply(None, Some(&mine), 1000);
+    assert_eq!(st.next_due_for(&req()), Some(3000));
+    let only_q = ClaimRequest {
+        queues: vec!["q".into()],
+        ..req()
+    };
+    assert_eq!(st.next_due_for(&only_q), Some(5000));
+    st.set_paused("q", true);
+    assert_eq!(st.next_due_for(&only_q), None);
+    st.set_paused("q", false);
+    st.promote(5000);
+    assert_eq!(st.next_due_for(&req()), None);
+}
+
+#[test]
+fn resume_of_a_queue_without_jobs_leaves_no_queue_row() {
+    let mut st = State::new(1);
+    st.set_paused("empty", true);
+    assert!(st.queues.contains_key("empty"));
+    assert!(st.stats().queues["empty"].paused);
+    st.set_paused("empty", false);
+    assert!(!st.queues.contains_key("empty"), "{:?}", st.queues);
+    // Resuming a queue never seen does not create it either.
+    st.set_paused("never-seen", false);
+    assert!(st.queues.is_empty(), "{:?}", st.queues);
+    // A queue with jobs keeps its row, unpaused, and loses it with its last job.
+    let j = job(&mut st, 0, 0, JobStatus::Pending);
+    st.apply(None, Some(&j), 1000);
+    st.set_paused("q", true);
+    st.set_paused("q", false);
+    assert!(!st.queues["q"].paused);
+    assert_eq!(st.stats().queues["q"].counts.pending, 1);
+    st.apply(Some(&j), None, 1000);
+    assert!(st.queues.is_empty(), "{:?}", st.queues);
+}
+
+#[test]
+fn paused_queue_is_skipped() {
+    let mut st = State::new(1);
+    let j = job(&mut st, 0, 0, JobStatus::Pending);
+    st.apply(None, Some(&j), 1000);
+    st.set_paused("q", true);
+    assert_eq!(st.peek_claimable(&req()), None);
+    st.set_paused("q", false);
+    assert_eq!(st.peek_claimable(&req()), Some(j.id));
+}
