@@ -321,7 +321,11 @@ fn concurrency_run(
         .start()
         .unwrap();
     let expected = (n * queues.len()) as u64;
-    // Jobs the pool holds (claimed, running or about to) never exceed its concurrency.
+    // Jobs the pool holds never exceed its concurrency: the handlers running at once are
+    // counted by the callers of this function. In the store a job also stays `running`
+    // while its completion waits in the engine's completer (the worker has moved on), so
+    // the running count may pass the concurrency by those in flight: at most one per slot
+    // here, as a completion batch commits within one fsync and a handler takes 5 ms.
     let mut max_held = 0;
     wait_for(&format!("{expected} completed jobs"), || {
         let st = spool.stats().unwrap();
@@ -330,8 +334,13 @@ fn concurrency_run(
     });
     pool.shutdown(Duration::from_secs(5));
     assert!(
-        max_held <= concurrency as u64,
-        "{max_held} jobs were claimed at once by a pool of {concurrency}"
+        max_held <= 2 * concurrency as u64,
+        "{max_held} jobs were running in the store at once for a pool of {concurrency}"
+    );
+    assert!(
+        total.1.load(Ordering::SeqCst) <= concurrency,
+        "{} handlers ran at once in a pool of {concurrency}",
+        total.1.load(Ordering::SeqCst)
     );
     (
         total.1.load(Ordering::SeqCst),
