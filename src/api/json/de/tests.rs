@@ -3,6 +3,7 @@
 use super::*;
 use crate::api::json::EventView;
 use crate::api::ops::Output;
+use crate::model::event::{Event, EventRecord, ScheduleChange};
 
 fn t(ms: i64) -> DateTime<Utc> {
     crate::model::clock::to_datetime(ms)
