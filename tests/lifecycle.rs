@@ -24,6 +24,7 @@ conformance!(
     cancel_cancelled_job_is_rejected_with_job_not_pending,
     cancel_completed_job_is_rejected_with_job_not_pending,
     list_filters_by_status_queue_and_kind,
+    list_filters_by_tenant_and_dedupe_key_exactly,
     list_pages_with_after_cursor_without_duplicates_or_gaps,
     list_default_page_is_100,
     stats_count_per_queue_and_globally,
@@ -794,4 +795,72 @@ fn other_bad_fields_are_invalid_argument_and_change_nothing(b: TestBackend) {
     ] {
         assert_rejected(&spool, job, "INVALID_ARGUMENT");
     }
+}
+
+fn list_filters_by_tenant_and_dedupe_key_exactly(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
+    let mut made = Vec::new();
+    for i in 0..12u32 {
+        let mut j = NewJob::new("k", vec![]).tenant_id(format!("t{}", i % 3));
+        if i % 4 == 0 {
+            j = j.dedupe_key(format!("d{i}"));
+        }
+        made.push(spool.enqueue(j).unwrap().into_job());
+    }
+    // A finished job keeps its key and is still found by it.
+    spool.cancel(made[4].id).unwrap();
+    let ids = |q: ListQuery| -> Vec<JobId> { all_jobs(&spool, &q).iter().map(|j| j.id).collect() };
+    let want = |f: &dyn Fn(usize) -> bool| -> Vec<JobId> {
+        made.iter()
+            .enumerate()
+            .filter(|(i, _)| f(*i))
+            .map(|(_, j)| j.id)
+            .collect()
+    };
+    assert_eq!(
+        ids(ListQuery {
+            tenant_id: Some("t1".into()),
+            ..Default::default()
+        }),
+        want(&|i| i % 3 == 1)
+    );
+    // Exact match: a prefix finds nothing.
+    assert!(ids(ListQuery {
+        tenant_id: Some("t".into()),
+        ..Default::default()
+    })
+    .is_empty());
+    assert_eq!(
+        ids(ListQuery {
+            dedupe_key: Some("d4".into()),
+            ..Default::default()
+        }),
+        vec![made[4].id]
+    );
+    assert_eq!(
+        ids(ListQuery {
+            status: Some(JobStatus::Pending),
+            tenant_id: Some("t0".into()),
+            dedupe_key: Some("d0".into()),
+            ..Default::default()
+        }),
+        vec![made[0].id]
+    );
+    // With paging: the cursor applies after the filter.
+    let first = spool
+        .list(&ListQuery {
+            tenant_id: Some("t2".into()),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = ids(ListQuery {
+        tenant_id: Some("t2".into()),
+        after: Some(first[1].id),
+        ..Default::default()
+    });
+    let mut all: Vec<JobId> = first.iter().map(|j| j.id).collect();
+    all.extend(rest);
+    assert_eq!(all, want(&|i| i % 3 == 2));
 }

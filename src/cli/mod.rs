@@ -104,6 +104,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 kind: filter.kind.clone(),
                 limit: input::limit(filter.limit)?,
                 after: after.as_deref().map(parse_id).transpose()?,
+                ..ListInput::default()
             });
             out.jobs(&call(&cli, op)?);
         }

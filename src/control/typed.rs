@@ -129,6 +129,8 @@ impl Client {
             status: query.status.map(|s| s.as_str().to_owned()),
             queue: query.queue.clone(),
             kind: query.kind.clone(),
+            tenant_id: query.tenant_id.clone(),
+            dedupe_key: query.dedupe_key.clone(),
             limit: query.limit.map(page),
             after: query.after,
         });

@@ -112,6 +112,10 @@ pub struct ListQuery {
     pub queue: Option<String>,
     /// Only this type.
     pub kind: Option<String>,
+    /// Only jobs with exactly this tenant id.
+    pub tenant_id: Option<String>,
+    /// Only jobs with exactly this dedupe key (live or finished).
+    pub dedupe_key: Option<String>,
     /// Start after this id (the last id of the previous page).
     pub after: Option<JobId>,
     /// Page size. Default = 100, at most 10000.

@@ -282,6 +282,12 @@ pub struct ListInput {
     /// Only this type.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Only jobs with exactly this tenant id.
+    #[serde(default, rename = "tenantId", skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Only jobs with exactly this dedupe key.
+    #[serde(default, rename = "dedupeKey", skip_serializing_if = "Option::is_none")]
+    pub dedupe_key: Option<String>,
     /// Page size, 1..=10000 (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,

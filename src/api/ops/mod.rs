@@ -166,6 +166,8 @@ impl Op {
                     status,
                     queue: input.queue,
                     kind: input.kind,
+                    tenant_id: input.tenant_id,
+                    dedupe_key: input.dedupe_key,
                     after: input.after,
                     // The spool checks the range, as for any caller.
                     limit: input

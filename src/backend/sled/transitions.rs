@@ -45,9 +45,18 @@ impl Backend for SledBackend {
     fn list(&self, q: &ListQuery) -> Result<Vec<Job>> {
         let sh = self.sh()?;
         let limit = crate::model::limits::page_size(q.limit);
+        // Queue, type, tenant and dedupe key are checked on each record read: a page costs
+        // the records walked until it fills (in the status index when a status is given,
+        // else every record in id order), not only the page's own.
         let matches = |j: &Job| {
             q.queue.as_ref().map_or(true, |x| *x == j.queue)
                 && q.kind.as_ref().map_or(true, |x| *x == j.kind)
+                && q.tenant_id
+                    .as_ref()
+                    .map_or(true, |x| j.tenant_id.as_ref() == Some(x))
+                && q.dedupe_key
+                    .as_ref()
+                    .map_or(true, |x| j.dedupe_key.as_ref() == Some(x))
         };
         let mut out = Vec::new();
         if let Some(status) = q.status {
