@@ -45,6 +45,8 @@ mod engine;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "http")]
+pub mod http;
 mod model;
 
 pub use api::builder::{repair, Builder};

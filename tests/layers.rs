@@ -10,11 +10,15 @@
 //! | 2     | `engine`       | maintenance and scheduler threads, notifications       |
 //! | 3     | `api`          | `Spool`, the worker pool, the JSON views               |
 //! | 4     | `control`      | the control-socket adapter over the API                |
+//! | 4     | `http`         | the HTTP server (API, events, metrics, dashboard)      |
 //! | 5     | `cli`          | the binary's modules (compiled through `src/main.rs`)  |
 //!
 //! `src/lib.rs`, `src/main.rs` and `src/fuzzing.rs` sit on top of all of them and may
 //! import anything; no layered module may import them (except the crate root's re-exports,
 //! which are resolved to the item they name: `crate::Result` is `crate::model::error::Result`).
+//!
+//! Modules that share a layer (`control` and `http`) are siblings: neither may import the
+//! other.
 //!
 //! Besides the order, the sled store is reached through the `Backend` trait only: nothing
 //! outside `src/backend/` (other than the top files) may name `crate::backend::sled`.
@@ -42,6 +46,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("engine", 2),
     ("api", 3),
     ("control", 4),
+    ("http", 4),
     ("cli", 5),
 ];
 
@@ -268,7 +273,9 @@ fn check(files: &[(String, String)]) -> Report {
                 None | Some("fuzzing") => TOP,
                 Some(m) => layer_of_segment(m).unwrap_or(TOP),
             };
-            if to > from {
+            // Siblings (two modules of one layer) may not import each other.
+            let sibling = to == from && resolved.first() != module.first();
+            if to > from || sibling {
                 report.violations.push(Violation {
                     file: file.clone(),
                     line: import.line,
@@ -775,6 +782,28 @@ fn checker_reports_a_model_file_importing_the_api() {
     assert_eq!(
         shown,
         ["src/model/job.rs:2 imports crate::api::spool::Spool (layer 3) from layer 0"]
+    );
+}
+
+#[test]
+fn checker_keeps_the_http_and_control_siblings_apart() {
+    let lib = format!("{LIB}pub mod http;\n");
+    let report = check(&files(&[
+        ("src/lib.rs", &lib),
+        (
+            "src/http/api.rs",
+            "use crate::api::ops::Op;\nuse crate::http::response::Response;\nuse crate::control::dispatch;\n",
+        ),
+        ("src/control/server.rs", "use crate::http::serve;\n"),
+    ]));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let shown: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "src/http/api.rs:3 imports crate::control::dispatch (layer 4) from layer 4",
+            "src/control/server.rs:1 imports crate::http::serve (layer 4) from layer 4",
+        ]
     );
 }
 

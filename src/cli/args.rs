@@ -106,6 +106,14 @@ pub(crate) enum Command {
         /// Exit once nothing this worker could claim is pending or running.
         #[arg(long)]
         stop_when_empty: bool,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Hold the database and serve it: the control socket, and the HTTP API and dashboard
+    /// on --http ADDR, until SIGINT or SIGTERM.
+    Serve {
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Run a standard workload and print throughput and latency, with the machine's raw
     /// fdatasync and sled insert rates measured in the same run.
@@ -307,4 +315,29 @@ pub(crate) struct EnqueueArgs {
     /// Metadata entry, KEY=VALUE (repeatable; each key once).
     #[arg(long = "metadata", value_name = "KEY=VALUE")]
     pub(crate) metadata: Vec<String>,
+}
+
+/// The HTTP server's flags (`serve`, `work`).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct HttpArgs {
+    /// Serve the HTTP API and dashboard on ADDR, e.g. 127.0.0.1:7420 (port 0 picks a free
+    /// one; the first line on stdout names it).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+    /// Token HTTP clients must give (needed for a non-loopback ADDR); default: a random one,
+    /// printed in the login URL.
+    #[arg(
+        long,
+        env = "JOBSPOOL_HTTP_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) token: Option<String>,
+    /// Refuse every HTTP request that would change the queue (403).
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// Also answer requests addressed to HOST (name or name:port; repeatable), e.g. a
+    /// reverse proxy's name.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub(crate) allow_hosts: Vec<String>,
 }

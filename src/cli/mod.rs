@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod http;
 mod input;
 mod output;
 mod reaper;
@@ -187,6 +188,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             lease_secs,
             grace_secs,
             stop_when_empty,
+            http,
         } => {
             let handlers = work::parse_handlers(handlers)?;
             let secs =
@@ -204,7 +206,21 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             let spool = Spool::open(&db).map_err(|e| held_by_a_server(e, &db))?;
             // The control socket lets every other command reach the database meanwhile.
             let _socket = control::serve(&spool)?;
+            let _http = http::start(&spool, http, out)?;
             work::run(&spool, opts)?;
+            spool.close()?;
+        }
+        Command::Serve { http } => {
+            if http.http.is_none() {
+                return Err(Error::InvalidArgument(
+                    "serve needs --http ADDR, e.g. --http 127.0.0.1:7420".into(),
+                ));
+            }
+            let db = db_path(&cli)?;
+            let spool = Spool::open(&db).map_err(|e| held_by_a_server(e, &db))?;
+            let _socket = control::serve(&spool)?;
+            let _http = http::start(&spool, http, out)?;
+            http::wait_for_signal()?;
             spool.close()?;
         }
         Command::Bench {

@@ -1,0 +1,260 @@
+//! The HTTP door: the operations as a JSON API, an OpenAPI document, the event log as
+//! Server-Sent Events, Prometheus metrics and the dashboard's pages, served from a spool
+//! (feature `http`; the binary's `jobspool serve --http ADDR` runs it).
+//!
+//! ```no_run
+//! use jobspool::{http::HttpConfig, Spool};
+//!
+//! let spool = Spool::open("queue")?;
+//! let server = jobspool::http::serve(&spool, HttpConfig::new("127.0.0.1:7420".parse().unwrap()))?;
+//! println!("open {}", server.login_url());      // carries the token generated at start
+//! // curl -H "Authorization: Bearer $TOKEN" -d '{"jobId":"..."}' \
+//! //      http://127.0.0.1:7420/api/v1/ops/jobs.get
+//! # Ok::<(), jobspool::Error>(())
+//! ```
+//!
+//! The server is a small blocking HTTP/1.1 server of our own (one request per connection,
+//! bounded heads and bodies, socket timeouts): an accept thread, a fixed pool of worker
+//! threads, and one thread per event stream (at most [`HttpConfig::max_event_streams`]).
+//! Every request runs through the same checks, in this order: the `Host` header must be on
+//! the allow-list (else 421), the token must be given (bearer header or login cookie; else
+//! 401), a POST must come from this site (else 403), a mutation is refused in read-only mode
+//! (403). The API runs each request as an [`crate::Op`] on the spool, so it answers exactly
+//! what the control socket answers.
+
+mod api;
+mod auth;
+pub(crate) mod dashboard;
+mod metrics;
+mod openapi;
+mod request;
+mod response;
+mod router;
+mod server;
+mod sse;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::model::error::{Error, Result};
+use crate::Spool;
+
+// `Method` is for the dashboard's pages.
+#[allow(unused_imports)]
+pub(crate) use request::{Method, Request};
+pub(crate) use response::Response;
+
+/// What the dashboard and the API handlers get with each request.
+pub(crate) struct Ctx {
+    /// The spool the server serves (run [`crate::Op`]s on it, or read through its methods).
+    pub(crate) spool: Spool,
+    /// Read-only mode: mutations are refused (403) before they reach a handler; pages hide
+    /// their actions.
+    pub(crate) read_only: bool,
+}
+
+/// Default largest request body, in bytes: a 1 MiB payload in base64 plus room for the
+/// other fields (the spool's own payload limit applies after that).
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024 + 64 * 1024;
+
+/// How to serve: the address, the token and the bounds. Start from [`HttpConfig::new`].
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub(crate) bind: SocketAddr,
+    pub(crate) token: Option<String>,
+    pub(crate) read_only: bool,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) workers: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) max_event_streams: usize,
+    pub(crate) body_limit: usize,
+    pub(crate) read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) heartbeat: Duration,
+}
+
+impl HttpConfig {
+    /// Serve on `bind` (port 0 picks a free one; see [`HttpServer::addr`]), with a random
+    /// token, 4 workers, at most 64 connections and 8 event streams, bodies up to
+    /// [`DEFAULT_BODY_LIMIT`], 10 s read and write timeouts, a heartbeat every 15 s on
+    /// event streams.
+    #[must_use]
+    pub fn new(bind: SocketAddr) -> HttpConfig {
+        HttpConfig {
+            bind,
+            token: None,
+            read_only: false,
+            allowed_hosts: Vec::new(),
+            workers: 4,
+            max_connections: 64,
+            max_event_streams: 8,
+            body_limit: DEFAULT_BODY_LIMIT,
+            read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(15),
+        }
+    }
+
+    /// The token clients must give (`Authorization: Bearer T`, or `/?token=T` once in a
+    /// browser). Without one, a random 128-bit token is made at start
+    /// ([`HttpServer::login_url`] carries it); a non-loopback address needs one.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> HttpConfig {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Refuse every mutation (403); reads, pages and events still work.
+    #[must_use]
+    pub fn read_only(mut self, on: bool) -> HttpConfig {
+        self.read_only = on;
+        self
+    }
+
+    /// Also accept requests addressed to `host` (`name` or `name:port`), e.g. the name of a
+    /// reverse proxy in front of the server. The bound address is always accepted, and
+    /// `localhost` when bound to loopback.
+    #[must_use]
+    pub fn allow_host(mut self, host: impl Into<String>) -> HttpConfig {
+        self.allowed_hosts.push(host.into());
+        self
+    }
+
+    /// Threads answering requests (at least 1).
+    #[must_use]
+    pub fn workers(mut self, n: usize) -> HttpConfig {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Connections open at once (waiting ones included); more are answered 503 and closed.
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> HttpConfig {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Event streams open at once; more are answered 503.
+    #[must_use]
+    pub fn max_event_streams(mut self, n: usize) -> HttpConfig {
+        self.max_event_streams = n;
+        self
+    }
+
+    /// Largest request body in bytes; larger ones are answered 413 unread.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> HttpConfig {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long a client may take to send a request, and to take each write of the answer.
+    #[must_use]
+    pub fn timeouts(mut self, read: Duration, write: Duration) -> HttpConfig {
+        self.read_timeout = read.max(Duration::from_millis(1));
+        self.write_timeout = write.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often an idle event stream sends a comment line, so proxies and clients know it
+    /// is alive.
+    #[must_use]
+    pub fn heartbeat(mut self, every: Duration) -> HttpConfig {
+        self.heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+}
+
+/// Serves `spool` over HTTP until [`HttpServer::shutdown`], the handle's drop, or the
+/// spool's close.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` for a non-loopback address without a token, or an empty token;
+/// `STORAGE` when the address cannot be bound or the threads cannot start.
+pub fn serve(spool: &Spool, config: HttpConfig) -> Result<HttpServer> {
+    if config.token.as_deref().is_some_and(str::is_empty) {
+        return Err(Error::invalid(
+            "the HTTP token is empty; give a token or none",
+        ));
+    }
+    if !config.bind.ip().is_loopback() && config.token.is_none() {
+        return Err(Error::invalid(format!(
+            "refusing to serve HTTP on {}, which is not a loopback address, without a token: \
+             give one (--token T or JOBSPOOL_HTTP_TOKEN), or bind 127.0.0.1",
+            config.bind
+        )));
+    }
+    let token = match &config.token {
+        Some(t) => t.clone(),
+        None => auth::random_token()?,
+    };
+    let server = server::Server::start(spool.downgrade(), config, token)?;
+    let addr = server.addr();
+    let login_url = format!(
+        "http://{addr}/?token={}",
+        request::percent_encode(server.token())
+    );
+    let slot = Arc::new(Mutex::new(Some(server)));
+    let on_close = Arc::downgrade(&slot);
+    spool.on_close(move || {
+        if let Some(slot) = on_close.upgrade() {
+            if let Some(mut server) = slot.lock().take() {
+                server.stop();
+            }
+        }
+    });
+    Ok(HttpServer {
+        addr,
+        login_url,
+        server: slot,
+    })
+}
+
+/// A running HTTP server; dropping it (or closing the spool) stops it.
+pub struct HttpServer {
+    addr: SocketAddr,
+    login_url: String,
+    server: Arc<Mutex<Option<server::Server>>>,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("addr", &self.addr)
+            .field("serving", &self.server.lock().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpServer {
+    /// The address it listens on (the real port when bound to port 0).
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/?token=T`: opening it in a browser logs in (the token moves into a
+    /// cookie and out of the address bar). It holds the token: show it only to the operator.
+    #[must_use]
+    pub fn login_url(&self) -> &str {
+        &self.login_url
+    }
+
+    /// Stops serving: the listener closes, event streams end, requests being answered
+    /// finish.
+    pub fn shutdown(&self) {
+        if let Some(mut server) = self.server.lock().take() {
+            server.stop();
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,194 @@
+//! The router: every request passes the checks in order (Host, method, token, same-origin
+//! POST, read-only), then goes to the API, the metrics, or the dashboard's pages.
+
+use super::auth::{self, Hosts, Proof};
+use super::request::{percent_encode, Method, Request};
+use super::response::Response;
+use super::{dashboard, Ctx};
+use crate::WeakSpool;
+
+/// What the router needs besides the request: the token, the mode and the host list.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) token: String,
+    pub(crate) read_only: bool,
+    pub(crate) hosts: Hosts,
+}
+
+/// The router's answer: a response to write, or an event stream to start.
+#[derive(Debug)]
+pub(crate) enum Routed {
+    /// Write this and close.
+    Done(Response),
+    /// Stream the events after this sequence number (already authorized).
+    Events {
+        /// The last sequence number the client has (`None`: only new events).
+        after: Option<u64>,
+    },
+}
+
+impl From<Response> for Routed {
+    fn from(r: Response) -> Routed {
+        Routed::Done(r)
+    }
+}
+
+/// Routes one request.
+pub(crate) fn route(settings: &Settings, spool: &WeakSpool, req: &Request) -> Routed {
+    match req.header("host") {
+        Some(h) if settings.hosts.allows(h) => {}
+        Some(h) => {
+            return Response::text(
+                421,
+                &format!(
+                    "this server does not answer for host {h:?}; add it with --allow-host if \
+                     it is yours"
+                ),
+            )
+            .into()
+        }
+        None => return Response::text(400, "the request needs a Host header").into(),
+    }
+    if req.method == Method::Other {
+        return Response::text(405, "only GET, HEAD and POST are served")
+            .header("Allow", "GET, HEAD, POST")
+            .into();
+    }
+    let segs = req.segments();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let api = matches!(segs.first(), Some(&"api")) || segs == ["metrics"];
+    match (req.method, segs.as_slice()) {
+        (Method::Get | Method::Head, ["healthz"]) => return Response::text(200, "ok\n").into(),
+        (Method::Get | Method::Head, ["login"]) => return login_page(req, 200, "").into(),
+        (Method::Post, ["login"]) => return login(settings, req).into(),
+        _ => {}
+    }
+    // A page address carrying the token: store it in the cookie and drop it from the URL.
+    if !api && req.method != Method::Post {
+        if let Some(t) = req.query("token") {
+            if !auth::constant_time_eq(t.as_bytes(), settings.token.as_bytes()) {
+                return login_page(req, 401, "That token is not the server's token.").into();
+            }
+            let rest: Vec<String> = req
+                .query
+                .iter()
+                .filter(|(k, _)| k != "token")
+                .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+                .collect();
+            let to = if rest.is_empty() {
+                req.path.clone()
+            } else {
+                format!("{}?{}", req.path, rest.join("&"))
+            };
+            return Response::see_other(&to)
+                .header("Set-Cookie", &auth::login_cookie(&settings.token))
+                .into();
+        }
+    }
+    let proof = auth::proof(req, &settings.token);
+    if proof == Proof::None {
+        return if api {
+            Response::error(
+                401,
+                "UNAUTHORIZED",
+                "give the server's token: Authorization: Bearer <token>",
+            )
+            .header("WWW-Authenticate", "Bearer")
+            .into()
+        } else {
+            login_page(req, 401, "").into()
+        };
+    }
+    if req.method == Method::Post && !auth::same_origin(req, proof == Proof::Cookie) {
+        let msg = "cross-origin POST refused: send it from this site's pages, or from a \
+                   program with the bearer token";
+        return if api {
+            Response::error(403, "FORBIDDEN", msg).into()
+        } else {
+            Response::text(403, msg).into()
+        };
+    }
+    if let (Method::Post, ["logout"]) = (req.method, segs.as_slice()) {
+        return Response::see_other("/login")
+            .header("Set-Cookie", &auth::logout_cookie())
+            .into();
+    }
+    let Some(spool) = spool.upgrade() else {
+        return Response::error(503, "SHUTTING_DOWN", "the spool is closing").into();
+    };
+    let ctx = Ctx {
+        spool,
+        read_only: settings.read_only,
+    };
+    if api {
+        return super::api::route(&ctx, req, &segs);
+    }
+    if req.method == Method::Post && ctx.read_only {
+        return Response::text(403, "this server is read-only: actions are disabled").into();
+    }
+    match dashboard::handle(&ctx, req) {
+        Some(r) => r.into(),
+        None => Response::text(404, "no such page").into(),
+    }
+}
+
+/// Checks the login form's token; right: the cookie and a redirect to `next` (or `/`).
+fn login(settings: &Settings, req: &Request) -> Response {
+    if !auth::same_origin(req, true) {
+        return Response::text(403, "cross-origin login refused");
+    }
+    let form = req.form();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match field("token") {
+        Some(t) if auth::constant_time_eq(t.as_bytes(), settings.token.as_bytes()) => {
+            Response::see_other(field("next").unwrap_or("/"))
+                .header("Set-Cookie", &auth::login_cookie(&settings.token))
+        }
+        _ => login_page(req, 401, "That token is not the server's token."),
+    }
+}
+
+/// The login form (also the answer to a page request without the token).
+fn login_page(req: &Request, status: u16, error: &str) -> Response {
+    let next = if req.path == "/login" { "/" } else { &req.path };
+    let error = if error.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=\"err\">{}</p>", escape(error))
+    };
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>jobspool: log in</title><style nonce=\"{nonce}\">body{{font-family:system-ui,\
+         sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}input{{width:100%;\
+         padding:.5rem;margin:.5rem 0}}.err{{color:#b00020}}</style></head><body>\
+         <h1>jobspool</h1>{error}<p>Give the server's token (printed when it started, or the \
+         one it was started with).</p><form method=\"post\" action=\"/login\">\
+         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
+         <label>Token <input type=\"password\" name=\"token\" autocomplete=\"off\" autofocus>\
+         </label><button type=\"submit\">Log in</button></form></body></html>",
+        nonce = req.nonce,
+        next = escape(next),
+    );
+    Response::html(status, &req.nonce, body)
+}
+
+/// Escapes text for HTML content and quoted attribute values.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

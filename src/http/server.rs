@@ -1,0 +1,305 @@
+//! The server's threads: one accepts connections (at most `max_connections` open at once,
+//! the rest answered 503 and closed), a fixed pool reads one request from each, routes it
+//! and writes the answer, and each event stream gets a thread of its own (at most
+//! `max_event_streams`). Sockets carry read and write timeouts, so a slow client costs a
+//! thread for at most that long per read or write.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver};
+
+use super::auth::{self, Hosts};
+use super::request::Method;
+use super::response::{reason, Response, DEFAULT_CSP};
+use super::router::{route, Routed, Settings};
+use super::{wire, HttpConfig};
+use crate::model::error::{Error, Result};
+use crate::WeakSpool;
+
+/// What every thread shares.
+struct Shared {
+    settings: Settings,
+    spool: WeakSpool,
+    body_limit: usize,
+    read_timeout: Duration,
+    write_timeout: Duration,
+    heartbeat: Duration,
+    max_connections: usize,
+    max_event_streams: usize,
+    stopping: AtomicBool,
+    connections: AtomicUsize,
+    event_streams: AtomicUsize,
+}
+
+/// A running server.
+pub(crate) struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `config.bind` and starts the threads.
+    pub(crate) fn start(spool: WeakSpool, config: HttpConfig, token: String) -> Result<Server> {
+        let listener = TcpListener::bind(config.bind)
+            .map_err(|e| Error::storage(format!("binding the HTTP address {}", config.bind), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::storage("reading the bound HTTP address", e))?;
+        let shared = Arc::new(Shared {
+            settings: Settings {
+                token,
+                read_only: config.read_only,
+                hosts: Hosts::new(addr, &config.allowed_hosts),
+            },
+            spool,
+            body_limit: config.body_limit,
+            read_timeout: config.read_timeout,
+            write_timeout: config.write_timeout,
+            heartbeat: config.heartbeat,
+            max_connections: config.max_connections,
+            max_event_streams: config.max_event_streams,
+            stopping: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+            event_streams: AtomicUsize::new(0),
+        });
+        let (tx, rx) = bounded::<Conn>(config.max_connections);
+        for i in 0..config.workers {
+            let rx: Receiver<Conn> = rx.clone();
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("jobspool-http-{i}"))
+                .spawn(move || {
+                    for conn in rx {
+                        serve(&shared, conn);
+                    }
+                })
+                .map_err(|e| Error::storage("starting an HTTP worker thread", e))?;
+        }
+        let accept_shared = shared.clone();
+        let accept = std::thread::Builder::new()
+            .name("jobspool-http".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if accept_shared.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(stream) = stream else {
+                        // Out of file descriptors and the like: do not spin.
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    let conn = Conn::new(stream, &accept_shared);
+                    if accept_shared.connections.load(Ordering::SeqCst)
+                        > accept_shared.max_connections
+                    {
+                        refuse(conn, "too many connections are open; retry later");
+                        continue;
+                    }
+                    if let Err(e) = tx.try_send(conn) {
+                        refuse(e.into_inner(), "too many requests are waiting; retry later");
+                    }
+                }
+            })
+            .map_err(|e| Error::storage("starting the HTTP accept thread", e))?;
+        Ok(Server {
+            addr,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.shared.settings.token
+    }
+
+    /// Stops accepting (the listener closes), ends event streams at their next wake-up;
+    /// workers finish the request in hand and exit.
+    pub(crate) fn stop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.accept.take() {
+            // accept() blocks: one connection wakes it, and it sees `stopping`.
+            let mut wake = self.addr;
+            if wake.ip().is_unspecified() {
+                wake.set_ip(match wake {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let woke = TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok();
+            if woke && handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An accepted connection, counted until dropped.
+struct Conn {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, shared: &Arc<Shared>) -> Conn {
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let _ = stream.set_read_timeout(Some(shared.read_timeout));
+        let _ = stream.set_write_timeout(Some(shared.write_timeout));
+        let _ = stream.set_nodelay(true);
+        Conn {
+            stream,
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.shared.connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Answers 503 at once and closes (the accept thread cannot wait on a slow client).
+fn refuse(mut conn: Conn, why: &str) {
+    let _ = conn
+        .stream
+        .set_write_timeout(Some(Duration::from_millis(200)));
+    let r = Response::text(503, why).header("Retry-After", "1");
+    let _ = write_response(&mut conn.stream, &r, false);
+}
+
+/// Reads one request, answers it, closes.
+fn serve(shared: &Shared, mut conn: Conn) {
+    if shared.stopping.load(Ordering::SeqCst) {
+        return;
+    }
+    let started = Instant::now();
+    let req = match wire::read_request(&mut conn.stream, shared.body_limit, auth::nonce()) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(status) = e.status {
+                tracing::debug!(status, reason = %e.message, "http: request refused");
+                let _ =
+                    write_response(&mut conn.stream, &Response::text(status, &e.message), false);
+                linger(&mut conn.stream);
+            }
+            return;
+        }
+    };
+    let span = tracing::debug_span!("http.request", method = ?req.method, path = %req.path);
+    let _enter = span.enter();
+    let routed = route(&shared.settings, &shared.spool, &req);
+    match routed {
+        Routed::Done(resp) => {
+            let _ = write_response(&mut conn.stream, &resp, req.method == Method::Head);
+            tracing::debug!(
+                status = resp.status,
+                micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "http: answered"
+            );
+        }
+        Routed::Events { after } => start_stream(shared, conn, after),
+    }
+}
+
+/// Hands the connection to a thread of its own for an event stream, or answers 503 when
+/// `max_event_streams` are open.
+fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
+    let open = shared.event_streams.fetch_add(1, Ordering::SeqCst);
+    if open >= shared.max_event_streams {
+        shared.event_streams.fetch_sub(1, Ordering::SeqCst);
+        let mut conn = conn;
+        let r = Response::error(
+            503,
+            "BUSY",
+            &format!(
+                "{} event streams are open, the most this server serves; retry later",
+                shared.max_event_streams
+            ),
+        )
+        .header("Retry-After", "5");
+        let _ = write_response(&mut conn.stream, &r, false);
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("jobspool-http-events".into())
+        .spawn(move || {
+            let mut conn = conn;
+            let shared = conn.shared.clone();
+            tracing::debug!(?after, "http: event stream opened");
+            let _ = super::sse::stream(
+                &mut conn.stream,
+                &shared.spool,
+                after,
+                shared.heartbeat,
+                &shared.stopping,
+            );
+            shared.event_streams.fetch_sub(1, Ordering::SeqCst);
+            tracing::debug!("http: event stream closed");
+        });
+    if spawned.is_err() {
+        shared.event_streams.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// After answering a request that was not read whole (a 413, say): stop writing and read
+/// (a bounded amount, briefly) what the client still sends, so closing does not reset the
+/// connection before the client has read the answer.
+fn linger(stream: &mut TcpStream) {
+    use std::io::Read;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut sink = [0u8; 8192];
+    let mut left: usize = 4 * 1024 * 1024;
+    while left > 0 {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
+/// Writes `r` with the headers every response carries.
+pub(crate) fn write_response(
+    out: &mut impl Write,
+    r: &Response,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
+    for (k, v) in &r.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    for (name, default) in [
+        ("Content-Security-Policy", DEFAULT_CSP),
+        ("Cache-Control", "no-store"),
+    ] {
+        if r.get_header(name).is_none() {
+            head.push_str(&format!("{name}: {default}\r\n"));
+        }
+    }
+    head.push_str(&format!(
+        "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n\
+         Referrer-Policy: no-referrer\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        r.body.len()
+    ));
+    out.write_all(head.as_bytes())?;
+    if !head_only {
+        out.write_all(&r.body)?;
+    }
+    out.flush()
+}
