@@ -13,7 +13,7 @@ use crate::{Error, JobId, JobStatus, NewJob, Result, Spool};
 
 use super::filter::{Filter, BULK_CAP};
 use super::form::Form;
-use super::html::{esc, href, layout, num, FlashKind, View};
+use super::html::{esc, layout, num, FlashKind, View};
 
 /// Who the dashboard's cancels are recorded as.
 pub(crate) const ACTOR: &str = "dashboard";
@@ -384,7 +384,6 @@ fn confirm_page(
         num(ids.len() as u64),
         esc(back)
     );
-    let _ = href;
     layout(view, &format!("{verb} {} jobs?", num(ids.len() as u64)), "", "", &b)
 }
 

@@ -237,7 +237,7 @@ fn render(view: &View<'_>, j: &Job, tl: &Timeline) -> String {
     }
 
     b.push_str("<h2>Events</h2>");
-    super::events::event_table(&mut b, &tl.events, false);
+    super::events::event_table(&mut b, &tl.events, false, false);
     if tl.truncated {
         let _ = write!(
             b,

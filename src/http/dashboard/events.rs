@@ -24,12 +24,18 @@ pub(crate) fn page(spool: &Spool, view: &View<'_>, query: &Form) -> Result<Strin
     events.retain(|r| r.seq < before);
     events.reverse();
     let mut b = String::with_capacity(16384);
-    let _ = write!(
-        b,
-        "<p class=\"muted\">Newest event: <span id=\"last-seq\">{last}</span>. Live: new events \
-         appear at each refresh.</p>"
-    );
-    event_table(&mut b, &events, true);
+    let newest = query.get("before").is_none();
+    if newest {
+        // The script follows the log from here over Server-Sent Events.
+        let _ = write!(
+            b,
+            "<div data-live=\"sse\"><p class=\"muted\">Live: newest event \
+             <span id=\"last-seq\">{last}</span>; new ones appear on top.</p></div>"
+        );
+    } else {
+        let _ = write!(b, "<p class=\"muted\">Events before {before}.</p>");
+    }
+    event_table(&mut b, &events, true, newest);
     if let Some(oldest) = events.last() {
         if oldest.seq > 1 {
             let _ = write!(
@@ -43,9 +49,10 @@ pub(crate) fn page(spool: &Spool, view: &View<'_>, query: &Form) -> Result<Strin
     Ok(layout(view, "Events", "/events", "", &b))
 }
 
-/// A table of events: seq, time, name, job (a link), and the other fields.
-pub(crate) fn event_table(b: &mut String, events: &[EventRecord], with_job: bool) {
-    if events.is_empty() {
+/// A table of events: seq, time, name, job (a link), and the other fields; `always`: the
+/// table even when empty (the live tail adds rows to it).
+pub(crate) fn event_table(b: &mut String, events: &[EventRecord], with_job: bool, always: bool) {
+    if events.is_empty() && !always {
         b.push_str("<p class=\"muted\">No events.</p>");
         return;
     }

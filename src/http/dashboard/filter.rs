@@ -62,11 +62,6 @@ impl Filter {
         v
     }
 
-    /// Whether nothing is filtered.
-    pub(crate) fn is_empty(&self) -> bool {
-        *self == Filter::default()
-    }
-
     /// The list query of this filter with `status` (overriding the filter's).
     pub(crate) fn query(&self, status: Option<JobStatus>, after: Option<JobId>, limit: usize) -> ListQuery {
         ListQuery {
@@ -176,7 +171,7 @@ mod tests {
         assert_eq!(back.len(), 5);
         assert!(Filter::from_form(&Form::parse("status=bogus")).is_err());
         assert!(Filter::from_form(&Form::parse("id=nope")).is_err());
-        assert!(Filter::from_form(&Form::parse("")).unwrap().is_empty());
+        assert_eq!(Filter::from_form(&Form::parse("")).unwrap(), Filter::default());
         assert_eq!(rows(&Form::parse("limit=0")), DEFAULT_ROWS);
         assert_eq!(rows(&Form::parse("limit=501")), DEFAULT_ROWS);
         assert_eq!(rows(&Form::parse("limit=7")), 7);

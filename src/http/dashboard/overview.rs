@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::{Job, JobStatus, ListQuery, Result, Spool, Stats};
 
 use super::chart::{self, Throughput};
-use super::html::{action_form, badge, esc, href, layout, num, short, time_el, View};
+use super::html::{action_form, esc, href, layout, num, short, time_el, View};
 
 /// Running jobs listed at most.
 const RUNNING_SHOWN: usize = 20;
@@ -174,6 +174,5 @@ pub(crate) fn render(view: &View<'_>, stats: &Stats, tp: &Throughput, running: &
         }
     }
     b.push_str("</section>");
-    let _ = badge; // statuses are shown as cards here
     layout(view, "Overview", "/", "", &b)
 }
