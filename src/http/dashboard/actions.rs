@@ -150,13 +150,16 @@ fn new_job(f: &Form) -> Result<NewJob> {
         job = job.queue(q);
     }
     if let Some(p) = f.get("priority") {
-        job = job.priority(p.parse().map_err(|_| {
-            Error::invalid(format!("priority must be a whole number, not {p:?}"))
-        })?);
+        job =
+            job.priority(p.parse().map_err(|_| {
+                Error::invalid(format!("priority must be a whole number, not {p:?}"))
+            })?);
     }
     if let Some(d) = f.get("delay") {
         let secs: u64 = d.parse().map_err(|_| {
-            Error::invalid(format!("delay must be a whole number of seconds, not {d:?}"))
+            Error::invalid(format!(
+                "delay must be a whole number of seconds, not {d:?}"
+            ))
         })?;
         if secs > 0 {
             job = job.delay(Duration::from_secs(secs));
@@ -206,7 +209,10 @@ fn statuses(action: &str, filter: &Filter) -> Result<Vec<JobStatus>> {
         Some(s) if all.contains(&s) => Ok(vec![s]),
         Some(s) => Err(Error::invalid(format!(
             "{action} applies to {} jobs, and the filter selects {s} jobs",
-            all.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" and ")
+            all.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ")
         ))),
     }
 }
@@ -243,7 +249,11 @@ fn apply(spool: &Spool, action: &str, ids: &[JobId]) -> (usize, usize, Option<Er
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    (0, 0, Some(Error::invalid("a bulk action thread panicked".to_owned())))
+                    (
+                        0,
+                        0,
+                        Some(Error::invalid("a bulk action thread panicked".to_owned())),
+                    )
                 })
             })
             .collect()
@@ -282,7 +292,9 @@ fn bulk(spool: &Spool, view: &View<'_>, f: &Form) -> Outcome {
         let ids: Result<Vec<JobId>> = f.all("id").map(str::parse).collect();
         let r = ids.and_then(|ids| {
             if ids.is_empty() {
-                return Err(Error::invalid("no job selected; tick the jobs first".to_owned()));
+                return Err(Error::invalid(
+                    "no job selected; tick the jobs first".to_owned(),
+                ));
             }
             if ids.len() > BULK_CAP {
                 return Err(Error::invalid(format!(
@@ -375,7 +387,11 @@ fn confirm_page(
         esc(back)
     );
     for (k, v) in filter.pairs() {
-        let _ = write!(b, "<input type=\"hidden\" name=\"{k}\" value=\"{}\">", esc(&v));
+        let _ = write!(
+            b,
+            "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+            esc(&v)
+        );
     }
     let _ = write!(
         b,
@@ -384,7 +400,13 @@ fn confirm_page(
         num(ids.len() as u64),
         esc(back)
     );
-    layout(view, &format!("{verb} {} jobs?", num(ids.len() as u64)), "", "", &b)
+    layout(
+        view,
+        &format!("{verb} {} jobs?", num(ids.len() as u64)),
+        "",
+        "",
+        &b,
+    )
 }
 
 #[cfg(test)]
@@ -393,8 +415,17 @@ mod tests {
 
     #[test]
     fn back_must_be_a_local_path() {
-        assert_eq!(safe_back(Some("/jobs?status=pending"), "/"), "/jobs?status=pending");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "jobs", "/a\nb"] {
+        assert_eq!(
+            safe_back(Some("/jobs?status=pending"), "/"),
+            "/jobs?status=pending"
+        );
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "jobs",
+            "/a\nb",
+        ] {
             assert_eq!(safe_back(Some(bad), "/x"), "/x", "{bad:?}");
         }
         assert_eq!(safe_back(None, "/x"), "/x");

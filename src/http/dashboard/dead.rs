@@ -47,7 +47,8 @@ pub(crate) fn page(spool: &Spool, view: &View<'_>, query: &Form) -> Result<Strin
             j.id
         )
     };
-    let extra: Option<&dyn Fn(&crate::Job) -> String> = if view.read_only { None } else { Some(&button) };
+    let extra: Option<&dyn Fn(&crate::Job) -> String> =
+        if view.read_only { None } else { Some(&button) };
     job_table(&mut b, view, &jobs, "bulk", extra);
     if !view.read_only && !jobs.is_empty() {
         // One form for every row's button: each button sends its own id.
@@ -74,7 +75,11 @@ pub(crate) fn page(spool: &Spool, view: &View<'_>, query: &Form) -> Result<Strin
             h = esc(&view.here)
         );
         for (k, v) in filter.pairs() {
-            let _ = write!(b, "<input type=\"hidden\" name=\"{k}\" value=\"{}\">", esc(&v));
+            let _ = write!(
+                b,
+                "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+                esc(&v)
+            );
         }
         let _ = write!(
             b,

@@ -49,7 +49,9 @@ fn seek(spool: &Spool, t_ms: i64) -> Result<u64> {
             hi = mid;
             continue;
         };
-        let at = evs.iter().find_map(|r| event_time_ms(&r.event).map(|t| (r.seq, t)));
+        let at = evs
+            .iter()
+            .find_map(|r| event_time_ms(&r.event).map(|t| (r.seq, t)));
         match at {
             Some((seq, t)) if t < t_ms => lo = seq.max(first.seq).min(hi),
             Some(_) => hi = mid,
@@ -124,7 +126,10 @@ pub(crate) fn bytes_block(b: &[u8]) -> String {
             num(b.len() as u64)
         )
     } else {
-        format!("<p class=\"muted\">{} bytes, not JSON.</p>", num(b.len() as u64))
+        format!(
+            "<p class=\"muted\">{} bytes, not JSON.</p>",
+            num(b.len() as u64)
+        )
     };
     format!(
         "{note}<details open><summary>hex</summary><pre class=\"hex\">{}</pre></details>\
@@ -162,8 +167,14 @@ fn render(view: &View<'_>, j: &Job, tl: &Timeline) -> String {
 
     let timeout = j.timeout.map(|d| format!("{} ms", d.as_millis()));
     let rows: Vec<(&str, String)> = vec![
-        ("id", format!("<span class=\"mono\" id=\"job-id\">{}</span>", esc(&id))),
-        ("status", format!("<span id=\"job-status\">{}</span>", badge(j.status))),
+        (
+            "id",
+            format!("<span class=\"mono\" id=\"job-id\">{}</span>", esc(&id)),
+        ),
+        (
+            "status",
+            format!("<span id=\"job-status\">{}</span>", badge(j.status)),
+        ),
         ("type", esc(&j.kind).to_string()),
         ("version", esc(&j.version).to_string()),
         ("queue", esc(&j.queue).to_string()),
@@ -175,11 +186,23 @@ fn render(view: &View<'_>, j: &Job, tl: &Timeline) -> String {
         ("started", time_opt(j.started_at)),
         ("finished", time_opt(j.completed_at)),
         ("lease until", time_opt(j.lease_expires_at())),
-        ("timeout", esc(timeout.as_deref().unwrap_or("–")).to_string()),
-        ("dedupe key", esc(j.dedupe_key.as_deref().unwrap_or("–")).to_string()),
-        ("tenant", esc(j.tenant_id.as_deref().unwrap_or("–")).to_string()),
+        (
+            "timeout",
+            esc(timeout.as_deref().unwrap_or("–")).to_string(),
+        ),
+        (
+            "dedupe key",
+            esc(j.dedupe_key.as_deref().unwrap_or("–")).to_string(),
+        ),
+        (
+            "tenant",
+            esc(j.tenant_id.as_deref().unwrap_or("–")).to_string(),
+        ),
         ("user", esc(j.user_id.as_deref().unwrap_or("–")).to_string()),
-        ("trace", esc(j.trace_id.as_deref().unwrap_or("–")).to_string()),
+        (
+            "trace",
+            esc(j.trace_id.as_deref().unwrap_or("–")).to_string(),
+        ),
     ];
     b.push_str("<dl class=\"fields\">");
     for (k, v) in rows {

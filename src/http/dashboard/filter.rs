@@ -63,7 +63,12 @@ impl Filter {
     }
 
     /// The list query of this filter with `status` (overriding the filter's).
-    pub(crate) fn query(&self, status: Option<JobStatus>, after: Option<JobId>, limit: usize) -> ListQuery {
+    pub(crate) fn query(
+        &self,
+        status: Option<JobStatus>,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> ListQuery {
         ListQuery {
             status,
             queue: self.queue.clone(),
@@ -96,7 +101,12 @@ impl Filter {
     ///
     /// # Errors
     /// What the spool reports.
-    pub(crate) fn page(&self, spool: &Spool, after: Option<JobId>, limit: usize) -> Result<(Vec<Job>, bool)> {
+    pub(crate) fn page(
+        &self,
+        spool: &Spool,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<(Vec<Job>, bool)> {
         if let Some(id) = self.id {
             return Ok((self.by_id(spool, id, after)?, false));
         }
@@ -171,7 +181,10 @@ mod tests {
         assert_eq!(back.len(), 5);
         assert!(Filter::from_form(&Form::parse("status=bogus")).is_err());
         assert!(Filter::from_form(&Form::parse("id=nope")).is_err());
-        assert_eq!(Filter::from_form(&Form::parse("")).unwrap(), Filter::default());
+        assert_eq!(
+            Filter::from_form(&Form::parse("")).unwrap(),
+            Filter::default()
+        );
         assert_eq!(rows(&Form::parse("limit=0")), DEFAULT_ROWS);
         assert_eq!(rows(&Form::parse("limit=501")), DEFAULT_ROWS);
         assert_eq!(rows(&Form::parse("limit=7")), 7);

@@ -139,7 +139,7 @@ pub(crate) fn layout(view: &View<'_>, title: &str, active: &str, top: &str, body
         out,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · jobspool</title>\
+         <title>{t} · jobspool</title><link rel=\"icon\" href=\"data:,\">\
          <link rel=\"stylesheet\" href=\"/assets/app.{v}.css\">\
          <script src=\"/assets/app.{v}.js\" nonce=\"{n}\" defer></script>\
          </head><body{ro}>\n<header class=\"bar\"><a class=\"brand\" href=\"/\">jobspool</a><nav>",
@@ -268,7 +268,10 @@ mod tests {
     fn url_encoding_and_hrefs() {
         assert_eq!(url_enc("a b/&=ü"), "a%20b%2F%26%3D%C3%BC");
         assert_eq!(
-            href("/jobs", &[("status", "pending"), ("queue", ""), ("type", "a&b")]),
+            href(
+                "/jobs",
+                &[("status", "pending"), ("queue", ""), ("type", "a&b")]
+            ),
             "/jobs?status=pending&type=a%26b"
         );
     }

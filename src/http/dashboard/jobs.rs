@@ -18,7 +18,17 @@ pub(crate) fn page(spool: &Spool, view: &View<'_>, query: &Form) -> Result<Strin
     };
     let after = match query.get("after").map(str::parse::<JobId>).transpose() {
         Ok(a) => a,
-        Err(e) => return Ok(render(view, &filter, &[], None, false, limit, Some(e.to_string()))),
+        Err(e) => {
+            return Ok(render(
+                view,
+                &filter,
+                &[],
+                None,
+                false,
+                limit,
+                Some(e.to_string()),
+            ))
+        }
     };
     if error.is_some() {
         return Ok(render(view, &filter, &[], None, false, limit, error));
@@ -78,7 +88,9 @@ fn render(
 ) -> String {
     let mut top = filter_form(filter, "/jobs", true);
     if !view.read_only {
-        top.push_str("<p class=\"tools\"><a class=\"button\" href=\"/jobs/new\">Enqueue a job</a></p>");
+        top.push_str(
+            "<p class=\"tools\"><a class=\"button\" href=\"/jobs/new\">Enqueue a job</a></p>",
+        );
     }
     let mut b = String::with_capacity(4096 + jobs.len() * 512);
     if let Some(e) = error {
@@ -114,8 +126,8 @@ pub(crate) fn job_table(
         b.push_str("<th class=\"sel\"><span class=\"sr\">select</span></th>");
     }
     b.push_str(
-        "<th>id</th><th>type</th><th>queue</th><th>status</th><th class=\"num\">pri</th>\
-         <th class=\"num\">attempts</th><th>created</th><th>last error</th>",
+        "<th>id</th><th>status</th><th>type</th><th>queue</th><th class=\"num\">attempts</th>\
+         <th class=\"num opt\">pri</th><th class=\"opt\">created</th><th>last error</th>",
     );
     if extra.is_some() {
         b.push_str("<th></th>");
@@ -136,14 +148,14 @@ pub(crate) fn job_table(
         let _ = write!(
             b,
             "<td><a class=\"mono\" href=\"/jobs/{id}\" title=\"{id}\">{sid}</a></td><td>{}</td>\
-             <td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}/{}</td>\
-             <td>{}</td><td class=\"err\">{}</td>",
+             <td>{}</td><td>{}</td><td class=\"num\">{}/{}</td><td class=\"num opt\">{}</td>\
+             <td class=\"opt\">{}</td><td class=\"err\">{}</td>",
+            badge(j.status),
             esc(&short(&j.kind, 60)),
             esc(&j.queue),
-            badge(j.status),
-            j.priority,
             j.attempts,
             j.max_attempts,
+            j.priority,
             time_el(j.created_at),
             esc(&short(j.last_error.as_deref().unwrap_or(""), 80)),
             id = j.id,

@@ -119,7 +119,10 @@ pub(crate) fn render(view: &View<'_>, stats: &Stats, tp: &Throughput, running: &
         num(sum(&tp.completed)),
         num(sum(&tp.failed))
     );
-    if let Some(from) = tp.partial_from_ms.and_then(chrono::DateTime::from_timestamp_millis) {
+    if let Some(from) = tp
+        .partial_from_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
+    {
         let _ = write!(
             b,
             " Only the newest {} events are read: counts start at {}.",
