@@ -1,0 +1,113 @@
+//! Server time of the jobs page and the overview with many jobs in the database: pages read
+//! one page of jobs, counters and a bounded slice of the event log, so their time does not
+//! grow with the number of jobs.
+//!
+//! `cargo test --release --test dashboard_bench -- --ignored --nocapture` (the number of jobs
+//! from `JOBSPOOL_DASH_JOBS`, default 100,000; the issue's figure is 1,000,000). It prints
+//! the median and worst time of each page over 20 requests, measured at the client over
+//! loopback (so it includes the HTTP round trip), and fails past 50 ms (jobs page) and
+//! 20 ms (overview) in a release build. A small run of the same code is part of `cargo test`
+//! so it cannot rot.
+
+mod dashboard_common;
+
+use std::time::{Duration, Instant};
+
+use dashboard_common::{get, serve, Served};
+use jobspool::NewJob;
+
+/// Enqueues `n` jobs in batches; returns the id of the one in the middle.
+fn fill(s: &Served, n: usize) -> jobspool::JobId {
+    let mut middle = None;
+    let mut left = n;
+    let mut i = 0u64;
+    while left > 0 {
+        let k = left.min(5000);
+        let batch: Vec<NewJob> = (0..k)
+            .map(|_| {
+                i += 1;
+                NewJob::new(
+                    if i % 3 == 0 {
+                        "report.build"
+                    } else {
+                        "email.send"
+                    },
+                    format!(r#"{{"n":{i}}}"#).into_bytes(),
+                )
+                .queue(if i % 2 == 0 { "mail" } else { "default" })
+                .tenant_id(format!("t{}", i % 10))
+            })
+            .collect();
+        let done = s.spool.enqueue_batch(batch).unwrap();
+        if middle.is_none() && left <= n / 2 + k {
+            middle = done.last().map(|e| e.id);
+        }
+        left -= k;
+    }
+    middle.expect("at least one job")
+}
+
+/// Median and worst of `runs` GETs of `path` (each must be 200).
+fn time(s: &Served, path: &str, runs: usize) -> (Duration, Duration) {
+    let mut t: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let at = Instant::now();
+            let a = get(s.addr, path);
+            let took = at.elapsed();
+            assert_eq!(a.status, 200, "{path}");
+            took
+        })
+        .collect();
+    t.sort();
+    (t[t.len() / 2], t[t.len() - 1])
+}
+
+fn run(n: usize, runs: usize) -> Vec<(&'static str, Duration, Duration)> {
+    let s = serve(false);
+    let middle = fill(&s, n);
+    s.spool.flush().unwrap();
+    let later = format!("/jobs?status=pending&after={middle}");
+    let mut out = Vec::new();
+    for (name, path) in [
+        ("jobs page", "/jobs"),
+        ("jobs, status=pending", "/jobs?status=pending"),
+        ("jobs, a middle page", later.as_str()),
+        ("overview", "/"),
+        ("events", "/events"),
+    ] {
+        let (med, max) = time(&s, path, runs);
+        println!("{n} jobs: {name:<22} median {med:?}, worst {max:?}");
+        out.push((name, med, max));
+    }
+    out
+}
+
+#[test]
+fn pages_answer_with_a_few_thousand_jobs() {
+    // The same code as the bench, small: it must work, and stay far from a scan's cost.
+    for (name, med, _) in run(3000, 3) {
+        assert!(med < Duration::from_secs(2), "{name}: {med:?}");
+    }
+}
+
+#[test]
+#[ignore = "a benchmark: run with --release -- --ignored --nocapture"]
+fn pages_cost_one_page_with_many_jobs() {
+    let n = std::env::var("JOBSPOOL_DASH_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let results = run(n, 20);
+    if cfg!(debug_assertions) {
+        println!("debug build: times printed, not checked (use --release)");
+        return;
+    }
+    for (name, med, _) in results {
+        let bound = if name == "overview" {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_millis(50)
+        };
+        assert!(med <= bound, "{name}: median {med:?} over {bound:?}");
+    }
+}
