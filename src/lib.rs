@@ -66,6 +66,7 @@ pub use api::worker::{
 /// The date-time library of the public types (`Job::created_at`, `NewJob::run_at`, ...),
 /// re-exported so applications need not depend on it themselves.
 pub use chrono;
+pub use model::activity::{Activity, Histogram, HANDLER_BUCKETS};
 pub use model::clock::{Clock, ManualClock, SystemClock};
 pub use model::config::{Durability, Retention};
 pub use model::error::{Error, ErrorCode, Result};

@@ -14,6 +14,7 @@ mod pull;
 use crate::backend::sled::SledBackend;
 use crate::backend::Backend;
 use crate::engine::Engine;
+use crate::model::activity::Activity;
 use crate::model::config::{Config, Durability};
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
@@ -411,6 +412,13 @@ impl Spool {
     #[must_use]
     pub fn metrics(&self) -> Metrics {
         self.inner.backend().metrics()
+    }
+
+    /// What this process's spool has done since it opened: events by name, lease
+    /// expiries, handler durations (the `/metrics` endpoint shows them).
+    #[must_use]
+    pub fn activity(&self) -> Activity {
+        self.inner.engine.activity()
     }
 
     /// Flushes, stops the background threads and releases the database. Later calls on any

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::backend::Backend;
+use crate::engine::notify::Notifier;
 use crate::engine::Background;
 use crate::model::config::Retention;
 use crate::model::error::Result;
@@ -17,15 +18,22 @@ const PRUNE_EVERY: u32 = 60;
 /// Starts the thread; it stops when the returned handle does.
 pub(crate) fn start(
     backend: Arc<dyn Backend>,
+    notifier: Arc<Notifier>,
     retention: Retention,
     interval: Duration,
 ) -> Result<Background> {
     Background::spawn("jobspool-maintenance", move |stop| {
-        run(&*backend, &retention, interval, stop);
+        run(&*backend, &notifier, &retention, interval, stop);
     })
 }
 
-fn run(backend: &dyn Backend, retention: &Retention, interval: Duration, stop: &Receiver<()>) {
+fn run(
+    backend: &dyn Backend,
+    notifier: &Notifier,
+    retention: &Retention,
+    interval: Duration,
+    stop: &Receiver<()>,
+) {
     let mut tick: u32 = 0;
     loop {
         match stop.recv_timeout(interval) {
@@ -34,8 +42,10 @@ fn run(backend: &dyn Backend, retention: &Retention, interval: Duration, stop: &
         }
         // Errors here are storage errors: the backend poisons itself and every caller sees
         // them, so the thread only has to stop.
-        if backend.expire_leases().is_err() {
-            return;
+        match backend.expire_leases() {
+            Ok(0) => {}
+            Ok(n) => notifier.activity.lock().lease_expiries += n as u64,
+            Err(_) => return,
         }
         if tick % PRUNE_EVERY == 0 && backend.prune(retention).is_err() {
             return;

@@ -24,6 +24,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::backend::{Backend, Completion, Observer};
+use crate::model::activity::Activity;
 use crate::model::clock::Clock;
 use crate::model::config::Config;
 use crate::model::error::{Error, Result};
@@ -79,6 +80,7 @@ impl Engine {
         if cfg.maintenance {
             let bg = maintenance::start(
                 engine.backend.clone(),
+                engine.notifier.clone(),
                 cfg.retention,
                 cfg.maintenance_interval,
             )?;
@@ -96,6 +98,30 @@ impl Engine {
     /// `SUBSCRIBER_BUFFER` events behind is disconnected.
     pub fn subscribe(&self) -> Receiver<EventRecord> {
         self.notifier.subscribe()
+    }
+
+    /// What this process has seen happen since it opened (see [`Activity`]).
+    pub fn activity(&self) -> Activity {
+        self.notifier.activity.lock().clone()
+    }
+
+    /// Counts `n` attempts failed for an expired lease (by a caller other than the
+    /// maintenance thread, which counts its own).
+    pub fn count_lease_expiries(&self, n: usize) {
+        if n > 0 {
+            self.notifier.activity.lock().lease_expiries += n as u64;
+        }
+    }
+
+    /// Records that a handler ran `seconds` with `outcome` (`completed`, `failed`, ...).
+    pub fn observe_handler(&self, outcome: &'static str, seconds: f64) {
+        self.notifier
+            .activity
+            .lock()
+            .handler_seconds
+            .entry(outcome)
+            .or_default()
+            .observe(seconds);
     }
 
     /// Queues a completion nobody waits for (see [`complete`]).

@@ -8,6 +8,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::backend::Observer;
+use crate::model::activity::Activity;
 use crate::model::event::EventRecord;
 
 /// Capacity of a live subscription channel.
@@ -21,6 +22,9 @@ pub(crate) struct Notifier {
     epoch: Mutex<u64>,
     work: Condvar,
     closed: AtomicBool,
+    /// What this process has seen happen (events counted here; lease expiries and handler
+    /// durations by their callers).
+    pub(crate) activity: Mutex<Activity>,
 }
 
 impl Observer for Notifier {
@@ -30,6 +34,12 @@ impl Observer for Notifier {
     fn committed(&self, events: &[EventRecord]) {
         if events.is_empty() {
             return;
+        }
+        {
+            let mut a = self.activity.lock();
+            for ev in events {
+                *a.events.entry(ev.event.name()).or_insert(0) += 1;
+            }
         }
         let mut subs = self.subscribers.lock();
         if subs.is_empty() {

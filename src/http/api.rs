@@ -12,17 +12,6 @@ use crate::api::json::ErrorView;
 use crate::model::error::Error;
 use crate::Op;
 
-/// Ops that only read: allowed in read-only mode. Every other op changes the queue.
-pub(crate) const READ_OPS: &[&str] = &[
-    "jobs.get",
-    "jobs.stats",
-    "jobs.list",
-    "jobs.dead.list",
-    "jobs.schedule.list",
-    "jobs.events",
-    "jobs.ping",
-];
-
 /// Routes a request under `/api/` (or `/metrics`), already authorized.
 pub(crate) fn route(ctx: &Ctx, req: &Request, segs: &[&str]) -> Routed {
     let get = matches!(req.method, Method::Get | Method::Head);
@@ -55,15 +44,15 @@ fn method_not_allowed(allow: &str) -> Routed {
 
 /// Runs the op `name` with the JSON `body` (empty = no fields).
 pub(crate) fn run_op(ctx: &Ctx, name: &str, body: &[u8]) -> Routed {
-    if !Op::NAMES.contains(&name) {
+    let Some(doc) = super::openapi::ops::find(name) else {
         return Response::error(
             404,
             "INVALID_ARGUMENT",
             &format!("unknown op {name:?}; known ops: {}", Op::NAMES.join(", ")),
         )
         .into();
-    }
-    if ctx.read_only && !READ_OPS.contains(&name) {
+    };
+    if ctx.read_only && doc.mutates {
         return Response::error(
             403,
             "READ_ONLY",

@@ -2,6 +2,7 @@
 //! settings and the clock. Plain data and the rules about it; no storage, no threads.
 //! Every other layer builds on this one, and it imports from none of them.
 
+pub(crate) mod activity;
 pub(crate) mod backoff;
 pub(crate) mod clock;
 pub(crate) mod config;

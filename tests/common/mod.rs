@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 mod backend;
+#[cfg(feature = "http")]
+pub mod http;
 #[allow(unused_imports)]
 pub(crate) use backend::conformance;
 #[allow(unused_imports)]

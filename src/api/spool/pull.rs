@@ -90,6 +90,8 @@ impl Spool {
     /// # Errors
     /// `STORAGE`.
     pub fn expire_leases(&self) -> Result<usize> {
-        self.inner.backend().expire_leases()
+        let n = self.inner.backend().expire_leases()?;
+        self.inner.engine.count_lease_expiries(n);
+        Ok(n)
     }
 }

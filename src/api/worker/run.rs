@@ -189,12 +189,30 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
     let Some(handler) = s.handlers.get(&job.kind).cloned() else {
         return;
     };
+    let span = tracing::info_span!(
+        "job",
+        job.id = %id,
+        "job.type" = %job.kind,
+        job.queue = %job.queue,
+        job.attempt = job.attempts,
+    );
+    let _entered = span.enter();
+    tracing::debug!("job started");
     let ctx = JobContext {
         job,
         cancel,
         progress,
     };
+    let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| handler(&ctx)));
+    let seconds = started.elapsed().as_secs_f64();
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let label = match &outcome {
+        Ok(Ok(_)) => "completed",
+        Ok(Err(_)) => "failed",
+        Err(_) => "panicked",
+    };
+    s.spool.engine().observe_handler(label, seconds);
     // The slot goes when the outcome is recorded; a timed-out or released slot is gone
     // already and its late outcome is discarded (the token is stale by then).
     let still_ours = s.slots.lock().get(&id).is_some_and(|sl| sl.token == token);
@@ -205,6 +223,12 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
         let _ = match outcome {
             Ok(Ok(Some(result))) if result.len() > s.payload_limit => {
                 s.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    outcome = "failed",
+                    duration_ms,
+                    size = result.len(),
+                    "job result over the payload limit"
+                );
                 let msg = format!(
                     "result of {} bytes is over the limit of {} bytes",
                     result.len(),
@@ -216,10 +240,12 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
             }
             Ok(Ok(result)) => {
                 s.stats.completed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(outcome = "completed", duration_ms, "job completed");
                 s.spool.engine().complete_later(id, token, result)
             }
             Ok(Err(e)) => {
                 s.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(outcome = "failed", duration_ms, error = %e.message, "job failed");
                 s.spool
                     .fail(Lease::new(id, token), e.message, e.retry)
                     .map(|_| ())
@@ -232,11 +258,18 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic".into());
                 let msg = format!("handler panicked: {msg}");
+                tracing::error!(outcome = "panicked", duration_ms, error = %msg, "job panicked");
                 s.spool
                     .fail(Lease::new(id, token), msg, Retry::Backoff)
                     .map(|_| ())
             }
         };
+    } else {
+        tracing::info!(
+            outcome = label,
+            duration_ms,
+            "job returned after its lease was lost (timed out or released); outcome discarded"
+        );
     }
     let mut slots = s.slots.lock();
     if slots.get(&id).is_some_and(|sl| sl.token == token) {
