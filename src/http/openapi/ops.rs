@@ -141,6 +141,8 @@ pub(crate) const OPS: &[OpDoc] = &[
             "status": {"type": "string", "enum": STATUSES},
             "queue": s(),
             "type": s(),
+            "tenantId": s(),
+            "dedupeKey": s(),
             "limit": page(),
             "after": id(),
         })),
