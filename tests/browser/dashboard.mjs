@@ -239,7 +239,9 @@ async function stop() {
   if (server && server.exitCode === null) {
     const exited = new Promise((r) => server.on("exit", r));
     process.kill(server.pid, "SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10000))]);
+    let timer;
+    await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 10000)))]);
+    clearTimeout(timer);
     if (server.exitCode === null) process.kill(server.pid, "SIGKILL");
   }
   fs.rmSync(tmp, { recursive: true, force: true });
