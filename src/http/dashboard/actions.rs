@@ -20,7 +20,7 @@ pub(crate) const ACTOR: &str = "dashboard";
 /// Threads a bulk action uses, so its changes share fsyncs (group commit).
 const BULK_THREADS: usize = 8;
 /// Longest flash message kept (it travels in a cookie).
-const FLASH_MAX: usize = 400;
+const FLASH_MAX: usize = 300;
 
 /// What an action answers.
 #[derive(Debug)]
