@@ -128,7 +128,11 @@ async function main() {
     if (m.type() === "error") problems.push(`console error on ${page.url()}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`page error on ${page.url()}: ${e.message}`));
-  page.on("dialog", (d) => d.accept());
+  const dialogs = [];
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    d.accept();
+  });
 
   // --- Log in with the token URL; it lands on the overview without the token.
   step("overview");
@@ -169,6 +173,11 @@ async function main() {
     { timeout: 2500 },
   );
   check((await page.evaluate(() => localStorage.getItem("jobspool.refresh"))) === "1", "the interval was not kept");
+  // The interval holds across pages; on the job list the new job's row appears by itself.
+  await page.goto(`${base}/jobs?queue=mail`);
+  check((await page.inputValue("#refresh")) === "1", "the interval picker forgot its value");
+  const fresh = cli("enqueue", "--type", "email.send", "--queue", "mail", "--payload", '{"live":true}');
+  await page.waitForSelector(`#jobs tr[data-id="${fresh.id}"]`, { timeout: 2500 });
 
   // --- Filter the job list.
   step("jobs: filter");
@@ -197,6 +206,7 @@ async function main() {
   check((await page.$$("#events tbody tr")).length >= 3, "the job's events are not listed");
   await page.screenshot({ path: path.join(shots, "dead-job-1280.png"), fullPage: true });
   await Promise.all([page.waitForNavigation(), page.click("form[action='/actions/redrive'] button")]);
+  check(dialogs.some((m) => m.includes("back to pending")), `no confirmation asked: ${JSON.stringify(dialogs)}`);
   check((await page.textContent(".flash.ok")).includes("Redriven"), "no flash after redrive");
   check(cli("get", dead.id).status === "pending", "the CLI does not see the redriven job pending");
 
