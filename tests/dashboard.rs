@@ -3,8 +3,8 @@
 
 mod dashboard_common;
 
-use dashboard_common::{get, post, serve, Answer};
-use jobspool::{JobStatus, NewJob, NewSchedule};
+use dashboard_common::{attr_values, get, post, serve, serve_with, Answer};
+use jobspool::{chrono, JobStatus, ManualClock, NewJob, NewSchedule, Spool};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -287,4 +287,38 @@ fn overview_counts_match_stats_per_queue_and_status() {
     assert!(a.body.contains("action=\"/actions/pause\""));
     assert!(a.body.contains("<svg class=\"chart\""));
     assert!(a.body.contains("8 enqueued"));
+}
+
+#[test]
+fn a_jobs_timeline_is_found_by_time_past_the_scan_bound() {
+    let clock = ManualClock::new(
+        chrono::DateTime::parse_from_rfc3339("2026-11-28T20:00:00Z")
+            .unwrap()
+            .into(),
+    );
+    let s = serve_with(Spool::builder().clock(clock.clone()), false);
+    let batch = |n: usize| {
+        for _ in 0..n / 5000 {
+            let jobs = (0..5000).map(|_| NewJob::new("noise", vec![])).collect();
+            s.spool.enqueue_batch(jobs).unwrap();
+        }
+    };
+    // More events before the job than one timeline reads at most (20,000).
+    batch(25_000);
+    clock.advance_ms(60_000);
+    let job = s.spool.enqueue(NewJob::new("target", vec![])).unwrap();
+    batch(5000);
+    clock.advance_ms(60_000);
+    s.spool.cancel(job.id).unwrap();
+    clock.advance_ms(60_000);
+    batch(5000);
+    let a = get(s.addr, &format!("/jobs/{}", job.id));
+    assert_eq!(a.status, 200);
+    let seqs: Vec<u64> = attr_values(&a.body, "data-seq")
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(seqs, [25_001, 30_002], "{}", a.body);
+    assert!(a.body.contains("job.enqueued") && a.body.contains("job.cancelled"));
+    assert!(!a.body.contains("The search stopped"));
 }

@@ -23,8 +23,13 @@ pub struct Served {
 
 /// Serves a fresh spool; `read_only` as the server's mode.
 pub fn serve(read_only: bool) -> Served {
+    serve_with(Spool::builder(), read_only)
+}
+
+/// Serves a fresh spool opened with `builder` (scheduler and maintenance off).
+pub fn serve_with(builder: jobspool::Builder, read_only: bool) -> Served {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::builder()
+    let spool = builder
         .scheduler(false)
         .maintenance(false)
         .open(dir.path().join("q"))
