@@ -108,3 +108,12 @@ pub fn control_line(spool: &crate::api::spool::Spool, line: &[u8]) -> serde_json
     let text = serde_json::to_string(&response).unwrap_or_default();
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
+
+/// Reads `bytes` as one HTTP request and routes it on `spool` (token `fuzz-token`, host
+/// `127.0.0.1:7420`; a first byte `R` turns read-only on); the status answered, 0 when the
+/// bytes end before a request does.
+#[cfg(feature = "http")]
+#[must_use]
+pub fn http_request(spool: &crate::api::spool::Spool, bytes: &[u8]) -> u16 {
+    crate::http::fuzz_request(spool, bytes)
+}

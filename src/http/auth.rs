@@ -102,7 +102,7 @@ impl Hosts {
     /// must be the bound one, unless the configured entry names another port.
     pub(crate) fn allows(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
-        if self.names.iter().any(|n| *n == host) {
+        if self.names.contains(&host) {
             return true;
         }
         let (name, port) = split_port(&host);

@@ -258,3 +258,28 @@ impl Drop for HttpServer {
         self.shutdown();
     }
 }
+
+/// Reads `bytes` as one request and routes it on `spool` (token `fuzz-token`, bound to
+/// 127.0.0.1:7420), as the server would; the status answered (an event stream is 200 and
+/// not streamed). For the fuzz target.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_request(spool: &Spool, bytes: &[u8]) -> u16 {
+    let settings = router::Settings {
+        token: "fuzz-token".into(),
+        read_only: bytes.first() == Some(&b'R'),
+        hosts: auth::Hosts::new(SocketAddr::from(([127, 0, 0, 1], 7420)), &[]),
+    };
+    let mut input = std::io::Cursor::new(bytes);
+    match wire::read_request(&mut input, 64 * 1024, "fuzz".into()) {
+        Err(e) => e.status.unwrap_or(0),
+        Ok(req) => match router::route(&settings, &spool.downgrade(), &req) {
+            router::Routed::Done(r) => {
+                let mut out = Vec::new();
+                let _ = server::write_response(&mut out, &r, req.method == Method::Head);
+                assert!(out.starts_with(b"HTTP/1.1 "), "a status line");
+                r.status
+            }
+            router::Routed::Events { .. } => 200,
+        },
+    }
+}
