@@ -11,7 +11,7 @@
 //! | `/schedules` | schedules: toggle, delete |
 //! | `/events` | the newest events of the log (live) |
 //! | `POST /actions/<name>` | cancel, redrive, pause, resume, schedule-toggle, schedule-delete, enqueue, bulk |
-//! | `/assets/app.<version>.css|js` | the assets, cached for a year |
+//! | `/assets/app.<version>.css` (and `.js`) | the assets, cached for a year |
 //!
 //! Every page reads a bounded amount: one page of jobs, counters for the counts, at most a
 //! few thousand events; see each module for its cost.
