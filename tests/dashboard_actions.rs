@@ -128,8 +128,14 @@ fn redrive_from_the_dashboard_makes_a_dead_job_pending() {
     let s = serve(false);
     let job = s
         .spool
-        .enqueue(NewJob::new("k", b"{}".to_vec()).max_attempts(1))
+        .enqueue(
+            NewJob::new("k", b"{}".to_vec())
+                .max_attempts(1)
+                .tenant_id("t1")
+                .dedupe_key("d1"),
+        )
         .unwrap();
+    let other = s.spool.enqueue(NewJob::new("other", vec![])).unwrap();
     let mut req = s.spool.claim_request(1);
     req.kinds = vec!["k".into()];
     let claimed = s.spool.claim(&req).unwrap().remove(0);
@@ -140,6 +146,20 @@ fn redrive_from_the_dashboard_makes_a_dead_job_pending() {
     let dead = get(s.addr, "/dead").body;
     assert!(dead.contains(&format!("data-id=\"{}\"", job.id)));
     assert!(dead.contains("boom &lt;b&gt;"));
+    // Every filter of the jobs page works here too; a pending job is not a dead letter.
+    let row = format!("data-id=\"{}\"", job.id);
+    for (q, shown) in [
+        (format!("id={}", job.id), true),
+        ("tenant=t1&type=k".to_owned(), true),
+        ("tenant=t2".to_owned(), false),
+        ("dedupe=d1".to_owned(), true),
+        (format!("id={}", other.id), false),
+    ] {
+        let page = get(s.addr, &format!("/dead?{q}"));
+        assert_eq!(page.status, 200);
+        assert_eq!(page.body.contains(&row), shown, "/dead?{q}");
+    }
+    assert!(get(s.addr, "/dead?id=nope").body.contains("flash err"));
     let detail = get(s.addr, &format!("/jobs/{}", job.id)).body;
     assert!(detail.contains("id=\"executions\"") && detail.contains("job.dead_lettered"));
     assert!(detail.contains("action=\"/actions/redrive\""));

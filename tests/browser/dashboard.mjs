@@ -199,6 +199,7 @@ async function main() {
   // --- A dead job: its attempt and error, then redrive (confirmed).
   step("dead letter: open and redrive");
   await page.goto(`${base}/dead`);
+  await page.screenshot({ path: path.join(shots, "dead-1280.png"), fullPage: true });
   await Promise.all([page.waitForNavigation(), page.click(`#jobs tr[data-id="${dead.id}"] a`)]);
   const err = await page.textContent("#last-error");
   check(err.includes("boom") || err.includes("3"), `last error not shown: ${err}`);

@@ -1,10 +1,10 @@
-//! Dead letters (`/dead`): `dead_letter` and `failed` jobs, filtered by queue and type, one
-//! page per cursor; redrive one (confirmed in the browser) or all matching (a confirmation
+//! Dead letters (`/dead`): `dead_letter` and `failed` jobs, with the jobs page's filters
+//! (but status), one page per cursor; redrive one (confirmed in the browser) or all matching (a confirmation
 //! page with the count).
 
 use std::fmt::Write as _;
 
-use crate::{JobId, Result, Spool};
+use crate::{JobId, JobStatus, Result, Spool};
 
 use super::filter::{rows, Filter, BULK_CAP};
 use super::form::Form;
@@ -14,24 +14,32 @@ use super::jobs::{filter_form, job_table, pager};
 /// Reads one page of dead jobs and renders it.
 pub(crate) fn page(spool: &Spool, view: &View<'_>, query: &Form) -> Result<String> {
     let limit = rows(query);
-    let filter = Filter {
-        queue: query.get("queue").map(str::to_owned),
-        kind: query.get("type").map(str::to_owned),
-        ..Filter::default()
-    };
-    let top = filter_form(&filter, "/dead", false);
-    let after = match query.get("after").map(str::parse::<JobId>).transpose() {
-        Ok(a) => a,
+    // Every filter but the status (the page's own: dead_letter and failed).
+    let parsed = Filter::from_form(query).and_then(|mut f| {
+        f.status = None;
+        let after = query.get("after").map(str::parse::<JobId>).transpose()?;
+        Ok((f, after))
+    });
+    let (filter, after) = match parsed {
+        Ok(x) => x,
         Err(e) => {
+            let top = filter_form(&Filter::default(), "/dead", false);
             let b = format!("<p class=\"flash err\">{}</p>", esc(&e.to_string()));
             return Ok(layout(view, "Dead letters", "/dead", &top, &b));
         }
     };
-    let mut q = filter.query(None, after, limit + 1);
-    q.tenant_id = None;
-    let mut jobs = spool.dead_letters(&q)?;
-    let more = jobs.len() > limit;
-    jobs.truncate(limit);
+    let top = filter_form(&filter, "/dead", false);
+    let (jobs, more) = if filter.id.is_some() {
+        // A direct read; shown only if it is dead.
+        let (mut jobs, _) = filter.page(spool, after, limit)?;
+        jobs.retain(|j| matches!(j.status, JobStatus::DeadLetter | JobStatus::Failed));
+        (jobs, false)
+    } else {
+        let mut jobs = spool.dead_letters(&filter.query(None, after, limit + 1))?;
+        let more = jobs.len() > limit;
+        jobs.truncate(limit);
+        (jobs, more)
+    };
 
     let mut b = String::with_capacity(4096 + jobs.len() * 512);
     let stats = spool.stats()?;
