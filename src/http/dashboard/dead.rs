@@ -1,6 +1,6 @@
 //! Dead letters (`/dead`): `dead_letter` and `failed` jobs, with the jobs page's filters
-//! (but status), one page per cursor; redrive one (confirmed in the browser) or all matching (a confirmation
-//! page with the count).
+//! (but status), one page per cursor; redrive one (confirmed in the browser) or all
+//! matching (a confirmation page with the count).
 
 use std::fmt::Write as _;
 
