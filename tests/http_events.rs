@@ -15,7 +15,9 @@ use serde_json::Value;
 conformance!(
     a_stream_resumes_after_last_event_id_then_goes_live,
     after_zero_replays_the_log_and_no_position_means_only_new_events,
-    an_idle_stream_sends_heartbeats
+    an_idle_stream_sends_heartbeats,
+    a_position_past_the_newest_event_gets_the_next_ones,
+    shutdown_ends_open_streams_at_once
 );
 
 /// An open event stream, read message by message.
@@ -148,4 +150,32 @@ fn an_idle_stream_sends_heartbeats(b: TestBackend) {
     spool.close().unwrap();
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut s.reader, &mut rest);
+}
+
+fn a_position_past_the_newest_event_gets_the_next_ones(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
+    spool.enqueue(NewJob::new("t", vec![])).unwrap();
+    let server = serve(&spool);
+    // A Last-Event-ID from another database, far ahead of this one's log.
+    let mut s = Stream::open(server.addr(), "/api/v1/events", "Last-Event-ID: 999\r\n");
+    spool.enqueue(NewJob::new("t", vec![])).unwrap();
+    assert_eq!(s.next_event().0, 2);
+}
+
+fn shutdown_ends_open_streams_at_once(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
+    // The default heartbeat is 15 s: the stream must end well before one.
+    let server = serve(&spool);
+    let mut s = Stream::open(server.addr(), "/api/v1/events", "");
+    assert_eq!(s.next_block(), ["retry: 2000"]);
+    let started = std::time::Instant::now();
+    server.shutdown();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut s.reader, &mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(rest, "");
 }

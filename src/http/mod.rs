@@ -77,6 +77,13 @@ pub struct HttpConfig {
     pub(crate) heartbeat: Duration,
 }
 
+impl Default for HttpConfig {
+    /// `127.0.0.1:7420`, otherwise as [`HttpConfig::new`].
+    fn default() -> HttpConfig {
+        HttpConfig::new(SocketAddr::from(([127, 0, 0, 1], 7420)))
+    }
+}
+
 impl HttpConfig {
     /// Serve on `bind` (port 0 picks a free one; see [`HttpServer::addr`]), with a random
     /// token, 4 workers, at most 64 connections and 8 event streams, bodies up to
@@ -244,8 +251,8 @@ impl HttpServer {
         &self.login_url
     }
 
-    /// Stops serving: the listener closes, event streams end, requests being answered
-    /// finish.
+    /// Stops serving: the listener closes, event streams are shut down, requests being
+    /// answered finish.
     pub fn shutdown(&self) {
         if let Some(mut server) = self.server.lock().take() {
             server.stop();

@@ -4,14 +4,16 @@
 //! `max_event_streams`). Sockets carry read and write timeouts, so a slow client costs a
 //! thread for at most that long per read or write.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver};
+use parking_lot::Mutex;
 
 use super::auth::{self, Hosts};
 use super::request::Method;
@@ -34,6 +36,9 @@ struct Shared {
     stopping: AtomicBool,
     connections: AtomicUsize,
     event_streams: AtomicUsize,
+    /// The open event streams' sockets, so stopping can shut them down at once.
+    streams: Mutex<HashMap<u64, TcpStream>>,
+    next_stream: AtomicU64,
 }
 
 /// A running server.
@@ -67,6 +72,8 @@ impl Server {
             stopping: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             event_streams: AtomicUsize::new(0),
+            streams: Mutex::new(HashMap::new()),
+            next_stream: AtomicU64::new(0),
         });
         let (tx, rx) = bounded::<Conn>(config.max_connections);
         for i in 0..config.workers {
@@ -122,10 +129,13 @@ impl Server {
         &self.shared.settings.token
     }
 
-    /// Stops accepting (the listener closes), ends event streams at their next wake-up;
-    /// workers finish the request in hand and exit.
+    /// Stops accepting (the listener closes) and shuts event streams down; workers finish
+    /// the request in hand and exit.
     pub(crate) fn stop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        for s in self.shared.streams.lock().values() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
         if let Some(handle) = self.accept.take() {
             // accept() blocks: one connection wakes it, and it sees `stopping`.
             let mut wake = self.addr;
@@ -241,14 +251,22 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
         .spawn(move || {
             let mut conn = conn;
             let shared = conn.shared.clone();
-            tracing::debug!(?after, "http: event stream opened");
-            let _ = super::sse::stream(
-                &mut conn.stream,
-                &shared.spool,
-                after,
-                shared.heartbeat,
-                &shared.stopping,
-            );
+            let id = shared.next_stream.fetch_add(1, Ordering::SeqCst);
+            if let Ok(s) = conn.stream.try_clone() {
+                shared.streams.lock().insert(id, s);
+            }
+            // (Checked after registering: a stop from here on shuts the socket down.)
+            if !shared.stopping.load(Ordering::SeqCst) {
+                tracing::debug!(?after, "http: event stream opened");
+                let _ = super::sse::stream(
+                    &mut conn.stream,
+                    &shared.spool,
+                    after,
+                    shared.heartbeat,
+                    &shared.stopping,
+                );
+            }
+            shared.streams.lock().remove(&id);
             shared.event_streams.fetch_sub(1, Ordering::SeqCst);
             tracing::debug!("http: event stream closed");
         });

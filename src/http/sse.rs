@@ -63,8 +63,11 @@ pub(crate) fn stream(
         let Some(s) = spool.upgrade() else {
             return Ok(());
         };
-        // Subscribe before reading the log, so nothing falls between the two.
-        (s.subscribe(), after.unwrap_or_else(|| s.last_seq()))
+        // Subscribe before reading the log, so nothing falls between the two. A position
+        // past the newest event (another database's, say) counts as the newest: the client
+        // would otherwise miss every event up to it.
+        let newest = s.last_seq();
+        (s.subscribe(), after.map_or(newest, |a| a.min(newest)))
     };
     let mut feed = Some(feed);
     // Catch up from the log (also after the live feed dropped us for falling behind).
