@@ -58,6 +58,7 @@ const num = (s) => Number(String(s).replace(/[^\d]/g, ""));
 let server = null;
 let browser = null;
 const problems = [];
+const dialogs = [];
 
 async function main() {
   // --- Seed: ready, delayed, dead, completed jobs and a schedule, before the server runs.
@@ -128,7 +129,6 @@ async function main() {
     if (m.type() === "error") problems.push(`console error on ${page.url()}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`page error on ${page.url()}: ${e.message}`));
-  const dialogs = [];
   page.on("dialog", (d) => {
     dialogs.push(d.message());
     d.accept();
@@ -195,6 +195,26 @@ async function main() {
   const wantRows = (Array.isArray(acme) ? acme : []).filter((j) => j.tenantId === "acme").length;
   check(rows.length === 2 && wantRows === 2 && rows.every((s) => s === "pending"), `filter shows ${JSON.stringify(rows)}`);
   await page.screenshot({ path: path.join(shots, "jobs-1280.png"), fullPage: true });
+
+  // --- Bulk: one ticked job (confirmed in a dialog), then all matching (a confirmation page).
+  step("jobs: bulk cancel");
+  const filtered = page.url();
+  await page.check("#jobs tbody tr:first-child input[type=checkbox]");
+  await Promise.all([page.waitForNavigation(), page.click("#bulk button[value=cancel]")]);
+  check(dialogs.some((m) => m === "Cancel 1 selected job?"), `no selection dialog: ${JSON.stringify(dialogs)}`);
+  check((await page.textContent(".flash.ok")).includes("Cancelled 1 job."), "no flash after the bulk cancel");
+  check(page.url() === filtered, `not back on the filtered list: ${page.url()}`);
+  await Promise.all([page.waitForNavigation(), page.click("form.bulk button:has-text('Cancel all')")]);
+  check((await page.getAttribute("#bulk-count", "data-count")) === "1", "the confirmation does not count 1 job");
+  await page.screenshot({ path: path.join(shots, "confirm-1280.png"), fullPage: true });
+  await Promise.all([page.waitForNavigation(), page.click("#confirm button[type=submit]")]);
+  check((await page.textContent(".flash.ok")).includes("Cancelled 1 job."), "no flash after cancel all");
+  const reports = cli("list", "--queue", "reports");
+  const byTenant = (reports.jobs || reports).map((j) => `${j.tenantId}:${j.status}`).sort();
+  check(
+    JSON.stringify(byTenant) === JSON.stringify(["acme:cancelled", "acme:cancelled", "other:pending"]),
+    `after the bulk cancels the CLI lists ${JSON.stringify(byTenant)}`,
+  );
 
   // --- A dead job: its attempt and error, then redrive (confirmed).
   step("dead letter: open and redrive");
@@ -264,6 +284,7 @@ try {
   step(`ok; screenshots in ${path.relative(repo, shots)}/`);
 } catch (e) {
   console.error(`FAILED: ${e.message}`);
+  console.error(`dialogs: ${JSON.stringify(dialogs)}`);
   for (const p of problems) console.error(`  ${p}`);
   await stop();
   process.exit(1);

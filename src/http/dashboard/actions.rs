@@ -51,18 +51,21 @@ pub(crate) fn safe_back(back: Option<&str>, fallback: &str) -> String {
 }
 
 fn done(to: String, r: Result<String>) -> Outcome {
-    let flash = match r {
-        Ok(m) => (FlashKind::Ok, m),
-        Err(e) => (FlashKind::Error, e.to_string()),
-    };
-    let mut msg = flash.1;
+    match r {
+        Ok(m) => flash(to, (FlashKind::Ok, m)),
+        Err(e) => flash(to, (FlashKind::Error, e.to_string())),
+    }
+}
+
+/// Back to `to` with the message (shortened to [`FLASH_MAX`] characters).
+fn flash(to: String, (kind, mut msg): (FlashKind, String)) -> Outcome {
     if let Some((i, _)) = msg.char_indices().nth(FLASH_MAX) {
         msg.truncate(i);
         msg.push('…');
     }
     Outcome::Redirect {
         to,
-        flash: (flash.0, msg),
+        flash: (kind, msg),
     }
 }
 
@@ -265,20 +268,28 @@ fn apply(spool: &Spool, action: &str, ids: &[JobId]) -> (usize, usize, Option<Er
         })
 }
 
-fn summary(action: &str, ok: usize, bad: usize, first: Option<Error>) -> Result<String> {
+/// "3 jobs", "1 job".
+fn jobs(n: usize) -> String {
+    format!("{} job{}", num(n as u64), if n == 1 { "" } else { "s" })
+}
+
+/// The flash of a bulk action: what was done, and what could not be and why.
+fn summary(action: &str, ok: usize, bad: usize, first: Option<Error>) -> (FlashKind, String) {
     let verb = if action == "cancel" {
         "Cancelled"
     } else {
         "Redriven"
     };
-    match (ok, first) {
-        (_, None) => Ok(format!("{verb} {} jobs.", num(ok as u64))),
-        (0, Some(e)) if bad == 1 => Err(e),
-        (_, Some(e)) => Err(Error::invalid(format!(
-            "{verb} {} jobs; {} could not be ({e})",
-            num(ok as u64),
-            num(bad as u64)
-        ))),
+    match first {
+        None => (FlashKind::Ok, format!("{verb} {}.", jobs(ok))),
+        Some(e) => (
+            FlashKind::Error,
+            format!(
+                "{verb} {}; {} could not be ({e}).",
+                jobs(ok),
+                num(bad as u64)
+            ),
+        ),
     }
 }
 
@@ -307,10 +318,12 @@ fn bulk(spool: &Spool, view: &View<'_>, f: &Form) -> Outcome {
                     "unknown bulk action {action:?}; expected cancel or redrive"
                 )));
             }
-            let (ok, bad, first) = apply(spool, action, &ids);
-            summary(action, ok, bad, first)
+            Ok(apply(spool, action, &ids))
         });
-        return done(to, r);
+        return match r {
+            Ok((ok, bad, first)) => flash(to, summary(action, ok, bad, first)),
+            Err(e) => done(to, Err(e)),
+        };
     }
     let selected = Filter::from_form(f).and_then(|filter| {
         let st = statuses(action, &filter)?;
@@ -324,7 +337,7 @@ fn bulk(spool: &Spool, view: &View<'_>, f: &Form) -> Outcome {
     };
     if f.get("confirm") == Some("1") {
         let (ok, bad, first) = apply(spool, action, &ids);
-        return done(to, summary(action, ok, bad, first));
+        return flash(to, summary(action, ok, bad, first));
     }
     Outcome::Page {
         status: 200,
@@ -358,9 +371,10 @@ fn confirm_page(
     };
     let _ = write!(
         b,
-        "<p id=\"bulk-count\" data-count=\"{}\">{} jobs match ({}).</p>",
+        "<p id=\"bulk-count\" data-count=\"{}\">{} {} ({}).</p>",
         ids.len(),
-        num(ids.len() as u64),
+        jobs(ids.len()),
+        if ids.len() == 1 { "matches" } else { "match" },
         esc(&desc)
     );
     if more {
@@ -395,18 +409,12 @@ fn confirm_page(
     }
     let _ = write!(
         b,
-        "<button type=\"submit\" class=\"danger\">{verb} {} jobs</button> \
+        "<button type=\"submit\" class=\"danger\">{verb} {}</button> \
          <a href=\"{}\">Back</a></form>",
-        num(ids.len() as u64),
+        jobs(ids.len()),
         esc(back)
     );
-    layout(
-        view,
-        &format!("{verb} {} jobs?", num(ids.len() as u64)),
-        "",
-        "",
-        &b,
-    )
+    layout(view, &format!("{verb} {}?", jobs(ids.len())), "", "", &b)
 }
 
 #[cfg(test)]

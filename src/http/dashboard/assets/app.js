@@ -27,6 +27,8 @@
   function userBusy() {
     var pg = page();
     if (!pg) { return true; }
+    // The answer to a POST (a confirmation, a form with its error) is not fetched again.
+    if (window.location.pathname.indexOf("/actions/") === 0) { return true; }
     if (pg.querySelector("[data-live]")) { return true; }
     var a = document.activeElement;
     if (a && pg.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)) { return true; }
@@ -99,7 +101,8 @@
     if (!(form instanceof HTMLFormElement)) { return; }
     var msg = form.getAttribute("data-confirm");
     if (form.hasAttribute("data-confirm-selection")) {
-      var n = document.querySelectorAll("input[type=checkbox][form=\"" + form.id + "\"]:checked").length;
+      // getAttribute: `form.id` would be the form's control named "id" (the checkboxes).
+      var n = document.querySelectorAll("input[type=checkbox][form=\"" + form.getAttribute("id") + "\"]:checked").length;
       var what = ev.submitter && ev.submitter.value ? ev.submitter.value : "change";
       if (n === 0) {
         ev.preventDefault();
