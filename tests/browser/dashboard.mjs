@@ -247,9 +247,17 @@ async function main() {
   // --- The event tail follows the log over Server-Sent Events.
   step("events: live tail");
   await page.goto(`${base}/events`);
-  await page.waitForTimeout(300);
+  // The stream starts after the newest event the page shows, so nothing is missed even if
+  // the job comes before the stream is open.
   const tailJob = cli("enqueue", "--type", "tail.check", "--payload", "{}");
   await page.waitForSelector(`#events a[href="/jobs/${tailJob.id}"]`, { timeout: 5000 });
+  // After a reload the page shows it from the log, and the stream goes on from there.
+  await page.reload();
+  await page.waitForSelector(`#events a[href="/jobs/${tailJob.id}"]`, { timeout: 5000 });
+  const next = cli("enqueue", "--type", "tail.check", "--payload", "{}");
+  await page.waitForSelector(`#events a[href="/jobs/${next.id}"]`, { timeout: 5000 });
+  const seqs = await page.$$eval("#events tbody tr", (trs) => trs.map((t) => Number(t.getAttribute("data-seq"))));
+  check(new Set(seqs).size === seqs.length, `an event is shown twice: ${seqs}`);
   await page.screenshot({ path: path.join(shots, "events-1280.png"), fullPage: true });
 
   // --- Phone width.
