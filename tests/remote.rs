@@ -182,6 +182,20 @@ fn typed_operations_return_what_the_spool_returns() {
         ..ListQuery::default()
     };
     assert_eq!(client.list(&q).unwrap(), spool.list(&q).unwrap());
+    // The tenant and dedupe-key filters travel too.
+    let q = ListQuery {
+        tenant_id: Some("t".into()),
+        dedupe_key: Some("d1".into()),
+        ..ListQuery::default()
+    };
+    let by_client = client.list(&q).unwrap();
+    assert_eq!(by_client.len(), 1);
+    assert_eq!(by_client, spool.list(&q).unwrap());
+    let q = ListQuery {
+        tenant_id: Some("nobody".into()),
+        ..ListQuery::default()
+    };
+    assert!(client.list(&q).unwrap().is_empty());
     assert_eq!(client.stats().unwrap(), spool.stats().unwrap());
     client.pause_queue("mail").unwrap();
     assert!(spool.stats().unwrap().queues["mail"].paused);

@@ -275,6 +275,8 @@ mod tests {
                 status: Some("pending".into()),
                 after: Some(id),
                 limit: Some(5),
+                tenant_id: Some("acme".into()),
+                dedupe_key: Some("k".into()),
                 ..ListInput::default()
             }),
             Op::DeadRedrive(RedriveInput {
@@ -295,6 +297,18 @@ mod tests {
             let back = Op::from_json(op.name(), op.input_json()).unwrap();
             assert_eq!(back, op);
         }
+    }
+
+    #[test]
+    fn list_filters_use_the_contract_field_names() {
+        let op = Op::from_json("jobs.list", json!({"tenantId": "a", "dedupeKey": "d"})).unwrap();
+        let Op::List(input) = op else {
+            panic!("not a list: {op:?}");
+        };
+        assert_eq!(
+            (input.tenant_id.as_deref(), input.dedupe_key.as_deref()),
+            (Some("a"), Some("d"))
+        );
     }
 
     #[test]
