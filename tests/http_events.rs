@@ -70,9 +70,12 @@ impl Stream {
         }
     }
 
-    /// The next event: (id, data as JSON); skips `retry:` and heartbeats.
+    /// The next event: (id, data as JSON); skips `retry:` and heartbeats. Fails after 30 s
+    /// (heartbeats would keep the socket's read timeout from firing).
     fn next_event(&mut self) -> (u64, Value) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
+            assert!(std::time::Instant::now() < deadline, "no event came");
             let block = self.next_block();
             let id = block.iter().find_map(|l| l.strip_prefix("id: "));
             let data = block.iter().find_map(|l| l.strip_prefix("data: "));

@@ -57,11 +57,11 @@ pub(crate) fn stream(
          X-Content-Type-Options: nosniff\r\nContent-Security-Policy: {DEFAULT_CSP}\r\n\
          X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n"
     );
-    out.write_all(head.as_bytes())?;
-    out.flush()?;
     let (feed, mut last) = {
         let Some(s) = spool.upgrade() else {
-            return Ok(());
+            return out.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
         };
         // Subscribe before reading the log, so nothing falls between the two. A position
         // past the newest event (another database's, say) counts as the newest: the client
@@ -69,6 +69,9 @@ pub(crate) fn stream(
         let newest = s.last_seq();
         (s.subscribe(), after.map_or(newest, |a| a.min(newest)))
     };
+    // The head goes out once subscribed: a client that saw it misses nothing written after.
+    out.write_all(head.as_bytes())?;
+    out.flush()?;
     let mut feed = Some(feed);
     // Catch up from the log (also after the live feed dropped us for falling behind).
     let mut backfill = true;
