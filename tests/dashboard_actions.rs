@@ -318,6 +318,7 @@ fn bulk_on_a_selection_acts_on_those_ids_only_and_refuses_over_the_cap() {
         .map(|_| s.spool.enqueue(NewJob::new("k", vec![])).unwrap().id)
         .collect();
     let (a, b) = (ids[0].to_string(), ids[2].to_string());
+    // A job ticked twice (a crafted form) counts once.
     let (_, cookie) = redirect(&post(
         s.addr,
         "/actions/bulk",
@@ -325,6 +326,7 @@ fn bulk_on_a_selection_acts_on_those_ids_only_and_refuses_over_the_cap() {
             ("action", "cancel"),
             ("id", &a),
             ("id", &b),
+            ("id", &a),
             ("back", "/jobs"),
         ],
     ));
@@ -353,7 +355,10 @@ fn bulk_on_a_selection_acts_on_those_ids_only_and_refuses_over_the_cap() {
         flash.contains("Cancelled 0 jobs; 2 could not be") && flash.contains("JOB_NOT_PENDING")
     );
     // Over the cap: refused whole.
-    let many: Vec<String> = (0..1001).map(|_| ids[1].to_string()).collect();
+    let many: Vec<String> = (0..1001u32)
+        .map(|i| format!("01900000-0000-7000-8000-{i:012}"))
+        .chain([ids[1].to_string()])
+        .collect();
     let fields: Vec<(&str, &str)> = std::iter::once(("action", "cancel"))
         .chain(many.iter().map(|i| ("id", i.as_str())))
         .collect();

@@ -301,7 +301,9 @@ fn bulk(spool: &Spool, view: &View<'_>, f: &Form) -> Outcome {
     let to = safe_back(f.get("back"), "/jobs");
     if f.get("scope") != Some("matching") {
         let ids: Result<Vec<JobId>> = f.all("id").map(str::parse).collect();
-        let r = ids.and_then(|ids| {
+        let r = ids.and_then(|mut ids| {
+            ids.sort();
+            ids.dedup();
             if ids.is_empty() {
                 return Err(Error::invalid(
                     "no job selected; tick the jobs first".to_owned(),
