@@ -312,12 +312,16 @@ fn a_non_loopback_bind_needs_a_token_and_a_default_token_is_generated() {
         jobspool::http::serve(&spool, HttpConfig::new("0.0.0.0:0".parse().unwrap())).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
     assert!(e.to_string().contains("token"), "{e}");
-    let e = jobspool::http::serve(
-        &spool,
-        HttpConfig::new("127.0.0.1:0".parse().unwrap()).token(""),
-    )
-    .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    for bad in ["", "a b", "a;b", "a\r\nSet-Cookie: x=1", "é"] {
+        let cfg = HttpConfig::new("127.0.0.1:0".parse().unwrap()).token(bad);
+        let e = jobspool::http::serve(&spool, cfg).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArgument, "{bad:?}");
+    }
+    let cfg = HttpConfig::new("127.0.0.1:0".parse().unwrap()).token("secret-value");
+    assert!(
+        !format!("{cfg:?}").contains("secret-value"),
+        "Debug hides the token"
+    );
     // Loopback without a token: a random one, in the login URL.
     let server =
         jobspool::http::serve(&spool, HttpConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();

@@ -62,7 +62,8 @@ pub(crate) struct Ctx {
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024 + 64 * 1024;
 
 /// How to serve: the address, the token and the bounds. Start from [`HttpConfig::new`].
-#[derive(Debug, Clone)]
+/// (`Debug` leaves the token out.)
+#[derive(Clone)]
 pub struct HttpConfig {
     pub(crate) bind: SocketAddr,
     pub(crate) token: Option<String>,
@@ -75,6 +76,24 @@ pub struct HttpConfig {
     pub(crate) read_timeout: Duration,
     pub(crate) write_timeout: Duration,
     pub(crate) heartbeat: Duration,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("read_only", &self.read_only)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("workers", &self.workers)
+            .field("max_connections", &self.max_connections)
+            .field("max_event_streams", &self.max_event_streams)
+            .field("body_limit", &self.body_limit)
+            .field("read_timeout", &self.read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("heartbeat", &self.heartbeat)
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
@@ -183,10 +202,15 @@ impl HttpConfig {
 /// `INVALID_ARGUMENT` for a non-loopback address without a token, or an empty token;
 /// `STORAGE` when the address cannot be bound or the threads cannot start.
 pub fn serve(spool: &Spool, config: HttpConfig) -> Result<HttpServer> {
-    if config.token.as_deref().is_some_and(str::is_empty) {
-        return Err(Error::invalid(
-            "the HTTP token is empty; give a token or none",
-        ));
+    if let Some(t) = &config.token {
+        // It travels in a header and a cookie: visible ASCII without the cookie's separators.
+        let bad = |b: u8| !b.is_ascii_graphic() || matches!(b, b';' | b',' | b'"' | b'\\');
+        if t.is_empty() || t.len() > 1024 || t.bytes().any(bad) {
+            return Err(Error::invalid(
+                "the HTTP token must be 1 to 1024 visible ASCII characters without spaces, \
+                 ';', ',', '\"' or '\\'",
+            ));
+        }
     }
     if !config.bind.ip().is_loopback() && config.token.is_none() {
         return Err(Error::invalid(format!(
