@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod backend;
+pub mod pg;
 #[allow(unused_imports)]
 pub(crate) use backend::conformance;
 #[allow(unused_imports)]
