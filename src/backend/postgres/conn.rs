@@ -191,7 +191,9 @@ fn is_retryable(e: &postgres::Error) -> bool {
 
 /// A PostgreSQL error as `STORAGE`, saying what was being done.
 pub(crate) fn storage(what: &str, e: &postgres::Error) -> Error {
-    let context = if e.is_closed() || e.as_db_error().is_none() {
+    let lost = e.is_closed()
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    let context = if lost {
         format!("{what} on PostgreSQL failed (connection lost; the next call reconnects)")
     } else {
         format!("{what} on PostgreSQL failed")

@@ -70,7 +70,7 @@ pub(super) fn claim(ctx: &mut Ctx<'_, '_>, req: &ClaimRequest) -> Result<Vec<Cla
         .t
         .query(
             &ctx.sh
-                .sql("SELECT nextval('@.lease_token') FROM generate_series(1, $1)"),
+                .sql("SELECT nextval('@.lease_token') FROM generate_series(1, $1::int8)"),
             &[&n],
         )
         .pg("drawing fencing tokens")?
