@@ -56,12 +56,20 @@ pub(crate) struct Shared {
     observer: Arc<dyn Observer>,
     /// The last event seq handed to the observer.
     delivered: Mutex<u64>,
+    /// Under `Buffered`: events committed but maybe not yet durable, published after the
+    /// next WAL flush (the listener's, or [`Backend::flush`]).
+    pending: Mutex<(Vec<EventRecord>, Option<std::time::Instant>)>,
+    flushes: AtomicU64,
     closed: AtomicBool,
     ops: AtomicU64,
     commits: AtomicU64,
 }
 
 impl Shared {
+    fn buffered(&self) -> bool {
+        matches!(self.cfg.durability, Durability::Buffered { .. })
+    }
+
     /// `q` with `@.` replaced by the schema.
     fn sql(&self, q: &str) -> String {
         q.replace("@.", &self.prefix)
@@ -131,6 +139,8 @@ impl PgBackend {
             rng: Mutex::new(((seed as u64) | 1, 0)),
             observer,
             delivered: Mutex::new(0),
+            pending: Mutex::new((Vec::new(), None)),
+            flushes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             ops: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -188,7 +198,16 @@ impl PgBackend {
 
     fn after_commit(&self, done: &Done) {
         self.sh.commits.fetch_add(1, Ordering::Relaxed);
-        notify::publish(&self.sh, &done.events);
+        if self.sh.buffered() {
+            // Visible to other sessions already, but not durable: held back until a flush.
+            let mut p = self.sh.pending.lock();
+            p.0.extend(done.events.iter().cloned());
+            if !p.0.is_empty() && p.1.is_none() {
+                p.1 = Some(std::time::Instant::now());
+            }
+        } else {
+            notify::publish(&self.sh, &done.events);
+        }
         if done.wake {
             self.sh.observer.work_available();
         }
@@ -380,11 +399,8 @@ impl Backend for PgBackend {
 
     fn flush(&self) -> Result<()> {
         let sh = self.live()?;
-        if matches!(sh.cfg.durability, Durability::Buffered { .. }) {
-            // A transaction with an id commits with synchronous_commit on: it waits for the
-            // WAL flush up to its commit record, which covers every earlier commit.
-            sh.pool
-                .with_client(|c| c.batch_execute("BEGIN; SELECT txid_current(); COMMIT"))?;
+        if sh.buffered() {
+            notify::flush_pending(sh)?;
         }
         Ok(())
     }
@@ -394,10 +410,10 @@ impl Backend for PgBackend {
         Metrics {
             ops: self.sh.ops.load(Ordering::Relaxed),
             groups: commits,
-            fsyncs: if self.sh.cfg.durability == Durability::Immediate {
-                commits
+            fsyncs: if self.sh.buffered() {
+                self.sh.flushes.load(Ordering::Relaxed)
             } else {
-                0
+                commits
             },
             unapplied_groups: 0,
         }
@@ -410,9 +426,13 @@ impl Backend for PgBackend {
         if let Some(h) = self.listener.lock().take() {
             let _ = h.join();
         }
+        let mut result = Ok(());
+        if self.sh.buffered() {
+            result = notify::flush_pending(&self.sh);
+        }
         self.sh.pool.clear();
         self.sh.observer.work_available();
-        Ok(())
+        result
     }
 }
 

@@ -14,6 +14,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 
 use super::conn::Pg;
+use crate::model::config::Durability;
 use super::Shared;
 use crate::model::error::{Error, Result};
 use crate::model::event::{Event, EventRecord};
@@ -61,9 +62,27 @@ pub(super) fn publish(sh: &Shared, mine: &[EventRecord]) {
     sh.observer.committed(&fresh);
 }
 
+/// Under `Buffered`: makes every commit so far durable, then publishes the events held
+/// back. A transaction that has an id commits with `synchronous_commit` on (the session
+/// default): it waits for the WAL flush up to its commit record, which covers every commit
+/// before it.
+pub(super) fn flush_pending(sh: &Shared) -> Result<()> {
+    let (mut held, _) = std::mem::take(&mut *sh.pending.lock());
+    sh.pool
+        .with_client(|c| c.batch_execute("BEGIN; SELECT txid_current(); COMMIT"))?;
+    sh.flushes.fetch_add(1, Ordering::Relaxed);
+    held.sort_by_key(|e| e.seq);
+    publish(sh, &held);
+    Ok(())
+}
+
 /// Delivers every committed event not delivered yet (another process's commits).
 pub(super) fn catch_up(sh: &Shared) -> Result<()> {
-    let upto = read_last_seq(sh)?;
+    let mut upto = read_last_seq(sh)?;
+    // Not past this process's commits that are not durable yet (`Buffered`).
+    if let Some(first_held) = sh.pending.lock().0.iter().map(|e| e.seq).min() {
+        upto = upto.min(first_held - 1);
+    }
     loop {
         let mut delivered = sh.delivered.lock();
         if *delivered >= upto {
@@ -161,6 +180,13 @@ pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
             }
         } else {
             std::thread::sleep(TICK);
+        }
+        let due = match (sh.pending.lock().1, sh.cfg.durability) {
+            (Some(since), Durability::Buffered { max_delay }) => since.elapsed() >= max_delay,
+            _ => false,
+        };
+        if due {
+            let _ = flush_pending(sh);
         }
         if woke || last_poll.elapsed() >= POLL {
             last_poll = Instant::now();
