@@ -1,0 +1,178 @@
+//! A PostgreSQL server crash in the middle of a load loses nothing acknowledged.
+//!
+//! The test starts a cluster of its own with fsync on, runs producers and workers on
+//! threads (`Durability::Immediate`: an acknowledged enqueue or completion is committed and
+//! flushed), stops the server with an immediate shutdown (SIGQUIT to the postmaster, what
+//! `pg_ctl stop -m immediate` does: no checkpoint, the WAL is replayed at restart) while
+//! they run, and restarts it. Calls made while the server is down fail with `STORAGE`; the
+//! load retries them. Then: every acknowledged enqueue is there, every acknowledged
+//! completion is still completed, everything drains, the event log is contiguous, and the
+//! spool that lived through the crash works again (its connections were re-made).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::pg::{self, Cluster, Options};
+use jobspool::{Durability, ErrorCode, JobId, JobStatus, NewJob, Spool};
+
+const TEST: &str = "server_crash_mid_load_loses_nothing_acknowledged";
+const KIND: &str = "crash.pg";
+const LEASE_MS: u64 = 2000;
+
+fn open(url: &str, schema: &str) -> jobspool::Result<Spool> {
+    Spool::builder()
+        .schema(schema)
+        .durability(Durability::Immediate)
+        .maintenance(true)
+        .maintenance_interval(Duration::from_millis(200))
+        .scheduler(false)
+        .open(url)
+}
+
+#[derive(Default)]
+struct Acked {
+    enqueued: Mutex<Vec<JobId>>,
+    completed: Mutex<Vec<JobId>>,
+    storage_errors: Mutex<u64>,
+}
+
+#[test]
+fn server_crash_mid_load_loses_nothing_acknowledged() {
+    if pg::bin_dir().is_none() {
+        pg::skip_or_fail(
+            TEST,
+            "no PostgreSQL server binaries to start a cluster of its own",
+        );
+        return;
+    }
+    let cluster = Cluster::start(&Options::durable()).unwrap();
+    let url = cluster.url();
+    let schema = "crash";
+    let spool = open(&url, schema).unwrap();
+    let acked = Arc::new(Acked::default());
+    let stop_producing = Arc::new(AtomicBool::new(false));
+    let stop_working = Arc::new(AtomicBool::new(false));
+
+    let mut threads = Vec::new();
+    for p in 0..2 {
+        let (spool, acked, stop) = (spool.clone(), acked.clone(), stop_producing.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let job = NewJob {
+                    kind: KIND.into(),
+                    payload: format!("{p}-{i}").into_bytes(),
+                    max_attempts: Some(100),
+                    ..NewJob::default()
+                };
+                match spool.enqueue(job) {
+                    Ok(e) => {
+                        acked.enqueued.lock().unwrap().push(e.job.id);
+                        i += 1;
+                    }
+                    Err(e) => {
+                        assert_eq!(e.code(), ErrorCode::Storage, "enqueue: {e}");
+                        *acked.storage_errors.lock().unwrap() += 1;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }));
+    }
+    for _ in 0..2 {
+        let (spool, acked, stop) = (spool.clone(), acked.clone(), stop_working.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut req = spool.claim_request(8);
+            req.lease_ms = LEASE_MS;
+            while !stop.load(Ordering::Relaxed) {
+                let claimed = match spool.claim_wait(&req, Duration::from_millis(100)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        assert_eq!(e.code(), ErrorCode::Storage, "claim: {e}");
+                        *acked.storage_errors.lock().unwrap() += 1;
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    }
+                };
+                for c in claimed {
+                    match spool.complete(c.lease, None) {
+                        Ok(_) => acked.completed.lock().unwrap().push(c.job.id),
+                        // The server went down under the call, or the lease ran out
+                        // meanwhile: the job comes back when its lease expires.
+                        Err(e)
+                            if e.code() == ErrorCode::Storage
+                                || e.code() == ErrorCode::StaleLease => {}
+                        Err(e) => panic!("complete: {e}"),
+                    }
+                }
+            }
+        }));
+    }
+
+    std::thread::sleep(Duration::from_millis(1500));
+    let before_crash = acked.enqueued.lock().unwrap().len();
+    cluster.stop_immediate();
+    std::thread::sleep(Duration::from_millis(700));
+    cluster.restart().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop_producing.store(true, Ordering::Relaxed);
+
+    // Everything acknowledged before the crash is there (checked on a fresh spool too).
+    let enqueued: Vec<JobId> = acked.enqueued.lock().unwrap().clone();
+    assert!(before_crash > 0, "nothing was enqueued before the crash");
+    assert!(
+        enqueued.len() > before_crash,
+        "nothing was enqueued after the restart (the spool did not reconnect?)"
+    );
+    let completed: Vec<JobId> = acked.completed.lock().unwrap().clone();
+    let fresh = open(&url, schema).unwrap();
+    for id in &enqueued {
+        fresh
+            .get(*id)
+            .unwrap_or_else(|e| panic!("acknowledged job {id} lost: {e}"));
+    }
+    for id in &completed {
+        let job = fresh.get(*id).unwrap();
+        assert_eq!(
+            job.status,
+            JobStatus::Completed,
+            "acknowledged completion lost: {job:?}"
+        );
+    }
+
+    // The survivors drain the rest.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut left: BTreeSet<JobId> = enqueued.iter().copied().collect();
+    while !left.is_empty() {
+        left.retain(|id| fresh.get(*id).unwrap().status != JobStatus::Completed);
+        assert!(
+            Instant::now() < deadline,
+            "{} acknowledged jobs not completed after the restart",
+            left.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop_working.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let events = common::all_events(&fresh);
+    common::assert_contiguous_from_one(&events);
+    eprintln!(
+        "{TEST}: {} jobs acknowledged ({before_crash} before the crash), {} completions \
+         acknowledged, {} calls failed with STORAGE while the server was down",
+        enqueued.len(),
+        completed.len(),
+        acked.storage_errors.lock().unwrap()
+    );
+    assert!(
+        *acked.storage_errors.lock().unwrap() > 0,
+        "no call noticed the server was down"
+    );
+    fresh.close().unwrap();
+    spool.close().unwrap();
+}
