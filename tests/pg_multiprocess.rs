@@ -125,7 +125,8 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
 
     // Chaos: kill a random child now and then (a producer one time in four) and start a
     // replacement; a killed producer's replacement enqueues a fresh set of jobs.
-    let mut kills = Vec::new();
+    // (child, time just before its SIGKILL).
+    let mut kills: Vec<(String, u64)> = Vec::new();
     let chaos_end = Instant::now() + CHAOS;
     while Instant::now() < chaos_end {
         std::thread::sleep(Duration::from_millis(rng.range(300, 1200)));
@@ -138,9 +139,9 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
         let (name, mut victim) = pool.swap_remove(i);
         match victim.try_wait().unwrap() {
             None => {
+                kills.push((name, now_ms()));
                 victim.kill().unwrap();
                 victim.wait().unwrap();
-                kills.push(name);
                 pool.push(spawn(role, &mut rng));
             }
             // A producer done with its jobs.
@@ -151,6 +152,7 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
         }
     }
     eprintln!("{TEST}: killed {} children: {kills:?}", kills.len());
+    let kills: BTreeMap<String, u64> = kills.into_iter().collect();
     for (name, p) in &mut producers {
         let status = p.wait().unwrap();
         assert!(status.success(), "producer {name} failed: {status}");
@@ -184,7 +186,7 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
     }
 
     let logs = Logs::read(dir.path());
-    logs.check(&spool, seed);
+    logs.check(&spool, seed, &kills);
     let events = common::all_events(&spool);
     common::assert_contiguous_from_one(&events);
     assert_eq!(spool.last_seq(), events.len() as u64, "seed {seed}");
@@ -265,7 +267,8 @@ impl Logs {
         logs
     }
 
-    fn check(&self, spool: &Spool, seed: u64) {
+    /// `kills`: each killed child's name and the time just before its SIGKILL.
+    fn check(&self, spool: &Spool, seed: u64, kills: &BTreeMap<String, u64>) {
         let mut tokens = BTreeSet::new();
         for (id, claims) in &self.claims {
             for t in claims.keys() {
@@ -275,22 +278,24 @@ impl Logs {
                 );
             }
             // No claim while an earlier lease on the job could still hold: the earlier lease
-            // started no sooner than `before` and lasts LEASE_MS; the later claim returned
-            // no later than its `after`.
-            for (pair, (ta, a)) in claims
-                .iter()
-                .zip(claims.iter().skip(1))
-                .map(|(a, b)| (b, a))
-            {
-                let (tb, b) = pair;
+            // started no sooner than `before` and lasts LEASE_MS, unless its process died
+            // (its jobs are then recovered at once, as the backend notices the dead
+            // process's session is gone), which happened no sooner than the SIGKILL; the
+            // later claim returned no later than its `after`.
+            for ((ta, a), (tb, b)) in claims.iter().zip(claims.iter().skip(1)) {
+                let expired = b.after >= a.before + LEASE_MS;
+                let holder_dead = kills.get(&a.worker).is_some_and(|&k| b.after >= k);
                 assert!(
-                    b.after >= a.before + LEASE_MS,
+                    expired || holder_dead,
                     "seed {seed}: job {id} claimed with token {tb} by {} at <= {} while token \
-                     {ta} of {} (claimed at >= {}) could still hold its {LEASE_MS} ms lease",
+                     {ta} of {} (claimed at >= {}, {}) could still hold its {LEASE_MS} ms lease",
                     b.worker,
                     b.after,
                     a.worker,
-                    a.before
+                    a.before,
+                    kills
+                        .get(&a.worker)
+                        .map_or("never killed".to_string(), |k| format!("killed at {k}"))
                 );
             }
         }
