@@ -103,6 +103,9 @@ impl Pool {
 
     fn give_back(&self, c: Client) {
         if c.is_closed() {
+            // Lost: the idle ones most likely went with it (a server restart, a proxy):
+            // drop them too, so the next call opens a fresh connection.
+            self.clear();
             return;
         }
         let mut idle = self.idle.lock();
