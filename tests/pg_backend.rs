@@ -10,9 +10,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::pg;
-use jobspool::{
-    Builder, ErrorCode, JobStatus, ListQuery, ManualClock, NewJob, NewSchedule, Spool,
-};
+use jobspool::{Builder, ErrorCode, JobStatus, ListQuery, ManualClock, NewJob, NewSchedule, Spool};
 
 /// A schema of its own on the test server, dropped at the end.
 struct Schema {
@@ -38,7 +36,9 @@ impl Schema {
     }
 
     fn open(&self, clock: &ManualClock) -> Spool {
-        self.builder(clock).open(&self.url).expect("opening the spool")
+        self.builder(clock)
+            .open(&self.url)
+            .expect("opening the spool")
     }
 
     fn psql(&self, sql: &str) -> String {
@@ -78,7 +78,10 @@ fn tables_are_versioned_and_a_newer_version_is_refused() {
     spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     spool.close().unwrap();
     assert_eq!(
-        s.psql(&format!("SELECT version FROM \"{}\".schema_version", s.name)),
+        s.psql(&format!(
+            "SELECT version FROM \"{}\".schema_version",
+            s.name
+        )),
         "1"
     );
     // Reopening the same version keeps the data.
@@ -252,7 +255,11 @@ fn a_stopped_spools_running_jobs_are_recovered_by_another_without_waiting_for_th
     let mine = a.claim(&a.claim_request(1)).unwrap();
     assert_eq!(mine[0].job.id, job.id);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(b.get(job.id).unwrap().status, JobStatus::Running, "a is alive");
+    assert_eq!(
+        b.get(job.id).unwrap().status,
+        JobStatus::Running,
+        "a is alive"
+    );
     a.close().unwrap();
     eventually("the stopped spool's job to be recovered", || {
         b.get(job.id).unwrap().status == JobStatus::Pending
