@@ -11,6 +11,8 @@ use crate::api::builder::Builder;
 use crate::api::subscription::Subscription;
 
 mod pull;
+#[cfg(feature = "postgres")]
+use crate::backend::postgres::PgBackend;
 use crate::backend::sled::SledBackend;
 use crate::backend::Backend;
 use crate::engine::Engine;
@@ -99,8 +101,10 @@ impl Spool {
     }
 }
 
-/// Whether `s` names a PostgreSQL database (`postgres://` or `postgresql://` URL).
-pub(crate) fn is_postgres_url(s: &str) -> bool {
+/// Whether `s` names a PostgreSQL database (a `postgres://` or `postgresql://` URL) rather
+/// than a sled database directory: what [`Spool::open`] decides by.
+#[must_use]
+pub fn is_postgres_url(s: &str) -> bool {
     let lower = s.trim_start().to_ascii_lowercase();
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
@@ -112,7 +116,7 @@ fn open_postgres(
     cfg: &Config,
     observer: Arc<dyn crate::backend::Observer>,
 ) -> Result<Arc<dyn Backend>> {
-    let backend = crate::backend::postgres::PgBackend::open(url, cfg.clone(), observer)?;
+    let backend = PgBackend::open(url, cfg.clone(), observer)?;
     Ok(Arc::new(backend) as Arc<dyn Backend>)
 }
 

@@ -8,9 +8,12 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "jobspool", version, about)]
 pub(crate) struct Cli {
-    /// Database directory (or set JOBSPOOL_DB).
+    /// Database directory, or a postgres:// URL (or set JOBSPOOL_DB).
     #[arg(long, env = "JOBSPOOL_DB", global = true, value_name = "PATH")]
     pub(crate) db: Option<PathBuf>,
+    /// PostgreSQL only: the schema holding jobspool's tables (default jobspool).
+    #[arg(long, env = "JOBSPOOL_SCHEMA", global = true, value_name = "NAME")]
+    pub(crate) schema: Option<String>,
     /// Print JSON only on stdout (one document, or one object per line for streams).
     #[arg(long, global = true)]
     pub(crate) json: bool,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::Parser;
 use jobspool::{
     control, payload_json, CancelInput, DeadListInput, Error, ErrorCode, JobIdInput, ListInput,
-    NameInput, NoInput, Op, QueueInput, RedriveInput, ScheduleInput, Spool, ToggleInput,
+    NameInput, NoInput, Op, QueueInput, RedriveInput, ScheduleInput, ToggleInput,
 };
 
 use args::{Cli, Command, DeadCmd, QueueCmd, ScheduleCmd};
@@ -200,9 +200,16 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 grace: secs("--grace-secs", *grace_secs, 0)?,
                 stop_when_empty: *stop_when_empty,
             };
-            let spool = Spool::open(&db).map_err(|e| held_by_a_server(e, &db))?;
-            // The control socket lets every other command reach the database meanwhile.
-            let _socket = control::serve(&spool)?;
+            let spool = target::builder(&cli)
+                .open(&db)
+                .map_err(|e| held_by_a_server(e, &db))?;
+            // The control socket lets every other command reach the database meanwhile (on
+            // PostgreSQL they connect to it themselves).
+            let _socket = if target::is_postgres(&db) {
+                None
+            } else {
+                Some(control::serve(&spool)?)
+            };
             work::run(&spool, opts)?;
             spool.close()?;
         }

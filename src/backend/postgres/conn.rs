@@ -103,6 +103,9 @@ impl Pool {
 
     fn give_back(&self, c: Client) {
         if c.is_closed() {
+            // Lost: the idle ones most likely went with it (a server restart, a proxy):
+            // drop them too, so the next call opens a fresh connection.
+            self.clear();
             return;
         }
         let mut idle = self.idle.lock();
@@ -117,7 +120,10 @@ impl Pool {
     }
 
     /// Runs `f` on a pooled client outside any explicit transaction (one statement).
-    pub fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T> {
+    pub fn with_client<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T> {
         let mut c = self.take()?;
         let out = f(&mut c).map_err(|e| storage("a query", &e));
         self.give_back(c);
@@ -185,14 +191,15 @@ fn run_tx<T>(
 
 fn is_retryable(e: &postgres::Error) -> bool {
     use postgres::error::SqlState;
-    e.code()
-        .is_some_and(|c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    })
 }
 
 /// A PostgreSQL error as `STORAGE`, saying what was being done.
 pub(crate) fn storage(what: &str, e: &postgres::Error) -> Error {
     let lost = e.is_closed()
-        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        || std::error::Error::source(e).is_some_and(<dyn std::error::Error>::is::<std::io::Error>);
     let context = if lost {
         format!("{what} on PostgreSQL failed (connection lost; the next call reconnects)")
     } else {

@@ -225,7 +225,8 @@ pub(super) fn set_paused(ctx: &mut Ctx<'_, '_>, queue: &str, paused: bool) -> Re
     let was: bool = ctx
         .t
         .query_one(
-            &ctx.sh.sql("SELECT paused FROM @.queue WHERE name = $1 FOR UPDATE"),
+            &ctx.sh
+                .sql("SELECT paused FROM @.queue WHERE name = $1 FOR UPDATE"),
             &[&queue],
         )
         .pg("pausing a queue")?
@@ -233,13 +234,17 @@ pub(super) fn set_paused(ctx: &mut Ctx<'_, '_>, queue: &str, paused: bool) -> Re
     if paused {
         ctx.t
             .execute(
-                &ctx.sh.sql("UPDATE @.queue SET paused = true WHERE name = $1"),
+                &ctx.sh
+                    .sql("UPDATE @.queue SET paused = true WHERE name = $1"),
                 &[&queue],
             )
             .pg("pausing a queue")?;
     } else {
         ctx.t
-            .execute(&ctx.sh.sql("DELETE FROM @.queue WHERE name = $1"), &[&queue])
+            .execute(
+                &ctx.sh.sql("DELETE FROM @.queue WHERE name = $1"),
+                &[&queue],
+            )
             .pg("resuming a queue")?;
     }
     if was == paused {

@@ -124,7 +124,13 @@ impl PgBackend {
         let quoted = format!("\"{schema}\"");
         {
             let mut c = pool.connect()?;
-            schema::migrate(&mut c, &schema, &quoted, &conn::redact(url), cfg.create_if_missing)?;
+            schema::migrate(
+                &mut c,
+                &schema,
+                &quoted,
+                &conn::redact(url),
+                cfg.create_if_missing,
+            )?;
         }
         let seed = uuid::Uuid::new_v4().as_u128();
         let owner = (!cfg.pg_poll_only).then(|| {

@@ -14,8 +14,8 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 
 use super::conn::Pg;
-use crate::model::config::Durability;
 use super::Shared;
+use crate::model::config::Durability;
 use crate::model::error::{Error, Result};
 use crate::model::event::{Event, EventRecord};
 
@@ -98,15 +98,16 @@ pub(super) fn catch_up(sh: &Shared) -> Result<()> {
 /// The newest committed event's seq.
 pub(super) fn read_last_seq(sh: &Shared) -> Result<u64> {
     let sql = sh.sql("SELECT value FROM @.counter WHERE name = 'event_seq'");
-    let v: i64 = sh.pool.with_client(|c| c.query_one(&sql, &[]).map(|r| r.get(0)))?;
+    let v: i64 = sh
+        .pool
+        .with_client(|c| c.query_one(&sql, &[]).map(|r| r.get(0)))?;
     Ok(u64::try_from(v).unwrap_or(0))
 }
 
 /// Events with `after < seq <= upto`, in order.
 pub(super) fn fetch(sh: &Shared, after: u64, upto: u64) -> Result<Vec<EventRecord>> {
-    let sql = sh.sql(
-        "SELECT seq, body FROM @.event WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-    );
+    let sql =
+        sh.sql("SELECT seq, body FROM @.event WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3");
     let a = i64::try_from(after).unwrap_or(i64::MAX);
     let u = i64::try_from(upto).unwrap_or(i64::MAX);
     let rows = sh.pool.with_client(|c| c.query(&sql, &[&a, &u, &FETCH]))?;

@@ -124,7 +124,10 @@ pub(super) fn toggle_schedule(
 pub(super) fn delete_schedule(ctx: &mut Ctx<'_, '_>, name: &str) -> Result<()> {
     let n = ctx
         .t
-        .execute(&ctx.sh.sql("DELETE FROM @.schedule WHERE name = $1"), &[&name])
+        .execute(
+            &ctx.sh.sql("DELETE FROM @.schedule WHERE name = $1"),
+            &[&name],
+        )
         .pg("deleting a schedule")?;
     if n == 0 {
         return Err(Error::ScheduleNotFound(name.to_owned()));

@@ -70,7 +70,13 @@ const MIGRATIONS: [&str; 1] = [V1];
 
 /// Creates or migrates the tables in `schema` (quoted as `quoted`). With `create` false, a
 /// schema without tables is `DATABASE_NOT_FOUND` and nothing is created.
-pub(crate) fn migrate(c: &mut Client, schema: &str, quoted: &str, url: &str, create: bool) -> Result<()> {
+pub(crate) fn migrate(
+    c: &mut Client,
+    schema: &str,
+    quoted: &str,
+    url: &str,
+    create: bool,
+) -> Result<()> {
     let mut tx = c.transaction().pg("opening a transaction")?;
     // One opener at a time per schema (two processes starting together).
     tx.execute(
@@ -112,7 +118,11 @@ pub(crate) fn migrate(c: &mut Client, schema: &str, quoted: &str, url: &str, cre
             source: None,
         });
     }
-    for (from, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+    for (from, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
         tx.batch_execute(&sql.replace("@.", &format!("{quoted}.")))
             .pg("migrating the schema")?;
         let to = i32::try_from(from + 1).unwrap_or(VERSION);

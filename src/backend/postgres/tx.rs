@@ -249,11 +249,7 @@ fn write_jobs(
         tokens.push(lease.map(|l| i64::try_from(l.token).unwrap_or(i64::MAX)));
         owners.push(lease.and(sh.owner));
         expires.push(lease.map(|l| l.expires_ms));
-        finished.push((st >= 3).then(|| {
-            j.completed_at
-                .unwrap_or(j.updated_at)
-                .timestamp_millis()
-        }));
+        finished.push((st >= 3).then(|| j.completed_at.unwrap_or(j.updated_at).timestamp_millis()));
         records.push(codec::encode(&j)?);
     }
     t.execute(
