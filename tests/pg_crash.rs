@@ -176,3 +176,91 @@ fn server_crash_mid_load_loses_nothing_acknowledged() {
     fresh.close().unwrap();
     spool.close().unwrap();
 }
+
+/// A spool's background threads outlive a server restart: its scheduler keeps firing and
+/// its maintenance keeps expiring leases once the server is back (on PostgreSQL a lost
+/// connection is an error of one call, not of the spool).
+#[test]
+#[ignore = "fails (known bug): the engine's maintenance and scheduler threads stop at their \
+            first error (src/engine/maintenance.rs, scheduler.rs), right for sled (a storage \
+            error poisons it) but not for PostgreSQL, where a restart or a dropped connection \
+            fails one call; run with --ignored"]
+fn background_threads_survive_a_server_restart() {
+    const NAME: &str = "background_threads_survive_a_server_restart";
+    if pg::bin_dir().is_none() {
+        pg::skip_or_fail(
+            NAME,
+            "no PostgreSQL server binaries to start a cluster of its own",
+        );
+        return;
+    }
+    let cluster = Cluster::start(&Options::durable()).unwrap();
+    let url = cluster.url();
+    let schema = "background";
+    let background = Spool::builder()
+        .schema(schema)
+        .maintenance(true)
+        .maintenance_interval(Duration::from_millis(100))
+        .scheduler(true)
+        .open(&url)
+        .unwrap();
+    background
+        .create_schedule(jobspool::NewSchedule::new("tick", "* * * * * *", "tick"))
+        .unwrap();
+    let probe = Spool::builder()
+        .schema(schema)
+        .maintenance(false)
+        .scheduler(false)
+        .open(&url)
+        .unwrap();
+    // The number of tick jobs, retrying a call that meets a connection lost in the crash.
+    let ticks = |s: &Spool| -> u64 {
+        let q = jobspool::ListQuery {
+            kind: Some("tick".into()),
+            ..jobspool::ListQuery::default()
+        };
+        let r = s.list(&q).or_else(|_| s.list(&q));
+        r.expect("listing after a reconnect").len() as u64
+    };
+    // Polls `f` for up to `secs` seconds.
+    let within = |secs: u64, f: &dyn Fn() -> bool| -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if f() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert!(within(10, &|| ticks(&probe) >= 1), "no first tick");
+
+    cluster.stop_immediate();
+    // Long enough for both threads to meet the dead server.
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.restart().unwrap();
+
+    let after_restart = ticks(&probe);
+    let scheduler_alive = within(6, &|| ticks(&probe) >= after_restart + 2);
+    // A job claimed (by the probe, which runs no maintenance) and abandoned: the
+    // background spool's maintenance must expire its lease.
+    let id = probe
+        .enqueue(NewJob::new("work", Vec::new()))
+        .unwrap()
+        .job
+        .id;
+    let mut req = probe.claim_request(1);
+    req.kinds = vec!["work".into()];
+    req.lease_ms = 300;
+    assert_eq!(probe.claim(&req).unwrap().len(), 1);
+    let maintenance_alive = within(6, &|| probe.get(id).unwrap().status != JobStatus::Running);
+    assert!(
+        scheduler_alive && maintenance_alive,
+        "after a server restart: scheduler fired again: {scheduler_alive}; maintenance \
+         expired a lease again: {maintenance_alive}"
+    );
+    probe.close().unwrap();
+    background.close().unwrap();
+}
