@@ -264,3 +264,63 @@ fn background_threads_survive_a_server_restart() {
     probe.close().unwrap();
     background.close().unwrap();
 }
+
+/// A worker pool outlives a server restart: jobs enqueued once the server is back run.
+#[test]
+#[ignore = "fails (known bug): the worker pool's dispatcher returns at its first claim error \
+            (src/api/worker/run.rs, dispatch_loop), so after a PostgreSQL restart the pool \
+            claims nothing more; run with --ignored"]
+fn worker_pool_survives_a_server_restart() {
+    const NAME: &str = "worker_pool_survives_a_server_restart";
+    if pg::bin_dir().is_none() {
+        pg::skip_or_fail(
+            NAME,
+            "no PostgreSQL server binaries to start a cluster of its own",
+        );
+        return;
+    }
+    let cluster = Cluster::start(&Options::durable()).unwrap();
+    let url = cluster.url();
+    let spool = open(&url, "pool").unwrap();
+    let ran = Arc::new(Mutex::new(BTreeSet::new()));
+    let pool = {
+        let ran = ran.clone();
+        jobspool::WorkerPool::builder(&spool)
+            .concurrency(2)
+            .handler(KIND, move |ctx| {
+                ran.lock().unwrap().insert(ctx.job().id);
+                Ok(None)
+            })
+            .start()
+            .unwrap()
+    };
+    let first = spool.enqueue(NewJob::new(KIND, Vec::new())).unwrap().job.id;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ran.lock().unwrap().contains(&first) {
+        assert!(
+            Instant::now() < deadline,
+            "{NAME}: the first job did not run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.stop_immediate();
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.restart().unwrap();
+    let producer = open(&url, "pool").unwrap();
+    let second = producer
+        .enqueue(NewJob::new(KIND, Vec::new()))
+        .unwrap()
+        .job
+        .id;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ran.lock().unwrap().contains(&second) {
+        assert!(
+            Instant::now() < deadline,
+            "{NAME}: a job enqueued after the server restart did not run within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pool.shutdown(Duration::from_secs(5));
+    producer.close().unwrap();
+    spool.close().unwrap();
+}
