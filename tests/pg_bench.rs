@@ -80,3 +80,19 @@ fn every_mode_runs_on_postgres_with_the_server_commit_rate() {
     );
     pg::psql(&url, "DROP SCHEMA jobspool_bench CASCADE").unwrap();
 }
+
+#[test]
+fn processes_and_drain_need_postgres() {
+    let dir = common::tempdir();
+    for args in [&["--processes", "2"][..], &["--mode", "drain"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jobspool"))
+            .args(["bench", "--jobs", "10", "--db"])
+            .arg(dir.path().join("db"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("need a PostgreSQL --db"), "{args:?}: {err}");
+    }
+}

@@ -115,7 +115,8 @@ pub(crate) enum Command {
     Bench {
         /// burn-down (enqueue N, then drain), steady (producers and workers at once),
         /// enqueue (producers only), fill (batch-enqueue N into --db and keep it), open
-        /// (time opening --db, recovery included, and report RSS).
+        /// (time opening --db, recovery included, and report RSS), drain (PostgreSQL: work
+        /// off --schema's pending bench jobs and exit; what --processes starts).
         #[arg(long, default_value = "burn-down")]
         mode: String,
         /// Number of jobs.
@@ -143,6 +144,10 @@ pub(crate) enum Command {
         /// disk use every 10 s on stderr.
         #[arg(long, value_parser = int, allow_negative_numbers = true)]
         retention_secs: Option<i128>,
+        /// PostgreSQL burn-down: drain the backlog with this many worker processes (each
+        /// with --workers threads) instead of this one.
+        #[arg(long, default_value_t = 1, value_parser = int, allow_negative_numbers = true)]
+        processes: i128,
     },
     /// Salvage a database whose journal is damaged (open fails with CORRUPTION naming a
     /// journal segment): apply every readable entry, report what is dropped, empty the

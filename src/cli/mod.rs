@@ -223,6 +223,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             rate,
             prefetch,
             retention_secs,
+            processes,
         } => {
             return bench::run(&bench::BenchOptions {
                 db: cli.db.clone(),
@@ -243,6 +244,8 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                     *retention_secs,
                     0..=i128::from(u64::MAX),
                 )?,
+                schema: cli.schema.clone(),
+                processes: input::in_range("--processes", *processes, 1..=64)?,
                 json: cli.json,
             })
         }

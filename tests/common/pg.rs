@@ -484,13 +484,12 @@ rm -rf "$1"
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting the cleanup watchdog: {e}"))?;
-    let stdin = child.stdin.take().ok_or("no watchdog stdin")?;
     // The watchdog outlives this process on purpose: nobody waits for it here (it is
     // re-parented and reaped by init once we are gone).
-    drop(child);
-    let mut stdin = stdin;
-    stdin.flush().map_err(|e| e.to_string())?;
-    Ok(stdin)
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| "no watchdog stdin".to_string())
 }
 
 /// The last lines of a server log, for error messages.

@@ -27,6 +27,10 @@ pub(crate) struct BenchOptions {
     pub prefetch: usize,
     /// Soak: run maintenance with this retention (all kinds) and sample RSS and disk use.
     pub retention_secs: Option<u64>,
+    /// PostgreSQL: the schema to run in (`--schema`); default a schema of the run's own.
+    pub schema: Option<String>,
+    /// PostgreSQL burn-down: worker processes draining the backlog at once.
+    pub processes: u64,
     pub json: bool,
 }
 
@@ -86,14 +90,21 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
     };
     if !matches!(
         opts.mode.as_str(),
-        "burn-down" | "steady" | "enqueue" | "fill" | "open"
+        "burn-down" | "steady" | "enqueue" | "fill" | "open" | "drain"
     ) {
         return Err(Error::InvalidArgument(format!(
-            "--mode {:?}: use burn-down, steady, enqueue, fill or open",
+            "--mode {:?}: use burn-down, steady, enqueue, fill, open or drain",
             opts.mode
         )));
     }
     let pg_url = pg::url(opts);
+    if pg_url.is_none() && (opts.mode == "drain" || opts.processes > 1) {
+        return Err(Error::InvalidArgument(
+            "--mode drain and --processes need a PostgreSQL --db (postgres://...): a sled \
+             database is held by one process"
+                .into(),
+        ));
+    }
     if pg_url.is_none() && matches!(opts.mode.as_str(), "fill" | "open") {
         return fill_or_open(opts, durability);
     }

@@ -4,15 +4,21 @@
 //!
 //! burn-down, steady and enqueue run in a schema of their own (`jobspool_bench_<pid>`),
 //! dropped at the end; fill and open use the schema `jobspool_bench`, kept between runs
-//! (fill it, then time opening it).
+//! (fill it, then time opening it); `--schema` names another (never dropped).
+//!
+//! `--processes N` drains a burn-down's backlog with N worker processes: this binary again,
+//! in `--mode drain`, which works off the schema's bench jobs and exits once none is left.
 
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobspool::{Durability, Error, Spool};
 use serde_json::json;
 
-use super::probe::peak_rss;
-use super::{burn_down, enqueue_only, percentile, steady, BenchOptions};
+use super::probe::{io_err, peak_rss};
+use super::{burn_down, enqueue_only, percentile, steady, BenchOptions, Run};
 
 /// The schema of `fill` and `open`, kept between runs.
 const KEPT_SCHEMA: &str = "jobspool_bench";
@@ -93,14 +99,42 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// A schema name the SQL here may quote as is (the spool checks the same rule).
+fn check_schema(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "--schema {name:?}: use 1 to 48 lower-case letters, digits and '_', not starting \
+             with a digit"
+        )))
+    }
+}
+
 /// Runs `opts.mode` on the database at `url`.
 pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Result<(), Error> {
     let kept = matches!(opts.mode.as_str(), "fill" | "open");
-    let schema = if kept {
-        KEPT_SCHEMA.to_owned()
-    } else {
-        format!("jobspool_bench_{}", std::process::id())
+    // (schema, whether this run made it and drops it)
+    let (schema, owned) = match &opts.schema {
+        Some(s) => (s.clone(), false),
+        None if kept => (KEPT_SCHEMA.to_owned(), false),
+        None if opts.mode == "drain" => {
+            return Err(Error::InvalidArgument(
+                "--mode drain needs --schema (the schema of the run it helps)".into(),
+            ))
+        }
+        None => (format!("jobspool_bench_{}", std::process::id()), true),
     };
+    check_schema(&schema)?;
+    if opts.mode == "drain" {
+        return drain(opts, durability, url, &schema);
+    }
     let immediate = matches!(durability, Durability::Immediate);
     // The server's limit, before the workload (so its table is gone when that runs).
     let commits = commit_rate(url, &schema, immediate, PROBE)?;
@@ -127,23 +161,24 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
     let spool = match spool {
         Ok(s) => s,
         Err(e) => {
-            if !kept {
+            if owned {
                 let _ = drop_schema(url, &schema);
             }
             return Err(e);
         }
     };
     let result = match opts.mode.as_str() {
+        "burn-down" if opts.processes > 1 => burn_down_processes(&spool, opts, url, &schema),
         "burn-down" => burn_down(&spool, opts),
         "steady" => steady(&spool, opts),
         "enqueue" => enqueue_only(&spool, opts),
-        "fill" => super::batch_enqueue(&spool, opts).map(|rate| super::Run {
+        "fill" => super::batch_enqueue(&spool, opts).map(|rate| Run {
             enqueue_per_sec: rate,
             processed_per_sec: 0.0,
             latencies_us: Vec::new(),
         }),
         // open: the time is measured above.
-        _ => Ok(super::Run {
+        _ => Ok(Run {
             enqueue_per_sec: 0.0,
             processed_per_sec: 0.0,
             latencies_us: Vec::new(),
@@ -152,7 +187,7 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
     let pending = spool.stats().map(|s| s.total.pending);
     let db_bytes = schema_bytes(url, &schema).unwrap_or(0);
     let closed = spool.close();
-    if !kept {
+    if owned {
         drop_schema(url, &schema)?;
     }
     let mut r = result?;
@@ -175,6 +210,7 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
         "durability": opts.durability,
         "producers": opts.producers,
         "workers": opts.workers,
+        "processes": opts.processes,
         "payloadBytes": opts.payload_bytes,
         "prefetch": opts.prefetch,
         "enqueuePerSec": r.enqueue_per_sec.round(),
@@ -195,8 +231,14 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
     }
     println!(
         "mode {} | postgres schema {schema} | {} jobs | durability {} | producers {} | \
-         workers {} | payload {} B",
-        opts.mode, opts.jobs, opts.durability, opts.producers, opts.workers, opts.payload_bytes
+         workers {} x {} processes | payload {} B",
+        opts.mode,
+        opts.jobs,
+        opts.durability,
+        opts.producers,
+        opts.workers,
+        opts.processes,
+        opts.payload_bytes
     );
     println!(
         "  server: {commits:.0} one-row INSERT commits/s from one client (synchronous_commit {})",
@@ -222,6 +264,98 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
     println!(
         "  open {open_ms:.1} ms; schema {db_bytes} bytes; peak RSS {} bytes",
         peak_rss()
+    );
+    Ok(())
+}
+
+/// Burn-down with `opts.processes` worker processes: batch-enqueue the backlog here, then
+/// start the drainers and time until every job is completed (process start-up included).
+fn burn_down_processes(
+    spool: &Spool,
+    opts: &BenchOptions,
+    url: &str,
+    schema: &str,
+) -> Result<Run, Error> {
+    let enqueue_per_sec = super::batch_enqueue(spool, opts)?;
+    let exe = std::env::current_exe().map_err(|e| io_err("finding this binary", e))?;
+    let pb = super::progress(opts.jobs, opts.json, "burn-down");
+    let start = Instant::now();
+    let mut children: Vec<Child> = Vec::new();
+    let result = (|| {
+        for _ in 0..opts.processes {
+            let child = Command::new(&exe)
+                .args(["bench", "--mode", "drain", "--durability", &opts.durability])
+                .args(["--workers", &opts.workers.to_string()])
+                .args(["--prefetch", &opts.prefetch.to_string()])
+                // The URL in the environment, not the command line (it may hold a password).
+                .env("JOBSPOOL_DB", url)
+                .env("JOBSPOOL_SCHEMA", schema)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .map_err(|e| io_err("starting a drain process", e))?;
+            children.push(child);
+        }
+        loop {
+            let done = spool.stats()?.total.completed;
+            pb.set_position(done);
+            if done >= opts.jobs {
+                return Ok(opts.jobs as f64 / start.elapsed().as_secs_f64());
+            }
+            for c in &mut children {
+                if let Some(status) = c.try_wait().map_err(|e| io_err("waiting", e))? {
+                    if !status.success() {
+                        return Err(Error::Storage {
+                            context: format!("a drain process failed ({status})"),
+                            source: None,
+                        });
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })();
+    pb.finish_and_clear();
+    for c in &mut children {
+        if result.is_err() {
+            let _ = c.kill();
+        }
+        let _ = c.wait();
+    }
+    Ok(Run {
+        enqueue_per_sec,
+        processed_per_sec: result?,
+        latencies_us: Vec::new(),
+    })
+}
+
+/// `--mode drain`: run `--workers` no-op bench handlers on `schema` until nothing is left
+/// to claim or running there, then print how many this process ran.
+fn drain(
+    opts: &BenchOptions,
+    durability: Durability,
+    url: &str,
+    schema: &str,
+) -> Result<(), Error> {
+    let spool = Spool::builder()
+        .schema(schema)
+        .durability(durability)
+        .maintenance(false)
+        .scheduler(false)
+        .create_if_missing(false)
+        .open(url)?;
+    let ran = Arc::new(AtomicU64::new(0));
+    let pool = super::pool(&spool, opts, None, ran.clone())?;
+    let any = spool.claim_request(1);
+    while spool.has_work(&any) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pool.shutdown(Duration::from_secs(5));
+    spool.close()?;
+    println!(
+        "{}",
+        json!({ "mode": "drain", "schema": schema, "processed": ran.load(Ordering::Relaxed) })
     );
     Ok(())
 }
