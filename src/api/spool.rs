@@ -513,3 +513,15 @@ pub(crate) fn repair(
 ) -> Result<crate::model::repair::RepairReport> {
     SledBackend::repair(path, cfg, dry_run)
 }
+
+#[cfg(all(test, not(feature = "postgres")))]
+mod without_postgres {
+    #[test]
+    fn a_postgres_url_says_to_enable_the_feature() {
+        let err = crate::Spool::open("postgres://app:secret@db.example/app").unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        let msg = err.to_string();
+        assert!(msg.contains("feature `postgres`"), "{msg}");
+        assert!(!msg.contains("secret"), "the password is not shown: {msg}");
+    }
+}

@@ -1,10 +1,12 @@
 //! Connections: the URL, a small pool of clients, error mapping, and the one-transaction
 //! helper every operation runs through.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use parking_lot::Mutex;
-use postgres::{Client, NoTls, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 
 use crate::model::config::Durability;
 use crate::model::error::{Error, Result};
@@ -52,16 +54,104 @@ pub(crate) fn validate_schema(name: &str) -> Result<()> {
     }
 }
 
+/// Statements prepared on one connection, by SQL text (the set of texts is fixed, so it
+/// stays small): each statement is parsed once per connection instead of once per call.
+/// Off for connection poolers, where a prepared statement may not be on the next
+/// transaction's server connection.
+pub(crate) struct StmtCache {
+    map: HashMap<String, Statement>,
+    on: bool,
+}
+
+impl StmtCache {
+    fn prepared<C: GenericClient>(
+        &mut self,
+        c: &mut C,
+        sql: &str,
+    ) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(st) = self.map.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = c.prepare(sql)?;
+        self.map.insert(sql.to_owned(), st.clone());
+        Ok(st)
+    }
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+type PgResult<T> = std::result::Result<T, postgres::Error>;
+
+/// The statements of [`Conn`] and [`Tx`], through the cache when it is on.
+macro_rules! cached_statements {
+    ($ty:ty, $client:ident) => {
+        #[allow(dead_code)] // (not every statement kind is used on both)
+        impl $ty {
+            pub fn query(&mut self, sql: &str, params: Params<'_>) -> PgResult<Vec<Row>> {
+                if self.cache.on {
+                    let st = self.cache.prepared(&mut self.$client, sql)?;
+                    self.$client.query(&st, params)
+                } else {
+                    self.$client.query(sql, params)
+                }
+            }
+            pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> PgResult<Row> {
+                if self.cache.on {
+                    let st = self.cache.prepared(&mut self.$client, sql)?;
+                    self.$client.query_one(&st, params)
+                } else {
+                    self.$client.query_one(sql, params)
+                }
+            }
+            pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> PgResult<Option<Row>> {
+                if self.cache.on {
+                    let st = self.cache.prepared(&mut self.$client, sql)?;
+                    self.$client.query_opt(&st, params)
+                } else {
+                    self.$client.query_opt(sql, params)
+                }
+            }
+            pub fn execute(&mut self, sql: &str, params: Params<'_>) -> PgResult<u64> {
+                if self.cache.on {
+                    let st = self.cache.prepared(&mut self.$client, sql)?;
+                    self.$client.execute(&st, params)
+                } else {
+                    self.$client.execute(sql, params)
+                }
+            }
+            pub fn batch_execute(&mut self, sql: &str) -> PgResult<()> {
+                self.$client.batch_execute(sql)
+            }
+        }
+    };
+}
+
+/// A pooled connection and its prepared statements.
+pub(crate) struct Conn {
+    client: Client,
+    cache: StmtCache,
+}
+
+cached_statements!(Conn, client);
+
+/// An open transaction on a pooled connection.
+pub(crate) struct Tx<'c> {
+    t: Transaction<'c>,
+    cache: &'c mut StmtCache,
+}
+
+cached_statements!(Tx<'_>, t);
+
 /// A pool of clients to one database.
 pub(crate) struct Pool {
     config: postgres::Config,
     url: String,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
     durability: Durability,
+    cache_statements: bool,
 }
 
 impl Pool {
-    pub fn new(url: &str, durability: Durability) -> Result<Pool> {
+    pub fn new(url: &str, durability: Durability, cache_statements: bool) -> Result<Pool> {
         let mut config = postgres::Config::from_str(url).map_err(|e| {
             Error::invalid(format!(
                 "{} is not a valid PostgreSQL URL: {e}",
@@ -79,6 +169,7 @@ impl Pool {
             url: redact(url),
             idle: Mutex::new(Vec::new()),
             durability,
+            cache_statements,
         })
     }
 
@@ -90,19 +181,27 @@ impl Pool {
         })
     }
 
-    fn take(&self) -> Result<Client> {
+    fn take(&self) -> Result<Conn> {
         loop {
             let c = self.idle.lock().pop();
             match c {
-                Some(c) if c.is_closed() => continue,
+                Some(c) if c.client.is_closed() => continue,
                 Some(c) => return Ok(c),
-                None => return self.connect(),
+                None => {
+                    return Ok(Conn {
+                        client: self.connect()?,
+                        cache: StmtCache {
+                            map: HashMap::new(),
+                            on: self.cache_statements,
+                        },
+                    })
+                }
             }
         }
     }
 
-    fn give_back(&self, c: Client) {
-        if c.is_closed() {
+    fn give_back(&self, c: Conn) {
+        if c.client.is_closed() {
             // Lost: the idle ones most likely went with it (a server restart, a proxy):
             // drop them too, so the next call opens a fresh connection.
             self.clear();
@@ -114,6 +213,16 @@ impl Pool {
         }
     }
 
+    /// [`Pool::give_back`], unless `err` says the connection is gone: then it is dropped
+    /// with every idle one (they most likely went with it).
+    fn give_back_unless_lost(&self, c: Conn, err: Option<&Error>) {
+        if err.is_some_and(lost) {
+            self.clear();
+        } else {
+            self.give_back(c);
+        }
+    }
+
     /// Drops every idle connection (at close).
     pub fn clear(&self) {
         self.idle.lock().clear();
@@ -122,11 +231,11 @@ impl Pool {
     /// Runs `f` on a pooled client outside any explicit transaction (one statement).
     pub fn with_client<T>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T> {
         let mut c = self.take()?;
         let out = f(&mut c).map_err(|e| storage("a query", &e));
-        self.give_back(c);
+        self.give_back_unless_lost(c, out.as_ref().err());
         out
     }
 
@@ -134,13 +243,19 @@ impl Pool {
     /// it again (from the start: `f` must not have effects outside the transaction). Any
     /// other error rolls back. A lost connection is dropped (the next call opens another)
     /// and reported as `STORAGE`.
-    pub fn with_tx<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub fn with_tx<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut c = self.take()?;
             let r = run_tx(&mut c, self.durability, &mut f);
-            self.give_back(c);
+            self.give_back_unless_lost(
+                c,
+                match &r {
+                    Err(TxError::Retry(e) | TxError::Other(e)) => Some(e),
+                    Ok(_) => None,
+                },
+            );
             match r {
                 Err(TxError::Retry(_)) if attempt < RETRIES => continue,
                 Err(TxError::Retry(e) | TxError::Other(e)) => return Err(e),
@@ -156,9 +271,9 @@ enum TxError {
 }
 
 fn run_tx<T>(
-    c: &mut Client,
+    c: &mut Conn,
     durability: Durability,
-    f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T>,
+    f: &mut impl FnMut(&mut Tx<'_>) -> Result<T>,
 ) -> std::result::Result<T, TxError> {
     let classify = |e: postgres::Error| {
         let err = storage("a transaction", &e);
@@ -168,18 +283,22 @@ fn run_tx<T>(
             TxError::Other(err)
         }
     };
-    let mut tx = c.transaction().map_err(classify)?;
+    let t = c.client.transaction().map_err(classify)?;
+    let mut tx = Tx {
+        t,
+        cache: &mut c.cache,
+    };
     if matches!(durability, Durability::Buffered { .. }) {
         tx.batch_execute("SET LOCAL synchronous_commit = off")
             .map_err(classify)?;
     }
     match f(&mut tx) {
         Ok(v) => {
-            tx.commit().map_err(classify)?;
+            tx.t.commit().map_err(classify)?;
             Ok(v)
         }
         Err(e) => {
-            let _ = tx.rollback();
+            let _ = tx.t.rollback();
             if retryable(&e) {
                 Err(TxError::Retry(e))
             } else {
@@ -198,8 +317,12 @@ fn is_retryable(e: &postgres::Error) -> bool {
 
 /// A PostgreSQL error as `STORAGE`, saying what was being done.
 pub(crate) fn storage(what: &str, e: &postgres::Error) -> Error {
+    // Closed, an I/O error, or the server ending the session (57P: shutdown, terminated;
+    // 08: connection exceptions).
     let lost = e.is_closed()
-        || std::error::Error::source(e).is_some_and(<dyn std::error::Error>::is::<std::io::Error>);
+        || std::error::Error::source(e).is_some_and(<dyn std::error::Error>::is::<std::io::Error>)
+        || e.code()
+            .is_some_and(|c| c.code().starts_with("57P") || c.code().starts_with("08"));
     let context = if lost {
         format!("{what} on PostgreSQL failed (connection lost; the next call reconnects)")
     } else {
@@ -207,18 +330,14 @@ pub(crate) fn storage(what: &str, e: &postgres::Error) -> Error {
     };
     Error::Storage {
         context,
-        source: Some(Box::new(clone_err(e))),
-    }
-}
-
-/// `postgres::Error` is not `Clone`; keep its text.
-fn clone_err(e: &postgres::Error) -> PgError {
-    PgError {
-        text: match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
-        },
-        retryable: is_retryable(e),
+        source: Some(Box::new(PgError {
+            text: match e.as_db_error() {
+                Some(db) => format!("{}: {}", db.code().code(), db.message()),
+                None => e.to_string(),
+            },
+            retryable: is_retryable(e),
+            lost,
+        })),
     }
 }
 
@@ -227,6 +346,8 @@ fn clone_err(e: &postgres::Error) -> PgError {
 pub(crate) struct PgError {
     text: String,
     retryable: bool,
+    /// The connection is gone.
+    lost: bool,
 }
 
 impl std::fmt::Display for PgError {
@@ -245,6 +366,16 @@ pub(crate) trait Pg<T> {
 impl<T> Pg<T> for std::result::Result<T, postgres::Error> {
     fn pg(self, what: &str) -> Result<T> {
         self.map_err(|e| storage(what, &e))
+    }
+}
+
+/// Whether `e` (from [`Pg::pg`]) says the connection is gone.
+fn lost(e: &Error) -> bool {
+    match e {
+        Error::Storage {
+            source: Some(s), ..
+        } => s.downcast_ref::<PgError>().is_some_and(|p| p.lost),
+        _ => false,
     }
 }
 

@@ -49,38 +49,28 @@ pub(super) const REQ_FILTER: &str = "(cardinality($1::text[]) = 0 OR j.queue = A
 pub(super) fn claim(ctx: &mut Ctx<'_, '_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     stage_due(ctx)?;
     let max = i64::try_from(req.max).unwrap_or(i64::MAX);
+    // The CTE (materialized: it locks) picks the rows; a token is drawn for each of them.
     let rows = ctx
         .t
         .query(
             &ctx.sh.sql(&format!(
-                "SELECT j.id, j.record, j.payload FROM @.job AS j \
-                 WHERE j.state = 0 AND {REQ_FILTER} \
-                   AND NOT EXISTS (SELECT 1 FROM @.queue AS p WHERE p.name = j.queue AND p.paused) \
-                 ORDER BY j.priority DESC, j.run_at, j.seq LIMIT $4 \
-                 FOR UPDATE OF j SKIP LOCKED"
+                "WITH c AS (SELECT j.id, j.record, j.payload, j.priority, j.run_at, j.seq \
+                   FROM @.job AS j \
+                   WHERE j.state = 0 AND {REQ_FILTER} \
+                     AND NOT EXISTS (SELECT 1 FROM @.queue AS p \
+                                     WHERE p.name = j.queue AND p.paused) \
+                   ORDER BY j.priority DESC, j.run_at, j.seq LIMIT $4 \
+                   FOR UPDATE OF j SKIP LOCKED) \
+                 SELECT id, record, payload, nextval('@.lease_token') AS token FROM c \
+                 ORDER BY priority DESC, run_at, seq"
             )),
             &[&req.queues, &req.exclude_queues, &req.kinds, &max],
         )
         .pg("claiming jobs")?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let n = i64::try_from(rows.len()).unwrap_or(0);
-    let tokens: Vec<i64> = ctx
-        .t
-        .query(
-            &ctx.sh
-                .sql("SELECT nextval('@.lease_token') FROM generate_series(1, $1::int8)"),
-            &[&n],
-        )
-        .pg("drawing fencing tokens")?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     let mut out = Vec::with_capacity(rows.len());
-    for (row, token) in rows.iter().zip(tokens) {
+    for row in &rows {
         let old = job_from_row(row, true)?;
-        let token = u64::try_from(token).unwrap_or(0);
+        let token = u64::try_from(row.get::<_, i64>("token")).unwrap_or(0);
         let mut job = old;
         job.status = JobStatus::Running;
         job.attempts = job.attempts.saturating_add(1);

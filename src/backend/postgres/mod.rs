@@ -118,12 +118,13 @@ impl PgBackend {
     /// the listener, and recovers the jobs of processes that stopped.
     pub fn open(url: &str, cfg: Config, observer: Arc<dyn Observer>) -> Result<PgBackend> {
         conn::validate_schema(&cfg.pg_schema)?;
-        let pool = Pool::new(url, cfg.durability)?;
+        let pool = Pool::new(url, cfg.durability, !cfg.pg_poll_only)?;
         let schema = cfg.pg_schema.clone();
         let prefix = format!("\"{schema}\".");
         let quoted = format!("\"{schema}\"");
         {
             let mut c = pool.connect()?;
+            // (Its own connection: DDL invalidates prepared statements.)
             schema::migrate(
                 &mut c,
                 &schema,
@@ -385,14 +386,7 @@ impl Backend for PgBackend {
     }
 
     fn list_schedules(&self) -> Result<Vec<ScheduledJob>> {
-        let sh = self.live()?;
-        let sql = sh.sql("SELECT name, record FROM @.schedule ORDER BY name");
-        let mut out = None;
-        sh.pool.with_client(|c| {
-            out = Some(schedule::list(c, &sql));
-            Ok(())
-        })?;
-        out.unwrap_or_else(|| Ok(Vec::new()))
+        schedule::list(self.live()?)
     }
 
     fn fire_due_schedules(&self) -> Result<u64> {

@@ -141,8 +141,10 @@ pub(super) fn delete_schedule(ctx: &mut Ctx<'_, '_>, name: &str) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn list(ctx: &mut postgres::Client, sql: &str) -> Result<Vec<ScheduledJob>> {
-    let rows = ctx.query(sql, &[]).pg("listing schedules")?;
+/// Every schedule, by name.
+pub(super) fn list(sh: &super::Shared) -> Result<Vec<ScheduledJob>> {
+    let sql = sh.sql("SELECT name, record FROM @.schedule ORDER BY name");
+    let rows = sh.pool.with_client(|c| c.query(&sql, &[]))?;
     rows.iter()
         .map(|r| decode(r.get::<_, &str>(0), r.get(1)))
         .collect()

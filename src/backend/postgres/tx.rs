@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use postgres::{Row, Transaction};
+use postgres::Row;
+
+use super::conn::Tx;
 
 use super::conn::Pg;
 use super::Shared;
@@ -62,7 +64,7 @@ pub(crate) struct Done {
 
 /// See the module docs.
 pub(crate) struct Ctx<'a, 'b> {
-    pub t: &'a mut Transaction<'b>,
+    pub t: &'a mut Tx<'b>,
     pub sh: &'a Shared,
     pub now: i64,
     events: Vec<Event>,
@@ -72,7 +74,7 @@ pub(crate) struct Ctx<'a, 'b> {
 }
 
 impl<'a, 'b> Ctx<'a, 'b> {
-    pub fn new(t: &'a mut Transaction<'b>, sh: &'a Shared) -> Self {
+    pub fn new(t: &'a mut Tx<'b>, sh: &'a Shared) -> Self {
         let now = sh.cfg.clock.now_ms();
         Ctx {
             t,
@@ -225,7 +227,7 @@ impl<'a, 'b> Ctx<'a, 'b> {
 
 /// Inserts nothing: rewrites the rows of `jobs` (their index columns and record).
 fn write_jobs(
-    t: &mut Transaction<'_>,
+    t: &mut Tx<'_>,
     sh: &Shared,
     now: i64,
     jobs: impl Iterator<Item = Job>,
