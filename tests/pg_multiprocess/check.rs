@@ -154,11 +154,23 @@ impl Logs {
                 Some(&token),
                 "seed {seed}: job {id} completed under token {token}, not its newest"
             );
-            assert!(
-                !self.pool_runs.get(id).is_some_and(|r| !r.is_empty()),
-                "seed {seed}: job {id} completed by a pull worker also ran in a pool"
-            );
             let end = c.end.expect("a run acknowledged has ended");
+            // Its lease held from the claim until the completion committed, and then the
+            // job was done: no pool started it after this run ended (before the claim it
+            // may have, in a process killed since).
+            if let Some(r) = self
+                .pool_runs
+                .get(id)
+                .into_iter()
+                .flatten()
+                .find(|r| r.start > end)
+            {
+                panic!(
+                    "seed {seed}: job {id} completed by {} under token {token} (run ended at \
+                     {end}) and started again by the pool of {} at {}",
+                    c.worker, r.worker, r.start
+                );
+            }
             assert!(
                 end <= c.after + lease_ms,
                 "seed {seed}: job {id}'s completion under token {token} was accepted though \
