@@ -96,3 +96,23 @@ fn processes_and_drain_need_postgres() {
         assert!(err.contains("need a PostgreSQL --db"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn bad_bench_options_on_postgres_are_invalid_argument_before_any_connection() {
+    // Nothing listens on port 1: these must fail on the arguments, not the connection.
+    let url = "postgres://nobody@127.0.0.1:1/none";
+    for args in [
+        &["--mode", "steady", "--processes", "2"][..],
+        &["--schema", "Bad;drop"][..],
+        &["--mode", "drain"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jobspool"))
+            .args(["bench", "--jobs", "10", "--db", url])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("INVALID_ARGUMENT"), "{args:?}: {err}");
+    }
+}

@@ -132,6 +132,12 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
         None => (format!("jobspool_bench_{}", std::process::id()), true),
     };
     check_schema(&schema)?;
+    if opts.processes > 1 && opts.mode != "burn-down" {
+        return Err(Error::InvalidArgument(format!(
+            "--processes is for --mode burn-down, not {}",
+            opts.mode
+        )));
+    }
     if opts.mode == "drain" {
         return drain(opts, durability, url, &schema);
     }
