@@ -52,7 +52,7 @@ pub(super) fn claim(ctx: &mut Ctx<'_, '_>, req: &ClaimRequest) -> Result<Vec<Cla
     // The CTE (materialized: it locks) picks the rows; a token is drawn for each of them.
     let rows = ctx
         .t
-        .query(
+        .query_planned(
             &ctx.sh.sql(&format!(
                 "WITH c AS (SELECT j.id, j.record, j.payload, j.priority, j.run_at, j.seq \
                    FROM @.job AS j \

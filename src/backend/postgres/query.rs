@@ -33,7 +33,7 @@ pub(super) fn list(sh: &Shared, q: &ListQuery) -> Result<Vec<Job>> {
     );
     let rows = sh
         .pool
-        .with_client(|c| c.query(&sql, &[&states, &after, &q.queue, &q.kind, &limit]))?;
+        .with_client(|c| c.query_planned(&sql, &[&states, &after, &q.queue, &q.kind, &limit]))?;
     rows.iter().map(|r| job_from_row(r, true)).collect()
 }
 
@@ -91,8 +91,8 @@ pub(super) fn has_work(sh: &Shared, req: &ClaimRequest) -> Result<bool> {
     ));
     let none: Vec<String> = Vec::new();
     sh.pool
-        .with_client(|c| c.query_one(&sql, &[&req.queues, &none, &req.kinds]))
-        .map(|r| r.get(0))
+        .with_client(|c| c.query_planned(&sql, &[&req.queues, &none, &req.kinds]))
+        .map(|rows| rows.first().is_some_and(|r| r.get(0)))
 }
 
 pub(super) fn next_due_ms(sh: &Shared, req: &ClaimRequest) -> Result<Option<i64>> {
@@ -101,8 +101,8 @@ pub(super) fn next_due_ms(sh: &Shared, req: &ClaimRequest) -> Result<Option<i64>
          ORDER BY j.run_at LIMIT 1"
     ));
     sh.pool
-        .with_client(|c| c.query_opt(&sql, &[&req.queues, &req.exclude_queues, &req.kinds]))
-        .map(|r| r.map(|r| r.get(0)))
+        .with_client(|c| c.query_planned(&sql, &[&req.queues, &req.exclude_queues, &req.kinds]))
+        .map(|rows| rows.first().map(|r| r.get(0)))
 }
 
 pub(super) fn next_schedule_due(sh: &Shared) -> Result<Option<i64>> {

@@ -161,66 +161,69 @@ impl<'a, 'b> Ctx<'a, 'b> {
             write_jobs(t, sh, now, updates.into_values())?;
         }
         let deltas: Vec<_> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
-        if !deltas.is_empty() {
-            let queues: Vec<&str> = deltas.iter().map(|((q, _), _)| q.as_str()).collect();
-            let states: Vec<i16> = deltas.iter().map(|((_, s), _)| *s).collect();
-            let ns: Vec<i64> = deltas.iter().map(|(_, n)| *n).collect();
-            t.execute(
-                &sh.sql(
-                    "INSERT INTO @.job_count AS c (queue, state, n) \
-                     SELECT q, s, n FROM unnest($1::text[], $2::int2[], $3::int8[]) AS u(q, s, n) \
-                     ORDER BY q, s \
-                     ON CONFLICT (queue, state) DO UPDATE SET n = c.n + EXCLUDED.n",
-                ),
-                &[&queues, &states, &ns],
-            )
-            .pg("updating the job counts")?;
-        }
+        let queues: Vec<&str> = deltas.iter().map(|((q, _), _)| q.as_str()).collect();
+        let states: Vec<i16> = deltas.iter().map(|((_, s), _)| *s).collect();
+        let ns: Vec<i64> = deltas.iter().map(|(_, n)| *n).collect();
+        // Count rows are always locked in (queue, state) order, so two transactions never
+        // wait on each other's count rows in a cycle.
+        const COUNTS: &str = "INSERT INTO @.job_count AS jc (queue, state, n) \
+             SELECT q, s, n FROM unnest($1::text[], $2::int2[], $3::int8[]) AS u(q, s, n) \
+             ORDER BY q, s \
+             ON CONFLICT (queue, state) DO UPDATE SET n = jc.n + EXCLUDED.n";
         let mut done = Done {
             events: Vec::new(),
             wake,
         };
-        if !events.is_empty() {
-            let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
-            let names: Vec<&str> = events.iter().map(Event::name).collect();
-            let mut bodies = Vec::with_capacity(events.len());
-            for e in &events {
-                bodies.push(serde_json::to_value(e).map_err(|e| Error::Storage {
-                    context: format!("encoding an event: {e}"),
-                    source: None,
-                })?);
+        if events.is_empty() {
+            if !deltas.is_empty() {
+                t.execute(&sh.sql(COUNTS), &[&queues, &states, &ns])
+                    .pg("updating the job counts")?;
             }
-            // The counter row stays locked until commit: seq order is commit order, and a
-            // rolled-back transaction leaves no gap.
-            let row = t
-                .query_one(
-                    &sh.sql(
-                        "WITH c AS (UPDATE @.counter SET value = value + $1 \
-                                    WHERE name = 'event_seq' RETURNING value), \
-                              ins AS (INSERT INTO @.event (seq, at_ms, name, body) \
-                                      SELECT c.value - $1 + u.ord, $2, u.name, u.body \
-                                      FROM c, unnest($3::text[], $4::jsonb[]) \
-                                           WITH ORDINALITY AS u(name, body, ord)) \
-                         SELECT value FROM c",
-                    ),
-                    &[&k, &now, &names, &bodies],
-                )
-                .pg("appending events")?;
-            let last: i64 = row.get(0);
-            let first = u64::try_from(last - k + 1).unwrap_or(1);
-            done.events = events
-                .into_iter()
-                .enumerate()
-                .map(|(i, event)| EventRecord {
-                    seq: first + i as u64,
-                    event,
-                })
-                .collect();
-            if !sh.cfg.pg_poll_only {
-                t.execute("SELECT pg_notify($1, '')", &[&sh.channel])
-                    .pg("notifying listeners")?;
-            }
+            return Ok(done);
         }
+        let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let names: Vec<&str> = events.iter().map(Event::name).collect();
+        let mut bodies = Vec::with_capacity(events.len());
+        for e in &events {
+            bodies.push(serde_json::to_value(e).map_err(|e| Error::Storage {
+                context: format!("encoding an event: {e}"),
+                source: None,
+            })?);
+        }
+        // One statement: the counts, then the events numbered from the `event_seq` row,
+        // and the notification (sent at commit). The counter row stays locked until commit:
+        // seq order is commit order, and a rolled-back transaction leaves no gap.
+        let notify = if sh.cfg.pg_poll_only {
+            String::new()
+        } else {
+            // (The channel name is checked: letters, digits and '_'.)
+            format!(", pg_notify('{}', '')", sh.channel)
+        };
+        let row = t
+            .query_one(
+                &sh.sql(&format!(
+                    "WITH cnt AS ({COUNTS}), \
+                          c AS (UPDATE @.counter SET value = value + $4 \
+                                WHERE name = 'event_seq' RETURNING value), \
+                          ins AS (INSERT INTO @.event (seq, at_ms, name, body) \
+                                  SELECT c.value - $4 + u.ord, $5, u.name, u.body \
+                                  FROM c, unnest($6::text[], $7::jsonb[]) \
+                                       WITH ORDINALITY AS u(name, body, ord)) \
+                     SELECT value{notify} FROM c"
+                )),
+                &[&queues, &states, &ns, &k, &now, &names, &bodies],
+            )
+            .pg("appending events")?;
+        let last: i64 = row.get(0);
+        let first = u64::try_from(last - k + 1).unwrap_or(1);
+        done.events = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| EventRecord {
+                seq: first + i as u64,
+                event,
+            })
+            .collect();
         Ok(done)
     }
 }
