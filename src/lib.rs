@@ -57,7 +57,7 @@ pub use api::ops::{
     ToggleInput,
 };
 pub use api::queue::Queue;
-pub use api::spool::{Spool, WeakSpool};
+pub use api::spool::{is_postgres_url, Spool, WeakSpool};
 pub use api::subscription::{Events, Subscription, SubscriptionError};
 pub use api::worker::{
     HandlerResult, JobContext, JobError, PoolStats, RunningJob, TypedJob, WorkerPool,

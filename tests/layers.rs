@@ -56,13 +56,21 @@ const TOP: u8 = u8::MAX;
 /// Files allowed to name `crate::backend::sled` from outside `src/backend/`, each with the
 /// one path it may name and why. Keep this list short: everything else goes through the
 /// `Backend` trait.
-const SLED_EXCEPTIONS: &[(&str, &str, &str)] = &[(
-    "src/api/spool.rs",
-    "crate::backend::sled::SledBackend",
-    // `Builder::open` picks the store: the one place the concrete backend is constructed
-    // (`SledBackend::open`) before it is handed on as an `Arc<dyn Backend>`.
-    "the constructor site in Builder::open",
-)];
+const SLED_EXCEPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "src/api/spool.rs",
+        "crate::backend::sled::SledBackend",
+        // `Builder::open` picks the store: the one place the concrete backend is constructed
+        // (`SledBackend::open`) before it is handed on as an `Arc<dyn Backend>`.
+        "the constructor site in Builder::open",
+    ),
+    (
+        "src/api/spool.rs",
+        "crate::backend::postgres::PgBackend",
+        // The same constructor site, for `postgres://` URLs.
+        "the constructor site in Builder::open",
+    ),
+];
 
 #[test]
 fn no_module_imports_from_a_higher_layer() {
@@ -283,8 +291,10 @@ fn check(files: &[(String, String)]) -> Report {
                     kind: Kind::Layer { to, from },
                 });
             }
-            let names_sled =
-                resolved.len() >= 2 && resolved[0] == "backend" && resolved[1] == "sled";
+            // A concrete store: sled, or PostgreSQL (the same rule).
+            let names_sled = resolved.len() >= 2
+                && resolved[0] == "backend"
+                && matches!(resolved[1].as_str(), "sled" | "postgres");
             if names_sled && !in_backend {
                 if SLED_EXCEPTIONS
                     .iter()

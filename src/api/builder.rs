@@ -118,14 +118,39 @@ impl Builder {
         self
     }
 
+    /// PostgreSQL only: the schema that holds jobspool's tables. Default = `jobspool`.
+    /// Lower-case letters, digits and `_` (1 to 48 of them, not starting with a digit):
+    /// several independent queues can share one database, one schema each.
+    #[must_use]
+    pub fn schema(mut self, name: impl Into<String>) -> Self {
+        self.cfg.pg_schema = name.into();
+        self
+    }
+
+    /// PostgreSQL only: do not LISTEN for other processes' commits, poll every second
+    /// instead (and recover other processes' jobs only when their leases expire). For
+    /// connection poolers in transaction mode (PgBouncer), which support neither LISTEN nor
+    /// session advisory locks. Default = false.
+    #[must_use]
+    pub fn poll_only(mut self, on: bool) -> Self {
+        self.cfg.pg_poll_only = on;
+        self
+    }
+
     /// Opens (creating if needed, see [`Builder::create_if_missing`]) the database directory
     /// at `path`, recovering jobs left running by a previous process.
+    ///
+    /// A `postgres://` or `postgresql://` URL opens a PostgreSQL database instead (with the
+    /// cargo feature `postgres`; without it, `INVALID_ARGUMENT` says to enable it): the
+    /// tables are created in [`Builder::schema`] (or migrated) on open, and the jobs left
+    /// running by processes that have stopped are recovered.
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for a bad setting or a `path` that is a file,
     /// `DATABASE_NOT_FOUND` when `path` holds no database and `create_if_missing` is off,
     /// `DATABASE_IN_USE` when another process holds the database, `CORRUPTION` or `STORAGE`
-    /// when it cannot be read.
+    /// when it cannot be read (for PostgreSQL: cannot be reached, or its tables are of a
+    /// newer version than this build knows).
     pub fn open(self, path: impl AsRef<Path>) -> Result<Spool> {
         let cfg = self.cfg;
         if cfg.payload_limit == 0 || cfg.payload_limit > MAX_PAYLOAD_LIMIT {

@@ -11,6 +11,8 @@ use crate::api::builder::Builder;
 use crate::api::subscription::Subscription;
 
 mod pull;
+#[cfg(feature = "postgres")]
+use crate::backend::postgres::PgBackend;
 use crate::backend::sled::SledBackend;
 use crate::backend::Backend;
 use crate::engine::Engine;
@@ -78,11 +80,18 @@ impl Drop for Inner {
 impl Spool {
     /// Opens the backend and the engine over it ([`Builder::open`] has checked `cfg`).
     pub(crate) fn start(cfg: Config, path: &Path) -> Result<Spool> {
-        let path = path.to_path_buf();
-        let engine = Engine::open(&cfg, |observer| {
-            let backend = SledBackend::open(&path, cfg.clone(), observer)?;
-            Ok(Arc::new(backend) as Arc<dyn Backend>)
-        })?;
+        let mut path = path.to_path_buf();
+        let engine = match path.to_str().filter(|s| is_postgres_url(s)) {
+            Some(url) => {
+                let url = url.to_owned();
+                path = open_postgres_name(&url).into();
+                Engine::open(&cfg, |observer| open_postgres(&url, &cfg, observer))?
+            }
+            None => Engine::open(&cfg, |observer| {
+                let backend = SledBackend::open(&path, cfg.clone(), observer)?;
+                Ok(Arc::new(backend) as Arc<dyn Backend>)
+            })?,
+        };
         let inner = Arc::new(Inner {
             engine,
             cfg,
@@ -90,6 +99,52 @@ impl Spool {
             on_close: Mutex::new(Some(Vec::new())),
         });
         Ok(Spool { inner })
+    }
+}
+
+/// Whether `s` names a PostgreSQL database (a `postgres://` or `postgresql://` URL) rather
+/// than a sled database directory: what [`Spool::open`] decides by.
+#[must_use]
+pub fn is_postgres_url(s: &str) -> bool {
+    let lower = s.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// The PostgreSQL backend on `url` (the one place besides sled's that names a backend).
+#[cfg(feature = "postgres")]
+fn open_postgres(
+    url: &str,
+    cfg: &Config,
+    observer: Arc<dyn crate::backend::Observer>,
+) -> Result<Arc<dyn Backend>> {
+    let backend = PgBackend::open(url, cfg.clone(), observer)?;
+    Ok(Arc::new(backend) as Arc<dyn Backend>)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(
+    url: &str,
+    _cfg: &Config,
+    _observer: Arc<dyn crate::backend::Observer>,
+) -> Result<Arc<dyn Backend>> {
+    Err(Error::invalid(format!(
+        "{} is a PostgreSQL URL, but this build of jobspool has no PostgreSQL support: \
+         enable the cargo feature `postgres`",
+        open_postgres_name(url)
+    )))
+}
+
+/// A PostgreSQL URL without its password (what [`Spool::path`] shows).
+fn open_postgres_name(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((auth, host)) if !auth.contains('/') => {
+            let user = auth.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}")
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -144,7 +199,7 @@ impl Spool {
         Builder::default()
     }
 
-    /// The database directory.
+    /// The database directory (for PostgreSQL: the URL without its password).
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -465,4 +520,16 @@ pub(crate) fn repair(
     dry_run: bool,
 ) -> Result<crate::model::repair::RepairReport> {
     SledBackend::repair(path, cfg, dry_run)
+}
+
+#[cfg(all(test, not(feature = "postgres")))]
+mod without_postgres {
+    #[test]
+    fn a_postgres_url_says_to_enable_the_feature() {
+        let err = crate::Spool::open("postgres://app:secret@db.example/app").unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        let msg = err.to_string();
+        assert!(msg.contains("feature `postgres`"), "{msg}");
+        assert!(!msg.contains("secret"), "the password is not shown: {msg}");
+    }
 }

@@ -8,6 +8,8 @@
 //! backend tells the engine what happened through the [`Observer`] it is given at open.
 
 pub(crate) mod codec;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sled;
 
 use crate::model::config::Retention;

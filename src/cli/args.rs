@@ -8,9 +8,12 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "jobspool", version, about)]
 pub(crate) struct Cli {
-    /// Database directory (or set JOBSPOOL_DB).
+    /// Database directory, or a postgres:// URL (or set JOBSPOOL_DB).
     #[arg(long, env = "JOBSPOOL_DB", global = true, value_name = "PATH")]
     pub(crate) db: Option<PathBuf>,
+    /// PostgreSQL only: the schema holding jobspool's tables (default jobspool).
+    #[arg(long, env = "JOBSPOOL_SCHEMA", global = true, value_name = "NAME")]
+    pub(crate) schema: Option<String>,
     /// Print JSON only on stdout (one document, or one object per line for streams).
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -120,7 +123,8 @@ pub(crate) enum Command {
     Bench {
         /// burn-down (enqueue N, then drain), steady (producers and workers at once),
         /// enqueue (producers only), fill (batch-enqueue N into --db and keep it), open
-        /// (time opening --db, recovery included, and report RSS).
+        /// (time opening --db, recovery included, and report RSS), drain (PostgreSQL: work
+        /// off --schema's pending bench jobs and exit; what --processes starts).
         #[arg(long, default_value = "burn-down")]
         mode: String,
         /// Number of jobs.
@@ -148,6 +152,10 @@ pub(crate) enum Command {
         /// disk use every 10 s on stderr.
         #[arg(long, value_parser = int, allow_negative_numbers = true)]
         retention_secs: Option<i128>,
+        /// PostgreSQL burn-down: drain the backlog with this many worker processes (each
+        /// with --workers threads) instead of this one.
+        #[arg(long, default_value_t = 1, value_parser = int, allow_negative_numbers = true)]
+        processes: i128,
     },
     /// Salvage a database whose journal is damaged (open fails with CORRUPTION naming a
     /// journal segment): apply every readable entry, report what is dropped, empty the

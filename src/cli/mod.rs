@@ -17,7 +17,7 @@ use std::time::Duration;
 use clap::Parser;
 use jobspool::{
     control, payload_json, CancelInput, DeadListInput, Error, ErrorCode, JobIdInput, ListInput,
-    NameInput, NoInput, Op, QueueInput, RedriveInput, ScheduleInput, Spool, ToggleInput,
+    NameInput, NoInput, Op, QueueInput, RedriveInput, ScheduleInput, ToggleInput,
 };
 
 use args::{Cli, Command, DeadCmd, QueueCmd, ScheduleCmd};
@@ -203,9 +203,16 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 grace: secs("--grace-secs", *grace_secs, 0)?,
                 stop_when_empty: *stop_when_empty,
             };
-            let spool = Spool::open(&db).map_err(|e| held_by_a_server(e, &db))?;
-            // The control socket lets every other command reach the database meanwhile.
-            let _socket = control::serve(&spool)?;
+            let spool = target::builder(&cli)
+                .open(&db)
+                .map_err(|e| held_by_a_server(e, &db))?;
+            // The control socket lets every other command reach the database meanwhile (on
+            // PostgreSQL they connect to it themselves).
+            let _socket = if target::is_postgres(&db) {
+                None
+            } else {
+                Some(control::serve(&spool)?)
+            };
             let _http = http::start(&spool, http, out)?;
             work::run(&spool, opts)?;
             spool.close()?;
@@ -217,8 +224,14 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 ));
             }
             let db = db_path(&cli)?;
-            let spool = Spool::open(&db).map_err(|e| held_by_a_server(e, &db))?;
-            let _socket = control::serve(&spool)?;
+            let spool = target::builder(&cli)
+                .open(&db)
+                .map_err(|e| held_by_a_server(e, &db))?;
+            let _socket = if target::is_postgres(&db) {
+                None
+            } else {
+                Some(control::serve(&spool)?)
+            };
             let _http = http::start(&spool, http, out)?;
             http::wait_for_signal()?;
             spool.close()?;
@@ -233,6 +246,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             rate,
             prefetch,
             retention_secs,
+            processes,
         } => {
             return bench::run(&bench::BenchOptions {
                 db: cli.db.clone(),
@@ -253,6 +267,8 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                     *retention_secs,
                     0..=i128::from(u64::MAX),
                 )?,
+                schema: cli.schema.clone(),
+                processes: input::in_range("--processes", *processes, 1..=64)?,
                 json: cli.json,
             })
         }

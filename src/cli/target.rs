@@ -27,11 +27,26 @@ pub(crate) enum Create {
 /// One-shot commands open the database (running crash recovery), work, and close; no
 /// maintenance or scheduler thread runs in them.
 fn open(cli: &Cli, create: Create) -> Result<Spool, Error> {
-    Spool::builder()
+    builder(cli)
         .maintenance(false)
         .scheduler(false)
         .create_if_missing(create == Create::IfMissing)
         .open(db_path(cli)?)
+}
+
+/// The settings every command opens with (the PostgreSQL schema, when given).
+pub(crate) fn builder(cli: &Cli) -> jobspool::Builder {
+    let b = Spool::builder();
+    match &cli.schema {
+        Some(s) => b.schema(s.as_str()),
+        None => b,
+    }
+}
+
+/// Whether `--db` names a PostgreSQL database: every process connects to it directly (no
+/// control socket).
+pub(crate) fn is_postgres(db: &std::path::Path) -> bool {
+    db.to_str().is_some_and(jobspool::is_postgres_url)
 }
 
 pub(crate) enum Target {
@@ -45,6 +60,9 @@ impl Target {
     /// once more (the holder may have just started).
     pub(crate) fn connect(cli: &Cli, create: Create) -> Result<Target, Error> {
         let db = db_path(cli)?;
+        if is_postgres(&db) {
+            return open(cli, create).map(Target::Direct);
+        }
         if let Ok(c) = control::Client::connect_db(&db) {
             return Ok(Target::Remote(c));
         }

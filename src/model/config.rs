@@ -69,6 +69,11 @@ pub(crate) struct Config {
     /// Mode of the database's files (0600, or 0640 shared with the group); directories get
     /// search permission where this grants read (0700, 0750).
     pub file_mode: u32,
+    /// PostgreSQL: the schema holding the tables (default `jobspool`).
+    pub pg_schema: String,
+    /// PostgreSQL: no LISTEN connection (for transaction-pooling proxies); wake-ups by
+    /// polling only.
+    pub pg_poll_only: bool,
 }
 
 impl Default for Config {
@@ -88,6 +93,8 @@ impl Default for Config {
             journal_segment_bytes: 32 * 1024 * 1024,
             create_if_missing: true,
             file_mode: 0o600,
+            pg_schema: "jobspool".into(),
+            pg_poll_only: false,
         }
     }
 }
@@ -106,6 +113,8 @@ impl std::fmt::Debug for Config {
             .field("journal_segment_bytes", &self.journal_segment_bytes)
             .field("create_if_missing", &self.create_if_missing)
             .field("file_mode", &format_args!("{:#o}", self.file_mode))
+            .field("pg_schema", &self.pg_schema)
+            .field("pg_poll_only", &self.pg_poll_only)
             .finish_non_exhaustive()
     }
 }

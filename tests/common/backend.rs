@@ -7,7 +7,7 @@
 
 use jobspool::{Builder, ManualClock, Result, Spool};
 
-use super::{db_path, t0, tempdir};
+use super::{db_path, pg, t0, tempdir};
 
 /// Comma-separated backend names (or `all`) that must be available: a conformance test on
 /// a listed backend that is not available fails instead of skipping. For CI, where a
@@ -19,9 +19,9 @@ pub const REQUIRE_ENV: &str = "JOBSPOOL_TEST_REQUIRE_BACKENDS";
 pub enum TestBackend {
     /// sled in a fresh temporary directory. Always available.
     Sled,
-    // A PostgreSQL backend would be `Postgres`, available when JOBSPOOL_TEST_POSTGRES_URL
-    // is set (`Err("JOBSPOOL_TEST_POSTGRES_URL is not set")` otherwise), each store a fresh
-    // schema dropped with the `Store`.
+    /// PostgreSQL: the server of [`pg::url`] (`JOBSPOOL_TEST_PG_URL`, or a throwaway cluster
+    /// this test process starts), each store a fresh schema dropped with the `Store`.
+    Postgres,
 }
 
 impl TestBackend {
@@ -29,6 +29,7 @@ impl TestBackend {
     pub fn name(self) -> &'static str {
         match self {
             TestBackend::Sled => "sled",
+            TestBackend::Postgres => "postgres",
         }
     }
 
@@ -37,6 +38,7 @@ impl TestBackend {
     pub fn availability(self) -> std::result::Result<(), String> {
         match self {
             TestBackend::Sled => Ok(()),
+            TestBackend::Postgres => pg::url().map(|_| ()),
         }
     }
 
@@ -45,6 +47,10 @@ impl TestBackend {
     pub fn store(self) -> Store {
         match self {
             TestBackend::Sled => Store::Sled { dir: tempdir() },
+            TestBackend::Postgres => Store::Postgres {
+                url: pg::url().expect("PostgreSQL is available (checked by TestBackend::run)"),
+                schema: pg::unique_schema("t"),
+            },
         }
     }
 
@@ -96,6 +102,22 @@ pub enum Store {
         /// The temp dir holding the database directory.
         dir: tempfile::TempDir,
     },
+    /// A schema of its own on the test server, dropped (with every table in it) when the
+    /// store is dropped.
+    Postgres {
+        /// The server.
+        url: String,
+        /// The schema.
+        schema: String,
+    },
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Store::Postgres { url, schema } = self {
+            let _ = pg::psql(url, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+        }
+    }
 }
 
 impl Store {
@@ -103,6 +125,7 @@ impl Store {
     pub fn try_open(&self, builder: Builder) -> Result<Spool> {
         match self {
             Store::Sled { dir } => builder.open(db_path(dir)),
+            Store::Postgres { url, schema } => builder.schema(schema.as_str()).open(url),
         }
     }
 
@@ -134,6 +157,7 @@ macro_rules! conformance {
     ($($test:ident),+ $(,)?) => {
         // One line per backend: module name (the test path prefix), TestBackend variant.
         $crate::common::conformance!(@backend sled, Sled; $($test),+);
+        $crate::common::conformance!(@backend postgres, Postgres; $($test),+);
     };
     (@backend $module:ident, $variant:ident; $($test:ident),+) => {
         /// The conformance tests of this file on one backend.

@@ -5,6 +5,7 @@
 mod backend;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod pg;
 #[allow(unused_imports)]
 pub(crate) use backend::conformance;
 #[allow(unused_imports)]

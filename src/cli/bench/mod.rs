@@ -1,5 +1,6 @@
 //! `jobspool bench`: a standard workload with the machine's own limits measured in the same
-//! run (raw fdatasync rate, raw sled insert rate), so results read as ratios to them.
+//! run (raw fdatasync rate, raw sled insert rate; on PostgreSQL the server's commit rate,
+//! see `pg.rs`), so results read as ratios to them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jobspool::{Durability, Error, NewJob, Spool, WorkerPool};
 
+mod pg;
 mod probe;
 use parking_lot::Mutex;
 use probe::{current_rss, dir_bytes, fsync_rate, io_err, peak_rss, sled_rate};
@@ -25,6 +27,10 @@ pub(crate) struct BenchOptions {
     pub prefetch: usize,
     /// Soak: run maintenance with this retention (all kinds) and sample RSS and disk use.
     pub retention_secs: Option<u64>,
+    /// PostgreSQL: the schema to run in (`--schema`); default a schema of the run's own.
+    pub schema: Option<String>,
+    /// PostgreSQL burn-down: worker processes draining the backlog at once.
+    pub processes: u64,
     pub json: bool,
 }
 
@@ -84,14 +90,22 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
     };
     if !matches!(
         opts.mode.as_str(),
-        "burn-down" | "steady" | "enqueue" | "fill" | "open"
+        "burn-down" | "steady" | "enqueue" | "fill" | "open" | "drain"
     ) {
         return Err(Error::InvalidArgument(format!(
-            "--mode {:?}: use burn-down, steady, enqueue, fill or open",
+            "--mode {:?}: use burn-down, steady, enqueue, fill, open or drain",
             opts.mode
         )));
     }
-    if matches!(opts.mode.as_str(), "fill" | "open") {
+    let pg_url = pg::url(opts);
+    if pg_url.is_none() && (opts.mode == "drain" || opts.processes > 1) {
+        return Err(Error::InvalidArgument(
+            "--mode drain and --processes need a PostgreSQL --db (postgres://...): a sled \
+             database is held by one process"
+                .into(),
+        ));
+    }
+    if pg_url.is_none() && matches!(opts.mode.as_str(), "fill" | "open") {
         return fill_or_open(opts, durability);
     }
     if opts.jobs == 0
@@ -103,6 +117,9 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), Error> {
             "--jobs, --producers and --workers must be positive; --payload-bytes at most 1 MiB"
                 .into(),
         ));
+    }
+    if let Some(url) = pg_url {
+        return pg::run(opts, durability, &url);
     }
     let (base, owned) = match &opts.db {
         Some(p) => (p.clone(), false),

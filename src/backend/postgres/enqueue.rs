@@ -1,0 +1,191 @@
+//! Enqueue (a batch in one statement, dedupe by the partial unique index) and cancel.
+
+use std::collections::HashMap;
+
+use super::conn::Pg;
+use super::tx::{job_from_row, state_code, Ctx};
+use crate::backend::codec;
+use crate::model::clock::to_datetime;
+use crate::model::error::{Error, Result};
+use crate::model::event::Event;
+use crate::model::job::{Job, JobId, JobStatus, NewJob};
+use crate::model::types::Enqueued;
+
+/// A new job's record, as the spool creates it (id from the spool's generator).
+pub(super) fn create(ctx: &Ctx<'_, '_>, nj: NewJob) -> Job {
+    let now = ctx.now;
+    let id = ctx.sh.next_id(now);
+    let due = match (nj.delay, nj.run_at) {
+        (Some(d), _) => now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        (None, Some(at)) => at.timestamp_millis(),
+        (None, None) => now,
+    };
+    Job {
+        id,
+        kind: nj.kind,
+        version: nj.version.unwrap_or_else(|| "1.0.0".into()),
+        queue: nj.queue.unwrap_or_else(|| "default".into()),
+        payload: nj.payload,
+        status: JobStatus::Pending,
+        priority: nj.priority,
+        attempts: 0,
+        max_attempts: nj.max_attempts.unwrap_or(ctx.sh.cfg.default_max_attempts),
+        created_at: to_datetime(now),
+        updated_at: to_datetime(now),
+        scheduled_at: Some(to_datetime(due)),
+        started_at: None,
+        completed_at: None,
+        last_error: None,
+        timeout: nj.timeout,
+        dedupe_key: nj.dedupe_key,
+        tenant_id: nj.tenant_id,
+        user_id: nj.user_id,
+        trace_id: nj.trace_id,
+        metadata: nj.metadata,
+        result: None,
+        executions: Vec::new(),
+        backoff: nj.backoff,
+        lease: None,
+    }
+}
+
+/// Inserts `jobs` (dedupe keys unique among them) in one statement. A job whose dedupe key
+/// a live job holds is not inserted: that job comes back instead, `deduplicated`. New jobs
+/// get their `job.enqueued` event, in input order.
+pub(super) fn insert(ctx: &mut Ctx<'_, '_>, jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
+    let mut ids = Vec::with_capacity(jobs.len());
+    let mut queues = Vec::with_capacity(jobs.len());
+    let mut kinds = Vec::with_capacity(jobs.len());
+    let mut states = Vec::with_capacity(jobs.len());
+    let mut prios = Vec::with_capacity(jobs.len());
+    let mut run_ats = Vec::with_capacity(jobs.len());
+    let mut keys: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
+    let mut records = Vec::with_capacity(jobs.len());
+    let mut payloads: Vec<&[u8]> = Vec::with_capacity(jobs.len());
+    for j in &jobs {
+        ids.push(j.id.uuid());
+        queues.push(j.queue.as_str());
+        kinds.push(j.kind.as_str());
+        states.push(state_code(j, ctx.now));
+        prios.push(j.priority);
+        run_ats.push(j.due_ms());
+        keys.push(j.dedupe_key.as_deref());
+        records.push(codec::encode(j)?);
+        payloads.push(&j.payload);
+    }
+    // `xmax <> 0`: the row was not inserted but is the live holder of the dedupe key (the
+    // no-op update locks it until commit, so it stays live while this batch commits).
+    let rows = ctx
+        .t
+        .query(
+            &ctx.sh.sql(
+                "INSERT INTO @.job (id, queue, kind, state, priority, run_at, dedupe_key, \
+                                    record, payload) \
+                 SELECT id, queue, kind, state, prio, run_at, key, record, payload \
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::int4[], \
+                             $6::int8[], $7::text[], $8::bytea[], $9::bytea[]) WITH ORDINALITY \
+                      AS u(id, queue, kind, state, prio, run_at, key, record, payload, ord) \
+                 ORDER BY ord \
+                 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN (0, 1, 2) \
+                 DO UPDATE SET dedupe_key = EXCLUDED.dedupe_key \
+                 RETURNING id, (xmax <> 0) AS existed, dedupe_key, record, payload",
+            ),
+            &[
+                &ids, &queues, &kinds, &states, &prios, &run_ats, &keys, &records, &payloads,
+            ],
+        )
+        .pg("inserting jobs")?;
+    let mut holders: HashMap<String, Job> = HashMap::new();
+    for r in &rows {
+        if r.get::<_, bool>("existed") {
+            let j = job_from_row(r, true)?;
+            if let Some(k) = j.dedupe_key.clone() {
+                holders.insert(k, j);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Some(h) = job.dedupe_key.as_ref().and_then(|k| holders.get(k)) {
+            out.push(Enqueued {
+                job: h.clone(),
+                deduplicated: true,
+            });
+            continue;
+        }
+        let st = state_code(&job, ctx.now);
+        ctx.count(&job.queue, st, 1);
+        if st == 0 {
+            ctx.wake = true;
+        }
+        ctx.emit(Event::JobEnqueued {
+            job_id: job.id,
+            kind: job.kind.clone(),
+            priority: job.priority,
+            enqueued_at: job.created_at,
+            scheduled_at: job.scheduled_at,
+            tenant_id: job.tenant_id.clone(),
+        });
+        out.push(Enqueued {
+            job,
+            deduplicated: false,
+        });
+    }
+    Ok(out)
+}
+
+/// Enqueues a batch: duplicates by dedupe key inside it collapse to the first.
+pub(super) fn enqueue(ctx: &mut Ctx<'_, '_>, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+    enum Slot {
+        New(usize),
+        SameAs(usize),
+    }
+    let mut slots = Vec::with_capacity(jobs.len());
+    let mut first_with_key: HashMap<String, usize> = HashMap::new();
+    let mut fresh = Vec::new();
+    for nj in jobs {
+        if let Some(k) = &nj.dedupe_key {
+            if let Some(i) = first_with_key.get(k) {
+                slots.push(Slot::SameAs(*i));
+                continue;
+            }
+            first_with_key.insert(k.clone(), fresh.len());
+        }
+        slots.push(Slot::New(fresh.len()));
+        let job = create(ctx, nj);
+        fresh.push(job);
+    }
+    let inserted = insert(ctx, fresh)?;
+    Ok(slots
+        .into_iter()
+        .map(|s| match s {
+            Slot::New(i) => inserted[i].clone(),
+            Slot::SameAs(i) => Enqueued {
+                job: inserted[i].job.clone(),
+                deduplicated: true,
+            },
+        })
+        .collect())
+}
+
+pub(super) fn cancel(ctx: &mut Ctx<'_, '_>, id: JobId, by: Option<String>) -> Result<Job> {
+    let (st, old) = ctx.must_locked(id, true)?;
+    if old.status != JobStatus::Pending {
+        return Err(Error::JobNotPending {
+            id: id.to_string(),
+            status: old.status.to_string(),
+        });
+    }
+    let mut job = old;
+    job.status = JobStatus::Cancelled;
+    job.updated_at = ctx.at();
+    job.completed_at = Some(ctx.at());
+    ctx.emit(Event::JobCancelled {
+        job_id: id,
+        kind: job.kind.clone(),
+        cancelled_at: ctx.at(),
+        cancelled_by: by,
+    });
+    ctx.put(st, job.clone());
+    Ok(job)
+}

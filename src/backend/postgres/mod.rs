@@ -1,0 +1,443 @@
+//! The PostgreSQL backend: every [`Backend`] transition is one transaction, so any number of
+//! processes on any number of hosts share one queue.
+//!
+//! - `conn`: the URL, the connection pool, errors, the transaction helper;
+//! - `schema`: the tables, created and versioned on open;
+//! - `tx`: one transaction's staged job writes, counter moves and events;
+//! - `enqueue`, `lease`, `maint`, `schedule`: the transitions;
+//! - `notify`: events and wake-ups for the engine, the LISTEN thread;
+//! - `query`: the reads.
+//!
+//! Times come from the spool's `Clock`, never the server's `now()`: every host must keep
+//! its clock synchronized (NTP), since leases, delays and schedules compare them.
+
+mod conn;
+mod enqueue;
+mod lease;
+mod maint;
+mod notify;
+mod query;
+mod schedule;
+mod schema;
+mod tx;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+
+use crate::backend::{Backend, Completion, Observer};
+use crate::model::config::{Config, Durability, Retention};
+use crate::model::error::{Error, Result};
+use crate::model::event::EventRecord;
+use crate::model::job::{Job, JobId, NewJob};
+use crate::model::schedule::{NewSchedule, ScheduledJob};
+use crate::model::types::{
+    ClaimRequest, Claimed, Enqueued, ListQuery, Metrics, RedriveTarget, Retry, Stats,
+};
+
+use conn::Pool;
+use tx::{Ctx, Done};
+
+/// What the backend's callers and its listener thread share.
+pub(crate) struct Shared {
+    pool: Pool,
+    cfg: Config,
+    /// The quoted schema and a dot: what `@.` in SQL text stands for.
+    prefix: String,
+    /// The notification channel of this schema.
+    channel: String,
+    /// This spool's owner id (its advisory lock key and `lease_owner`); `None` in
+    /// poll-only mode.
+    owner: Option<i64>,
+    /// Job id generator and backoff jitter: (xorshift state, last id).
+    rng: Mutex<(u64, u128)>,
+    observer: Arc<dyn Observer>,
+    /// The last event seq handed to the observer.
+    delivered: Mutex<u64>,
+    /// Under `Buffered`: events committed but maybe not yet durable, published after the
+    /// next WAL flush (the listener's, or [`Backend::flush`]).
+    pending: Mutex<(Vec<EventRecord>, Option<std::time::Instant>)>,
+    flushes: AtomicU64,
+    closed: AtomicBool,
+    ops: AtomicU64,
+    commits: AtomicU64,
+}
+
+impl Shared {
+    fn buffered(&self) -> bool {
+        matches!(self.cfg.durability, Durability::Buffered { .. })
+    }
+
+    /// `q` with `@.` replaced by the schema.
+    fn sql(&self, q: &str) -> String {
+        q.replace("@.", &self.prefix)
+    }
+
+    /// A uniform sample in `[0, 1)` (backoff jitter).
+    fn unit(&self) -> f64 {
+        let mut g = self.rng.lock();
+        xorshift(&mut g.0)
+    }
+
+    /// A fresh UUID v7 for `now_ms`, greater than every id this process handed out before.
+    fn next_id(&self, now_ms: i64) -> JobId {
+        let mut g = self.rng.lock();
+        let mut rand = [0u8; 10];
+        for chunk in rand.chunks_mut(5) {
+            let bits = (xorshift(&mut g.0) * (1u64 << 40) as f64) as u64;
+            chunk.copy_from_slice(&bits.to_be_bytes()[3..8]);
+        }
+        let ms = u64::try_from(now_ms).unwrap_or(0);
+        let id = uuid::Builder::from_unix_timestamp_millis(ms, &rand)
+            .into_uuid()
+            .as_u128();
+        let id = if id <= g.1 { g.1 + 1 } else { id };
+        g.1 = id;
+        JobId::from_bytes(id.to_be_bytes())
+    }
+}
+
+fn xorshift(s: &mut u64) -> f64 {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    let x = s.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// See the module docs.
+pub(crate) struct PgBackend {
+    sh: Arc<Shared>,
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl PgBackend {
+    /// Connects to `url`, creates or migrates the tables in the configured schema, starts
+    /// the listener, and recovers the jobs of processes that stopped.
+    pub fn open(url: &str, cfg: Config, observer: Arc<dyn Observer>) -> Result<PgBackend> {
+        conn::validate_schema(&cfg.pg_schema)?;
+        let pool = Pool::new(url, cfg.durability, !cfg.pg_poll_only)?;
+        let schema = cfg.pg_schema.clone();
+        let prefix = format!("\"{schema}\".");
+        let quoted = format!("\"{schema}\"");
+        {
+            let mut c = pool.connect()?;
+            // (Its own connection: DDL invalidates prepared statements.)
+            schema::migrate(
+                &mut c,
+                &schema,
+                &quoted,
+                &conn::redact(url),
+                cfg.create_if_missing,
+            )?;
+        }
+        let seed = uuid::Uuid::new_v4().as_u128();
+        let owner = (!cfg.pg_poll_only).then(|| {
+            // Positive, never 0.
+            i64::try_from((seed >> 64) as u64 >> 1).unwrap_or(1).max(1)
+        });
+        let sh = Arc::new(Shared {
+            pool,
+            channel: format!("jobspool_{schema}"),
+            prefix,
+            owner,
+            rng: Mutex::new(((seed as u64) | 1, 0)),
+            observer,
+            delivered: Mutex::new(0),
+            pending: Mutex::new((Vec::new(), None)),
+            flushes: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            ops: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            cfg,
+        });
+        let client = if sh.cfg.pg_poll_only {
+            None
+        } else {
+            Some(notify::connect(&sh)?)
+        };
+        *sh.delivered.lock() = notify::read_last_seq(&sh)?;
+        let backend = PgBackend {
+            sh: sh.clone(),
+            listener: Mutex::new(None),
+        };
+        let handle = std::thread::Builder::new()
+            .name("jobspool-pg-listen".into())
+            .spawn(move || notify::run(&sh, client))
+            .map_err(|e| Error::storage("starting the jobspool-pg-listen thread", e))?;
+        *backend.listener.lock() = Some(handle);
+        if backend.sh.owner.is_some() {
+            backend.write(maint::recover_dead_owners)?;
+        }
+        Ok(backend)
+    }
+
+    fn live(&self) -> Result<&Shared> {
+        if self.sh.closed.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown);
+        }
+        Ok(&self.sh)
+    }
+
+    /// Runs `f` in one transaction, commits, then tells the observer.
+    fn write<T>(&self, mut f: impl FnMut(&mut Ctx<'_, '_>) -> Result<T>) -> Result<T> {
+        let sh = self.live()?;
+        sh.ops.fetch_add(1, Ordering::Relaxed);
+        let (v, done) = sh.pool.with_tx(|t| {
+            let mut ctx = Ctx::new(t, sh);
+            let v = f(&mut ctx)?;
+            Ok((v, ctx.finish()?))
+        })?;
+        self.after_commit(&done);
+        Ok(v)
+    }
+
+    /// [`PgBackend::write`] for a lease operation whose error may come after staged changes
+    /// that must still commit (a lease found expired is expired on the spot).
+    fn write_lease<T>(&self, mut f: impl FnMut(&mut Ctx<'_, '_>) -> Result<T>) -> Result<T> {
+        self.write(|ctx| match f(ctx) {
+            Err(e @ Error::StaleLease { .. }) => Ok(Err(e)),
+            other => other.map(Ok),
+        })?
+    }
+
+    fn after_commit(&self, done: &Done) {
+        self.sh.commits.fetch_add(1, Ordering::Relaxed);
+        if self.sh.buffered() {
+            // Visible to other sessions already, but not durable: held back until a flush.
+            let mut p = self.sh.pending.lock();
+            p.0.extend(done.events.iter().cloned());
+            if !p.0.is_empty() && p.1.is_none() {
+                p.1 = Some(std::time::Instant::now());
+            }
+        } else {
+            notify::publish(&self.sh, &done.events);
+        }
+        if done.wake {
+            self.sh.observer.work_available();
+        }
+    }
+}
+
+fn check_result(cfg: &Config, result: Option<&Vec<u8>>) -> Result<()> {
+    if let Some(r) = result {
+        if r.len() > cfg.payload_limit {
+            return Err(Error::PayloadTooLarge {
+                what: "result",
+                size: r.len(),
+                limit: cfg.payload_limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Backend for PgBackend {
+    fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        let sh = self.live()?;
+        let now = sh.cfg.clock.now_ms();
+        for j in &jobs {
+            j.validate(now, sh.cfg.payload_limit)?;
+        }
+        self.write(|ctx| enqueue::enqueue(ctx, jobs.clone()))
+    }
+
+    fn get(&self, id: JobId) -> Result<Option<Job>> {
+        query::get(self.live()?, id)
+    }
+
+    fn cancel(&self, id: JobId, by: Option<String>) -> Result<Job> {
+        self.write(|ctx| enqueue::cancel(ctx, id, by.clone()))
+    }
+
+    fn list(&self, q: &ListQuery) -> Result<Vec<Job>> {
+        query::list(self.live()?, q)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        // Due delayed jobs first become ready, so `delayed` counts only future ones.
+        self.write(|ctx| lease::stage_due(ctx).map(|_| ()))?;
+        query::stats(self.live()?)
+    }
+
+    fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
+        query::events_since(self.live()?, after_seq, limit)
+    }
+
+    fn last_seq(&self) -> u64 {
+        let seen = *self.sh.delivered.lock();
+        self.live()
+            .and_then(notify::read_last_seq)
+            .map_or(seen, |v| v.max(seen))
+    }
+
+    fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
+        if req.max == 0 {
+            return Ok(Vec::new());
+        }
+        self.write(|ctx| lease::claim(ctx, req))
+    }
+
+    fn next_due_ms(&self, req: &ClaimRequest) -> Result<Option<i64>> {
+        query::next_due_ms(self.live()?, req)
+    }
+
+    fn has_work(&self, req: &ClaimRequest) -> bool {
+        self.live()
+            .and_then(|sh| query::has_work(sh, req))
+            .unwrap_or(false)
+    }
+
+    fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
+        check_result(&self.live()?.cfg, result.as_ref())?;
+        self.write_lease(|ctx| {
+            let old = lease::leased(ctx, id, token)?;
+            Ok(lease::complete_leased(ctx, old, result.clone()))
+        })
+    }
+
+    fn complete_batch(&self, batch: Vec<Completion>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let cfg = &self.live()?.cfg;
+        let batch: Vec<Completion> = batch
+            .into_iter()
+            .filter(|c| check_result(cfg, c.result.as_ref()).is_ok())
+            .collect();
+        let ids: Vec<JobId> = batch.iter().map(|c| c.id).collect();
+        self.write(|ctx| {
+            let jobs = ctx.load_locked(&ids, false)?;
+            let mut by_id: std::collections::HashMap<JobId, Job> =
+                jobs.into_iter().map(|(_, j)| (j.id, j)).collect();
+            for c in &batch {
+                let Some(job) = by_id.remove(&c.id) else {
+                    continue;
+                };
+                // A stale completion is dropped (an expired lease is expired here).
+                if lease::check_lease(ctx, &job, c.token).is_ok() {
+                    lease::complete_leased(ctx, job, c.result.clone());
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn fail(&self, id: JobId, token: u64, error: String, retry: Retry) -> Result<Job> {
+        self.write_lease(|ctx| {
+            let old = lease::leased(ctx, id, token)?;
+            Ok(lease::fail_attempt(ctx, old, error.clone(), retry))
+        })
+    }
+
+    fn extend(&self, id: JobId, token: u64, lease_ms: u64) -> Result<Job> {
+        self.write_lease(|ctx| {
+            let old = lease::leased(ctx, id, token)?;
+            Ok(lease::extend(ctx, old, token, lease_ms))
+        })
+    }
+
+    fn release(&self, id: JobId, token: u64) -> Result<Job> {
+        self.write_lease(|ctx| {
+            let old = lease::leased(ctx, id, token)?;
+            Ok(lease::release(ctx, old))
+        })
+    }
+
+    fn expire_leases(&self) -> Result<usize> {
+        let mut n = self.write(maint::expire_leases)?;
+        if self.sh.owner.is_some() {
+            n += self.write(maint::recover_dead_owners)?;
+        }
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn redrive(&self, target: RedriveTarget) -> Result<Vec<Job>> {
+        self.write(|ctx| maint::redrive(ctx, target.clone()))
+    }
+
+    fn prune(&self, retention: &Retention) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            match self.write(|ctx| maint::prune(ctx, retention))? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    fn set_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        self.write(|ctx| maint::set_paused(ctx, queue, paused))
+    }
+
+    fn create_schedule(&self, s: NewSchedule) -> Result<ScheduledJob> {
+        s.validate(self.live()?.cfg.payload_limit)?;
+        self.write(|ctx| schedule::create_schedule(ctx, s.clone()))
+    }
+
+    fn toggle_schedule(&self, name: &str, enabled: bool) -> Result<ScheduledJob> {
+        self.write(|ctx| schedule::toggle_schedule(ctx, name, enabled))
+    }
+
+    fn delete_schedule(&self, name: &str) -> Result<()> {
+        self.write(|ctx| schedule::delete_schedule(ctx, name))
+    }
+
+    fn list_schedules(&self) -> Result<Vec<ScheduledJob>> {
+        schedule::list(self.live()?)
+    }
+
+    fn fire_due_schedules(&self) -> Result<u64> {
+        self.write(schedule::fire_due)
+    }
+
+    fn next_schedule_due(&self) -> Result<Option<i64>> {
+        query::next_schedule_due(self.live()?)
+    }
+
+    fn flush(&self) -> Result<()> {
+        let sh = self.live()?;
+        if sh.buffered() {
+            notify::flush_pending(sh)?;
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> Metrics {
+        let commits = self.sh.commits.load(Ordering::Relaxed);
+        Metrics {
+            ops: self.sh.ops.load(Ordering::Relaxed),
+            groups: commits,
+            fsyncs: if self.sh.buffered() {
+                self.sh.flushes.load(Ordering::Relaxed)
+            } else {
+                commits
+            },
+            unapplied_groups: 0,
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.sh.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if let Some(h) = self.listener.lock().take() {
+            let _ = h.join();
+        }
+        let mut result = Ok(());
+        if self.sh.buffered() {
+            result = notify::flush_pending(&self.sh);
+        }
+        self.sh.pool.clear();
+        self.sh.observer.work_available();
+        result
+    }
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

@@ -1,0 +1,214 @@
+//! Telling the engine what committed: events in seq order (this process's commits at once,
+//! other processes' through LISTEN/NOTIFY or the 1 s poll), and wake-ups of claimers.
+//!
+//! The listener thread has its own connection: it LISTENs on the schema's channel (every
+//! transaction that appends events sends `pg_notify` on it, delivered at commit) and holds
+//! the session advisory lock on this spool's owner id, which tells other processes that
+//! this one is alive (see `maint::recover_dead_owners`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::Client;
+
+use super::conn::Pg;
+use super::Shared;
+use crate::model::config::Durability;
+use crate::model::error::{Error, Result};
+use crate::model::event::{Event, EventRecord};
+
+/// How often the database is polled for other processes' commits when no notification
+/// came (or in poll-only mode).
+pub(super) const POLL: Duration = Duration::from_secs(1);
+
+/// How long the listener waits for a notification before looking at its stop flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Most events read from the log per query while catching up.
+const FETCH: i64 = 1000;
+
+/// Hands `mine` (events this process just committed) to the observer, after any earlier
+/// events not delivered yet (other processes' commits, read from the log), so the observer
+/// sees every event once, in seq order.
+pub(super) fn publish(sh: &Shared, mine: &[EventRecord]) {
+    let Some(last) = mine.last() else {
+        return;
+    };
+    let mut delivered = sh.delivered.lock();
+    if last.seq <= *delivered {
+        return;
+    }
+    let first = mine[0].seq;
+    while *delivered + 1 < first {
+        // Earlier commits (of other processes) not seen yet: they are committed, since seq
+        // order is commit order.
+        match fetch(sh, *delivered, first - 1) {
+            Ok(evs) if !evs.is_empty() => {
+                *delivered = evs.last().map_or(*delivered, |e| e.seq);
+                sh.observer.committed(&evs);
+            }
+            // Pruned from the log, or unreadable: skip them.
+            _ => *delivered = first - 1,
+        }
+    }
+    let fresh: Vec<EventRecord> = mine
+        .iter()
+        .filter(|e| e.seq > *delivered)
+        .cloned()
+        .collect();
+    *delivered = last.seq;
+    sh.observer.committed(&fresh);
+}
+
+/// Under `Buffered`: makes every commit so far durable, then publishes the events held
+/// back. A transaction that has an id commits with `synchronous_commit` on (the session
+/// default): it waits for the WAL flush up to its commit record, which covers every commit
+/// before it.
+pub(super) fn flush_pending(sh: &Shared) -> Result<()> {
+    let (mut held, _) = std::mem::take(&mut *sh.pending.lock());
+    sh.pool
+        .with_client(|c| c.batch_execute("BEGIN; SELECT txid_current(); COMMIT"))?;
+    sh.flushes.fetch_add(1, Ordering::Relaxed);
+    held.sort_by_key(|e| e.seq);
+    publish(sh, &held);
+    Ok(())
+}
+
+/// Delivers every committed event not delivered yet (another process's commits).
+pub(super) fn catch_up(sh: &Shared) -> Result<()> {
+    let mut upto = read_last_seq(sh)?;
+    // Not past this process's commits that are not durable yet (`Buffered`).
+    if let Some(first_held) = sh.pending.lock().0.iter().map(|e| e.seq).min() {
+        upto = upto.min(first_held - 1);
+    }
+    loop {
+        let mut delivered = sh.delivered.lock();
+        if *delivered >= upto {
+            return Ok(());
+        }
+        let to = upto.min(*delivered + FETCH as u64);
+        let evs = fetch(sh, *delivered, to)?;
+        *delivered = evs.last().map_or(to, |e| e.seq.max(to));
+        sh.observer.committed(&evs);
+    }
+}
+
+/// The newest committed event's seq.
+pub(super) fn read_last_seq(sh: &Shared) -> Result<u64> {
+    let sql = sh.sql("SELECT value FROM @.counter WHERE name = 'event_seq'");
+    let v: i64 = sh
+        .pool
+        .with_client(|c| c.query_one(&sql, &[]).map(|r| r.get(0)))?;
+    Ok(u64::try_from(v).unwrap_or(0))
+}
+
+/// Events with `after < seq <= upto`, in order.
+pub(super) fn fetch(sh: &Shared, after: u64, upto: u64) -> Result<Vec<EventRecord>> {
+    let sql =
+        sh.sql("SELECT seq, body FROM @.event WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3");
+    let a = i64::try_from(after).unwrap_or(i64::MAX);
+    let u = i64::try_from(upto).unwrap_or(i64::MAX);
+    let rows = sh.pool.with_client(|c| c.query(&sql, &[&a, &u, &FETCH]))?;
+    rows.iter().map(decode_event).collect()
+}
+
+/// An event row (`seq`, `body`).
+pub(super) fn decode_event(r: &postgres::Row) -> Result<EventRecord> {
+    let seq: i64 = r.get(0);
+    let body: serde_json::Value = r.get(1);
+    let event: Event = serde_json::from_value(body).map_err(|e| Error::Corruption {
+        tree: "events",
+        key: format!("seq {seq}"),
+        detail: e.to_string(),
+    })?;
+    Ok(EventRecord {
+        seq: u64::try_from(seq).unwrap_or(0),
+        event,
+    })
+}
+
+/// Opens the listener's connection: LISTEN, and the owner's advisory lock and row.
+pub(super) fn connect(sh: &Shared) -> Result<Client> {
+    let mut c = sh.pool.connect()?;
+    c.batch_execute(&format!("LISTEN \"{}\"", sh.channel))
+        .pg("listening for notifications")?;
+    if let Some(owner) = sh.owner {
+        c.execute("SELECT pg_advisory_lock($1)", &[&owner])
+            .pg("registering this process")?;
+        let host = std::env::var("HOSTNAME").unwrap_or_default();
+        let pid = i32::try_from(std::process::id()).unwrap_or(0);
+        let now = sh.cfg.clock.now_ms();
+        c.execute(
+            &sh.sql(
+                "INSERT INTO @.owner (id, host, pid, opened_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO NOTHING",
+            ),
+            &[&owner, &host, &pid, &now],
+        )
+        .pg("registering this process")?;
+    }
+    Ok(c)
+}
+
+/// The listener thread's loop (see the module docs). `client` is `None` in poll-only mode.
+pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
+    let listen = !sh.cfg.pg_poll_only;
+    let mut last_poll = Instant::now();
+    while !sh.closed.load(Ordering::Acquire) {
+        let mut woke = false;
+        if listen {
+            if client.as_ref().map_or(true, Client::is_closed) {
+                client = connect(sh).ok();
+                // Commits may have happened while disconnected.
+                woke = true;
+            }
+            let got = match client.as_mut() {
+                Some(c) => c
+                    .notifications()
+                    .timeout_iter(TICK)
+                    .next()
+                    .map(|n| n.is_some()),
+                None => {
+                    std::thread::sleep(TICK);
+                    Ok(false)
+                }
+            };
+            match got {
+                Ok(n) => woke |= n,
+                Err(_) => client = None,
+            }
+        } else {
+            std::thread::sleep(TICK);
+        }
+        let due = match (sh.pending.lock().1, sh.cfg.durability) {
+            (Some(since), Durability::Buffered { max_delay }) => since.elapsed() >= max_delay,
+            _ => false,
+        };
+        if due {
+            let _ = flush_pending(sh);
+        }
+        if woke || last_poll.elapsed() >= POLL {
+            last_poll = Instant::now();
+            if sh.closed.load(Ordering::Acquire) {
+                break;
+            }
+            let _ = catch_up(sh);
+            sh.observer.work_available();
+        }
+    }
+    // A clean close: give the owner lock back at once (not when the server notices the
+    // connection is gone), so a spool opened next recovers what this one left running; an
+    // owner with nothing running is forgotten.
+    if let (Some(mut c), Some(owner)) = (client, sh.owner) {
+        let _ = c.execute(
+            &sh.sql(
+                "DELETE FROM @.owner WHERE id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM @.job WHERE state = 2 AND lease_owner = $1)",
+            ),
+            &[&owner],
+        );
+        let _ = c.execute("SELECT pg_advisory_unlock($1)", &[&owner]);
+    }
+}

@@ -1,0 +1,113 @@
+//! Reads: get, list (keyset pages by id), stats (from the counter rows), events, and what
+//! waiting claimers ask (has work, next due).
+
+use std::collections::BTreeMap;
+
+use super::lease::REQ_FILTER;
+use super::notify::decode_event;
+use super::tx::{codes_of, job_from_row};
+use super::Shared;
+use crate::model::error::Result;
+use crate::model::event::EventRecord;
+use crate::model::job::{Job, JobId};
+use crate::model::types::{ClaimRequest, Counts, ListQuery, QueueStats, Stats};
+
+pub(super) fn get(sh: &Shared, id: JobId) -> Result<Option<Job>> {
+    let sql = sh.sql("SELECT id, record, payload FROM @.job WHERE id = $1");
+    let row = sh.pool.with_client(|c| c.query_opt(&sql, &[&id.uuid()]))?;
+    row.map(|r| job_from_row(&r, true)).transpose()
+}
+
+pub(super) fn list(sh: &Shared, q: &ListQuery) -> Result<Vec<Job>> {
+    let limit = i64::try_from(crate::model::limits::page_size(q.limit)).unwrap_or(i64::MAX);
+    let states: Vec<i16> = match q.status {
+        Some(s) => codes_of(s).to_vec(),
+        None => (0..=6).collect(),
+    };
+    let after = q.after.map(|a| a.uuid());
+    let sql = sh.sql(
+        "SELECT id, record, payload FROM @.job \
+         WHERE state = ANY($1) AND ($2::uuid IS NULL OR id > $2) \
+           AND ($3::text IS NULL OR queue = $3) AND ($4::text IS NULL OR kind = $4) \
+         ORDER BY id LIMIT $5",
+    );
+    let rows = sh
+        .pool
+        .with_client(|c| c.query_planned(&sql, &[&states, &after, &q.queue, &q.kind, &limit]))?;
+    rows.iter().map(|r| job_from_row(r, true)).collect()
+}
+
+/// Stats from the counter rows (call after staging due jobs, so `delayed` is exact).
+pub(super) fn stats(sh: &Shared) -> Result<Stats> {
+    let counts_sql = sh.sql("SELECT queue, state, n FROM @.job_count WHERE n <> 0");
+    let paused_sql = sh.sql("SELECT name FROM @.queue WHERE paused");
+    let (rows, paused) = sh.pool.with_client(|c| {
+        let rows = c.query(&counts_sql, &[])?;
+        let paused = c.query(&paused_sql, &[])?;
+        Ok((rows, paused))
+    })?;
+    let mut queues: BTreeMap<String, QueueStats> = BTreeMap::new();
+    for r in &rows {
+        let q: String = r.get(0);
+        let state: i16 = r.get(1);
+        let n = u64::try_from(r.get::<_, i64>(2)).unwrap_or(0);
+        let c = &mut queues.entry(q).or_default().counts;
+        match state {
+            0 => c.pending += n,
+            1 => {
+                c.pending += n;
+                c.delayed += n;
+            }
+            2 => c.running += n,
+            3 => c.completed += n,
+            4 => c.failed += n,
+            5 => c.cancelled += n,
+            _ => c.dead_letter += n,
+        }
+    }
+    for r in &paused {
+        queues.entry(r.get(0)).or_default().paused = true;
+    }
+    let mut total = Counts::default();
+    for q in queues.values() {
+        total.add(&q.counts);
+    }
+    Ok(Stats { total, queues })
+}
+
+pub(super) fn events_since(sh: &Shared, after: u64, limit: usize) -> Result<Vec<EventRecord>> {
+    let sql = sh.sql("SELECT seq, body FROM @.event WHERE seq > $1 ORDER BY seq LIMIT $2");
+    let a = i64::try_from(after).unwrap_or(i64::MAX);
+    let l = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = sh.pool.with_client(|c| c.query(&sql, &[&a, &l]))?;
+    rows.iter().map(decode_event).collect()
+}
+
+pub(super) fn has_work(sh: &Shared, req: &ClaimRequest) -> Result<bool> {
+    let sql = sh.sql(&format!(
+        "SELECT EXISTS (SELECT 1 FROM @.job AS j WHERE j.state IN (0, 1, 2) AND {REQ_FILTER} \
+           AND (j.state = 2 OR NOT EXISTS \
+                (SELECT 1 FROM @.queue AS p WHERE p.name = j.queue AND p.paused)))"
+    ));
+    let none: Vec<String> = Vec::new();
+    sh.pool
+        .with_client(|c| c.query_planned(&sql, &[&req.queues, &none, &req.kinds]))
+        .map(|rows| rows.first().is_some_and(|r| r.get(0)))
+}
+
+pub(super) fn next_due_ms(sh: &Shared, req: &ClaimRequest) -> Result<Option<i64>> {
+    let sql = sh.sql(&format!(
+        "SELECT j.run_at FROM @.job AS j WHERE j.state = 1 AND {REQ_FILTER} \
+         ORDER BY j.run_at LIMIT 1"
+    ));
+    sh.pool
+        .with_client(|c| c.query_planned(&sql, &[&req.queues, &req.exclude_queues, &req.kinds]))
+        .map(|rows| rows.first().map(|r| r.get(0)))
+}
+
+pub(super) fn next_schedule_due(sh: &Shared) -> Result<Option<i64>> {
+    let sql = sh.sql("SELECT min(next_run) FROM @.schedule WHERE enabled");
+    sh.pool
+        .with_client(|c| c.query_one(&sql, &[]))
+        .map(|r| r.get(0))
+}

@@ -1,0 +1,276 @@
+//! One operation's transaction: the jobs it read (locked), the jobs it changed, the events
+//! it appends and the counter moves, written at the end in a fixed order (jobs, counts in
+//! key order, then the event counter), so two transactions never wait on each other in a
+//! cycle.
+
+use std::collections::BTreeMap;
+
+use postgres::Row;
+
+use super::conn::Tx;
+
+use super::conn::Pg;
+use super::Shared;
+use crate::backend::codec::{self, keys};
+use crate::model::clock::to_datetime;
+use crate::model::error::{Error, Result};
+use crate::model::event::{Event, EventRecord};
+use crate::model::job::{Job, JobId, JobStatus};
+
+/// The `state` column: 0 ready, 1 delayed (pending with a run time in the future when it was
+/// written), 2 running, 3 completed, 4 failed, 5 cancelled, 6 dead letter.
+pub(crate) fn state_code(j: &Job, now: i64) -> i16 {
+    match j.status {
+        JobStatus::Pending if j.due_ms() > now => 1,
+        JobStatus::Pending => 0,
+        JobStatus::Running => 2,
+        JobStatus::Completed => 3,
+        JobStatus::Failed => 4,
+        JobStatus::Cancelled => 5,
+        JobStatus::DeadLetter => 6,
+    }
+}
+
+/// The `state` codes of a status.
+pub(crate) fn codes_of(status: JobStatus) -> &'static [i16] {
+    match status {
+        JobStatus::Pending => &[0, 1],
+        JobStatus::Running => &[2],
+        JobStatus::Completed => &[3],
+        JobStatus::Failed => &[4],
+        JobStatus::Cancelled => &[5],
+        JobStatus::DeadLetter => &[6],
+    }
+}
+
+/// A job from a row holding `record` (and `payload` when selected) columns.
+pub(crate) fn job_from_row(row: &Row, with_payload: bool) -> Result<Job> {
+    let id: uuid::Uuid = row.get("id");
+    let id = JobId::from_bytes(*id.as_bytes());
+    let record: &[u8] = row.get("record");
+    let mut job: Job = codec::decode("jobs", &keys::job(&id), record)?;
+    if with_payload {
+        job.payload = row.get::<_, Vec<u8>>("payload");
+    }
+    Ok(job)
+}
+
+/// What a committed transaction leaves for the observer.
+#[derive(Default)]
+pub(crate) struct Done {
+    pub events: Vec<EventRecord>,
+    pub wake: bool,
+}
+
+/// See the module docs.
+pub(crate) struct Ctx<'a, 'b> {
+    pub t: &'a mut Tx<'b>,
+    pub sh: &'a Shared,
+    pub now: i64,
+    events: Vec<Event>,
+    updates: BTreeMap<JobId, Job>,
+    deltas: BTreeMap<(String, i16), i64>,
+    pub wake: bool,
+}
+
+impl<'a, 'b> Ctx<'a, 'b> {
+    pub fn new(t: &'a mut Tx<'b>, sh: &'a Shared) -> Self {
+        let now = sh.cfg.clock.now_ms();
+        Ctx {
+            t,
+            sh,
+            now,
+            events: Vec::new(),
+            updates: BTreeMap::new(),
+            deltas: BTreeMap::new(),
+            wake: false,
+        }
+    }
+
+    pub fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        to_datetime(self.now)
+    }
+
+    pub fn emit(&mut self, e: Event) {
+        self.events.push(e);
+    }
+
+    /// Moves one job between (queue, state) counters.
+    pub fn count(&mut self, queue: &str, state: i16, by: i64) {
+        *self.deltas.entry((queue.to_owned(), state)).or_insert(0) += by;
+    }
+
+    /// Jobs by id, locked for this transaction (`FOR UPDATE`), in id order (so two
+    /// transactions lock in the same order); each with its `state` code. Missing ids are
+    /// left out.
+    pub fn load_locked(&mut self, ids: &[JobId], with_payload: bool) -> Result<Vec<(i16, Job)>> {
+        let uuids: Vec<uuid::Uuid> = ids.iter().map(JobId::uuid).collect();
+        let cols = if with_payload {
+            "id, state, record, payload"
+        } else {
+            "id, state, record"
+        };
+        let rows = self
+            .t
+            .query(
+                &self.sh.sql(&format!(
+                    "SELECT {cols} FROM @.job WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+                )),
+                &[&uuids],
+            )
+            .pg("reading jobs")?;
+        rows.iter()
+            .map(|r| Ok((r.get::<_, i16>("state"), job_from_row(r, with_payload)?)))
+            .collect()
+    }
+
+    /// One job, locked; `JOB_NOT_FOUND` when there is none.
+    pub fn must_locked(&mut self, id: JobId, with_payload: bool) -> Result<(i16, Job)> {
+        self.load_locked(&[id], with_payload)?
+            .pop()
+            .ok_or_else(|| Error::not_found(id))
+    }
+
+    /// Stages `job` (whose row holds state `old`) to be written at the end.
+    pub fn put(&mut self, old: i16, mut job: Job) {
+        let new = state_code(&job, self.now);
+        if new != old {
+            self.count(&job.queue, old, -1);
+            self.count(&job.queue, new, 1);
+        }
+        if new == 0 && old != 0 {
+            self.wake = true;
+        }
+        job.payload = Vec::new();
+        self.updates.insert(job.id, job);
+    }
+
+    /// Writes the staged jobs, counters and events; returns what the observer is told after
+    /// the commit.
+    pub fn finish(self) -> Result<Done> {
+        let Ctx {
+            t,
+            sh,
+            now,
+            events,
+            updates,
+            deltas,
+            wake,
+        } = self;
+        if !updates.is_empty() {
+            write_jobs(t, sh, now, updates.into_values())?;
+        }
+        let deltas: Vec<_> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
+        let queues: Vec<&str> = deltas.iter().map(|((q, _), _)| q.as_str()).collect();
+        let states: Vec<i16> = deltas.iter().map(|((_, s), _)| *s).collect();
+        let ns: Vec<i64> = deltas.iter().map(|(_, n)| *n).collect();
+        // Count rows are always locked in (queue, state) order, so two transactions never
+        // wait on each other's count rows in a cycle.
+        const COUNTS: &str = "INSERT INTO @.job_count AS jc (queue, state, n) \
+             SELECT q, s, n FROM unnest($1::text[], $2::int2[], $3::int8[]) AS u(q, s, n) \
+             ORDER BY q, s \
+             ON CONFLICT (queue, state) DO UPDATE SET n = jc.n + EXCLUDED.n";
+        let mut done = Done {
+            events: Vec::new(),
+            wake,
+        };
+        if events.is_empty() {
+            if !deltas.is_empty() {
+                t.execute(&sh.sql(COUNTS), &[&queues, &states, &ns])
+                    .pg("updating the job counts")?;
+            }
+            return Ok(done);
+        }
+        let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let names: Vec<&str> = events.iter().map(Event::name).collect();
+        let mut bodies = Vec::with_capacity(events.len());
+        for e in &events {
+            bodies.push(serde_json::to_value(e).map_err(|e| Error::Storage {
+                context: format!("encoding an event: {e}"),
+                source: None,
+            })?);
+        }
+        // One statement: the counts, then the events numbered from the `event_seq` row,
+        // and the notification (sent at commit). The counter row stays locked until commit:
+        // seq order is commit order, and a rolled-back transaction leaves no gap.
+        let notify = if sh.cfg.pg_poll_only {
+            String::new()
+        } else {
+            // (The channel name is checked: letters, digits and '_'.)
+            format!(", pg_notify('{}', '')", sh.channel)
+        };
+        let row = t
+            .query_one(
+                &sh.sql(&format!(
+                    "WITH cnt AS ({COUNTS}), \
+                          c AS (UPDATE @.counter SET value = value + $4 \
+                                WHERE name = 'event_seq' RETURNING value), \
+                          ins AS (INSERT INTO @.event (seq, at_ms, name, body) \
+                                  SELECT c.value - $4 + u.ord, $5, u.name, u.body \
+                                  FROM c, unnest($6::text[], $7::jsonb[]) \
+                                       WITH ORDINALITY AS u(name, body, ord)) \
+                     SELECT value{notify} FROM c"
+                )),
+                &[&queues, &states, &ns, &k, &now, &names, &bodies],
+            )
+            .pg("appending events")?;
+        let last: i64 = row.get(0);
+        let first = u64::try_from(last - k + 1).unwrap_or(1);
+        done.events = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| EventRecord {
+                seq: first + i as u64,
+                event,
+            })
+            .collect();
+        Ok(done)
+    }
+}
+
+/// Inserts nothing: rewrites the rows of `jobs` (their index columns and record).
+fn write_jobs(
+    t: &mut Tx<'_>,
+    sh: &Shared,
+    now: i64,
+    jobs: impl Iterator<Item = Job>,
+) -> Result<()> {
+    let mut ids = Vec::new();
+    let mut states = Vec::new();
+    let mut prios = Vec::new();
+    let mut run_ats = Vec::new();
+    let mut tokens: Vec<Option<i64>> = Vec::new();
+    let mut owners: Vec<Option<i64>> = Vec::new();
+    let mut expires: Vec<Option<i64>> = Vec::new();
+    let mut finished: Vec<Option<i64>> = Vec::new();
+    let mut records = Vec::new();
+    for j in jobs {
+        ids.push(j.id.uuid());
+        let st = state_code(&j, now);
+        states.push(st);
+        prios.push(j.priority);
+        run_ats.push(j.due_ms());
+        let lease = j.lease.as_ref().filter(|_| st == 2);
+        tokens.push(lease.map(|l| i64::try_from(l.token).unwrap_or(i64::MAX)));
+        owners.push(lease.and(sh.owner));
+        expires.push(lease.map(|l| l.expires_ms));
+        finished.push((st >= 3).then(|| j.completed_at.unwrap_or(j.updated_at).timestamp_millis()));
+        records.push(codec::encode(&j)?);
+    }
+    t.execute(
+        &sh.sql(
+            "UPDATE @.job AS j SET state = u.state, priority = u.prio, run_at = u.run_at, \
+               lease_token = u.token, lease_owner = u.owner, lease_expires = u.expires, \
+               finished_at = u.finished, record = u.record \
+             FROM unnest($1::uuid[], $2::int2[], $3::int4[], $4::int8[], $5::int8[], \
+                         $6::int8[], $7::int8[], $8::int8[], $9::bytea[]) \
+                  AS u(id, state, prio, run_at, token, owner, expires, finished, record) \
+             WHERE j.id = u.id",
+        ),
+        &[
+            &ids, &states, &prios, &run_ats, &tokens, &owners, &expires, &finished, &records,
+        ],
+    )
+    .pg("writing jobs")?;
+    Ok(())
+}

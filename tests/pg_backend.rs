@@ -1,0 +1,350 @@
+//! What only the PostgreSQL backend has: versioned tables, several spools (processes) on one
+//! schema, wake-ups and events from another spool, recovery of a stopped spool's jobs, and
+//! a lost connection. Each test skips (one line on stderr) when no server is available, and
+//! fails instead under `JOBSPOOL_TEST_REQUIRE_BACKENDS=postgres`.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::pg;
+use jobspool::{Builder, ErrorCode, JobStatus, ListQuery, ManualClock, NewJob, NewSchedule, Spool};
+
+/// A schema of its own on the test server, dropped at the end.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    fn new(test: &str) -> Option<Schema> {
+        let url = pg::url_or_skip(test)?;
+        Some(Schema {
+            url,
+            name: pg::unique_schema("pgb"),
+        })
+    }
+
+    fn builder(&self, clock: &ManualClock) -> Builder {
+        Spool::builder()
+            .schema(self.name.as_str())
+            .clock(clock.clone())
+            .maintenance(false)
+            .scheduler(false)
+    }
+
+    fn open(&self, clock: &ManualClock) -> Spool {
+        self.builder(clock)
+            .open(&self.url)
+            .expect("opening the spool")
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        pg::psql(&self.url, sql).expect("psql")
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = pg::psql(
+            &self.url,
+            &format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name),
+        );
+    }
+}
+
+fn clock() -> ManualClock {
+    ManualClock::new(common::t0())
+}
+
+/// Polls `f` until it holds or 20 s pass.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn tables_are_versioned_and_a_newer_version_is_refused() {
+    let Some(s) = Schema::new("pg_backend::tables_are_versioned") else {
+        return;
+    };
+    let c = clock();
+    let spool = s.open(&c);
+    spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    spool.close().unwrap();
+    assert_eq!(
+        s.psql(&format!(
+            "SELECT version FROM \"{}\".schema_version",
+            s.name
+        )),
+        "1"
+    );
+    // Reopening the same version keeps the data.
+    let spool = s.open(&c);
+    assert_eq!(spool.stats().unwrap().total.pending, 1);
+    spool.close().unwrap();
+
+    s.psql(&format!(
+        "UPDATE \"{}\".schema_version SET version = 99",
+        s.name
+    ));
+    let err = s.builder(&c).open(&s.url).unwrap_err();
+    assert_eq!(err.code(), "STORAGE");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("version 99") && msg.contains("upgrade jobspool"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_empty_schema_is_database_not_found_without_create_and_nothing_is_created() {
+    let Some(s) = Schema::new("pg_backend::an_empty_schema_is_database_not_found") else {
+        return;
+    };
+    let err = s
+        .builder(&clock())
+        .create_if_missing(false)
+        .open(&s.url)
+        .unwrap_err();
+    assert_eq!(err.code(), "DATABASE_NOT_FOUND");
+    assert_eq!(
+        s.psql(&format!(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = '{}'",
+            s.name
+        )),
+        "0"
+    );
+}
+
+#[test]
+fn a_bad_schema_name_is_invalid_argument() {
+    let Some(url) = pg::url_or_skip("pg_backend::a_bad_schema_name_is_invalid_argument") else {
+        return;
+    };
+    for bad in ["", "Upper", "has space", "x\"; DROP", "9starts_with_digit"] {
+        let err = Spool::builder().schema(bad).open(&url).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT", "{bad:?}");
+    }
+}
+
+#[test]
+fn two_spools_on_one_schema_claim_disjointly_and_complete_everything() {
+    let Some(s) = Schema::new("pg_backend::two_spools_claim_disjointly") else {
+        return;
+    };
+    let c = clock();
+    let a = s.open(&c);
+    let b = s.open(&c);
+    const N: usize = 300;
+    a.enqueue_batch((0..N).map(|i| NewJob::new("t", vec![i as u8])).collect())
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let workers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|spool| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut mine = Vec::new();
+                loop {
+                    let got = spool.claim(&spool.claim_request(7)).unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    for c in got {
+                        spool.complete(c.lease, None).unwrap();
+                        mine.push(c.job.id);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut per_spool = Vec::new();
+    for w in workers {
+        let ids = w.join().unwrap();
+        per_spool.push(ids.len());
+        for id in ids {
+            assert!(seen.insert(id), "job {id} claimed by both spools");
+        }
+    }
+    assert_eq!(seen.len(), N, "per spool: {per_spool:?}");
+    let st = b.stats().unwrap();
+    assert_eq!((st.total.completed, st.total.pending), (N as u64, 0));
+    // Every event once, contiguous from 1: N enqueued + N started + N completed.
+    let events = common::all_events(&a);
+    assert_eq!(events.len(), 3 * N);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+    }
+}
+
+#[test]
+fn another_spools_commits_reach_subscribers_and_waiting_claimers() {
+    let Some(s) = Schema::new("pg_backend::another_spools_commits") else {
+        return;
+    };
+    let c = clock();
+    let a = s.open(&c);
+    let b = s.open(&c);
+    let sub = b.subscribe();
+    // A claimer waiting on `b` wakes for a job enqueued through `a` (NOTIFY, or the poll).
+    let waiter = {
+        let b = b.clone();
+        std::thread::spawn(move || b.claim_wait(&b.claim_request(1), Duration::from_secs(20)))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let job = a.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    let claimed = waiter.join().unwrap().unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job.id, job.id);
+    // `b`'s subscriber sees `a`'s event, then its own claim's, in seq order, once each.
+    let first = sub.recv_timeout(Duration::from_secs(20)).unwrap();
+    let second = sub.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!((first.seq, first.event.name()), (1, "job.enqueued"));
+    assert_eq!((second.seq, second.event.name()), (2, "job.started"));
+    assert!(sub.recv_timeout(Duration::from_millis(300)).is_err());
+}
+
+#[test]
+fn poll_only_spools_still_see_each_other() {
+    let Some(s) = Schema::new("pg_backend::poll_only_spools") else {
+        return;
+    };
+    let c = clock();
+    let a = s.builder(&c).poll_only(true).open(&s.url).unwrap();
+    let b = s.builder(&c).poll_only(true).open(&s.url).unwrap();
+    let sub = b.subscribe();
+    a.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    let ev = sub.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!((ev.seq, ev.event.name()), (1, "job.enqueued"));
+    let got = b.claim(&b.claim_request(1)).unwrap();
+    assert_eq!(got.len(), 1);
+}
+
+#[test]
+fn a_stopped_spools_running_jobs_are_recovered_by_another_without_waiting_for_the_lease() {
+    let Some(s) = Schema::new("pg_backend::a_stopped_spools_running_jobs") else {
+        return;
+    };
+    let c = clock();
+    let a = s.open(&c);
+    let job = a.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    let kept = a.enqueue(NewJob::new("u", Vec::new())).unwrap();
+    // `b` runs maintenance (lease expiry and recovery) often; the clock never moves, so no
+    // lease expires: only the recovery of a stopped process can move the job.
+    let b = s
+        .builder(&c)
+        .maintenance(true)
+        .maintenance_interval(Duration::from_millis(20))
+        .open(&s.url)
+        .unwrap();
+    let claimed = b
+        .claim(&jobspool::ClaimRequest {
+            kinds: vec!["u".into()],
+            ..b.claim_request(1)
+        })
+        .unwrap();
+    assert_eq!(claimed[0].job.id, kept.id);
+    let mine = a.claim(&a.claim_request(1)).unwrap();
+    assert_eq!(mine[0].job.id, job.id);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        b.get(job.id).unwrap().status,
+        JobStatus::Running,
+        "a is alive"
+    );
+    a.close().unwrap();
+    eventually("the stopped spool's job to be recovered", || {
+        b.get(job.id).unwrap().status == JobStatus::Pending
+    });
+    let j = b.get(job.id).unwrap();
+    assert_eq!(j.attempts, 1);
+    assert_eq!(
+        j.last_error.as_deref(),
+        Some("lost when the process stopped")
+    );
+    // `b`'s own running job is left alone.
+    assert_eq!(b.get(kept.id).unwrap().status, JobStatus::Running);
+    b.complete(claimed[0].lease, None).unwrap();
+}
+
+#[test]
+fn several_spools_fire_a_schedule_tick_once() {
+    let Some(s) = Schema::new("pg_backend::several_spools_fire_a_schedule_tick_once") else {
+        return;
+    };
+    let c = clock();
+    let spools: Vec<Spool> = (0..3).map(|_| s.open(&c)).collect();
+    spools[0]
+        .create_schedule(NewSchedule::new("every-minute", "* * * * *", "tick"))
+        .unwrap();
+    for round in 1..=3u64 {
+        c.advance_ms(60_000);
+        let barrier = Arc::new(Barrier::new(spools.len()));
+        let fired: u64 = spools
+            .iter()
+            .cloned()
+            .map(|sp| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    sp.fire_due_schedules().unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(fired, 1, "round {round}");
+        let jobs = spools[1]
+            .list(&ListQuery {
+                kind: Some("tick".into()),
+                ..ListQuery::default()
+            })
+            .unwrap();
+        assert_eq!(jobs.len() as u64, round);
+    }
+}
+
+#[test]
+fn a_lost_connection_is_storage_and_the_next_call_reconnects() {
+    let Some(url) = pg::url_or_skip("pg_backend::a_lost_connection") else {
+        return;
+    };
+    let app = pg::unique_schema("lost");
+    let s = Schema {
+        url: format!("{url}?application_name={app}"),
+        name: pg::unique_schema("pgb"),
+    };
+    let c = clock();
+    let spool = s.open(&c);
+    spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    let claimed = spool.claim(&spool.claim_request(1)).unwrap().remove(0);
+    let killed = pg::psql(
+        &url,
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = '{app}'"
+        ),
+    )
+    .unwrap();
+    assert_ne!(killed, "0", "the spool's connections were found");
+    // The pooled connection is gone: the call fails with STORAGE, and changes nothing...
+    let err = spool.enqueue(NewJob::new("t", Vec::new())).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage.as_str(), "{err}");
+    assert!(err.to_string().contains("reconnects"), "{err}");
+    // ...and the next call reconnects; the lease taken before still holds.
+    let st = spool.stats().unwrap();
+    assert_eq!((st.total.pending, st.total.running), (0, 1));
+    let done = spool.complete(claimed.lease, None).unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    assert_eq!(spool.stats().unwrap().total.pending, 1);
+}

@@ -1,0 +1,118 @@
+//! `jobspool bench --db postgres://...`: every mode runs on PostgreSQL, measures the
+//! server's commit rate in the same run, and leaves no schema of its own behind.
+
+mod common;
+
+use std::process::Command;
+
+use common::pg;
+
+fn bench(url: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_jobspool"))
+        .args(["--json", "bench", "--db", url])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bench {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn bench_schemas(url: &str) -> String {
+    pg::psql(
+        url,
+        "SELECT string_agg(nspname, ',') FROM pg_namespace WHERE nspname LIKE 'jobspool_bench%'",
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_mode_runs_on_postgres_with_the_server_commit_rate() {
+    let Some(url) = pg::url_or_skip("every_mode_runs_on_postgres_with_the_server_commit_rate")
+    else {
+        return;
+    };
+    let small = ["--jobs", "60", "--producers", "2", "--workers", "2"];
+    for mode in ["burn-down", "steady", "enqueue"] {
+        let r = bench(&url, &[&["--mode", mode][..], &small[..]].concat());
+        assert_eq!(r["backend"], "postgres", "{r}");
+        assert!(r["serverCommitPerSec"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["enqueuePerSec"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["enqueueVsServerCommit"].as_f64().unwrap() > 0.0, "{r}");
+        if mode == "enqueue" {
+            assert_eq!(r["pending"], 60, "{r}");
+        } else {
+            assert!(r["processedPerSec"].as_f64().unwrap() > 0.0, "{r}");
+            assert_eq!(r["pending"], 0, "{r}");
+        }
+    }
+    let r = bench(
+        &url,
+        &[
+            "--mode",
+            "burn-down",
+            "--jobs",
+            "30",
+            "--durability",
+            "buffered",
+        ],
+    );
+    assert!(r["serverAsyncCommitPerSec"].as_f64().unwrap() > 0.0, "{r}");
+    // fill keeps its schema, open finds the jobs there.
+    let _ = pg::psql(&url, "DROP SCHEMA IF EXISTS jobspool_bench CASCADE");
+    let r = bench(&url, &["--mode", "fill", "--jobs", "40"]);
+    assert_eq!(r["pending"], 40, "{r}");
+    let r = bench(&url, &["--mode", "open"]);
+    assert_eq!(r["pending"], 40, "{r}");
+    assert!(r["openMs"].as_f64().unwrap() > 0.0, "{r}");
+    assert_eq!(
+        bench_schemas(&url),
+        "jobspool_bench",
+        "only the kept schema remains"
+    );
+    pg::psql(&url, "DROP SCHEMA jobspool_bench CASCADE").unwrap();
+}
+
+#[test]
+fn processes_and_drain_need_postgres() {
+    let dir = common::tempdir();
+    for args in [&["--processes", "2"][..], &["--mode", "drain"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jobspool"))
+            .args(["bench", "--jobs", "10", "--db"])
+            .arg(dir.path().join("db"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("need a PostgreSQL --db"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_bench_options_on_postgres_are_invalid_argument_before_any_connection() {
+    // Nothing listens on port 1: these must fail on the arguments, not the connection.
+    let url = "postgres://nobody@127.0.0.1:1/none";
+    for args in [
+        &["--mode", "steady", "--processes", "2"][..],
+        &["--schema", "Bad;drop"][..],
+        &["--mode", "drain"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jobspool"))
+            .args(["bench", "--jobs", "10", "--db", url])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("INVALID_ARGUMENT"), "{args:?}: {err}");
+    }
+}
