@@ -307,4 +307,25 @@ mod tests {
         );
         assert_eq!(read(many.as_bytes()).unwrap_err().status, Some(431));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_read_as_a_request_or_a_4xx_5xx(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            match read(&bytes) {
+                Ok(r) => proptest::prop_assert!(r.body.len() <= 16),
+                Err(e) => if let Some(s) = e.status {
+                    proptest::prop_assert!((400..=505).contains(&s), "{}", s);
+                },
+            }
+        }
+
+        #[test]
+        fn mutated_requests_never_panic(cut in 0usize..80, flip in 0usize..80, byte in proptest::num::u8::ANY) {
+            let mut b = b"POST /api/v1/ops/jobs.get?x=%41 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}".to_vec();
+            let flip = flip % b.len();
+            b[flip] = byte;
+            b.truncate(b.len() - cut.min(b.len()));
+            let _ = read(&b);
+        }
+    }
 }
