@@ -8,9 +8,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::backend::Backend;
 use crate::engine::notify::Notifier;
+use crate::engine::retry::ErrorBackoff;
 use crate::engine::Background;
 use crate::model::config::Retention;
-use crate::model::error::Result;
+use crate::model::error::{Error, Result};
 
 /// How many maintenance ticks between pruning passes.
 const PRUNE_EVERY: u32 = 60;
@@ -35,21 +36,32 @@ fn run(
     stop: &Receiver<()>,
 ) {
     let mut tick: u32 = 0;
+    let mut backoff = ErrorBackoff::default();
+    let mut wait = interval;
     loop {
-        match stop.recv_timeout(interval) {
+        match stop.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        // Errors here are storage errors: the backend poisons itself and every caller sees
-        // them, so the thread only has to stop.
-        match backend.expire_leases() {
-            Ok(0) => {}
-            Ok(n) => notifier.activity.lock().lease_expiries += n as u64,
-            Err(_) => return,
+        // A failed pass (a lost database connection, a server restarting) is retried; the
+        // loop ends only when its spool stops it.
+        let pass = backend.expire_leases().and_then(|n| {
+            if n > 0 {
+                notifier.activity.lock().lease_expiries += n as u64;
+            }
+            if tick % PRUNE_EVERY == 0 {
+                backend.prune(retention)?;
+            }
+            Ok(())
+        });
+        match pass {
+            Ok(()) => {
+                backoff.succeeded();
+                wait = interval;
+                tick = tick.wrapping_add(1);
+            }
+            Err(Error::ShuttingDown) => return,
+            Err(e) => wait = backoff.failed("maintenance", &e).min(interval),
         }
-        if tick % PRUNE_EVERY == 0 && backend.prune(retention).is_err() {
-            return;
-        }
-        tick = tick.wrapping_add(1);
     }
 }

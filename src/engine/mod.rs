@@ -14,6 +14,7 @@
 mod complete;
 mod maintenance;
 mod notify;
+pub(crate) mod retry;
 mod scheduler;
 mod wait;
 

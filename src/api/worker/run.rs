@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use super::handler::{HandlerFn, JobContext};
 use super::Slot;
 use crate::api::spool::Spool;
+use crate::engine::retry::ErrorBackoff;
 use crate::model::error::Error;
 use crate::model::job::{Job, JobId};
 use crate::model::types::{ClaimRequest, Claimed, Lease, Retry};
@@ -107,7 +108,8 @@ pub(super) const HANDLER_EXIT_WAIT: Duration = Duration::from_secs(10);
 pub(super) const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 pub(super) fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Receiver<()>) {
-    while !s.stopping.load(Ordering::Acquire) {
+    let mut backoff = ErrorBackoff::default();
+    'dispatch: while !s.stopping.load(Ordering::Acquire) {
         let reqs = s.requests();
         if reqs.is_empty() {
             // Every slot is busy: wait for one to finish.
@@ -119,8 +121,18 @@ pub(super) fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Recei
         let epoch = s.spool.engine().work_epoch();
         for req in &reqs {
             let claimed = match s.spool.claim(req) {
-                Ok(v) => v,
-                Err(_) => return, // storage failure or closed spool: every caller sees it
+                Ok(v) => {
+                    backoff.succeeded();
+                    v
+                }
+                Err(Error::ShuttingDown) => return,
+                Err(e) => {
+                    // A lost connection or a restarting server: the jobs already running
+                    // go on, and claiming resumes after a growing wait (woken early by
+                    // a finished job, checked against `stopping` each time).
+                    let _ = done.recv_timeout(backoff.failed("worker pool claim", &e));
+                    continue 'dispatch;
+                }
             };
             let room = s.capacity.saturating_sub(s.slots.lock().len());
             debug_assert!(claimed.len() <= room);
