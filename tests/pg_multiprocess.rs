@@ -27,17 +27,22 @@ use std::time::{Duration, Instant};
 
 use check::Logs;
 use common::pg;
-use jobspool::{Backoff, ErrorCode, JobId, JobStatus, NewJob, Spool, WorkerPool};
+use jobspool::{Backoff, ErrorCode, Event, JobId, JobStatus, NewJob, Spool, WorkerPool};
 
 const ROLE_ENV: &str = "JOBSPOOL_PGMP_ROLE";
 const URL_ENV: &str = "JOBSPOOL_PGMP_URL";
 const SCHEMA_ENV: &str = "JOBSPOOL_PGMP_SCHEMA";
 const LOG_ENV: &str = "JOBSPOOL_PGMP_LOG";
 const SEED_ENV: &str = "JOBSPOOL_PG_SEED";
-const TEST: &str = "killed_workers_lose_no_job_and_no_stale_completion_lands";
+/// The pool workers' prefetch (jobs claimed ahead of free handlers).
+const PREFETCH_ENV: &str = "JOBSPOOL_PGMP_PREFETCH";
 
 /// The lease workers claim with.
 const LEASE_MS: u64 = 1500;
+/// The pool workers' lease (extended every third of it while a job runs).
+const POOL_LEASE: Duration = Duration::from_secs(5);
+/// How long one pool worker is frozen (SIGSTOP) mid-load: past its lease.
+const PAUSE: Duration = Duration::from_millis(6500);
 /// Jobs each producer process enqueues.
 const PER_PRODUCER: usize = 120;
 const PRODUCERS: usize = 2;
@@ -70,6 +75,16 @@ fn now_ms() -> u64 {
     .unwrap()
 }
 
+/// Sends `sig` (a `kill` signal name) to `pid`.
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} {pid}: {status}");
+}
+
 /// A child's log: one `write` of one whole line each.
 struct Log(std::fs::File);
 
@@ -91,14 +106,43 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
     if let Ok(role) = std::env::var(ROLE_ENV) {
         return child(&role);
     }
-    let Some(url) = pg::url_or_skip(TEST) else {
+    scenario(
+        "killed_workers_lose_no_job_and_no_stale_completion_lands",
+        false,
+    );
+}
+
+/// The same, and one pool worker is frozen (SIGSTOP) for longer than its lease mid-load:
+/// others take its jobs over, and when it wakes up, what it completes must be refused and
+/// it must not start a job it had claimed before the freeze (a completed job never runs
+/// again).
+#[test]
+#[ignore = "fails (known bug): a worker pool frozen past its lease starts, when it wakes up, \
+            jobs it had prefetched whose leases expired meanwhile, even ones another process \
+            has completed since (src/api/worker/run.rs starts a claimed job without checking \
+            that its lease still holds); run with --ignored"]
+fn a_frozen_pool_wakes_up_without_running_a_completed_job() {
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        return child(&role);
+    }
+    scenario(
+        "a_frozen_pool_wakes_up_without_running_a_completed_job",
+        true,
+    );
+}
+
+/// Runs the chaos on a fresh schema and checks the children's logs; `freeze`: also freeze
+/// one pool worker past its lease.
+#[allow(clippy::too_many_lines)]
+fn scenario(test: &str, freeze: bool) {
+    let Some(url) = pg::url_or_skip(test) else {
         return;
     };
     let seed = std::env::var(SEED_ENV)
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| common::Rng::from_time().1);
-    eprintln!("{TEST}: seed {seed} (replay with {SEED_ENV}={seed})");
+    eprintln!("{test}: seed {seed} (replay with {SEED_ENV}={seed})");
     let mut rng = common::Rng::new(seed);
     let schema = pg::unique_schema("mp");
     let spool = open(&url, &schema, false);
@@ -109,12 +153,20 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
         next_id += 1;
         let name = format!("{role}-{next_id}");
         let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                test,
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ROLE_ENV, role)
             .env(URL_ENV, &url)
             .env(SCHEMA_ENV, &schema)
             .env(LOG_ENV, dir.path().join(format!("{name}.log")))
             .env(SEED_ENV, rng.next_u64().to_string())
+            // Frozen with many jobs claimed ahead, the pool has some to start on waking.
+            .env(PREFETCH_ENV, if freeze { "32" } else { "4" })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -134,15 +186,38 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
     // replacement; a killed producer's replacement enqueues a fresh set of jobs.
     // (child, time just before its SIGKILL).
     let mut kills: Vec<(String, u64)> = Vec::new();
-    let chaos_end = Instant::now() + CHAOS;
+    // Also freeze one pool worker past its lease (SIGSTOP, SIGCONT): others take its jobs
+    // over, and what it completes when it wakes up must be refused. (child, time just
+    // before its SIGSTOP).
+    let mut pauses: Vec<(String, u64)> = Vec::new();
+    // The frozen child: pid, name, when to wake it.
+    let mut frozen: Option<(u32, String, Instant)> = None;
+    let start = Instant::now();
+    let chaos_end = start + CHAOS;
     while Instant::now() < chaos_end {
         std::thread::sleep(Duration::from_millis(rng.range(300, 1200)));
+        if freeze && pauses.is_empty() && start.elapsed() >= Duration::from_millis(1500) {
+            let (name, c) = workers.iter().find(|(n, _)| n.starts_with("pool")).unwrap();
+            pauses.push((name.clone(), now_ms()));
+            signal(c.id(), "STOP");
+            frozen = Some((c.id(), name.clone(), Instant::now() + PAUSE));
+            continue;
+        }
+        if let Some((pid, _, until)) = &frozen {
+            if Instant::now() >= *until {
+                signal(*pid, "CONT");
+                frozen = None;
+            }
+        }
         let group = if rng.range(0, 3) == 0 && !producers.is_empty() {
             &mut producers
         } else {
             &mut workers
         };
         let i = usize::try_from(rng.range(0, group.len() as u64 - 1)).unwrap();
+        if frozen.as_ref().is_some_and(|f| f.1 == group[i].0) {
+            continue; // left frozen until it wakes up
+        }
         let (name, mut victim) = group.swap_remove(i);
         // The role is the name's prefix; a replacement has the same.
         let role = name.split('-').next().unwrap().to_owned();
@@ -160,8 +235,16 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
             Some(status) => panic!("worker {name} exited on its own: {status}"),
         }
     }
-    eprintln!("{TEST}: killed {} children: {kills:?}", kills.len());
+    if let Some((pid, _, until)) = frozen {
+        std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        signal(pid, "CONT");
+    }
+    eprintln!(
+        "{test}: killed {} children: {kills:?}; froze {pauses:?} for {PAUSE:?}",
+        kills.len()
+    );
     let kills: BTreeMap<String, u64> = kills.into_iter().collect();
+    let pauses: BTreeMap<String, u64> = pauses.into_iter().collect();
     for (name, p) in &mut producers {
         let status = p.wait().unwrap();
         assert!(status.success(), "producer {name} failed: {status}");
@@ -195,9 +278,27 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
     }
 
     let logs = Logs::read(dir.path());
-    let summary = logs.check(&spool, seed, LEASE_MS, &kills);
-    eprintln!("{TEST}: {summary}");
+    let summary = logs.check(&spool, seed, LEASE_MS, &kills, &pauses);
+    eprintln!("{test}: {summary}");
     let events = common::all_events(&spool);
+    // One completion per job, however many processes ran it.
+    let mut completions: BTreeMap<JobId, usize> = BTreeMap::new();
+    let mut retries = 0;
+    for e in &events {
+        match &e.event {
+            Event::JobCompleted { job_id, .. } => *completions.entry(*job_id).or_default() += 1,
+            Event::JobRetrying { .. } | Event::JobReleased { .. } => retries += 1,
+            _ => {}
+        }
+    }
+    eprintln!("{test}: {retries} attempts retried or released (expired leases, dead processes)");
+    for id in &logs.enqueued {
+        assert_eq!(
+            completions.get(id),
+            Some(&1),
+            "seed {seed}: job {id}'s completions"
+        );
+    }
     common::assert_contiguous_from_one(&events);
     assert_eq!(spool.last_seq(), events.len() as u64, "seed {seed}");
     spool.close().unwrap();
@@ -271,11 +372,14 @@ fn child(role: &str) {
             let log = std::sync::Mutex::new(log);
             let pool = WorkerPool::builder(&spool)
                 .concurrency(4)
+                .lease(POOL_LEASE)
+                .prefetch(std::env::var(PREFETCH_ENV).unwrap().parse().unwrap())
                 .handler(KIND, move |ctx| {
                     let id = ctx.job().id;
                     log.lock().unwrap().line(format!("run {id} {}", now_ms()));
-                    // 0-4 ms of work, by job.
-                    let work = u64::from(id.as_bytes()[15] % 5);
+                    // 20-99 ms of work, by job: the pools are busy most of the time, so
+                    // the frozen one holds jobs.
+                    let work = 20 + u64::from(id.as_bytes()[15] % 80);
                     std::thread::sleep(Duration::from_millis(work));
                     log.lock().unwrap().line(format!("done {id} {}", now_ms()));
                     Ok(None)

@@ -519,6 +519,12 @@ pub(crate) fn repair(
     cfg: &crate::model::config::Config,
     dry_run: bool,
 ) -> Result<crate::model::repair::RepairReport> {
+    if path.to_str().is_some_and(is_postgres_url) {
+        return Err(Error::invalid(
+            "repair salvages a sled database's journal; a PostgreSQL database has none \
+             (its server recovers itself)",
+        ));
+    }
     SledBackend::repair(path, cfg, dry_run)
 }
 

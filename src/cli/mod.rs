@@ -114,8 +114,11 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             let target = Target::connect(&cli, target::Create::Never)?;
             // Holding the database while following: serve its socket meanwhile, so other
             // commands (and their events) reach it.
+            // (On PostgreSQL every command connects itself: no socket.)
             let _socket = match &target {
-                Target::Direct(spool) if *follow => Some(control::serve(spool)?),
+                Target::Direct(spool) if *follow && !target::is_postgres(spool.path()) => {
+                    Some(control::serve(spool)?)
+                }
                 _ => None,
             };
             target::events(&target, input::since(*since)?, *follow, out)?;

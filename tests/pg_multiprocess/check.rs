@@ -119,13 +119,15 @@ impl Logs {
     }
 
     /// The checks. `lease_ms`: the pull workers' lease; `kills`: each killed child's name
-    /// and the time just before its SIGKILL. Returns a one-line summary.
+    /// and the time just before its SIGKILL; `pauses`: the same for the child frozen for
+    /// longer than its lease. Returns a one-line summary.
     pub fn check(
         &self,
         spool: &Spool,
         seed: u64,
         lease_ms: u64,
         kills: &BTreeMap<String, u64>,
+        pauses: &BTreeMap<String, u64>,
     ) -> String {
         // Fencing tokens are never reused (also checked while reading).
         let mut tokens = BTreeSet::new();
@@ -137,7 +139,7 @@ impl Logs {
                 );
             }
         }
-        self.check_no_two_holders(seed, lease_ms, kills);
+        self.check_no_two_holders(seed, lease_ms, kills, pauses);
         let mut acked = 0;
         for (id, acks) in &self.acked {
             assert_eq!(
@@ -167,8 +169,15 @@ impl Logs {
             {
                 panic!(
                     "seed {seed}: job {id} completed by {} under token {token} (run ended at \
-                     {end}) and started again by the pool of {} at {}",
-                    c.worker, r.worker, r.start
+                     {end}) and started again by the pool of {} at {} ({})",
+                    c.worker,
+                    r.worker,
+                    r.start,
+                    pauses
+                        .get(&r.worker)
+                        .map_or("never frozen".into(), |p| format!(
+                            "frozen at {p} for longer than its lease"
+                        ))
                 );
             }
             assert!(
@@ -213,9 +222,19 @@ impl Logs {
     /// claim's return to its end (or its process's kill), cut at `lease_ms` after the claim
     /// call began (its lease was at least that long; past it, it may have expired); a pool
     /// worker's, from the handler's start to its return (or the kill; the pool extends its
-    /// lease meanwhile). Two such spans of one job must not overlap.
-    fn check_no_two_holders(&self, seed: u64, lease_ms: u64, kills: &BTreeMap<String, u64>) {
+    /// lease meanwhile). A frozen child's spans end when it was frozen, and none starts
+    /// after (its leases may have expired meanwhile, and the pool may still start a job it
+    /// had prefetched). Two such spans of one job must not overlap.
+    fn check_no_two_holders(
+        &self,
+        seed: u64,
+        lease_ms: u64,
+        kills: &BTreeMap<String, u64>,
+        pauses: &BTreeMap<String, u64>,
+    ) {
         let killed = |w: &str| kills.get(w).copied().unwrap_or(u64::MAX);
+        // When a child was killed or frozen: its spans end there.
+        let stopped = |w: &str| killed(w).min(pauses.get(w).copied().unwrap_or(u64::MAX));
         // A pull worker's job is not claimed again before the lease it holds could have
         // expired, unless its process was killed (a dead process's jobs come back at once).
         for (id, claims) in &self.claims {
@@ -238,7 +257,7 @@ impl Logs {
                 let to = c
                     .end
                     .unwrap_or(u64::MAX)
-                    .min(killed(&c.worker))
+                    .min(stopped(&c.worker))
                     .min(c.before + lease_ms);
                 held.push(Held {
                     from: c.after,
@@ -249,7 +268,7 @@ impl Logs {
             for r in self.pool_runs.get(id).into_iter().flatten() {
                 held.push(Held {
                     from: r.start,
-                    to: r.end.unwrap_or(u64::MAX).min(killed(&r.worker)),
+                    to: r.end.unwrap_or(u64::MAX).min(stopped(&r.worker)),
                     what: format!("the pool of {}", r.worker),
                 });
             }

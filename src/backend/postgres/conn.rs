@@ -181,9 +181,21 @@ impl Pool {
 
     /// A new connection (not from the pool): the listener's own.
     pub fn connect(&self) -> Result<Client> {
-        self.config.connect(NoTls).map_err(|e| Error::Storage {
-            context: format!("connecting to {}", self.url),
-            source: Some(Box::new(e)),
+        self.config.connect(NoTls).map_err(|e| {
+            let mut why = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                why.push_str(": ");
+                why.push_str(&s.to_string());
+                src = s.source();
+            }
+            Error::Storage {
+                context: format!(
+                    "cannot connect to {} ({why}); check that the server runs and the URL",
+                    self.url
+                ),
+                source: None,
+            }
         })
     }
 

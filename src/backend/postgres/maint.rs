@@ -22,7 +22,7 @@ pub(super) fn expire_leases(ctx: &mut Ctx<'_, '_>) -> Result<u64> {
         .query(
             &ctx.sh.sql(
                 "SELECT id, record FROM @.job WHERE state = 2 AND lease_expires <= $1 \
-                 ORDER BY lease_expires LIMIT $2 FOR UPDATE SKIP LOCKED",
+                 ORDER BY lease_expires, id LIMIT $2 FOR UPDATE SKIP LOCKED",
             ),
             &[&ctx.now, &CHUNK],
         )

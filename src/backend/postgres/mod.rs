@@ -60,13 +60,17 @@ pub(crate) struct Shared {
     /// next WAL flush (the listener's, or [`Backend::flush`]).
     pending: Mutex<(Vec<EventRecord>, Option<std::time::Instant>)>,
     flushes: AtomicU64,
+    /// Under `Buffered`: transactions between their first statement and the hand-over of
+    /// their events to `pending` (the listener does not deliver the log's newest events
+    /// meanwhile: they may be this process's, not yet durable).
+    in_flight: std::sync::atomic::AtomicUsize,
     closed: AtomicBool,
     ops: AtomicU64,
     commits: AtomicU64,
 }
 
 impl Shared {
-    fn buffered(&self) -> bool {
+    pub(crate) fn buffered(&self) -> bool {
         matches!(self.cfg.durability, Durability::Buffered { .. })
     }
 
@@ -148,6 +152,7 @@ impl PgBackend {
             delivered: Mutex::new(0),
             pending: Mutex::new((Vec::new(), None)),
             flushes: AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             ops: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -185,13 +190,17 @@ impl PgBackend {
     fn write<T>(&self, mut f: impl FnMut(&mut Ctx<'_, '_>) -> Result<T>) -> Result<T> {
         let sh = self.live()?;
         sh.ops.fetch_add(1, Ordering::Relaxed);
-        let (v, done) = sh.pool.with_tx(|t| {
+        sh.in_flight.fetch_add(1, Ordering::AcqRel);
+        let r = sh.pool.with_tx(|t| {
             let mut ctx = Ctx::new(t, sh);
             let v = f(&mut ctx)?;
             Ok((v, ctx.finish()?))
-        })?;
-        self.after_commit(&done);
-        Ok(v)
+        });
+        if let Ok((_, done)) = &r {
+            self.after_commit(done);
+        }
+        sh.in_flight.fetch_sub(1, Ordering::AcqRel);
+        r.map(|(v, _)| v)
     }
 
     /// [`PgBackend::write`] for a lease operation whose error may come after staged changes

@@ -79,6 +79,12 @@ pub(super) fn flush_pending(sh: &Shared) -> Result<()> {
 /// Delivers every committed event not delivered yet (another process's commits).
 pub(super) fn catch_up(sh: &Shared) -> Result<()> {
     let mut upto = read_last_seq(sh)?;
+    // Under `Buffered`, this process's newest commits may not be durable: none may be in
+    // flight now (one that committed before the read above began before it), and the
+    // ones handed over are held in `pending` (read after, so it has them).
+    if sh.buffered() && sh.in_flight.load(Ordering::Acquire) > 0 {
+        return Ok(()); // (the next tick looks again)
+    }
     // Not past this process's commits that are not durable yet (`Buffered`).
     if let Some(first_held) = sh.pending.lock().0.iter().map(|e| e.seq).min() {
         upto = upto.min(first_held - 1);
