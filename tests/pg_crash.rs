@@ -181,10 +181,6 @@ fn server_crash_mid_load_loses_nothing_acknowledged() {
 /// its maintenance keeps expiring leases once the server is back (on PostgreSQL a lost
 /// connection is an error of one call, not of the spool).
 #[test]
-#[ignore = "fails (known bug): the engine's maintenance and scheduler threads stop at their \
-            first error (src/engine/maintenance.rs, scheduler.rs), right for sled (a storage \
-            error poisons it) but not for PostgreSQL, where a restart or a dropped connection \
-            fails one call; run with --ignored"]
 fn background_threads_survive_a_server_restart() {
     const NAME: &str = "background_threads_survive_a_server_restart";
     if pg::bin_dir().is_none() {
@@ -267,9 +263,6 @@ fn background_threads_survive_a_server_restart() {
 
 /// A worker pool outlives a server restart: jobs enqueued once the server is back run.
 #[test]
-#[ignore = "fails (known bug): the worker pool's dispatcher returns at its first claim error \
-            (src/api/worker/run.rs, dispatch_loop), so after a PostgreSQL restart the pool \
-            claims nothing more; run with --ignored"]
 fn worker_pool_survives_a_server_restart() {
     const NAME: &str = "worker_pool_survives_a_server_restart";
     if pg::bin_dir().is_none() {

@@ -117,10 +117,6 @@ fn killed_workers_lose_no_job_and_no_stale_completion_lands() {
 /// it must not start a job it had claimed before the freeze (a completed job never runs
 /// again).
 #[test]
-#[ignore = "fails (known bug): a worker pool frozen past its lease starts, when it wakes up, \
-            jobs it had prefetched whose leases expired meanwhile, even ones another process \
-            has completed since (src/api/worker/run.rs starts a claimed job without checking \
-            that its lease still holds); run with --ignored"]
 fn a_frozen_pool_wakes_up_without_running_a_completed_job() {
     if let Ok(role) = std::env::var(ROLE_ENV) {
         return child(&role);
@@ -190,6 +186,8 @@ fn scenario(test: &str, freeze: bool) {
     // over, and what it completes when it wakes up must be refused. (child, time just
     // before its SIGSTOP).
     let mut pauses: Vec<(String, u64)> = Vec::new();
+    // (child, time just before its SIGCONT).
+    let mut wakes: Vec<(String, u64)> = Vec::new();
     // The frozen child: pid, name, when to wake it.
     let mut frozen: Option<(u32, String, Instant)> = None;
     let start = Instant::now();
@@ -203,8 +201,9 @@ fn scenario(test: &str, freeze: bool) {
             frozen = Some((c.id(), name.clone(), Instant::now() + PAUSE));
             continue;
         }
-        if let Some((pid, _, until)) = &frozen {
+        if let Some((pid, name, until)) = &frozen {
             if Instant::now() >= *until {
+                wakes.push((name.clone(), now_ms()));
                 signal(*pid, "CONT");
                 frozen = None;
             }
@@ -235,8 +234,9 @@ fn scenario(test: &str, freeze: bool) {
             Some(status) => panic!("worker {name} exited on its own: {status}"),
         }
     }
-    if let Some((pid, _, until)) = frozen {
+    if let Some((pid, name, until)) = frozen {
         std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        wakes.push((name, now_ms()));
         signal(pid, "CONT");
     }
     eprintln!(
@@ -245,6 +245,7 @@ fn scenario(test: &str, freeze: bool) {
     );
     let kills: BTreeMap<String, u64> = kills.into_iter().collect();
     let pauses: BTreeMap<String, u64> = pauses.into_iter().collect();
+    let wakes: BTreeMap<String, u64> = wakes.into_iter().collect();
     for (name, p) in &mut producers {
         let status = p.wait().unwrap();
         assert!(status.success(), "producer {name} failed: {status}");
@@ -278,7 +279,7 @@ fn scenario(test: &str, freeze: bool) {
     }
 
     let logs = Logs::read(dir.path());
-    let summary = logs.check(&spool, seed, LEASE_MS, &kills, &pauses);
+    let summary = logs.check(&spool, seed, LEASE_MS, &kills, &pauses, &wakes);
     eprintln!("{test}: {summary}");
     let events = common::all_events(&spool);
     // One completion per job, however many processes ran it.

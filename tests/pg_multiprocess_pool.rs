@@ -45,10 +45,6 @@ fn signal(pid: u32, sig: &str) {
 }
 
 #[test]
-#[ignore = "fails (known bug): a pool starts, on waking, jobs it had claimed ahead whose \
-            leases expired while it was frozen, though another process has completed them \
-            (src/api/worker/run.rs starts a claimed job without checking that its lease \
-            still holds); run with --ignored"]
 fn a_pool_waking_from_a_freeze_does_not_run_completed_jobs() {
     if std::env::var(ROLE_ENV).is_ok() {
         return child();

@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 use jobspool::{JobId, JobStatus, Spool};
 
+/// How soon after its SIGCONT a frozen pool may start a handler whose lease it confirmed
+/// before the SIGSTOP (see `check`).
+const WAKE_SLACK_MS: u64 = 500;
+
 /// What the children logged.
 #[derive(Default)]
 pub struct Logs {
@@ -120,7 +124,8 @@ impl Logs {
 
     /// The checks. `lease_ms`: the pull workers' lease; `kills`: each killed child's name
     /// and the time just before its SIGKILL; `pauses`: the same for the child frozen for
-    /// longer than its lease. Returns a one-line summary.
+    /// longer than its lease; `wakes`: the time just before that child's SIGCONT. Returns a
+    /// one-line summary.
     pub fn check(
         &self,
         spool: &Spool,
@@ -128,6 +133,7 @@ impl Logs {
         lease_ms: u64,
         kills: &BTreeMap<String, u64>,
         pauses: &BTreeMap<String, u64>,
+        wakes: &BTreeMap<String, u64>,
     ) -> String {
         // Fencing tokens are never reused (also checked while reading).
         let mut tokens = BTreeSet::new();
@@ -157,6 +163,11 @@ impl Logs {
                 "seed {seed}: job {id} completed under token {token}, not its newest"
             );
             let end = c.end.expect("a run acknowledged has ended");
+            let just_woke = |worker: &str, at: u64| {
+                wakes
+                    .get(worker)
+                    .is_some_and(|w| at >= *w && at <= w + WAKE_SLACK_MS)
+            };
             // Its lease held from the claim until the completion committed, and then the
             // job was done: no pool started it after this run ended (before the claim it
             // may have, in a process killed since).
@@ -165,7 +176,12 @@ impl Logs {
                 .get(id)
                 .into_iter()
                 .flatten()
-                .find(|r| r.start > end)
+                // A handler whose lease the pool confirmed just before the SIGSTOP starts
+                // the moment the process wakes: no lease-based queue can close that window
+                // (the process may be frozen between any check and the handler's first
+                // instruction). A start later than that is a pool that did not check
+                // (tests/pg_multiprocess_pool.rs proves the check in isolation).
+                .find(|r| r.start > end && !just_woke(&r.worker, r.start))
             {
                 panic!(
                     "seed {seed}: job {id} completed by {} under token {token} (run ended at \

@@ -190,6 +190,9 @@ pub(super) fn run_one(s: &PoolShared, claimed: Claimed) {
 
 pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
     let id = job.id;
+    if !lease_still_holds(s, id, token) {
+        return;
+    }
     let now = s.spool.now_ms();
     let Some((cancel, progress)) = s.slots.lock().get_mut(&id).map(|sl| {
         // The timeout counts from here, not from the (possibly prefetched) claim.
@@ -286,6 +289,42 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
     let mut slots = s.slots.lock();
     if slots.get(&id).is_some_and(|sl| sl.token == token) {
         slots.remove(&id);
+    }
+}
+
+/// Whether a claimed job may start: true unless its heartbeat is overdue (the process was
+/// frozen, or its claim waited long in the prefetch) and renewing the lease now fails
+/// because it was lost, in which case the slot is dropped. Without this check, a pool
+/// paused past its lease (SIGSTOP, a suspended VM) would on waking start jobs that another
+/// process has claimed or even completed since: fencing would discard the outcome, but the
+/// handler's side effects would happen twice.
+fn lease_still_holds(s: &PoolShared, id: JobId, token: u64) -> bool {
+    let lease_ms = i64::try_from(s.lease.as_millis()).unwrap_or(i64::MAX);
+    let now = s.spool.now_ms();
+    let overdue =
+        s.slots.lock().get(&id).is_some_and(|sl| {
+            sl.token == token && now.saturating_sub(sl.extended_ms) >= lease_ms / 3
+        });
+    if !overdue {
+        return true;
+    }
+    match s.spool.extend_lease(Lease::new(id, token), s.lease) {
+        Ok(_) => {
+            if let Some(sl) = s.slots.lock().get_mut(&id) {
+                sl.extended_ms = now;
+            }
+            true
+        }
+        Err(Error::StaleLease { .. } | Error::JobNotFound { .. }) => {
+            tracing::info!(job.id = %id, "claimed job not started: its lease was lost while it waited");
+            let mut slots = s.slots.lock();
+            if slots.get(&id).is_some_and(|sl| sl.token == token) {
+                slots.remove(&id);
+            }
+            false
+        }
+        // Storage trouble: start it; the outcome is fenced by the token either way.
+        Err(_) => true,
     }
 }
 
