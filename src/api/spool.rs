@@ -11,6 +11,7 @@ use crate::api::builder::Builder;
 use crate::api::subscription::Subscription;
 
 mod pull;
+mod url;
 #[cfg(feature = "postgres")]
 use crate::backend::postgres::PgBackend;
 use crate::backend::sled::SledBackend;
@@ -23,6 +24,8 @@ use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, JobStatus, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
 use crate::model::types::{Enqueued, ListQuery, Metrics, RedriveTarget, Stats};
+pub use url::is_postgres_url;
+use url::open_postgres_name;
 
 struct Inner {
     engine: Engine,
@@ -102,14 +105,6 @@ impl Spool {
     }
 }
 
-/// Whether `s` names a PostgreSQL database (a `postgres://` or `postgresql://` URL) rather
-/// than a sled database directory: what [`Spool::open`] decides by.
-#[must_use]
-pub fn is_postgres_url(s: &str) -> bool {
-    let lower = s.trim_start().to_ascii_lowercase();
-    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
-}
-
 /// The PostgreSQL backend on `url` (the one place besides sled's that names a backend).
 #[cfg(feature = "postgres")]
 fn open_postgres(
@@ -132,20 +127,6 @@ fn open_postgres(
          enable the cargo feature `postgres`",
         open_postgres_name(url)
     )))
-}
-
-/// A PostgreSQL URL without its password (what [`Spool::path`] shows).
-fn open_postgres_name(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((auth, host)) if !auth.contains('/') => {
-            let user = auth.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}@{host}")
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// An open job queue. Cheap to clone; all clones share one database. Closing happens when
@@ -526,16 +507,4 @@ pub(crate) fn repair(
         ));
     }
     SledBackend::repair(path, cfg, dry_run)
-}
-
-#[cfg(all(test, not(feature = "postgres")))]
-mod without_postgres {
-    #[test]
-    fn a_postgres_url_says_to_enable_the_feature() {
-        let err = crate::Spool::open("postgres://app:secret@db.example/app").unwrap_err();
-        assert_eq!(err.code(), "INVALID_ARGUMENT");
-        let msg = err.to_string();
-        assert!(msg.contains("feature `postgres`"), "{msg}");
-        assert!(!msg.contains("secret"), "the password is not shown: {msg}");
-    }
 }
