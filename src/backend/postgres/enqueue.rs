@@ -60,6 +60,7 @@ pub(super) fn insert(ctx: &mut Ctx<'_, '_>, jobs: Vec<Job>) -> Result<Vec<Enqueu
     let mut prios = Vec::with_capacity(jobs.len());
     let mut run_ats = Vec::with_capacity(jobs.len());
     let mut keys: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
+    let mut tenants: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
     let mut records = Vec::with_capacity(jobs.len());
     let mut payloads: Vec<&[u8]> = Vec::with_capacity(jobs.len());
     for j in &jobs {
@@ -70,6 +71,7 @@ pub(super) fn insert(ctx: &mut Ctx<'_, '_>, jobs: Vec<Job>) -> Result<Vec<Enqueu
         prios.push(j.priority);
         run_ats.push(j.due_ms());
         keys.push(j.dedupe_key.as_deref());
+        tenants.push(j.tenant_id.as_deref());
         records.push(codec::encode(j)?);
         payloads.push(&j.payload);
     }
@@ -80,11 +82,13 @@ pub(super) fn insert(ctx: &mut Ctx<'_, '_>, jobs: Vec<Job>) -> Result<Vec<Enqueu
         .query(
             &ctx.sh.sql(
                 "INSERT INTO @.job (id, queue, kind, state, priority, run_at, dedupe_key, \
-                                    record, payload) \
-                 SELECT id, queue, kind, state, prio, run_at, key, record, payload \
+                                    tenant_id, record, payload) \
+                 SELECT id, queue, kind, state, prio, run_at, key, tenant, record, payload \
                  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::int4[], \
-                             $6::int8[], $7::text[], $8::bytea[], $9::bytea[]) WITH ORDINALITY \
-                      AS u(id, queue, kind, state, prio, run_at, key, record, payload, ord) \
+                             $6::int8[], $7::text[], $8::bytea[], $9::bytea[], $10::text[]) \
+                      WITH ORDINALITY \
+                      AS u(id, queue, kind, state, prio, run_at, key, record, payload, tenant, \
+                           ord) \
                  ORDER BY ord \
                  ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN (0, 1, 2) \
                  DO UPDATE SET dedupe_key = EXCLUDED.dedupe_key \
@@ -92,6 +96,7 @@ pub(super) fn insert(ctx: &mut Ctx<'_, '_>, jobs: Vec<Job>) -> Result<Vec<Enqueu
             ),
             &[
                 &ids, &queues, &kinds, &states, &prios, &run_ats, &keys, &records, &payloads,
+                &tenants,
             ],
         )
         .pg("inserting jobs")?;

@@ -29,11 +29,23 @@ pub(super) fn list(sh: &Shared, q: &ListQuery) -> Result<Vec<Job>> {
         "SELECT id, record, payload FROM @.job \
          WHERE state = ANY($1) AND ($2::uuid IS NULL OR id > $2) \
            AND ($3::text IS NULL OR queue = $3) AND ($4::text IS NULL OR kind = $4) \
+           AND ($6::text IS NULL OR tenant_id = $6) AND ($7::text IS NULL OR dedupe_key = $7) \
          ORDER BY id LIMIT $5",
     );
-    let rows = sh
-        .pool
-        .with_client(|c| c.query_planned(&sql, &[&states, &after, &q.queue, &q.kind, &limit]))?;
+    let rows = sh.pool.with_client(|c| {
+        c.query_planned(
+            &sql,
+            &[
+                &states,
+                &after,
+                &q.queue,
+                &q.kind,
+                &limit,
+                &q.tenant_id,
+                &q.dedupe_key,
+            ],
+        )
+    })?;
     rows.iter().map(|r| job_from_row(r, true)).collect()
 }
 

@@ -20,6 +20,7 @@ CREATE TABLE @.job (
     priority integer NOT NULL,
     run_at bigint NOT NULL,
     dedupe_key text,
+    tenant_id text,
     lease_token bigint,
     lease_owner bigint,
     lease_expires bigint,
@@ -35,6 +36,8 @@ CREATE UNIQUE INDEX job_dedupe ON @.job (dedupe_key)
     WHERE dedupe_key IS NOT NULL AND state IN (0, 1, 2);
 CREATE INDEX job_finished ON @.job (state, finished_at) WHERE state >= 3;
 CREATE INDEX job_status ON @.job (state, id);
+CREATE INDEX job_tenant ON @.job (tenant_id, id) WHERE tenant_id IS NOT NULL;
+CREATE INDEX job_dedupe_key ON @.job (dedupe_key, id) WHERE dedupe_key IS NOT NULL;
 CREATE TABLE @.event (
     seq bigint PRIMARY KEY,
     at_ms bigint NOT NULL,
