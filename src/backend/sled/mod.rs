@@ -8,7 +8,7 @@ mod ops;
 mod overlay;
 mod perms;
 mod records;
-mod sledcheck;
+pub(crate) mod sledcheck;
 mod stage;
 mod state;
 mod transitions;

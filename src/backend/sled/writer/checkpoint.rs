@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use super::PoisonOnPanic;
+use crate::backend::durable;
 use crate::backend::sled::Shared;
 use crate::backend::sled::{journal, perms, sledcheck};
 use crate::model::error::{Error, Result};
@@ -70,9 +71,7 @@ pub(crate) fn sync_sled(
     db.flush()
         .map_err(|e| sledcheck::sled_error(path, "flushing sled", e))?;
     sync_blobs(path, synced_blobs, file_mode)?;
-    data_file
-        .sync_data()
-        .map_err(|e| Error::storage("fsync of the data file", e))
+    durable::sync_sled(data_file, path).map_err(|e| Error::storage("fsync of the data file", e))
 }
 
 /// sled writes pages too large for a segment (a node holding several large payloads can be)
