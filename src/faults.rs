@@ -6,3 +6,4 @@
 //! to simulate a power cut.
 
 pub use crate::backend::durable::power;
+pub use crate::backend::failpoint::FAILPOINTS;

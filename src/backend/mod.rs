@@ -9,6 +9,7 @@
 
 pub(crate) mod codec;
 pub(crate) mod durable;
+pub(crate) mod failpoint;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sled;

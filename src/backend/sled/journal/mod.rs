@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::backend::durable;
+use crate::backend::{durable, failpoint};
 use crate::model::error::{Error, Result};
 
 /// Journal directory inside the database directory.
@@ -303,10 +303,12 @@ impl Journal {
             // their fsync.
             self.buf.clear();
             encode(&mut self.buf, &Entry::Seal(self.next_lsn));
+            failpoint::check("journal-seal")?;
             (&self.current.file)
                 .write_all(&self.buf)
                 .map_err(|e| io("appending to the journal in", &self.dir, e))?;
             appended.segments.push(self.current.clone());
+            failpoint::check("journal-roll")?;
             self.current = Arc::new(new_segment(
                 &self.dir,
                 self.next_lsn,
@@ -318,6 +320,7 @@ impl Journal {
         }
         self.buf.clear();
         encode_entry(&mut self.buf, self.next_lsn, changes);
+        failpoint::check("journal-append")?;
         (&self.current.file)
             .write_all(&self.buf)
             .map_err(|e| io("appending to the journal in", &self.dir, e))?;
@@ -371,6 +374,7 @@ fn preallocate(_: &File, _: &Path, _: u64) -> Result<()> {
 
 /// fsyncs appended segments (oldest first) and, after a roll, the directory.
 pub(crate) fn sync(db_dir: &Path, segments: &[Arc<Segment>], new_segment: bool) -> Result<()> {
+    failpoint::check("journal-fsync")?;
     for s in segments {
         durable::sync_segment(&s.file, &s.path)
             .map_err(|e| io("fsync of the journal in", db_dir, e))?;
@@ -386,6 +390,7 @@ pub(crate) fn sync(db_dir: &Path, segments: &[Arc<Segment>], new_segment: bool) 
 pub(crate) fn truncate(db_dir: &Path, durable_lsn: u64) -> Result<()> {
     let dir = db_dir.join(DIR);
     let segs = segments(&dir)?;
+    failpoint::check("journal-truncate")?;
     let mut removed = false;
     for pair in segs.windows(2) {
         // Segment 0 holds [first0, first1 - 1].
