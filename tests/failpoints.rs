@@ -6,17 +6,23 @@
 //! write fails too, with the failpoint off), and after reopening nothing acknowledged is
 //! lost. An operation answered with an error is never shown done by the failed handle; after
 //! the reopen it may or may not have happened (its entry may have reached the journal), but
-//! never half. `fail`'s configuration is process-wide, so one `#[test]` runs them in turn.
+//! never half. A full disk (`ENOSPC`) is injected in the middle of a group written by
+//! several threads (half the entry reaches the file) and at a segment roll. `fail`'s
+//! configuration is process-wide, so the tests take a lock and run one at a time.
 //!
 //! Run: `cargo test --features failpoints --test failpoints`.
 
 mod common;
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{db_path, tempdir};
 use jobspool::faults::FAILPOINTS;
 use jobspool::{ErrorCode, JobId, JobStatus, NewJob, Spool};
+
+/// `fail`'s configuration is process-wide: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn open(path: &std::path::Path) -> jobspool::Result<Spool> {
     Spool::builder()
@@ -144,6 +150,9 @@ fn verify(what: &str, path: &std::path::Path, seen: &Seen) {
 
 #[test]
 fn every_failpoint_gives_storage_and_loses_nothing_acknowledged() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     assert!(FAILPOINTS.len() >= 9, "{FAILPOINTS:?}");
     for name in FAILPOINTS {
         check(name, "return");
@@ -153,4 +162,73 @@ fn every_failpoint_gives_storage_and_loses_nothing_acknowledged() {
         }
         eprintln!("failpoint {name}: ok");
     }
+}
+
+/// A full disk at `name`, hit by four threads enqueueing at once (so the failing group holds
+/// several callers): every caller of the failed group gets STORAGE naming the full disk, the
+/// handle stays poisoned, and the reopen (the half-written entry is a torn tail, not damage)
+/// keeps every acknowledged job.
+fn disk_full_at(name: &str) {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let spool = open(&path).unwrap();
+    for i in 0..10 {
+        spool.enqueue(NewJob::new("f", vec![i; 1024])).unwrap();
+    }
+    fail::cfg(name, "return(enospc)").unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    let results: Vec<(Vec<JobId>, Option<jobspool::Error>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u8)
+            .map(|t| {
+                let spool = spool.clone();
+                s.spawn(move || {
+                    let mut acked = Vec::new();
+                    while Instant::now() < until {
+                        match spool.enqueue(NewJob::new("f", vec![t; 1024])) {
+                            Ok(e) => acked.push(e.id),
+                            Err(e) => return (acked, Some(e)),
+                        }
+                    }
+                    (acked, None)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    fail::remove(name);
+    let mut acked = Vec::new();
+    for (ids, err) in results {
+        acked.extend(ids);
+        let err = err.unwrap_or_else(|| panic!("{name}: a thread saw no error"));
+        assert_eq!(err.code(), ErrorCode::Storage, "{name}: {err}");
+    }
+    let after = spool
+        .enqueue(NewJob::new("f", b"after".to_vec()))
+        .unwrap_err();
+    assert!(
+        after.to_string().contains("os error 28"),
+        "{name}: the poisoned handle names the full disk: {after}"
+    );
+    let _ = spool.close();
+    let spool = open(&path).unwrap_or_else(|e| panic!("{name}: reopen after a full disk: {e}"));
+    for id in &acked {
+        spool
+            .get(*id)
+            .unwrap_or_else(|e| panic!("{name}: {id} lost: {e}"));
+    }
+    let stats = spool.stats().unwrap();
+    assert!(
+        stats.total.pending >= 10 + acked.len() as u64,
+        "{name}: {stats:?}"
+    );
+    spool.close().unwrap();
+}
+
+#[test]
+fn a_full_disk_in_a_group_or_at_a_segment_roll_loses_nothing_acknowledged() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    disk_full_at("journal-append");
+    disk_full_at("journal-roll");
 }

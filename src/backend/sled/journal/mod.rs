@@ -320,7 +320,11 @@ impl Journal {
         }
         self.buf.clear();
         encode_entry(&mut self.buf, self.next_lsn, changes);
-        failpoint::check("journal-append")?;
+        if let Err(e) = failpoint::check("journal-append") {
+            // An injected failure leaves half the entry in the file, as a full disk can.
+            let _ = (&self.current.file).write_all(&self.buf[..self.buf.len() / 2]);
+            return Err(e);
+        }
         (&self.current.file)
             .write_all(&self.buf)
             .map_err(|e| io("appending to the journal in", &self.dir, e))?;
