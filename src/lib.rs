@@ -42,6 +42,9 @@ mod api;
 mod backend;
 pub mod control;
 mod engine;
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+pub mod faults;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

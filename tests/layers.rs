@@ -219,7 +219,7 @@ fn check(files: &[(String, String)]) -> Report {
         };
         let from = match module.first() {
             None => TOP,
-            Some(m) if krate == Crate::Lib && m == "fuzzing" => TOP,
+            Some(m) if krate == Crate::Lib && (m == "fuzzing" || m == "faults") => TOP,
             Some(m) => match layer_of_segment(m) {
                 Some(l) => l,
                 None => {

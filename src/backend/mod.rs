@@ -8,6 +8,8 @@
 //! backend tells the engine what happened through the [`Observer`] it is given at open.
 
 pub(crate) mod codec;
+pub(crate) mod durable;
+pub(crate) mod failpoint;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sled;

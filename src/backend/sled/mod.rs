@@ -8,7 +8,7 @@ mod ops;
 mod overlay;
 mod perms;
 mod records;
-mod sledcheck;
+pub(crate) mod sledcheck;
 mod stage;
 mod state;
 mod transitions;
@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -248,10 +248,20 @@ impl SledBackend {
     }
 
     fn dead(&self) -> Error {
-        self.sh()
-            .ok()
-            .and_then(|sh| sh.poisoned_error())
-            .unwrap_or(Error::ShuttingDown)
+        if let Some(e) = self.sh().ok().and_then(|sh| sh.poisoned_error()) {
+            return e;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Error::ShuttingDown;
+        }
+        // Not closing, yet the writer dropped the answer: it is unwinding from a panic (its
+        // guard poisons the handle just after dropping the callers' answers).
+        Error::Storage {
+            context: "the writer thread stopped without answering (it panicked); reopen the \
+                      database"
+                .into(),
+            source: None,
+        }
     }
 
     fn call(&self, op: Op) -> Result<Reply> {
@@ -260,7 +270,30 @@ impl SledBackend {
         }
         let (rtx, rrx) = bounded(1);
         self.send(Command::Apply(op, rtx))?;
-        rrx.recv().map_err(|_| self.dead())?
+        self.wait(&rrx)?
+    }
+
+    /// The writer's answer on `rrx`. A writer that died (a panic) never answers the commands
+    /// still queued to it, and the channel keeps them (its senders live on here): so look
+    /// every 50 ms whether the writer thread has ended, and give up with `dead()` then.
+    fn wait<T>(&self, rrx: &crossbeam_channel::Receiver<T>) -> Result<T> {
+        loop {
+            match rrx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(r) => return Ok(r),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Err(self.dead()),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    let ended = self
+                        .writer
+                        .lock()
+                        .as_ref()
+                        .map_or(true, JoinHandle::is_finished);
+                    if ended {
+                        // It may have answered just before it ended.
+                        return rrx.try_recv().map_err(|_| self.dead());
+                    }
+                }
+            }
+        }
     }
 
     fn call_job(&self, op: Op) -> Result<Job> {

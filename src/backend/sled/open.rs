@@ -155,6 +155,7 @@ pub(super) fn recover(
     salvage: bool,
 ) -> Result<journal::scan::Plan> {
     let plan = journal::scan::plan(path, salvage)?;
+    crate::backend::failpoint::check("open-replay")?;
     journal::scan::apply(&plan, |changes| writer::apply_changes(tree, &changes))?;
     // Even with nothing replayed: what sled read back may still sit only in the page cache
     // (the last process was killed before a checkpoint), and the journal goes next.

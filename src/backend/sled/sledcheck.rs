@@ -253,8 +253,7 @@ pub(crate) fn write(path: &Path, rec: &Record, file_mode: u32) -> Result<()> {
     f.sync_all().map_err(|e| io("fsync of", e))?;
     drop(f);
     std::fs::rename(&tmp, path.join(FILE)).map_err(|e| io("renaming", e))?;
-    File::open(path)
-        .and_then(|d| d.sync_all())
+    crate::backend::durable::sync_dir(path)
         .map_err(|e| Error::storage("fsync of the database directory", e))
 }
 

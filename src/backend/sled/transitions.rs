@@ -297,7 +297,7 @@ impl Backend for SledBackend {
     fn flush(&self) -> Result<()> {
         let (rtx, rrx) = bounded(1);
         self.send(Command::Sync(rtx))?;
-        rrx.recv().map_err(|_| self.dead())?.map(|_| ())
+        self.wait(&rrx)?.map(|_| ())
     }
 
     fn metrics(&self) -> Metrics {
@@ -318,10 +318,7 @@ impl Backend for SledBackend {
         if let Some(tx) = self.tx.lock().take() {
             let (rtx, rrx) = bounded(1);
             if tx.send(Command::Shutdown(rtx)).is_ok() {
-                result = rrx
-                    .recv()
-                    .map_err(|_| self.dead())
-                    .and_then(|r| r.map(|_| ()));
+                result = self.wait(&rrx).and_then(|r| r.map(|_| ()));
             }
         }
         if let Some(h) = self.writer.lock().take() {

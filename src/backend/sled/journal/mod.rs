@@ -23,6 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::backend::{durable, failpoint};
 use crate::model::error::{Error, Result};
 
 /// Journal directory inside the database directory.
@@ -95,9 +96,7 @@ pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("fsync of", dir, e))
+    durable::sync_dir(dir).map_err(|e| io("fsync of", dir, e))
 }
 
 /// Appends `entry` to `out`.
@@ -241,6 +240,8 @@ pub(crate) fn read_entries(
 /// The segment being appended to, shared with the syncer for its fsync.
 pub(crate) struct Segment {
     pub file: File,
+    /// Where it is (for the power-loss test's durable image).
+    pub path: PathBuf,
 }
 
 /// The writer's side: appends entries, rolls segments.
@@ -302,10 +303,12 @@ impl Journal {
             // their fsync.
             self.buf.clear();
             encode(&mut self.buf, &Entry::Seal(self.next_lsn));
+            failpoint::check("journal-seal")?;
             (&self.current.file)
                 .write_all(&self.buf)
                 .map_err(|e| io("appending to the journal in", &self.dir, e))?;
             appended.segments.push(self.current.clone());
+            failpoint::check("journal-roll")?;
             self.current = Arc::new(new_segment(
                 &self.dir,
                 self.next_lsn,
@@ -317,6 +320,11 @@ impl Journal {
         }
         self.buf.clear();
         encode_entry(&mut self.buf, self.next_lsn, changes);
+        if let Err(e) = failpoint::check("journal-append") {
+            // An injected failure leaves half the entry in the file, as a full disk can.
+            let _ = (&self.current.file).write_all(&self.buf[..self.buf.len() / 2]);
+            return Err(e);
+        }
         (&self.current.file)
             .write_all(&self.buf)
             .map_err(|e| io("appending to the journal in", &self.dir, e))?;
@@ -345,7 +353,7 @@ fn new_segment(dir: &Path, first_lsn: u64, bytes: u64, file_mode: u32) -> Result
     // The umask may have cleared bits of `file_mode`, and an old file keeps its mode.
     super::perms::set_file(&file, file_mode).map_err(|e| io("setting the mode of", &path, e))?;
     preallocate(&file, &path, bytes)?;
-    Ok(Segment { file })
+    Ok(Segment { file, path })
 }
 
 /// Allocates the segment's blocks up front (reading back as zeros): an `fdatasync` after an
@@ -370,9 +378,9 @@ fn preallocate(_: &File, _: &Path, _: u64) -> Result<()> {
 
 /// fsyncs appended segments (oldest first) and, after a roll, the directory.
 pub(crate) fn sync(db_dir: &Path, segments: &[Arc<Segment>], new_segment: bool) -> Result<()> {
+    failpoint::check("journal-fsync")?;
     for s in segments {
-        s.file
-            .sync_data()
+        durable::sync_segment(&s.file, &s.path)
             .map_err(|e| io("fsync of the journal in", db_dir, e))?;
     }
     if new_segment {
@@ -386,6 +394,7 @@ pub(crate) fn sync(db_dir: &Path, segments: &[Arc<Segment>], new_segment: bool) 
 pub(crate) fn truncate(db_dir: &Path, durable_lsn: u64) -> Result<()> {
     let dir = db_dir.join(DIR);
     let segs = segments(&dir)?;
+    failpoint::check("journal-truncate")?;
     let mut removed = false;
     for pair in segs.windows(2) {
         // Segment 0 holds [first0, first1 - 1].

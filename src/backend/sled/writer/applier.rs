@@ -68,6 +68,7 @@ pub(super) fn apply_coalesced(shared: &Shared, groups: &mut Vec<(u64, Vec<Change
     }
     let mut last: Vec<(&[u8], &Option<sled::IVec>)> = last.into_iter().collect();
     last.sort_unstable_by_key(|(k, _)| *k);
+    crate::backend::failpoint::check("applier-write")?;
     for (k, v) in last {
         match v {
             Some(v) => shared.tree.insert(k, v.clone()),

@@ -11,6 +11,7 @@ use crossbeam_channel::Receiver;
 use super::PoisonOnPanic;
 use crate::backend::sled::Shared;
 use crate::backend::sled::{journal, perms, sledcheck};
+use crate::backend::{durable, failpoint};
 use crate::model::error::{Error, Result};
 
 /// How often the checkpointer makes sled durable and trims the journal.
@@ -67,12 +68,12 @@ pub(crate) fn sync_sled(
     synced_blobs: &parking_lot::Mutex<HashSet<std::ffi::OsString>>,
     file_mode: u32,
 ) -> Result<()> {
+    failpoint::check("checkpoint-flush")?;
     db.flush()
         .map_err(|e| sledcheck::sled_error(path, "flushing sled", e))?;
     sync_blobs(path, synced_blobs, file_mode)?;
-    data_file
-        .sync_data()
-        .map_err(|e| Error::storage("fsync of the data file", e))
+    failpoint::check("checkpoint-fsync")?;
+    durable::sync_sled(data_file, path).map_err(|e| Error::storage("fsync of the data file", e))
 }
 
 /// sled writes pages too large for a segment (a node holding several large payloads can be)
