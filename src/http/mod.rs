@@ -14,8 +14,9 @@
 //! ```
 //!
 //! The server is a small blocking HTTP/1.1 server of our own (one request per connection,
-//! bounded heads and bodies, socket timeouts): an accept thread, a fixed pool of worker
-//! threads, and one thread per event stream (at most [`HttpConfig::max_event_streams`]).
+//! bounded heads and bodies, one deadline per request): an accept thread, a thread that
+//! reads request heads without blocking, a fixed pool of worker threads, and one thread per
+//! event stream (at most [`HttpConfig::max_event_streams`]).
 //! Every request runs through the same checks, in this order: the `Host` header must be on
 //! the allow-list (else 421), the token must be given (bearer header or login cookie; else
 //! 401), a POST must come from this site (else 403), a mutation is refused in read-only mode
@@ -25,6 +26,7 @@
 mod api;
 mod auth;
 pub(crate) mod dashboard;
+mod heads;
 mod metrics;
 mod openapi;
 mod request;
@@ -106,7 +108,7 @@ impl Default for HttpConfig {
 impl HttpConfig {
     /// Serve on `bind` (port 0 picks a free one; see [`HttpServer::addr`]), with a random
     /// token, 4 workers, at most 64 connections and 8 event streams, bodies up to
-    /// [`DEFAULT_BODY_LIMIT`], 10 s read and write timeouts, a heartbeat every 15 s on
+    /// [`DEFAULT_BODY_LIMIT`], 10 s to send a request and for each write, a heartbeat every 15 s on
     /// event streams.
     #[must_use]
     pub fn new(bind: SocketAddr) -> HttpConfig {
@@ -178,7 +180,9 @@ impl HttpConfig {
         self
     }
 
-    /// How long a client may take to send a request, and to take each write of the answer.
+    /// How long a client may take to send a whole request (head and body, counted from the
+    /// connection's accept, however slowly its bytes come; else 408), and to take each
+    /// write of the answer.
     #[must_use]
     pub fn timeouts(mut self, read: Duration, write: Duration) -> HttpConfig {
         self.read_timeout = read.max(Duration::from_millis(1));

@@ -1,8 +1,9 @@
 //! The server's threads: one accepts connections (at most `max_connections` open at once,
-//! the rest answered 503 and closed), a fixed pool reads one request from each, routes it
-//! and writes the answer, and each event stream gets a thread of its own (at most
-//! `max_event_streams`). Sockets carry read and write timeouts, so a slow client costs a
-//! thread for at most that long per read or write.
+//! the rest answered 503 and closed), one reads their request heads without blocking
+//! (`heads.rs`: a silent or slow client holds no worker), a fixed pool of workers reads
+//! each body, routes the request and writes the answer, and each event stream gets a
+//! thread of its own (at most `max_event_streams`). Each request has one deadline for its
+//! head and body together (the read timeout); writes carry the write timeout.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,6 +17,7 @@ use crossbeam_channel::{bounded, Receiver};
 use parking_lot::Mutex;
 
 use super::auth::{self, Hosts};
+use super::heads::{self, Job};
 use super::request::Method;
 use super::response::{reason, Response, DEFAULT_CSP};
 use super::router::{route, Routed, Settings};
@@ -75,15 +77,28 @@ impl Server {
             streams: Mutex::new(HashMap::new()),
             next_stream: AtomicU64::new(0),
         });
-        let (tx, rx) = bounded::<Conn>(config.max_connections);
+        let (tx, incoming) = bounded::<Conn>(config.max_connections);
+        let (to_workers, rx) = bounded::<Job>(config.max_connections);
+        let reader_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("jobspool-http-heads".into())
+            .spawn(move || {
+                heads::run(
+                    &incoming,
+                    &to_workers,
+                    reader_shared.read_timeout,
+                    &reader_shared.stopping,
+                );
+            })
+            .map_err(|e| Error::storage("starting the HTTP head reader thread", e))?;
         for i in 0..config.workers {
-            let rx: Receiver<Conn> = rx.clone();
+            let rx: Receiver<Job> = rx.clone();
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("jobspool-http-{i}"))
                 .spawn(move || {
-                    for conn in rx {
-                        serve(&shared, conn);
+                    for job in rx {
+                        serve(&shared, job);
                     }
                 })
                 .map_err(|e| Error::storage("starting an HTTP worker thread", e))?;
@@ -109,7 +124,10 @@ impl Server {
                         continue;
                     }
                     if let Err(e) = tx.try_send(conn) {
-                        refuse(e.into_inner(), "too many requests are waiting; retry later");
+                        refuse(
+                            e.into_inner(),
+                            "too many connections are waiting to be read; retry later",
+                        );
                     }
                 }
             })
@@ -160,8 +178,8 @@ impl Drop for Server {
 }
 
 /// An accepted connection, counted until dropped.
-struct Conn {
-    stream: TcpStream,
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
     shared: Arc<Shared>,
 }
 
@@ -185,7 +203,7 @@ impl Drop for Conn {
 }
 
 /// Answers 503 at once and closes (the accept thread cannot wait on a slow client).
-fn refuse(mut conn: Conn, why: &str) {
+pub(crate) fn refuse(mut conn: Conn, why: &str) {
     let _ = conn
         .stream
         .set_write_timeout(Some(Duration::from_millis(200)));
@@ -193,21 +211,44 @@ fn refuse(mut conn: Conn, why: &str) {
     let _ = write_response(&mut conn.stream, &r, false);
 }
 
-/// Reads one request, answers it, closes.
-fn serve(shared: &Shared, mut conn: Conn) {
+/// Reads the rest of one request (its head has come), answers it, closes.
+fn serve(shared: &Shared, job: Job) {
+    let (mut conn, buf, deadline) = match job {
+        Job::Request {
+            conn,
+            buf,
+            deadline,
+        } => (conn, buf, deadline),
+        Job::Refuse { mut conn, reject } => {
+            answer_reject(&mut conn, &reject);
+            return;
+        }
+    };
     if shared.stopping.load(Ordering::SeqCst) {
         return;
     }
     let started = Instant::now();
-    let req = match wire::read_request(&mut conn.stream, shared.body_limit, auth::nonce()) {
+    let stream = conn.stream.try_clone();
+    let before_read = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        if let Ok(s) = &stream {
+            let _ = s.set_read_timeout(Some(left));
+        }
+        true
+    };
+    let req = match wire::read_rest(
+        buf,
+        &mut conn.stream,
+        shared.body_limit,
+        auth::nonce(),
+        before_read,
+    ) {
         Ok(r) => r,
         Err(e) => {
-            if let Some(status) = e.status {
-                tracing::debug!(status, reason = %e.message, "http: request refused");
-                let _ =
-                    write_response(&mut conn.stream, &Response::text(status, &e.message), false);
-                linger(&mut conn.stream);
-            }
+            answer_reject(&mut conn, &e);
             return;
         }
     };
@@ -275,16 +316,30 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
     }
 }
 
+/// Answers a request that could not be read (nothing for a peer that sent nothing).
+fn answer_reject(conn: &mut Conn, e: &wire::Reject) {
+    if let Some(status) = e.status {
+        tracing::debug!(status, reason = %e.message, "http: request refused");
+        let _ = write_response(&mut conn.stream, &Response::text(status, &e.message), false);
+        linger(&mut conn.stream);
+    }
+}
+
 /// After answering a request that was not read whole (a 413, say): stop writing and read
-/// (a bounded amount, briefly) what the client still sends, so closing does not reset the
-/// connection before the client has read the answer.
+/// (at most 4 MiB, for at most a second in all) what the client still sends, so closing
+/// does not reset the connection before the client has read the answer.
 fn linger(stream: &mut TcpStream) {
     use std::io::Read;
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let until = Instant::now() + Duration::from_secs(1);
     let mut sink = [0u8; 8192];
     let mut left: usize = 4 * 1024 * 1024;
     while left > 0 {
+        let time = until.saturating_duration_since(Instant::now());
+        if time.is_zero() {
+            break;
+        }
+        let _ = stream.set_read_timeout(Some(time.min(Duration::from_millis(100))));
         match stream.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(n) => left = left.saturating_sub(n),
