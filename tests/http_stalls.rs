@@ -59,3 +59,52 @@ fn idle_and_trickling_connections_do_not_block_other_requests() {
         assert!(still_open(c), "a stalled connection was already closed");
     }
 }
+
+/// A clock that panics while `panicking` is set, when read on one of the HTTP server's
+/// threads (the spool's own threads read it too, and are not under test here).
+#[derive(Clone)]
+struct PanickyClock {
+    panicking: Arc<AtomicBool>,
+}
+
+impl jobspool::Clock for PanickyClock {
+    fn now_ms(&self) -> i64 {
+        let on_http = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("jobspool-http"));
+        assert!(
+            !(on_http && self.panicking.load(Ordering::SeqCst)),
+            "the test clock panics on purpose"
+        );
+        common::t0().timestamp_millis()
+    }
+}
+
+#[test]
+fn a_panicking_handler_answers_500_and_keeps_its_worker() {
+    let dir = common::tempdir();
+    let panicking = Arc::new(AtomicBool::new(false));
+    let spool = jobspool::Spool::builder()
+        .clock(PanickyClock {
+            panicking: panicking.clone(),
+        })
+        .maintenance(false)
+        .scheduler(false)
+        .open(common::db_path(&dir))
+        .unwrap();
+    let server = common::http::serve_with(&spool, |c| c.workers(2));
+    let addr = server.addr();
+    // The overview page reads the spool's clock on the worker thread.
+    let overview = || common::http::get(addr, "/");
+    assert_eq!(overview().status, 200);
+    panicking.store(true, Ordering::SeqCst);
+    // More panics than workers: each one is a 500, and the server keeps answering.
+    for _ in 0..5 {
+        let r = overview();
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert!(r.text().contains("internal error"), "{}", r.text());
+    }
+    panicking.store(false, Ordering::SeqCst);
+    assert_eq!(overview().status, 200);
+    assert_eq!(common::http::get(addr, "/healthz").status, 200);
+}

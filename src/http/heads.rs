@@ -140,7 +140,10 @@ fn hand(workers: &Sender<Job>, job: Job) {
             "every HTTP worker is busy and the queue is full; retry later",
         ),
         Err(TrySendError::Disconnected(Job::Request { conn, .. })) => {
-            super::server::refuse(conn, "the HTTP server is stopping; retry later");
+            super::server::refuse(
+                conn,
+                "no HTTP worker is running (the server is stopping); retry later",
+            );
         }
         Err(_) => {}
     }

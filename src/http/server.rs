@@ -5,9 +5,11 @@
 //! thread of its own (at most `max_event_streams`). Each request has one deadline for its
 //! head and body together (the read timeout); writes carry the write timeout.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,7 +20,7 @@ use parking_lot::Mutex;
 
 use super::auth::{self, Hosts};
 use super::heads::{self, Job};
-use super::request::Method;
+use super::request::{Method, Request};
 use super::response::{reason, Response, DEFAULT_CSP};
 use super::router::{route, Routed, Settings};
 use super::{wire, HttpConfig};
@@ -254,10 +256,22 @@ fn serve(shared: &Shared, job: Job) {
     };
     let span = tracing::debug_span!("http.request", method = ?req.method, path = %req.path);
     let _enter = span.enter();
-    let routed = route(&shared.settings, &shared.spool, &req);
+    let routed = catch_unwind(AssertUnwindSafe(|| {
+        route(&shared.settings, &shared.spool, &req)
+    }))
+    .unwrap_or_else(|panic| Routed::Done(internal_error(&req, &*panic)));
     match routed {
         Routed::Done(resp) => {
-            let _ = write_response(&mut conn.stream, &resp, req.method == Method::Head);
+            let head_only = req.method == Method::Head;
+            let written = catch_unwind(AssertUnwindSafe(|| {
+                write_response(&mut conn.stream, &resp, head_only)
+            }));
+            if let Err(panic) = written {
+                tracing::error!(
+                    panic = panic_text(&*panic),
+                    "http: writing an answer panicked"
+                );
+            }
             tracing::debug!(
                 status = resp.status,
                 micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -266,6 +280,29 @@ fn serve(shared: &Shared, job: Job) {
         }
         Routed::Events { after } => start_stream(shared, conn, after),
     }
+}
+
+/// The answer to a request whose handler panicked (logged here): 500, code `STORAGE` on the
+/// API, the same words on a page.
+fn internal_error(req: &Request, panic: &(dyn Any + Send)) -> Response {
+    let text = panic_text(panic);
+    tracing::error!(method = ?req.method, path = %req.path, panic = text, "http: a handler panicked");
+    let msg = "internal error: the server failed while answering (its log has the details); \
+               retry, and report it if it persists";
+    if req.path.starts_with("/api/") || req.path == "/metrics" {
+        Response::error(500, "STORAGE", msg)
+    } else {
+        Response::text(500, msg)
+    }
+}
+
+/// A panic's message, when it is a string.
+fn panic_text(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
 }
 
 /// Hands the connection to a thread of its own for an event stream, or answers 503 when
@@ -299,13 +336,22 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
             // (Checked after registering: a stop from here on shuts the socket down.)
             if !shared.stopping.load(Ordering::SeqCst) {
                 tracing::debug!(?after, "http: event stream opened");
-                let _ = super::sse::stream(
-                    &mut conn.stream,
-                    &shared.spool,
-                    after,
-                    shared.heartbeat,
-                    &shared.stopping,
-                );
+                // (A panic ends this stream only; the count below stays right.)
+                let streamed = catch_unwind(AssertUnwindSafe(|| {
+                    super::sse::stream(
+                        &mut conn.stream,
+                        &shared.spool,
+                        after,
+                        shared.heartbeat,
+                        &shared.stopping,
+                    )
+                }));
+                if let Err(panic) = streamed {
+                    tracing::error!(
+                        panic = panic_text(&*panic),
+                        "http: an event stream panicked"
+                    );
+                }
             }
             shared.streams.lock().remove(&id);
             shared.event_streams.fetch_sub(1, Ordering::SeqCst);
