@@ -344,24 +344,52 @@ fn a_non_loopback_bind_needs_a_token_and_a_default_token_is_generated() {
         b"",
     );
     assert_eq!(r.status, 200);
-    // With a token, a non-loopback address is allowed.
+    // With a token (and a host name, see below), a non-loopback address is allowed.
     let open = jobspool::http::serve(
         &spool,
-        HttpConfig::new("0.0.0.0:0".parse().unwrap()).token(TOKEN),
+        HttpConfig::new("0.0.0.0:0".parse().unwrap())
+            .token(TOKEN)
+            .allow_host("q.example"),
     )
     .unwrap();
     let port = open.addr().port();
     let local: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    // The bound address is 0.0.0.0: a client must name an allowed host.
-    let r = request(
-        local,
-        "GET",
-        "/healthz",
-        &[("Host", &format!("0.0.0.0:{port}"))],
-        b"",
-    );
+    let r = request(local, "GET", "/healthz", &[], b"");
     assert_eq!(r.status, 200);
     // Stopping closes the port.
     open.shutdown();
     assert!(std::net::TcpStream::connect(local).is_err());
+}
+
+#[test]
+fn binding_the_unspecified_address_needs_allow_host_and_accepts_loopback_names() {
+    let (_dir, _clock, spool) = fresh();
+    let any = || HttpConfig::new("0.0.0.0:0".parse().unwrap()).token(TOKEN);
+    // No host name: refused at start, saying what to give.
+    let e = jobspool::http::serve(&spool, any()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.to_string().contains("--allow-host"), "{e}");
+    let server = jobspool::http::serve(&spool, any().allow_host("q.example")).unwrap();
+    let port = server.addr().port();
+    let local: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for (host, status) in [
+        (format!("localhost:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 200),
+        (format!("q.example:{port}"), 200),
+        ("q.example".to_string(), 200),
+        (format!("0.0.0.0:{port}"), 421),
+        (format!("evil.example:{port}"), 421),
+    ] {
+        let r = request(local, "GET", "/healthz", &[("Host", &host)], b"");
+        assert_eq!(r.status, status, "{host}");
+    }
+    // The URL printed names a host clients can use.
+    assert!(
+        server
+            .login_url()
+            .starts_with(&format!("http://q.example:{port}/?token=")),
+        "{}",
+        server.login_url()
+    );
+    assert_eq!(server.url(), format!("http://q.example:{port}/"));
 }

@@ -75,7 +75,8 @@ pub(crate) fn logout_cookie() -> String {
 }
 
 /// The host names a request may address: the bound address, the loopback names when bound
-/// to loopback, and the configured ones.
+/// to loopback or to the unspecified address (`0.0.0.0`, `::`: which is not itself a name
+/// clients use, so it is left out), and the configured ones.
 #[derive(Debug, Clone)]
 pub(crate) struct Hosts {
     names: Vec<String>,
@@ -84,11 +85,14 @@ pub(crate) struct Hosts {
 
 impl Hosts {
     pub(crate) fn new(bound: SocketAddr, extra: &[String]) -> Hosts {
-        let mut names = vec![match bound {
-            SocketAddr::V4(a) => a.ip().to_string(),
-            SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        }];
-        if bound.ip().is_loopback() {
+        let mut names = Vec::new();
+        if !bound.ip().is_unspecified() {
+            names.push(match bound {
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            });
+        }
+        if bound.ip().is_loopback() || bound.ip().is_unspecified() {
             names.extend(["localhost", "127.0.0.1", "[::1]"].map(String::from));
         }
         names.extend(extra.iter().map(|h| h.to_ascii_lowercase()));
@@ -167,6 +171,12 @@ mod tests {
         ] {
             assert!(!h.allows(bad), "{bad}");
         }
+        let any = Hosts::new("0.0.0.0:9".parse().unwrap(), &["q.example".into()]);
+        for ok in ["localhost:9", "127.0.0.1:9", "[::1]", "q.example:9"] {
+            assert!(any.allows(ok), "{ok}");
+        }
+        assert!(!any.allows("0.0.0.0:9"));
+        assert!(!any.allows("evil.example:9"));
         let v6 = Hosts::new("[::1]:9".parse().unwrap(), &[]);
         assert!(v6.allows("[::1]:9"));
         assert!(!v6.allows("[::2]:9"));
