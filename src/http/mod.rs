@@ -342,6 +342,7 @@ pub(crate) fn fuzz_request(spool: &Spool, bytes: &[u8]) -> u16 {
         token: "fuzz-token".into(),
         read_only: bytes.first() == Some(&b'R'),
         hosts: auth::Hosts::new(SocketAddr::from(([127, 0, 0, 1], 7420)), &[]),
+        sessions: auth::Sessions::new(7420),
     };
     let mut input = std::io::Cursor::new(bytes);
     match wire::read_request(&mut input, 64 * 1024, "fuzz".into()) {

@@ -65,6 +65,7 @@ impl Server {
                 token,
                 read_only: config.read_only,
                 hosts: Hosts::new(addr, &config.allowed_hosts),
+                sessions: auth::Sessions::new(addr.port()),
             },
             spool,
             body_limit: config.body_limit,
