@@ -2,6 +2,7 @@
 //! POST, read-only), then goes to the API, the metrics, or the dashboard's pages.
 
 use super::auth::{self, Hosts, Proof};
+use super::dashboard::html::esc;
 use super::request::{percent_encode, Method, Request};
 use super::response::Response;
 use super::{dashboard, Ctx};
@@ -165,7 +166,7 @@ fn login_page(req: &Request, status: u16, error: &str) -> Response {
     let error = if error.is_empty() {
         String::new()
     } else {
-        format!("<p class=\"err\">{}</p>", escape(error))
+        format!("<p class=\"err\">{}</p>", esc(error))
     };
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -179,23 +180,7 @@ fn login_page(req: &Request, status: u16, error: &str) -> Response {
          <label>Token <input type=\"password\" name=\"token\" autocomplete=\"off\" autofocus>\
          </label><button type=\"submit\">Log in</button></form></body></html>",
         nonce = req.nonce,
-        next = escape(next),
+        next = esc(next),
     );
     Response::html(status, &req.nonce, body)
-}
-
-/// Escapes text for HTML content and quoted attribute values.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
