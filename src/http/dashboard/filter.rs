@@ -225,12 +225,15 @@ impl Filter {
     }
 }
 
-/// The page size asked for in `limit`, within 1..=[`MAX_ROWS`] (else the default).
+/// The page size asked for in `limit`, at most [`MAX_ROWS`] (0 or not a number: the
+/// default).
 pub(crate) fn rows(f: &Form) -> usize {
     f.get("limit")
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|n| (1..=MAX_ROWS).contains(n))
-        .unwrap_or(DEFAULT_ROWS)
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|n| *n >= 1)
+        .map_or(DEFAULT_ROWS, |n| {
+            usize::try_from(n).unwrap_or(MAX_ROWS).min(MAX_ROWS)
+        })
 }
 
 #[cfg(test)]
@@ -251,7 +254,12 @@ mod tests {
             Filter::default()
         );
         assert_eq!(rows(&Form::parse("limit=0")), DEFAULT_ROWS);
-        assert_eq!(rows(&Form::parse("limit=101")), DEFAULT_ROWS);
+        assert_eq!(rows(&Form::parse("limit=101")), MAX_ROWS);
+        assert_eq!(
+            rows(&Form::parse("limit=99999999999999999999")),
+            DEFAULT_ROWS
+        );
+        assert_eq!(rows(&Form::parse("limit=x")), DEFAULT_ROWS);
         assert_eq!(rows(&Form::parse("limit=7")), 7);
     }
 }
