@@ -1,10 +1,30 @@
 //! The dashboard's pages over real TCP: every page answers, values are escaped, the CSP
 //! nonce is on the script, read-only mode hides and refuses actions, assets are cached.
 
+mod common;
 mod dashboard_common;
 
-use dashboard_common::{attr_values, get, post, serve, serve_with, Answer};
+use common::{conformance, TestBackend};
+use dashboard_common::{attr_values, get, post, serve_spool, Answer, Served};
 use jobspool::{chrono, JobStatus, ManualClock, NewJob, NewSchedule, Spool};
+
+conformance!(
+    every_page_answers_200_with_the_nonce_and_no_inline_code,
+    bad_input_gets_a_4xx_page_and_unknown_paths_404,
+    job_type_and_payload_with_script_tags_are_escaped_everywhere,
+    read_only_mode_hides_the_actions_and_refuses_them,
+    assets_are_versioned_and_cached_for_a_year,
+    overview_counts_match_stats_per_queue_and_status,
+    a_jobs_timeline_is_found_by_time_past_the_scan_bound,
+);
+
+/// A spool on a fresh store of `b`, opened with `builder` (scheduler and maintenance off),
+/// served over HTTP.
+fn served(b: TestBackend, builder: jobspool::Builder, read_only: bool) -> Served {
+    let store = b.store();
+    let spool = store.open(builder.scheduler(false).maintenance(false));
+    serve_spool(spool, Box::new(store), read_only)
+}
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -61,9 +81,8 @@ fn has_inline_handler(html: &str) -> bool {
     })
 }
 
-#[test]
-fn every_page_answers_200_with_the_nonce_and_no_inline_code() {
-    let s = serve(false);
+fn every_page_answers_200_with_the_nonce_and_no_inline_code(b: TestBackend) {
+    let s = served(b, Spool::builder(), false);
     let job = s
         .spool
         .enqueue(NewJob::new("email.send", br#"{"to":"a@b.c"}"#.to_vec()).tenant_id("t1"))
@@ -95,13 +114,25 @@ fn every_page_answers_200_with_the_nonce_and_no_inline_code() {
     // A filter finds the job by id, tenant and status; a wrong tenant finds nothing.
     let by_id = get(s.addr, &format!("/jobs?id={}", job.id));
     assert!(by_id.body.contains(&format!("data-id=\"{}\"", job.id)));
+}
+
+/// On sled only: the PostgreSQL backend's `list` does not apply the tenant (or dedupe-key)
+/// filter yet, so there a wrong tenant lists every job. Make it a conformance test once
+/// it does.
+#[test]
+fn a_wrong_tenant_finds_nothing() {
+    let s = served(TestBackend::Sled, Spool::builder(), false);
+    s.spool
+        .enqueue(NewJob::new("t", vec![]).tenant_id("t1"))
+        .unwrap();
+    let one = get(s.addr, "/jobs?tenant=t1");
+    assert_eq!(one.body.matches("data-id=").count(), 1, "{}", one.body);
     let none = get(s.addr, "/jobs?tenant=t2");
     assert!(none.body.contains("id=\"no-jobs\""));
 }
 
-#[test]
-fn bad_input_gets_a_4xx_page_and_unknown_paths_404() {
-    let s = serve(false);
+fn bad_input_gets_a_4xx_page_and_unknown_paths_404(b: TestBackend) {
+    let s = served(b, Spool::builder(), false);
     let a = get(s.addr, "/jobs/not-a-uuid");
     assert_eq!(a.status, 400);
     assert!(a.body.contains("not a valid job id"));
@@ -119,9 +150,8 @@ fn bad_input_gets_a_4xx_page_and_unknown_paths_404() {
     assert_eq!(get(s.addr, "/actions/cancel").status, 404);
 }
 
-#[test]
-fn job_type_and_payload_with_script_tags_are_escaped_everywhere() {
-    let s = serve(false);
+fn job_type_and_payload_with_script_tags_are_escaped_everywhere(b: TestBackend) {
+    let s = served(b, Spool::builder(), false);
     let evil = "<script>alert(1)</script>";
     let job = s
         .spool
@@ -180,9 +210,8 @@ fn job_type_and_payload_with_script_tags_are_escaped_everywhere() {
     assert!(filtered.contains("value=\"&lt;script&gt;alert(1)&lt;/script&gt;\""));
 }
 
-#[test]
-fn read_only_mode_hides_the_actions_and_refuses_them() {
-    let s = serve(true);
+fn read_only_mode_hides_the_actions_and_refuses_them(b: TestBackend) {
+    let s = served(b, Spool::builder(), true);
     let job = s.spool.enqueue(NewJob::new("k", b"{}".to_vec())).unwrap();
     s.spool
         .create_schedule(NewSchedule::new("nightly", "0 3 * * *", "k"))
@@ -223,9 +252,8 @@ fn read_only_mode_hides_the_actions_and_refuses_them() {
     assert!(s.spool.list_schedules().unwrap()[0].enabled);
 }
 
-#[test]
-fn assets_are_versioned_and_cached_for_a_year() {
-    let s = serve(false);
+fn assets_are_versioned_and_cached_for_a_year(b: TestBackend) {
+    let s = served(b, Spool::builder(), false);
     for (ext, ctype, needle) in [
         ("css", "text/css; charset=utf-8", "table.grid"),
         ("js", "text/javascript; charset=utf-8", "localStorage"),
@@ -250,9 +278,8 @@ fn assets_are_versioned_and_cached_for_a_year() {
     assert!(page.contains(&format!("href=\"/assets/app.{VERSION}.css\"")));
 }
 
-#[test]
-fn overview_counts_match_stats_per_queue_and_status() {
-    let s = serve(false);
+fn overview_counts_match_stats_per_queue_and_status(b: TestBackend) {
+    let s = served(b, Spool::builder(), false);
     for i in 0..7 {
         let q = if i % 2 == 0 { "even" } else { "odd" };
         s.spool
@@ -289,14 +316,13 @@ fn overview_counts_match_stats_per_queue_and_status() {
     assert!(a.body.contains("8 enqueued"));
 }
 
-#[test]
-fn a_jobs_timeline_is_found_by_time_past_the_scan_bound() {
+fn a_jobs_timeline_is_found_by_time_past_the_scan_bound(b: TestBackend) {
     let clock = ManualClock::new(
         chrono::DateTime::parse_from_rfc3339("2026-11-28T20:00:00Z")
             .unwrap()
             .into(),
     );
-    let s = serve_with(Spool::builder().clock(clock.clone()), false);
+    let s = served(b, Spool::builder().clock(clock.clone()), false);
     let batch = |n: usize| {
         for _ in 0..n / 5000 {
             let jobs = (0..5000).map(|_| NewJob::new("noise", vec![])).collect();

@@ -13,8 +13,12 @@ fn bearer() -> String {
     format!("Bearer {TOKEN}")
 }
 
-fn cookie() -> String {
-    format!("jobspool_token={TOKEN}")
+/// Logs in at `/?token=T`; the `name=value` of the session cookie set.
+fn login(addr: std::net::SocketAddr) -> String {
+    let r = request(addr, "GET", &format!("/?token={TOKEN}"), &[], b"");
+    assert_eq!(r.status, 303, "{}", r.text());
+    let set = r.header("set-cookie").expect("a cookie");
+    set.split(';').next().unwrap().to_string()
 }
 
 #[test]
@@ -48,7 +52,7 @@ fn without_the_token_the_api_metrics_and_pages_answer_401() {
         addr,
         "GET",
         "/metrics",
-        &[("Cookie", "jobspool_token=nope")],
+        &[("Cookie", &format!("jobspool_session_{}=nope", addr.port()))],
         b"",
     );
     assert_eq!(r.status, 401);
@@ -82,9 +86,10 @@ fn a_token_in_a_page_url_becomes_a_cookie_and_leaves_the_url() {
     assert_eq!(r.header("location"), Some("/jobs?status=dead_letter"));
     let set = r.header("set-cookie").unwrap();
     assert!(
-        set.starts_with(&format!("jobspool_token={TOKEN};")),
+        set.starts_with(&format!("jobspool_session_{}=", addr.port())),
         "{set}"
     );
+    let cookie = || set.split(';').next().unwrap().to_string();
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set.contains(attr), "{set} lacks {attr}");
     }
@@ -214,7 +219,7 @@ fn cross_origin_posts_are_refused() {
             br#"{"type":"t"}"#,
         )
     };
-    let c = cookie();
+    let c = login(addr);
     let origin = format!("http://{addr}");
     // A browser with the cookie: only from this site.
     for h in [
@@ -251,11 +256,12 @@ fn cross_origin_posts_are_refused() {
     let r = request(addr, "POST", "/jobs/cancel", &[("Cookie", &c)], b"");
     assert_eq!(r.status, 403);
     let ro = serve_with(&spool, |c| c.read_only(true));
+    let ro_cookie = login(ro.addr());
     let r = request(
         ro.addr(),
         "POST",
         "/jobs/cancel",
-        &[("Cookie", &c), ("Sec-Fetch-Site", "same-origin")],
+        &[("Cookie", &ro_cookie), ("Sec-Fetch-Site", "same-origin")],
         b"",
     );
     assert_eq!(r.status, 403);
@@ -344,24 +350,90 @@ fn a_non_loopback_bind_needs_a_token_and_a_default_token_is_generated() {
         b"",
     );
     assert_eq!(r.status, 200);
-    // With a token, a non-loopback address is allowed.
+    // With a token (and a host name, see below), a non-loopback address is allowed.
     let open = jobspool::http::serve(
         &spool,
-        HttpConfig::new("0.0.0.0:0".parse().unwrap()).token(TOKEN),
+        HttpConfig::new("0.0.0.0:0".parse().unwrap())
+            .token(TOKEN)
+            .allow_host("q.example"),
     )
     .unwrap();
     let port = open.addr().port();
     let local: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    // The bound address is 0.0.0.0: a client must name an allowed host.
-    let r = request(
-        local,
-        "GET",
-        "/healthz",
-        &[("Host", &format!("0.0.0.0:{port}"))],
-        b"",
-    );
+    let r = request(local, "GET", "/healthz", &[], b"");
     assert_eq!(r.status, 200);
     // Stopping closes the port.
     open.shutdown();
     assert!(std::net::TcpStream::connect(local).is_err());
+}
+
+#[test]
+fn binding_the_unspecified_address_needs_allow_host_and_accepts_loopback_names() {
+    let (_dir, _clock, spool) = fresh();
+    let any = || HttpConfig::new("0.0.0.0:0".parse().unwrap()).token(TOKEN);
+    // No host name: refused at start, saying what to give.
+    let e = jobspool::http::serve(&spool, any()).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.to_string().contains("--allow-host"), "{e}");
+    let server = jobspool::http::serve(&spool, any().allow_host("q.example")).unwrap();
+    let port = server.addr().port();
+    let local: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for (host, status) in [
+        (format!("localhost:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 200),
+        (format!("q.example:{port}"), 200),
+        ("q.example".to_string(), 200),
+        (format!("0.0.0.0:{port}"), 421),
+        (format!("evil.example:{port}"), 421),
+    ] {
+        let r = request(local, "GET", "/healthz", &[("Host", &host)], b"");
+        assert_eq!(r.status, status, "{host}");
+    }
+    // The URL printed names a host clients can use.
+    assert!(
+        server
+            .login_url()
+            .starts_with(&format!("http://q.example:{port}/?token=")),
+        "{}",
+        server.login_url()
+    );
+    assert_eq!(server.url(), format!("http://q.example:{port}/"));
+}
+
+#[test]
+fn the_login_cookie_holds_a_session_id_named_per_port_and_logout_revokes_it() {
+    let (_dir, _clock, spool) = fresh();
+    let server = serve(&spool);
+    let addr = server.addr();
+    let name = format!("jobspool_session_{}", addr.port());
+    let c = login(addr);
+    let (k, v) = c.split_once('=').unwrap();
+    assert_eq!(k, name);
+    assert_ne!(v, TOKEN, "the cookie does not hold the token");
+    assert!(!v.contains(TOKEN));
+    let with = |cookie: &str| request(addr, "GET", "/metrics", &[("Cookie", cookie)], b"");
+    assert_eq!(with(&c).status, 200);
+    // The token itself is no session.
+    assert_eq!(with(&format!("{name}={TOKEN}")).status, 401);
+    // Another server (another port) does not take this one's session.
+    let other = serve(&spool);
+    let moved = format!("jobspool_session_{}={v}", other.addr().port());
+    let r = request(other.addr(), "GET", "/metrics", &[("Cookie", &moved)], b"");
+    assert_eq!(r.status, 401);
+    // Logging out ends the session on the server, not only in the browser.
+    let second = login(addr);
+    let r = request(
+        addr,
+        "POST",
+        "/logout",
+        &[("Cookie", &c), ("Sec-Fetch-Site", "same-origin")],
+        b"",
+    );
+    assert_eq!(r.status, 303);
+    assert!(r
+        .header("set-cookie")
+        .unwrap()
+        .starts_with(&format!("{name}=;")));
+    assert_eq!(with(&c).status, 401, "revoked");
+    assert_eq!(with(&second).status, 200, "other sessions stay");
 }

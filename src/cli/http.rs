@@ -36,7 +36,7 @@ pub(crate) fn start(
     }
     let server = jobspool::http::serve(spool, config)?;
     let url = if args.token.is_some() {
-        format!("http://{}/", server.addr())
+        server.url().to_string()
     } else {
         server.login_url().to_string()
     };

@@ -18,6 +18,13 @@ pub(crate) fn route(ctx: &Ctx, req: &Request, segs: &[&str]) -> Routed {
     match segs {
         ["api", "v1", "ops", name] if req.method == Method::Post => run_op(ctx, name, &req.body),
         ["api", "v1", "ops", _] => method_not_allowed("POST"),
+        // HEAD: the stream's headers, no stream.
+        ["api", "v1", "events"] if req.method == Method::Head => {
+            match super::sse::start_after(req) {
+                Ok(_) => Response::new(200, "text/event-stream", Vec::new()).into(),
+                Err(e) => error(&e).into(),
+            }
+        }
         ["api", "v1", "events"] if get => match super::sse::start_after(req) {
             Ok(after) => Routed::Events { after },
             Err(e) => error(&e).into(),

@@ -1,14 +1,88 @@
 //! Who may ask what: the `Host` allow-list (against DNS rebinding), the token (bearer header
 //! for the API, a cookie for the pages), the same-origin rule for POSTs (against CSRF).
 
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
+
+use parking_lot::Mutex;
 
 use base64::Engine as _;
 
 use super::request::Request;
 
-/// Name of the cookie that carries the token for the pages.
-pub(crate) const COOKIE: &str = "jobspool_token";
+/// Prefix of the login cookie's name; the server's port follows (`jobspool_session_7420`),
+/// so servers on other ports of the same host keep their own sessions.
+pub(crate) const COOKIE_PREFIX: &str = "jobspool_session_";
+
+/// Most sessions kept at once; logging in past that forgets the oldest.
+pub(crate) const MAX_SESSIONS: usize = 1024;
+
+/// The login sessions: random ids handed out in the cookie when a browser proves it knows
+/// the token (the cookie never holds the token itself), forgotten at logout, when the
+/// server stops, or when [`MAX_SESSIONS`] newer ones push them out.
+pub(crate) struct Sessions {
+    cookie: String,
+    ids: Mutex<(HashSet<String>, VecDeque<String>)>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("cookie", &self.cookie)
+            .field("open", &self.ids.lock().0.len())
+            .finish()
+    }
+}
+
+impl Sessions {
+    /// No sessions yet, for the server on `port`.
+    pub(crate) fn new(port: u16) -> Sessions {
+        Sessions {
+            cookie: format!("{COOKIE_PREFIX}{port}"),
+            ids: Mutex::new((HashSet::new(), VecDeque::new())),
+        }
+    }
+
+    /// A new session; its `Set-Cookie` value: not readable by scripts, never sent on
+    /// requests from other sites.
+    pub(crate) fn open(&self) -> crate::Result<String> {
+        let id = random_token()?;
+        let mut g = self.ids.lock();
+        let (set, order) = &mut *g;
+        while order.len() >= MAX_SESSIONS {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        set.insert(id.clone());
+        order.push_back(id.clone());
+        Ok(format!(
+            "{}={id}; Path=/; HttpOnly; SameSite=Strict",
+            self.cookie
+        ))
+    }
+
+    /// Whether the request's cookie names an open session.
+    pub(crate) fn valid(&self, req: &Request) -> bool {
+        req.cookie(&self.cookie)
+            .is_some_and(|id| self.ids.lock().0.contains(id))
+    }
+
+    /// Forgets the request's session; the `Set-Cookie` value that clears the cookie.
+    pub(crate) fn close(&self, req: &Request) -> String {
+        if let Some(id) = req.cookie(&self.cookie) {
+            let mut g = self.ids.lock();
+            let (set, order) = &mut *g;
+            if set.remove(id) {
+                order.retain(|x| x != id);
+            }
+        }
+        format!(
+            "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+            self.cookie
+        )
+    }
+}
 
 /// A fresh random token: 128 bits from the operating system, as 32 hex digits.
 pub(crate) fn random_token() -> crate::Result<String> {
@@ -46,36 +120,29 @@ pub(crate) enum Proof {
     None,
 }
 
-/// Checks the request's bearer header, then its cookie, against `token`.
-pub(crate) fn proof(req: &Request, token: &str) -> Proof {
+/// Checks the request's bearer header against `token` (the scheme's name in any case),
+/// then its session cookie.
+pub(crate) fn proof(req: &Request, token: &str, sessions: &Sessions) -> Proof {
     if let Some(auth) = req.header("authorization") {
         let given = auth
-            .strip_prefix("Bearer ")
-            .or_else(|| auth.strip_prefix("bearer "));
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t);
         return match given {
             Some(t) if constant_time_eq(t.trim().as_bytes(), token.as_bytes()) => Proof::Bearer,
             _ => Proof::None,
         };
     }
-    match req.cookie(COOKIE) {
-        Some(c) if constant_time_eq(c.as_bytes(), token.as_bytes()) => Proof::Cookie,
-        _ => Proof::None,
+    if sessions.valid(req) {
+        Proof::Cookie
+    } else {
+        Proof::None
     }
 }
 
-/// The `Set-Cookie` value that stores `token` for the pages of this site: not readable by
-/// scripts, never sent on requests from other sites.
-pub(crate) fn login_cookie(token: &str) -> String {
-    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict")
-}
-
-/// The `Set-Cookie` value that forgets the token.
-pub(crate) fn logout_cookie() -> String {
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
-}
-
 /// The host names a request may address: the bound address, the loopback names when bound
-/// to loopback, and the configured ones.
+/// to loopback or to the unspecified address (`0.0.0.0`, `::`: which is not itself a name
+/// clients use, so it is left out), and the configured ones.
 #[derive(Debug, Clone)]
 pub(crate) struct Hosts {
     names: Vec<String>,
@@ -84,11 +151,14 @@ pub(crate) struct Hosts {
 
 impl Hosts {
     pub(crate) fn new(bound: SocketAddr, extra: &[String]) -> Hosts {
-        let mut names = vec![match bound {
-            SocketAddr::V4(a) => a.ip().to_string(),
-            SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        }];
-        if bound.ip().is_loopback() {
+        let mut names = Vec::new();
+        if !bound.ip().is_unspecified() {
+            names.push(match bound {
+                SocketAddr::V4(a) => a.ip().to_string(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            });
+        }
+        if bound.ip().is_loopback() || bound.ip().is_unspecified() {
             names.extend(["localhost", "127.0.0.1", "[::1]"].map(String::from));
         }
         names.extend(extra.iter().map(|h| h.to_ascii_lowercase()));
@@ -167,6 +237,12 @@ mod tests {
         ] {
             assert!(!h.allows(bad), "{bad}");
         }
+        let any = Hosts::new("0.0.0.0:9".parse().unwrap(), &["q.example".into()]);
+        for ok in ["localhost:9", "127.0.0.1:9", "[::1]", "q.example:9"] {
+            assert!(any.allows(ok), "{ok}");
+        }
+        assert!(!any.allows("0.0.0.0:9"));
+        assert!(!any.allows("evil.example:9"));
         let v6 = Hosts::new("[::1]:9".parse().unwrap(), &[]);
         assert!(v6.allows("[::1]:9"));
         assert!(!v6.allows("[::2]:9"));

@@ -14,8 +14,9 @@
 //! ```
 //!
 //! The server is a small blocking HTTP/1.1 server of our own (one request per connection,
-//! bounded heads and bodies, socket timeouts): an accept thread, a fixed pool of worker
-//! threads, and one thread per event stream (at most [`HttpConfig::max_event_streams`]).
+//! bounded heads and bodies, one deadline per request): an accept thread, a thread that
+//! reads request heads without blocking, a fixed pool of worker threads, and one thread per
+//! event stream (at most [`HttpConfig::max_event_streams`]).
 //! Every request runs through the same checks, in this order: the `Host` header must be on
 //! the allow-list (else 421), the token must be given (bearer header or login cookie; else
 //! 401), a POST must come from this site (else 403), a mutation is refused in read-only mode
@@ -25,6 +26,7 @@
 mod api;
 mod auth;
 pub(crate) mod dashboard;
+mod heads;
 mod metrics;
 mod openapi;
 mod request;
@@ -106,7 +108,7 @@ impl Default for HttpConfig {
 impl HttpConfig {
     /// Serve on `bind` (port 0 picks a free one; see [`HttpServer::addr`]), with a random
     /// token, 4 workers, at most 64 connections and 8 event streams, bodies up to
-    /// [`DEFAULT_BODY_LIMIT`], 10 s read and write timeouts, a heartbeat every 15 s on
+    /// [`DEFAULT_BODY_LIMIT`], 10 s to send a request and for each write, a heartbeat every 15 s on
     /// event streams.
     #[must_use]
     pub fn new(bind: SocketAddr) -> HttpConfig {
@@ -143,7 +145,9 @@ impl HttpConfig {
 
     /// Also accept requests addressed to `host` (`name` or `name:port`), e.g. the name of a
     /// reverse proxy in front of the server. The bound address is always accepted, and
-    /// `localhost` when bound to loopback.
+    /// `localhost`, `127.0.0.1` and `[::1]` when bound to loopback; bound to `0.0.0.0` or
+    /// `::`, those loopback names and at least one allowed name are needed (the first makes
+    /// [`HttpServer::url`]).
     #[must_use]
     pub fn allow_host(mut self, host: impl Into<String>) -> HttpConfig {
         self.allowed_hosts.push(host.into());
@@ -178,7 +182,9 @@ impl HttpConfig {
         self
     }
 
-    /// How long a client may take to send a request, and to take each write of the answer.
+    /// How long a client may take to send a whole request (head and body, counted from the
+    /// connection's accept, however slowly its bytes come; else 408), and to take each
+    /// write of the answer.
     #[must_use]
     pub fn timeouts(mut self, read: Duration, write: Duration) -> HttpConfig {
         self.read_timeout = read.max(Duration::from_millis(1));
@@ -199,7 +205,8 @@ impl HttpConfig {
 /// spool's close.
 ///
 /// # Errors
-/// `INVALID_ARGUMENT` for a non-loopback address without a token, or an empty token;
+/// `INVALID_ARGUMENT` for a non-loopback address without a token, an unspecified address
+/// (`0.0.0.0`, `::`) without an allowed host name, or an empty token;
 /// `STORAGE` when the address cannot be bound or the threads cannot start.
 pub fn serve(spool: &Spool, config: HttpConfig) -> Result<HttpServer> {
     if let Some(t) = &config.token {
@@ -219,16 +226,23 @@ pub fn serve(spool: &Spool, config: HttpConfig) -> Result<HttpServer> {
             config.bind
         )));
     }
+    if config.bind.ip().is_unspecified() && config.allowed_hosts.is_empty() {
+        return Err(Error::invalid(format!(
+            "serving HTTP on {} (every interface) needs the host names clients will use: \
+             give each with --allow-host NAME (HttpConfig::allow_host), e.g. the machine's \
+             name; localhost and 127.0.0.1 are accepted as well",
+            config.bind
+        )));
+    }
     let token = match &config.token {
         Some(t) => t.clone(),
         None => auth::random_token()?,
     };
+    let config_hosts = config.allowed_hosts.clone();
     let server = server::Server::start(spool.downgrade(), config, token)?;
     let addr = server.addr();
-    let login_url = format!(
-        "http://{addr}/?token={}",
-        request::percent_encode(server.token())
-    );
+    let url = base_url(addr, &config_hosts);
+    let login_url = format!("{url}?token={}", request::percent_encode(server.token()));
     let slot = Arc::new(Mutex::new(Some(server)));
     let on_close = Arc::downgrade(&slot);
     spool.on_close(move || {
@@ -240,14 +254,36 @@ pub fn serve(spool: &Spool, config: HttpConfig) -> Result<HttpServer> {
     });
     Ok(HttpServer {
         addr,
+        url,
         login_url,
         server: slot,
     })
 }
 
+/// `http://HOST:PORT/` for the bound address; for an unspecified one (`0.0.0.0`, `::`),
+/// the first allowed host name (with the bound port unless it names one).
+fn base_url(addr: SocketAddr, hosts: &[String]) -> String {
+    match hosts.first() {
+        Some(h) if addr.ip().is_unspecified() => {
+            let has_port = h.rsplit_once(':').is_some_and(|(name, p)| {
+                !name.ends_with(':')
+                    && p.parse::<u16>().is_ok()
+                    && (!name.contains(':') || name.ends_with(']'))
+            });
+            if has_port {
+                format!("http://{h}/")
+            } else {
+                format!("http://{h}:{}/", addr.port())
+            }
+        }
+        _ => format!("http://{addr}/"),
+    }
+}
+
 /// A running HTTP server; dropping it (or closing the spool) stops it.
 pub struct HttpServer {
     addr: SocketAddr,
+    url: String,
     login_url: String,
     server: Arc<Mutex<Option<server::Server>>>,
 }
@@ -268,7 +304,14 @@ impl HttpServer {
         self.addr
     }
 
-    /// `http://ADDR/?token=T`: opening it in a browser logs in (the token moves into a
+    /// `http://ADDR/`: the address clients use (bound to `0.0.0.0` or `::`, the first
+    /// allowed host name, with the bound port unless the name gives one).
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// [`HttpServer::url`] with `?token=T`: opening it in a browser logs in (the token moves into a
     /// cookie and out of the address bar). It holds the token: show it only to the operator.
     #[must_use]
     pub fn login_url(&self) -> &str {
@@ -299,6 +342,7 @@ pub(crate) fn fuzz_request(spool: &Spool, bytes: &[u8]) -> u16 {
         token: "fuzz-token".into(),
         read_only: bytes.first() == Some(&b'R'),
         hosts: auth::Hosts::new(SocketAddr::from(([127, 0, 0, 1], 7420)), &[]),
+        sessions: auth::Sessions::new(7420),
     };
     let mut input = std::io::Cursor::new(bytes);
     match wire::read_request(&mut input, 64 * 1024, "fuzz".into()) {

@@ -113,7 +113,11 @@ pub(crate) fn percent_decode(s: &str, plus: bool) -> Option<String> {
     while i < b.len() {
         match b[i] {
             b'%' => {
+                // Two hex digits, nothing else (`from_str_radix` alone takes a sign).
                 let hex = b.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
                 let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;
@@ -163,6 +167,8 @@ mod tests {
         );
         assert_eq!(percent_decode("%", false), None);
         assert_eq!(percent_decode("%ff", false), None, "not UTF-8");
+        assert_eq!(percent_decode("%+1", false), None, "a sign is no hex digit");
+        assert_eq!(percent_decode("%-1x", true), None);
         assert_eq!(percent_decode("a+b", false).as_deref(), Some("a+b"));
         assert_eq!(percent_encode("a b/é"), "a%20b%2F%C3%A9");
         assert_eq!(

@@ -2,17 +2,20 @@
 //! POST, read-only), then goes to the API, the metrics, or the dashboard's pages.
 
 use super::auth::{self, Hosts, Proof};
+use super::dashboard::html::esc;
 use super::request::{percent_encode, Method, Request};
 use super::response::Response;
 use super::{dashboard, Ctx};
 use crate::WeakSpool;
 
-/// What the router needs besides the request: the token, the mode and the host list.
-#[derive(Debug, Clone)]
+/// What the router needs besides the request: the token, the mode, the host list and the
+/// login sessions.
+#[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) token: String,
     pub(crate) read_only: bool,
     pub(crate) hosts: Hosts,
+    pub(crate) sessions: auth::Sessions,
 }
 
 /// The router's answer: a response to write, or an event stream to start.
@@ -80,12 +83,10 @@ pub(crate) fn route(settings: &Settings, spool: &WeakSpool, req: &Request) -> Ro
             } else {
                 format!("{}?{}", req.path, rest.join("&"))
             };
-            return Response::see_other(&to)
-                .header("Set-Cookie", &auth::login_cookie(&settings.token))
-                .into();
+            return logged_in(settings, &to).into();
         }
     }
-    let proof = auth::proof(req, &settings.token);
+    let proof = auth::proof(req, &settings.token, &settings.sessions);
     if proof == Proof::None {
         return if api {
             Response::error(
@@ -110,7 +111,7 @@ pub(crate) fn route(settings: &Settings, spool: &WeakSpool, req: &Request) -> Ro
     }
     if let (Method::Post, ["logout"]) = (req.method, segs.as_slice()) {
         return Response::see_other("/login")
-            .header("Set-Cookie", &auth::logout_cookie())
+            .header("Set-Cookie", &settings.sessions.close(req))
             .into();
     }
     let Some(spool) = spool.upgrade() else {
@@ -145,10 +146,17 @@ fn login(settings: &Settings, req: &Request) -> Response {
     };
     match field("token") {
         Some(t) if auth::constant_time_eq(t.as_bytes(), settings.token.as_bytes()) => {
-            Response::see_other(field("next").unwrap_or("/"))
-                .header("Set-Cookie", &auth::login_cookie(&settings.token))
+            logged_in(settings, field("next").unwrap_or("/"))
         }
         _ => login_page(req, 401, "That token is not the server's token."),
+    }
+}
+
+/// A redirect to `to` with a new session's cookie (500 if no random id can be made).
+fn logged_in(settings: &Settings, to: &str) -> Response {
+    match settings.sessions.open() {
+        Ok(cookie) => Response::see_other(to).header("Set-Cookie", &cookie),
+        Err(e) => Response::text(500, &e.to_string()),
     }
 }
 
@@ -158,7 +166,7 @@ fn login_page(req: &Request, status: u16, error: &str) -> Response {
     let error = if error.is_empty() {
         String::new()
     } else {
-        format!("<p class=\"err\">{}</p>", escape(error))
+        format!("<p class=\"err\">{}</p>", esc(error))
     };
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -172,23 +180,7 @@ fn login_page(req: &Request, status: u16, error: &str) -> Response {
          <label>Token <input type=\"password\" name=\"token\" autocomplete=\"off\" autofocus>\
          </label><button type=\"submit\">Log in</button></form></body></html>",
         nonce = req.nonce,
-        next = escape(next),
+        next = esc(next),
     );
     Response::html(status, &req.nonce, body)
-}
-
-/// Escapes text for HTML content and quoted attribute values.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

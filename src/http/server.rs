@@ -1,12 +1,15 @@
 //! The server's threads: one accepts connections (at most `max_connections` open at once,
-//! the rest answered 503 and closed), a fixed pool reads one request from each, routes it
-//! and writes the answer, and each event stream gets a thread of its own (at most
-//! `max_event_streams`). Sockets carry read and write timeouts, so a slow client costs a
-//! thread for at most that long per read or write.
+//! the rest answered 503 and closed), one reads their request heads without blocking
+//! (`heads.rs`: a silent or slow client holds no worker), a fixed pool of workers reads
+//! each body, routes the request and writes the answer, and each event stream gets a
+//! thread of its own (at most `max_event_streams`). Each request has one deadline for its
+//! head and body together (the read timeout); writes carry the write timeout.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,7 +19,8 @@ use crossbeam_channel::{bounded, Receiver};
 use parking_lot::Mutex;
 
 use super::auth::{self, Hosts};
-use super::request::Method;
+use super::heads::{self, Job};
+use super::request::{Method, Request};
 use super::response::{reason, Response, DEFAULT_CSP};
 use super::router::{route, Routed, Settings};
 use super::{wire, HttpConfig};
@@ -61,6 +65,7 @@ impl Server {
                 token,
                 read_only: config.read_only,
                 hosts: Hosts::new(addr, &config.allowed_hosts),
+                sessions: auth::Sessions::new(addr.port()),
             },
             spool,
             body_limit: config.body_limit,
@@ -75,15 +80,28 @@ impl Server {
             streams: Mutex::new(HashMap::new()),
             next_stream: AtomicU64::new(0),
         });
-        let (tx, rx) = bounded::<Conn>(config.max_connections);
+        let (tx, incoming) = bounded::<Conn>(config.max_connections);
+        let (to_workers, rx) = bounded::<Job>(config.max_connections);
+        let reader_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("jobspool-http-heads".into())
+            .spawn(move || {
+                heads::run(
+                    &incoming,
+                    &to_workers,
+                    reader_shared.read_timeout,
+                    &reader_shared.stopping,
+                );
+            })
+            .map_err(|e| Error::storage("starting the HTTP head reader thread", e))?;
         for i in 0..config.workers {
-            let rx: Receiver<Conn> = rx.clone();
+            let rx: Receiver<Job> = rx.clone();
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("jobspool-http-{i}"))
                 .spawn(move || {
-                    for conn in rx {
-                        serve(&shared, conn);
+                    for job in rx {
+                        serve(&shared, job);
                     }
                 })
                 .map_err(|e| Error::storage("starting an HTTP worker thread", e))?;
@@ -109,7 +127,10 @@ impl Server {
                         continue;
                     }
                     if let Err(e) = tx.try_send(conn) {
-                        refuse(e.into_inner(), "too many requests are waiting; retry later");
+                        refuse(
+                            e.into_inner(),
+                            "too many connections are waiting to be read; retry later",
+                        );
                     }
                 }
             })
@@ -160,8 +181,8 @@ impl Drop for Server {
 }
 
 /// An accepted connection, counted until dropped.
-struct Conn {
-    stream: TcpStream,
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
     shared: Arc<Shared>,
 }
 
@@ -185,7 +206,7 @@ impl Drop for Conn {
 }
 
 /// Answers 503 at once and closes (the accept thread cannot wait on a slow client).
-fn refuse(mut conn: Conn, why: &str) {
+pub(crate) fn refuse(mut conn: Conn, why: &str) {
     let _ = conn
         .stream
         .set_write_timeout(Some(Duration::from_millis(200)));
@@ -193,30 +214,65 @@ fn refuse(mut conn: Conn, why: &str) {
     let _ = write_response(&mut conn.stream, &r, false);
 }
 
-/// Reads one request, answers it, closes.
-fn serve(shared: &Shared, mut conn: Conn) {
+/// Reads the rest of one request (its head has come), answers it, closes.
+fn serve(shared: &Shared, job: Job) {
+    let (mut conn, buf, deadline) = match job {
+        Job::Request {
+            conn,
+            buf,
+            deadline,
+        } => (conn, buf, deadline),
+        Job::Refuse { mut conn, reject } => {
+            answer_reject(&mut conn, &reject);
+            return;
+        }
+    };
     if shared.stopping.load(Ordering::SeqCst) {
         return;
     }
     let started = Instant::now();
-    let req = match wire::read_request(&mut conn.stream, shared.body_limit, auth::nonce()) {
+    let stream = conn.stream.try_clone();
+    let before_read = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        if let Ok(s) = &stream {
+            let _ = s.set_read_timeout(Some(left));
+        }
+        true
+    };
+    let req = match wire::read_rest(
+        buf,
+        &mut conn.stream,
+        shared.body_limit,
+        auth::nonce(),
+        before_read,
+    ) {
         Ok(r) => r,
         Err(e) => {
-            if let Some(status) = e.status {
-                tracing::debug!(status, reason = %e.message, "http: request refused");
-                let _ =
-                    write_response(&mut conn.stream, &Response::text(status, &e.message), false);
-                linger(&mut conn.stream);
-            }
+            answer_reject(&mut conn, &e);
             return;
         }
     };
     let span = tracing::debug_span!("http.request", method = ?req.method, path = %req.path);
     let _enter = span.enter();
-    let routed = route(&shared.settings, &shared.spool, &req);
+    let routed = catch_unwind(AssertUnwindSafe(|| {
+        route(&shared.settings, &shared.spool, &req)
+    }))
+    .unwrap_or_else(|panic| Routed::Done(internal_error(&req, &*panic)));
     match routed {
         Routed::Done(resp) => {
-            let _ = write_response(&mut conn.stream, &resp, req.method == Method::Head);
+            let head_only = req.method == Method::Head;
+            let written = catch_unwind(AssertUnwindSafe(|| {
+                write_response(&mut conn.stream, &resp, head_only)
+            }));
+            if let Err(panic) = written {
+                tracing::error!(
+                    panic = panic_text(&*panic),
+                    "http: writing an answer panicked"
+                );
+            }
             tracing::debug!(
                 status = resp.status,
                 micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -225,6 +281,29 @@ fn serve(shared: &Shared, mut conn: Conn) {
         }
         Routed::Events { after } => start_stream(shared, conn, after),
     }
+}
+
+/// The answer to a request whose handler panicked (logged here): 500, code `STORAGE` on the
+/// API, the same words on a page.
+fn internal_error(req: &Request, panic: &(dyn Any + Send)) -> Response {
+    let text = panic_text(panic);
+    tracing::error!(method = ?req.method, path = %req.path, panic = text, "http: a handler panicked");
+    let msg = "internal error: the server failed while answering (its log has the details); \
+               retry, and report it if it persists";
+    if req.path.starts_with("/api/") || req.path == "/metrics" {
+        Response::error(500, "STORAGE", msg)
+    } else {
+        Response::text(500, msg)
+    }
+}
+
+/// A panic's message, when it is a string.
+fn panic_text(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
 }
 
 /// Hands the connection to a thread of its own for an event stream, or answers 503 when
@@ -258,13 +337,22 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
             // (Checked after registering: a stop from here on shuts the socket down.)
             if !shared.stopping.load(Ordering::SeqCst) {
                 tracing::debug!(?after, "http: event stream opened");
-                let _ = super::sse::stream(
-                    &mut conn.stream,
-                    &shared.spool,
-                    after,
-                    shared.heartbeat,
-                    &shared.stopping,
-                );
+                // (A panic ends this stream only; the count below stays right.)
+                let streamed = catch_unwind(AssertUnwindSafe(|| {
+                    super::sse::stream(
+                        &mut conn.stream,
+                        &shared.spool,
+                        after,
+                        shared.heartbeat,
+                        &shared.stopping,
+                    )
+                }));
+                if let Err(panic) = streamed {
+                    tracing::error!(
+                        panic = panic_text(&*panic),
+                        "http: an event stream panicked"
+                    );
+                }
             }
             shared.streams.lock().remove(&id);
             shared.event_streams.fetch_sub(1, Ordering::SeqCst);
@@ -275,16 +363,30 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
     }
 }
 
+/// Answers a request that could not be read (nothing for a peer that sent nothing).
+fn answer_reject(conn: &mut Conn, e: &wire::Reject) {
+    if let Some(status) = e.status {
+        tracing::debug!(status, reason = %e.message, "http: request refused");
+        let _ = write_response(&mut conn.stream, &Response::text(status, &e.message), false);
+        linger(&mut conn.stream);
+    }
+}
+
 /// After answering a request that was not read whole (a 413, say): stop writing and read
-/// (a bounded amount, briefly) what the client still sends, so closing does not reset the
-/// connection before the client has read the answer.
+/// (at most 4 MiB, for at most a second in all) what the client still sends, so closing
+/// does not reset the connection before the client has read the answer.
 fn linger(stream: &mut TcpStream) {
     use std::io::Read;
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let until = Instant::now() + Duration::from_secs(1);
     let mut sink = [0u8; 8192];
     let mut left: usize = 4 * 1024 * 1024;
     while left > 0 {
+        let time = until.saturating_duration_since(Instant::now());
+        if time.is_zero() {
+            break;
+        }
+        let _ = stream.set_read_timeout(Some(time.min(Duration::from_millis(100))));
         match stream.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(n) => left = left.saturating_sub(n),

@@ -23,8 +23,10 @@ const BACKFILL_PAGE: usize = 1000;
 /// # Errors
 /// `INVALID_ARGUMENT` when either is not a sequence number.
 pub(crate) fn start_after(req: &Request) -> Result<Option<u64>> {
+    // An empty Last-Event-ID (a client that has seen no event with an id) is no position.
     let given = req
         .header("last-event-id")
+        .filter(|v| !v.trim().is_empty())
         .map(|v| ("Last-Event-ID", v))
         .or_else(|| req.query("after").map(|v| ("after", v)));
     match given {

@@ -21,15 +21,32 @@ pub(crate) struct Reject {
     pub(crate) message: String,
 }
 
-fn reject(status: u16, message: impl Into<String>) -> Reject {
-    Reject {
-        status: Some(status),
-        message: message.into(),
+impl Reject {
+    /// A refusal answered with `status`.
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Reject {
+        Reject {
+            status: Some(status),
+            message: message.into(),
+        }
     }
 }
 
-/// Reads one request from `r` (the socket's timeouts bound the time), with a body of at
-/// most `body_limit` bytes. `nonce` becomes the request's CSP nonce.
+fn reject(status: u16, message: impl Into<String>) -> Reject {
+    Reject::new(status, message)
+}
+
+/// The refusal of a head over [`HEAD_LIMIT`].
+pub(crate) fn head_too_long() -> Reject {
+    reject(
+        431,
+        format!("the request line and headers exceed {HEAD_LIMIT} bytes"),
+    )
+}
+
+/// Reads one request from `r` (blocking; the server reads heads in `heads.rs` and calls
+/// [`read_rest`]), with a body of at most `body_limit` bytes. `nonce` becomes the request's
+/// CSP nonce.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn read_request(
     r: &mut impl Read,
     body_limit: usize,
@@ -42,10 +59,7 @@ pub(crate) fn read_request(
             break end;
         }
         if buf.len() >= HEAD_LIMIT {
-            return Err(reject(
-                431,
-                format!("the request line and headers exceed {HEAD_LIMIT} bytes"),
-            ));
+            return Err(head_too_long());
         }
         let want = (HEAD_LIMIT + 4 - buf.len()).min(chunk.len());
         match r.read(&mut chunk[..want]) {
@@ -75,7 +89,24 @@ pub(crate) fn read_request(
             }
         }
     };
-    let (head, sep) = head_end;
+    let _ = head_end;
+    read_rest(buf, r, body_limit, nonce, || true)
+}
+
+/// Parses the whole head at the start of `buf` and reads the rest of the body from `r`.
+/// `before_read` runs before each read of `r` and answers whether there is still time (the
+/// server sets the socket's timeout to what is left of the request's deadline); no time
+/// left is a 408.
+pub(crate) fn read_rest(
+    mut buf: Vec<u8>,
+    r: &mut impl Read,
+    body_limit: usize,
+    nonce: String,
+    mut before_read: impl FnMut() -> bool,
+) -> Result<Request, Reject> {
+    let Some((head, sep)) = find_head_end(&buf) else {
+        return Err(reject(400, "the request head is not complete"));
+    };
     let mut req = parse_head(&buf[..head], nonce)?;
     let length = body_length(&req, body_limit)?;
     let mut body = buf.split_off((head + sep).min(buf.len()));
@@ -88,6 +119,9 @@ pub(crate) fn read_request(
         body.resize(length, 0);
         let mut filled = start;
         while filled < length {
+            if !before_read() {
+                return Err(reject(408, "the request body was not sent in time"));
+            }
             match r.read(&mut body[filled..]) {
                 Ok(0) => return Err(reject(400, "the connection closed inside the body")),
                 Ok(n) => filled += n,
@@ -116,7 +150,7 @@ fn is_timeout(e: &std::io::Error) -> bool {
 }
 
 /// Where the head ends: (its length, the separator's length), for `\r\n\r\n` or `\n\n`.
-fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while i < buf.len() {
         if buf[i] == b'\n' {

@@ -18,7 +18,8 @@ pub struct Served {
     pub spool: Spool,
     pub server: HttpServer,
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    /// What keeps the store alive (a temp dir, or a conformance backend's store).
+    _keep: Box<dyn std::any::Any>,
 }
 
 /// Serves a fresh spool; `read_only` as the server's mode.
@@ -43,7 +44,22 @@ pub fn serve_with(builder: jobspool::Builder, read_only: bool) -> Served {
         spool,
         server,
         addr,
-        _dir: dir,
+        _keep: Box::new(dir),
+    }
+}
+
+/// Serves `spool` (kept alive with `keep`, e.g. its store); `read_only` as the server's mode.
+pub fn serve_spool(spool: Spool, keep: Box<dyn std::any::Any>, read_only: bool) -> Served {
+    let config = HttpConfig::new("127.0.0.1:0".parse().expect("addr"))
+        .token(TOKEN)
+        .read_only(read_only);
+    let server = jobspool::http::serve(&spool, config).expect("serve");
+    let addr = server.addr();
+    Served {
+        spool,
+        server,
+        addr,
+        _keep: keep,
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::{JobId, JobStatus, Result, Spool};
 
-use super::filter::{rows, Filter, BULK_CAP};
+use super::filter::{light_page, rows, Filter, BULK_CAP, FETCH};
 use super::form::Form;
 use super::html::{esc, layout, View};
 use super::jobs::{filter_form, job_table, pager};
@@ -35,10 +35,11 @@ pub(crate) fn page(spool: &Spool, view: &View<'_>, query: &Form) -> Result<Strin
         jobs.retain(|j| matches!(j.status, JobStatus::DeadLetter | JobStatus::Failed));
         (jobs, false)
     } else {
-        let mut jobs = spool.dead_letters(&filter.query(None, after, limit + 1))?;
-        let more = jobs.len() > limit;
-        jobs.truncate(limit);
-        (jobs, more)
+        light_page(
+            |q| spool.dead_letters(q),
+            filter.query(None, after, FETCH),
+            limit,
+        )?
     };
 
     let mut b = String::with_capacity(4096 + jobs.len() * 512);

@@ -10,8 +10,60 @@ pub(crate) const BULK_CAP: usize = 1000;
 
 /// Rows per page unless `limit` says otherwise; `limit` is capped at [`MAX_ROWS`].
 pub(crate) const DEFAULT_ROWS: usize = 50;
-/// The largest page the dashboard asks for.
-pub(crate) const MAX_ROWS: usize = 500;
+/// The largest page the dashboard shows.
+pub(crate) const MAX_ROWS: usize = 100;
+/// Jobs read per call to the spool: pages and bulk selections are read in slices this big,
+/// each job's payload, result and executions dropped as it comes (the lists show none of
+/// them), so at most this many full jobs are held at once, however large their payloads.
+pub(crate) const FETCH: usize = 5;
+
+/// A job as the lists keep it: without its payload, result and executions.
+fn light(mut j: Job) -> Job {
+    j.payload = Vec::new();
+    j.result = None;
+    j.executions = Vec::new();
+    j
+}
+
+/// Walks the jobs `list` answers for `q` (oldest first), from `q.after` on, [`FETCH`] at a
+/// time; `each` gets every job and answers whether to go on.
+pub(crate) fn walk(
+    list: impl Fn(&ListQuery) -> Result<Vec<Job>>,
+    mut q: ListQuery,
+    mut each: impl FnMut(Job) -> bool,
+) -> Result<()> {
+    loop {
+        q.limit = Some(FETCH);
+        let batch = list(&q)?;
+        let n = batch.len();
+        for j in batch {
+            q.after = Some(j.id);
+            if !each(j) {
+                return Ok(());
+            }
+        }
+        if n < FETCH {
+            return Ok(());
+        }
+    }
+}
+
+/// At most `limit` jobs of `q` (without their payloads; see [`FETCH`]) and whether more
+/// follow.
+pub(crate) fn light_page(
+    list: impl Fn(&ListQuery) -> Result<Vec<Job>>,
+    q: ListQuery,
+    limit: usize,
+) -> Result<(Vec<Job>, bool)> {
+    let mut jobs = Vec::with_capacity(limit.min(MAX_ROWS) + 1);
+    walk(list, q, |j| {
+        jobs.push(light(j));
+        jobs.len() <= limit
+    })?;
+    let more = jobs.len() > limit;
+    jobs.truncate(limit);
+    Ok((jobs, more))
+}
 
 /// A job filter. Empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,8 +148,8 @@ impl Filter {
             && self.id.map_or(true, |id| id == j.id)
     }
 
-    /// One page (at most `limit` jobs after `after`) and whether more follow. An id filter
-    /// is one `get`; anything else one `list` of `limit + 1`.
+    /// One page (at most `limit` jobs after `after`, without payloads) and whether more
+    /// follow. An id filter is one `get`; anything else `list`s of [`FETCH`].
     ///
     /// # Errors
     /// What the spool reports.
@@ -110,16 +162,17 @@ impl Filter {
         if let Some(id) = self.id {
             return Ok((self.by_id(spool, id, after)?, false));
         }
-        let mut jobs = spool.list(&self.query(self.status, after, limit + 1))?;
-        let more = jobs.len() > limit;
-        jobs.truncate(limit);
-        Ok((jobs, more))
+        light_page(
+            |q| spool.list(q),
+            self.query(self.status, after, FETCH),
+            limit,
+        )
     }
 
     /// The job with `id` if it exists, passes the filter and comes after `after`.
     fn by_id(&self, spool: &Spool, id: JobId, after: Option<JobId>) -> Result<Vec<Job>> {
         match spool.get(id) {
-            Ok(j) if self.matches(&j) && after.map_or(true, |a| j.id > a) => Ok(vec![j]),
+            Ok(j) if self.matches(&j) && after.map_or(true, |a| j.id > a) => Ok(vec![light(j)]),
             Ok(_) | Err(Error::JobNotFound { .. }) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
@@ -145,9 +198,21 @@ impl Filter {
                     .map(|j| j.id),
             );
         } else {
+            // Page by page, keeping ids only: at most BULK_CAP + 1 per status.
             for s in statuses {
-                let q = self.query(Some(*s), None, BULK_CAP + 1);
-                ids.extend(spool.list(&q)?.into_iter().map(|j| j.id));
+                let mut kept = 0;
+                walk(
+                    |q| spool.list(q),
+                    self.query(Some(*s), None, FETCH),
+                    |j| {
+                        if upto.is_some_and(|u| j.id > u) {
+                            return false;
+                        }
+                        ids.push(j.id);
+                        kept += 1;
+                        kept <= BULK_CAP
+                    },
+                )?;
             }
         }
         ids.sort();
@@ -160,12 +225,15 @@ impl Filter {
     }
 }
 
-/// The page size asked for in `limit`, within 1..=[`MAX_ROWS`] (else the default).
+/// The page size asked for in `limit`, at most [`MAX_ROWS`] (0 or not a number: the
+/// default).
 pub(crate) fn rows(f: &Form) -> usize {
     f.get("limit")
-        .and_then(|s| s.parse::<usize>().ok())
-        .filter(|n| (1..=MAX_ROWS).contains(n))
-        .unwrap_or(DEFAULT_ROWS)
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|n| *n >= 1)
+        .map_or(DEFAULT_ROWS, |n| {
+            usize::try_from(n).unwrap_or(MAX_ROWS).min(MAX_ROWS)
+        })
 }
 
 #[cfg(test)]
@@ -186,7 +254,12 @@ mod tests {
             Filter::default()
         );
         assert_eq!(rows(&Form::parse("limit=0")), DEFAULT_ROWS);
-        assert_eq!(rows(&Form::parse("limit=501")), DEFAULT_ROWS);
+        assert_eq!(rows(&Form::parse("limit=101")), MAX_ROWS);
+        assert_eq!(
+            rows(&Form::parse("limit=99999999999999999999")),
+            DEFAULT_ROWS
+        );
+        assert_eq!(rows(&Form::parse("limit=x")), DEFAULT_ROWS);
         assert_eq!(rows(&Form::parse("limit=7")), 7);
     }
 }

@@ -42,18 +42,8 @@ pub(crate) fn esc(s: &str) -> Esc<'_> {
 }
 
 /// Percent-encodes `s` for a query-string value or a path segment (everything but
-/// unreserved characters).
-pub(crate) fn url_enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
+/// unreserved characters): the request module's encoder, under the dashboard's short name.
+pub(crate) use crate::http::request::percent_encode as url_enc;
 
 /// `path?k=v&...` from the pairs whose value is not empty (values percent-encoded).
 pub(crate) fn href(path: &str, pairs: &[(&str, &str)]) -> String {

@@ -30,7 +30,7 @@ mod detail;
 mod events;
 mod filter;
 mod form;
-mod html;
+pub(crate) mod html;
 mod jobs;
 mod overview;
 mod schedules;

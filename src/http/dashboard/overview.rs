@@ -32,11 +32,14 @@ pub(crate) fn page(spool: &Spool, view: &View<'_>) -> Result<String> {
     let from = last.saturating_sub(chart::MAX_EVENTS as u64);
     let events = spool.events_since(from, chart::MAX_EVENTS)?;
     let tp = chart::throughput(&events, spool.now_ms(), from == 0);
-    let running = spool.list(&ListQuery {
-        status: Some(JobStatus::Running),
-        limit: Some(RUNNING_SHOWN),
-        ..ListQuery::default()
-    })?;
+    let (running, _) = super::filter::light_page(
+        |q| spool.list(q),
+        ListQuery {
+            status: Some(JobStatus::Running),
+            ..ListQuery::default()
+        },
+        RUNNING_SHOWN,
+    )?;
     Ok(render(view, &stats, &tp, &running))
 }
 

@@ -6,7 +6,7 @@ pub(crate) mod schemas;
 
 use serde_json::{json, Map, Value};
 
-use super::auth::COOKIE;
+use super::auth::COOKIE_PREFIX;
 
 /// `jobs.schedule.create` -> `jobsScheduleCreate`, for `operationId`.
 fn operation_id(name: &str) -> String {
@@ -123,8 +123,8 @@ pub(crate) fn document() -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "The server's token (given at start, or printed in its login URL)."},
-                "cookie": {"type": "apiKey", "in": "cookie", "name": COOKIE,
-                           "description": "Set by logging in at /?token=T or /login (pages; POSTs must come from the same origin)."},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": format!("{COOKIE_PREFIX}<port>"),
+                           "description": "A session id (not the token), set by logging in at /?token=T or /login and named after the server's port; POST /logout ends it (pages; POSTs must come from the same origin)."},
             },
         },
     })

@@ -1,0 +1,110 @@
+//! Clients that stall or misbehave cannot take the server down: idle and trickling
+//! connections hold no worker, a panicking handler costs one 500, not a thread.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fresh;
+use common::http::{read_reply, serve};
+
+/// Whether the server still holds `s` open (it has neither answered nor closed it).
+fn still_open(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    let open = matches!((&*s).read(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock);
+    s.set_nonblocking(false).unwrap();
+    open
+}
+
+#[test]
+fn idle_and_trickling_connections_do_not_block_other_requests() {
+    let (_dir, _clock, spool) = fresh();
+    // The defaults: 4 workers, 10 s to send a request.
+    let server = serve(&spool);
+    let addr = server.addr();
+    let silent: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tricklers = Vec::new();
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n").as_bytes())
+            .unwrap();
+        let stop = stop.clone();
+        tricklers.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if s.write_all(b"X-Slow: 1\r\n").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            s
+        }));
+    }
+    // Answered before any stalled connection has used up its 10 s: the client gives up
+    // at 8 s, and every stalled connection is still open afterwards.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .unwrap();
+    let r = read_reply(&mut s);
+    assert_eq!(r.status, 200, "{}", r.text());
+    stop.store(true, Ordering::SeqCst);
+    let tricklers: Vec<TcpStream> = tricklers.into_iter().map(|t| t.join().unwrap()).collect();
+    for c in silent.iter().chain(&tricklers) {
+        assert!(still_open(c), "a stalled connection was already closed");
+    }
+}
+
+/// A clock that panics while `panicking` is set, when read on one of the HTTP server's
+/// threads (the spool's own threads read it too, and are not under test here).
+#[derive(Clone)]
+struct PanickyClock {
+    panicking: Arc<AtomicBool>,
+}
+
+impl jobspool::Clock for PanickyClock {
+    fn now_ms(&self) -> i64 {
+        let on_http = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("jobspool-http"));
+        assert!(
+            !(on_http && self.panicking.load(Ordering::SeqCst)),
+            "the test clock panics on purpose"
+        );
+        common::t0().timestamp_millis()
+    }
+}
+
+#[test]
+fn a_panicking_handler_answers_500_and_keeps_its_worker() {
+    let dir = common::tempdir();
+    let panicking = Arc::new(AtomicBool::new(false));
+    let spool = jobspool::Spool::builder()
+        .clock(PanickyClock {
+            panicking: panicking.clone(),
+        })
+        .maintenance(false)
+        .scheduler(false)
+        .open(common::db_path(&dir))
+        .unwrap();
+    let server = common::http::serve_with(&spool, |c| c.workers(2));
+    let addr = server.addr();
+    // The overview page reads the spool's clock on the worker thread.
+    let overview = || common::http::get(addr, "/");
+    assert_eq!(overview().status, 200);
+    panicking.store(true, Ordering::SeqCst);
+    // More panics than workers: each one is a 500, and the server keeps answering.
+    for _ in 0..5 {
+        let r = overview();
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert!(r.text().contains("internal error"), "{}", r.text());
+    }
+    panicking.store(false, Ordering::SeqCst);
+    assert_eq!(overview().status, 200);
+    assert_eq!(common::http::get(addr, "/healthz").status, 200);
+}
