@@ -16,6 +16,7 @@ conformance!(
     assets_are_versioned_and_cached_for_a_year,
     overview_counts_match_stats_per_queue_and_status,
     a_jobs_timeline_is_found_by_time_past_the_scan_bound,
+    a_wrong_tenant_finds_nothing,
 );
 
 /// A spool on a fresh store of `b`, opened with `builder` (scheduler and maintenance off),
@@ -116,12 +117,10 @@ fn every_page_answers_200_with_the_nonce_and_no_inline_code(b: TestBackend) {
     assert!(by_id.body.contains(&format!("data-id=\"{}\"", job.id)));
 }
 
-/// On sled only: the PostgreSQL backend's `list` does not apply the tenant (or dedupe-key)
-/// filter yet, so there a wrong tenant lists every job. Make it a conformance test once
-/// it does.
-#[test]
-fn a_wrong_tenant_finds_nothing() {
-    let s = served(TestBackend::Sled, Spool::builder(), false);
+/// Regression (PostgreSQL): its `list` once ignored the tenant and dedupe-key filters, so a
+/// wrong tenant listed every job.
+fn a_wrong_tenant_finds_nothing(b: TestBackend) {
+    let s = served(b, Spool::builder(), false);
     s.spool
         .enqueue(NewJob::new("t", vec![]).tenant_id("t1"))
         .unwrap();

@@ -165,18 +165,14 @@ fn redrive_from_the_dashboard_makes_a_dead_job_pending(b: TestBackend) {
     assert!(dead.contains("boom &lt;b&gt;"));
     // Every filter of the jobs page works here too; a pending job is not a dead letter.
     let row = format!("data-id=\"{}\"", job.id);
-    // (The PostgreSQL backend's list does not apply the tenant and dedupe-key filters yet:
-    // a wrong tenant is checked on sled only.)
-    let wrong_tenant = matches!(b, TestBackend::Sled).then(|| ("tenant=t2".to_owned(), false));
     for (q, shown) in [
         (format!("id={}", job.id), true),
         ("tenant=t1&type=k".to_owned(), true),
         ("dedupe=d1".to_owned(), true),
         (format!("id={}", other.id), false),
-    ]
-    .into_iter()
-    .chain(wrong_tenant)
-    {
+        ("tenant=t2".to_owned(), false),
+        ("dedupe=d2".to_owned(), false),
+    ] {
         let page = get(s.addr, &format!("/dead?{q}"));
         assert_eq!(page.status, 200);
         assert_eq!(page.body.contains(&row), shown, "/dead?{q}");
