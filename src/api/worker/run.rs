@@ -50,6 +50,17 @@ impl PoolShared {
         u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Whether the dispatcher claims now: when a slot is free and no more than half of the
+    /// capacity is claimed jobs waiting for a worker. Refilling one slot per finished job
+    /// would cost one claim (one transaction, on a SQL store) per job; waiting until the
+    /// waiting jobs run low claims the free room in bulk while the workers stay busy.
+    pub(super) fn should_claim(&self) -> bool {
+        let held = self.slots.lock().len();
+        let free = self.capacity.saturating_sub(held);
+        let waiting = held.saturating_sub(self.busy.load(Ordering::Acquire));
+        free > 0 && waiting <= self.capacity / 2
+    }
+
     /// The claim requests that fill the free slots without passing any queue's limit.
     pub(super) fn requests(&self) -> Vec<ClaimRequest> {
         let slots = self.slots.lock();
@@ -110,9 +121,14 @@ pub(super) const IDLE_WAIT: Duration = Duration::from_millis(100);
 pub(super) fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Receiver<()>) {
     let mut backoff = ErrorBackoff::default();
     'dispatch: while !s.stopping.load(Ordering::Acquire) {
+        if !s.should_claim() {
+            // Every slot is busy, or enough claimed jobs wait to start: wait for one to
+            // finish.
+            let _ = done.recv_timeout(IDLE_WAIT);
+            continue;
+        }
         let reqs = s.requests();
         if reqs.is_empty() {
-            // Every slot is busy: wait for one to finish.
             let _ = done.recv_timeout(IDLE_WAIT);
             continue;
         }

@@ -171,11 +171,26 @@ pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
                 woke = true;
             }
             let got = match client.as_mut() {
-                Some(c) => c
-                    .notifications()
-                    .timeout_iter(TICK)
-                    .next()
-                    .map(|n| n.is_some()),
+                Some(c) => {
+                    let mut ns = c.notifications();
+                    let first = ns.timeout_iter(TICK).next().map(|n| n.is_some());
+                    // Every notification that has arrived meanwhile is answered by the
+                    // same catch-up (one catch-up a notification would cost a read per
+                    // commit).
+                    match first {
+                        Ok(true) => {
+                            let mut rest = ns.iter();
+                            loop {
+                                match rest.next() {
+                                    Ok(Some(_)) => {}
+                                    Ok(None) => break Ok(true),
+                                    Err(e) => break Err(e),
+                                }
+                            }
+                        }
+                        other => other,
+                    }
+                }
                 None => {
                     std::thread::sleep(TICK);
                     Ok(false)

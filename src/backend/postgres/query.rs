@@ -51,19 +51,24 @@ pub(super) fn list(sh: &Shared, q: &ListQuery) -> Result<Vec<Job>> {
 
 /// Stats from the counter rows (call after staging due jobs, so `delayed` is exact).
 pub(super) fn stats(sh: &Shared) -> Result<Stats> {
-    let counts_sql = sh.sql("SELECT queue, state, n FROM @.job_count WHERE n <> 0");
-    let paused_sql = sh.sql("SELECT name FROM @.queue WHERE paused");
-    let (rows, paused) = sh.pool.with_client(|c| {
-        let rows = c.query(&counts_sql, &[])?;
-        let paused = c.query(&paused_sql, &[])?;
-        Ok((rows, paused))
-    })?;
+    // One statement (one round trip): the counter rows, then the paused queues as rows of
+    // state -1.
+    let sql = sh.sql(
+        "SELECT queue, state, n FROM @.job_count WHERE n <> 0 \
+         UNION ALL SELECT name, -1::int2, 0::int8 FROM @.queue WHERE paused",
+    );
+    let rows = sh.pool.with_client(|c| c.query(&sql, &[]))?;
     let mut queues: BTreeMap<String, QueueStats> = BTreeMap::new();
     for r in &rows {
         let q: String = r.get(0);
         let state: i16 = r.get(1);
         let n = u64::try_from(r.get::<_, i64>(2)).unwrap_or(0);
-        let c = &mut queues.entry(q).or_default().counts;
+        let entry = queues.entry(q).or_default();
+        if state < 0 {
+            entry.paused = true;
+            continue;
+        }
+        let c = &mut entry.counts;
         match state {
             0 => c.pending += n,
             1 => {
@@ -76,9 +81,6 @@ pub(super) fn stats(sh: &Shared) -> Result<Stats> {
             5 => c.cancelled += n,
             _ => c.dead_letter += n,
         }
-    }
-    for r in &paused {
-        queues.entry(r.get(0)).or_default().paused = true;
     }
     let mut total = Counts::default();
     for q in queues.values() {
