@@ -11,6 +11,7 @@ use crate::api::builder::Builder;
 use crate::api::subscription::Subscription;
 
 mod pull;
+mod schedules;
 mod url;
 #[cfg(feature = "postgres")]
 use crate::backend::postgres::PgBackend;
@@ -22,7 +23,6 @@ use crate::model::config::{Config, Durability};
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
 use crate::model::job::{Job, JobId, JobStatus, NewJob};
-use crate::model::schedule::{NewSchedule, ScheduledJob};
 use crate::model::types::{Enqueued, ListQuery, Metrics, RedriveTarget, Stats};
 pub use url::is_postgres_url;
 use url::open_postgres_name;
@@ -385,55 +385,6 @@ impl Spool {
     /// As [`Spool::pause_queue`].
     pub fn resume_queue(&self, queue: &str) -> Result<()> {
         self.inner.backend().set_paused(queue, false)
-    }
-
-    /// Creates a cron schedule (`jobs.schedule.create`).
-    ///
-    /// # Errors
-    /// `SCHEDULE_EXISTS` (unless `replace`), `INVALID_CRON`, `INVALID_TIMEZONE`,
-    /// `INVALID_ARGUMENT`.
-    pub fn create_schedule(&self, s: NewSchedule) -> Result<ScheduledJob> {
-        let out = self.inner.backend().create_schedule(s)?;
-        self.inner.engine.schedules_changed();
-        Ok(out)
-    }
-
-    /// Enables or disables a schedule (`jobs.schedule.toggle`). Off clears `nextRunAt`; on
-    /// recomputes it from now.
-    ///
-    /// # Errors
-    /// `SCHEDULE_NOT_FOUND`.
-    pub fn toggle_schedule(&self, name: &str, enabled: bool) -> Result<ScheduledJob> {
-        let out = self.inner.backend().toggle_schedule(name, enabled)?;
-        self.inner.engine.schedules_changed();
-        Ok(out)
-    }
-
-    /// Deletes a schedule.
-    ///
-    /// # Errors
-    /// `SCHEDULE_NOT_FOUND`.
-    pub fn delete_schedule(&self, name: &str) -> Result<()> {
-        self.inner.backend().delete_schedule(name)?;
-        self.inner.engine.schedules_changed();
-        Ok(())
-    }
-
-    /// Every schedule, by name (`jobs.schedule.list`).
-    ///
-    /// # Errors
-    /// `CORRUPTION`, `STORAGE`.
-    pub fn list_schedules(&self) -> Result<Vec<ScheduledJob>> {
-        self.inner.backend().list_schedules()
-    }
-
-    /// Fires every due schedule now (the scheduler thread does this on its own; this is for
-    /// handles opened without it, and for tests with a manual clock). Returns how many fired.
-    ///
-    /// # Errors
-    /// `STORAGE`.
-    pub fn fire_due_schedules(&self) -> Result<u64> {
-        self.inner.backend().fire_due_schedules()
     }
 
     /// Makes every change so far durable (useful under `Buffered`).
