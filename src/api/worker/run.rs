@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use super::handler::{HandlerFn, JobContext};
+use super::sizing::Sizing;
 use super::Slot;
 use crate::api::spool::Spool;
 use crate::engine::retry::ErrorBackoff;
@@ -25,6 +26,7 @@ pub(super) struct PoolCounters {
     pub(super) failed: AtomicU64,
     pub(super) panicked: AtomicU64,
     pub(super) timed_out: AtomicU64,
+    pub(super) claims: AtomicU64,
 }
 
 pub(super) struct PoolShared {
@@ -35,8 +37,8 @@ pub(super) struct PoolShared {
     pub(super) queue_limits: HashMap<String, usize>,
     pub(super) lease: Duration,
     pub(super) worker_id: String,
-    /// Running plus prefetched jobs at most.
-    pub(super) capacity: usize,
+    /// Running plus prefetched jobs at most, fixed or measured.
+    pub(super) sizing: Sizing,
     pub(super) payload_limit: usize,
     pub(super) slots: Mutex<HashMap<JobId, Slot>>,
     /// Handlers executing now (a timed-out or released handler counts until it returns).
@@ -55,16 +57,18 @@ impl PoolShared {
     /// would cost one claim (one transaction, on a SQL store) per job; waiting until the
     /// waiting jobs run low claims the free room in bulk while the workers stay busy.
     pub(super) fn should_claim(&self) -> bool {
+        let capacity = self.sizing.capacity();
         let held = self.slots.lock().len();
-        let free = self.capacity.saturating_sub(held);
+        let free = capacity.saturating_sub(held);
         let waiting = held.saturating_sub(self.busy.load(Ordering::Acquire));
-        free > 0 && waiting <= self.capacity / 2
+        free > 0 && waiting <= capacity / 2
     }
 
     /// The claim requests that fill the free slots without passing any queue's limit.
     pub(super) fn requests(&self) -> Vec<ClaimRequest> {
+        let capacity = self.sizing.capacity();
         let slots = self.slots.lock();
-        let free = self.capacity.saturating_sub(slots.len());
+        let free = capacity.saturating_sub(slots.len());
         if free == 0 {
             return Vec::new();
         }
@@ -136,9 +140,14 @@ pub(super) fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Recei
         // Read before claiming: work that arrives after the claims looked moves it.
         let epoch = s.spool.engine().work_epoch();
         for req in &reqs {
+            let asked = Instant::now();
             let claimed = match s.spool.claim(req) {
                 Ok(v) => {
                     backoff.succeeded();
+                    if !v.is_empty() {
+                        s.sizing.observe_claim(asked.elapsed());
+                        s.stats.claims.fetch_add(1, Ordering::Relaxed);
+                    }
                     v
                 }
                 Err(Error::ShuttingDown) => return,
@@ -150,8 +159,6 @@ pub(super) fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Recei
                     continue 'dispatch;
                 }
             };
-            let room = s.capacity.saturating_sub(s.slots.lock().len());
-            debug_assert!(claimed.len() <= room);
             for c in claimed {
                 got += 1;
                 let now = s.spool.now_ms();
@@ -236,6 +243,7 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
     };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| handler(&ctx)));
+    s.sizing.observe_handler(started.elapsed());
     let seconds = started.elapsed().as_secs_f64();
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let label = match &outcome {
