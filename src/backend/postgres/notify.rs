@@ -158,6 +158,27 @@ pub(super) fn connect(sh: &Shared) -> Result<Client> {
     Ok(c)
 }
 
+/// The newest seq announced so far: a notification carries the last seq its commit
+/// appended; one without a readable seq (an older version's) counts as unknown, which
+/// always calls for a catch-up.
+fn newest_seq(so_far: Option<Option<u64>>, payload: &str) -> Option<Option<u64>> {
+    let seq = payload.parse::<u64>().ok();
+    Some(match (so_far, seq) {
+        (Some(None), _) | (_, None) => None,
+        (Some(Some(a)), Some(b)) => Some(a.max(b)),
+        (None, Some(b)) => Some(b),
+    })
+}
+
+/// Whether a burst of notifications announced anything not delivered yet.
+fn news(sh: &Shared, newest: Option<Option<u64>>) -> bool {
+    match newest {
+        None => false,
+        Some(None) => true,
+        Some(Some(seq)) => seq > *sh.delivered.lock(),
+    }
+}
+
 /// The listener thread's loop (see the module docs). `client` is `None` in poll-only mode.
 pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
     let listen = !sh.cfg.pg_poll_only;
@@ -173,22 +194,25 @@ pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
             let got = match client.as_mut() {
                 Some(c) => {
                     let mut ns = c.notifications();
-                    let first = ns.timeout_iter(TICK).next().map(|n| n.is_some());
+                    let first = ns.timeout_iter(TICK).next();
                     // Every notification that has arrived meanwhile is answered by the
                     // same catch-up (one catch-up a notification would cost a read per
-                    // commit).
+                    // commit), and none when they only announce events this process has
+                    // delivered already (its own commits, published as they committed).
                     match first {
-                        Ok(true) => {
+                        Ok(Some(n)) => {
+                            let mut newest = newest_seq(None, n.payload());
                             let mut rest = ns.iter();
                             loop {
                                 match rest.next() {
-                                    Ok(Some(_)) => {}
-                                    Ok(None) => break Ok(true),
+                                    Ok(Some(n)) => newest = newest_seq(newest, n.payload()),
+                                    Ok(None) => break Ok(news(sh, newest)),
                                     Err(e) => break Err(e),
                                 }
                             }
                         }
-                        other => other,
+                        Ok(None) => Ok(false),
+                        Err(e) => Err(e),
                     }
                 }
                 None => {
@@ -231,5 +255,26 @@ pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
             &[&owner],
         );
         let _ = c.execute("SELECT pg_advisory_unlock($1)", &[&owner]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newest_seq;
+
+    #[test]
+    fn a_burst_announces_its_newest_seq() {
+        let mut n = None;
+        for p in ["7", "12", "9"] {
+            n = newest_seq(n, p);
+        }
+        assert_eq!(n, Some(Some(12)));
+    }
+
+    #[test]
+    fn a_notification_without_a_seq_makes_the_burst_unknown() {
+        assert_eq!(newest_seq(None, ""), Some(None));
+        assert_eq!(newest_seq(newest_seq(None, "5"), "x"), Some(None));
+        assert_eq!(newest_seq(newest_seq(None, ""), "5"), Some(None));
     }
 }

@@ -196,8 +196,9 @@ impl<'a, 'b> Ctx<'a, 'b> {
         let notify = if sh.cfg.pg_poll_only {
             String::new()
         } else {
-            // (The channel name is checked: letters, digits and '_'.)
-            format!(", pg_notify('{}', '')", sh.channel)
+            // (The channel name is checked: letters, digits and '_'.) The payload is the
+            // last seq, so a listener that has delivered it already skips its catch-up.
+            format!(", pg_notify('{}', value::text)", sh.channel)
         };
         let row = t
             .query_one(
