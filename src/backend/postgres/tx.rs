@@ -258,6 +258,9 @@ fn write_jobs(
         finished.push((st >= 3).then(|| j.completed_at.unwrap_or(j.updated_at).timestamp_millis()));
         records.push(codec::encode(&j)?);
     }
+    // `j.id = ANY($1)` gives the planner the primary key to look the rows up by: with
+    // the join alone it may hash the whole table (a sequential scan per batch; 255 ms
+    // instead of 35-60 ms for 2,048 rows of a 100,000-row table).
     t.execute(
         &sh.sql(
             "UPDATE @.job AS j SET state = u.state, priority = u.prio, run_at = u.run_at, \
@@ -266,7 +269,7 @@ fn write_jobs(
              FROM unnest($1::uuid[], $2::int2[], $3::int4[], $4::int8[], $5::int8[], \
                          $6::int8[], $7::int8[], $8::int8[], $9::bytea[]) \
                   AS u(id, state, prio, run_at, token, owner, expires, finished, record) \
-             WHERE j.id = u.id",
+             WHERE j.id = ANY($1) AND j.id = u.id",
         ),
         &[
             &ids, &states, &prios, &run_ats, &tokens, &owners, &expires, &finished, &records,
