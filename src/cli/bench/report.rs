@@ -263,9 +263,9 @@ fn throughput_panel(out: &mut String, outcomes: &[Outcome]) {
         for (j, (what, per_sec)) in o.limits.iter().enumerate() {
             let (_, y) = scale(0.0, *per_sec);
             let label = if prefix {
-                format!("{}: {what} {}", o.backend, fmt_num(*per_sec))
+                format!("{}: {what} {}", o.backend, fmt_num(per_sec.round()))
             } else {
-                format!("{what} {}", fmt_num(*per_sec))
+                format!("{what} {}", fmt_num(per_sec.round()))
             };
             let _ = writeln!(
                 out,
