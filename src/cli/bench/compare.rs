@@ -81,11 +81,8 @@ pub(super) fn table(opts: &BenchOptions, outcomes: &[Outcome]) -> String {
                 .collect(),
         ),
         (
-            "enqueue limit".into(),
-            outcomes
-                .iter()
-                .map(|o| format!("{:.0} {}", o.enqueue_limit.1, o.enqueue_limit.0))
-                .collect(),
+            "enqueue limit/s".into(),
+            outcomes.iter().map(|o| rate(o.enqueue_limit.1)).collect(),
         ),
         (
             "enqueue / limit".into(),
@@ -95,11 +92,8 @@ pub(super) fn table(opts: &BenchOptions, outcomes: &[Outcome]) -> String {
                 .collect(),
         ),
         (
-            "processing limit".into(),
-            outcomes
-                .iter()
-                .map(|o| format!("{:.0} {}", o.processed_limit.1, o.processed_limit.0))
-                .collect(),
+            "processing limit/s".into(),
+            outcomes.iter().map(|o| rate(o.processed_limit.1)).collect(),
         ),
         (
             "processed / limit".into(),
@@ -109,14 +103,10 @@ pub(super) fn table(opts: &BenchOptions, outcomes: &[Outcome]) -> String {
                 .collect(),
         ),
     ];
-    if let Some(o) = outcomes.first() {
-        rows.push(("latency of".into(), vec![o.run.latency_of.to_owned()]));
-    }
     let label_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let col_w: Vec<usize> = (0..outcomes.len())
         .map(|i| {
             rows.iter()
-                .filter(|r| r.1.len() > 1)
                 .filter_map(|r| r.1.get(i).map(String::len))
                 .max()
                 .unwrap_or(0)
@@ -134,14 +124,20 @@ pub(super) fn table(opts: &BenchOptions, outcomes: &[Outcome]) -> String {
     for (label, cells) in &rows {
         let _ = write!(out, "  {label:<label_w$}");
         for (i, c) in cells.iter().enumerate() {
-            let w = if cells.len() > 1 {
-                col_w.get(i).copied().unwrap_or(0)
-            } else {
-                0
-            };
+            let w = col_w.get(i).copied().unwrap_or(0);
             let _ = write!(out, "  {c:>w$}");
         }
         out.push('\n');
+    }
+    for o in outcomes {
+        let _ = writeln!(
+            out,
+            "  {}: enqueue limit = {}, processing limit = {}",
+            o.backend, o.enqueue_limit.0, o.processed_limit.0
+        );
+    }
+    if let Some(o) = outcomes.first().filter(|o| !o.run.latency_of.is_empty()) {
+        let _ = writeln!(out, "  latency: {}", o.run.latency_of);
     }
     out
 }
