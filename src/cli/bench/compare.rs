@@ -47,9 +47,9 @@ fn ms(v: &Value) -> String {
 
 /// The table: a row per measure, a column per backend.
 pub(super) fn table(opts: &BenchOptions, outcomes: &[Outcome]) -> String {
-    let mut rows: Vec<(String, Vec<String>)> = vec![
+    let rows: Vec<(String, Vec<String>)> = vec![
         (
-            "".into(),
+            String::new(),
             outcomes.iter().map(|o| o.backend.into()).collect(),
         ),
         (

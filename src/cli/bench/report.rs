@@ -501,7 +501,9 @@ mod tests {
         let r = rates(&[(0.0, 0), (0.1, 10), (0.2, 30)]);
         assert_eq!(r.len(), 2);
         assert!((r[0].1 - 100.0).abs() < 1e-6 && (r[1].1 - 200.0).abs() < 1e-6);
-        let long: Vec<(f64, u64)> = (0..=5000).map(|i| (f64::from(i) / 10.0, 7 * i)).collect();
+        let long: Vec<(f64, u64)> = (0..=5000u32)
+            .map(|i| (f64::from(i) / 10.0, 7 * u64::from(i)))
+            .collect();
         let r = rates(&long);
         assert!(r.len() <= MAX_POINTS + 1, "{}", r.len());
         assert!(r.iter().all(|p| (p.1 - 70.0).abs() < 1e-6));
