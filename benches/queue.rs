@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the hot paths: enqueue per durability mode, batch enqueue,
-//! claim + complete. `cargo bench --bench queue`.
+//! claim + complete, and draining a backlog with the worker pool (tuned, and with its
+//! default settings). `cargo bench --bench queue`.
 
 use std::time::Duration;
 
@@ -147,9 +148,49 @@ fn burn_down(c: &mut Criterion) {
     g.finish();
 }
 
+/// Jobs in each backlog [`default_pool`] drains.
+const BACKLOG: u64 = 10_000;
+
+/// As users run it: a backlog of [`BACKLOG`] jobs enqueued with `enqueue_batch` (1000 per
+/// call), drained at once by a `WorkerPool` with default settings but its concurrency;
+/// timed from the pool's start until `stats()` counts every job completed.
+fn default_pool(c: &mut Criterion) {
+    let mut g = c.benchmark_group("default_pool");
+    g.throughput(Throughput::Elements(BACKLOG));
+    g.sample_size(10);
+    for workers in [32usize, 2] {
+        let (_dir, spool) = open(Durability::Immediate);
+        g.bench_function(format!("concurrency_{workers}_{BACKLOG}_jobs"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let before = spool.stats().expect("stats").total.completed;
+                    for _ in 0..BACKLOG / 1000 {
+                        let jobs = (0..1000).map(|_| NewJob::new("noop", payload())).collect();
+                        spool.enqueue_batch(jobs).expect("seed");
+                    }
+                    let start = std::time::Instant::now();
+                    let pool = jobspool::WorkerPool::builder(&spool)
+                        .concurrency(workers)
+                        .handler("noop", |_| Ok(None))
+                        .start()
+                        .expect("pool");
+                    while spool.stats().expect("stats").total.completed < before + BACKLOG {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    total += start.elapsed();
+                    pool.shutdown(Duration::from_secs(5));
+                }
+                total
+            });
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3));
-    targets = enqueue, claim_complete, burn_down
+    targets = enqueue, claim_complete, burn_down, default_pool
 }
 criterion_main!(benches);

@@ -119,7 +119,18 @@ pub(crate) enum Command {
         http: HttpArgs,
     },
     /// Run a standard workload and print throughput and latency, with the machine's raw
-    /// fdatasync and sled insert rates measured in the same run.
+    /// fdatasync and sled insert rates (PostgreSQL: the server's commit rate) measured in
+    /// the same run.
+    ///
+    /// burn-down enqueues --jobs with enqueue_batch (1000 per call), then at once starts a
+    /// worker pool with default settings and --workers threads, and times it from its start
+    /// until every job is completed and one durable flush returned. --settled is the older
+    /// variant: the clock starts once the backlog is applied to sled.
+    ///
+    /// --compare postgres://... runs the same workload on sled (--db DIR, or a temporary
+    /// directory) and on that PostgreSQL database, and prints one table with a column per
+    /// backend (--json: one object with both). --report FILE.svg (or FILE.html) draws the
+    /// run: throughput over time against the measured limits, and the latency percentiles.
     Bench {
         /// burn-down (enqueue N, then drain), steady (producers and workers at once),
         /// enqueue (producers only), fill (batch-enqueue N into --db and keep it), open
@@ -133,8 +144,8 @@ pub(crate) enum Command {
         /// Producer threads (steady, enqueue).
         #[arg(long, default_value_t = 1, value_parser = int, allow_negative_numbers = true)]
         producers: i128,
-        /// Worker threads.
-        #[arg(long, default_value_t = 2, value_parser = int, allow_negative_numbers = true)]
+        /// Worker threads (the pool's concurrency).
+        #[arg(long, default_value_t = 32, value_parser = int, allow_negative_numbers = true)]
         workers: i128,
         /// Payload size in bytes.
         #[arg(long, default_value_t = 100, value_parser = int, allow_negative_numbers = true)]
@@ -145,9 +156,21 @@ pub(crate) enum Command {
         /// Total enqueue rate in jobs/s for steady mode (default: as fast as possible).
         #[arg(long, value_parser = int, allow_negative_numbers = true)]
         rate: Option<i128>,
-        /// Jobs the pool claims ahead of its workers (batches claims).
-        #[arg(long, default_value_t = 512, value_parser = int, allow_negative_numbers = true)]
-        prefetch: i128,
+        /// Jobs the pool claims ahead of its workers (default: the pool's own default).
+        #[arg(long, value_parser = int, allow_negative_numbers = true)]
+        prefetch: Option<i128>,
+        /// burn-down: start the clock only once the backlog is applied to sled (the
+        /// applier is idle), and stop it without the final flush.
+        #[arg(long)]
+        settled: bool,
+        /// Write the run as a picture: FILE.svg, or FILE.html (the picture and the
+        /// summary table).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Run the same workload on sled and on this PostgreSQL database
+        /// (postgres://user@host/db) and print them side by side.
+        #[arg(long, value_name = "POSTGRES_URL")]
+        compare: Option<String>,
         /// Soak: run maintenance with this retention for every kind, and print RSS and
         /// disk use every 10 s on stderr.
         #[arg(long, value_parser = int, allow_negative_numbers = true)]

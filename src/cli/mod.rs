@@ -248,6 +248,9 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             durability,
             rate,
             prefetch,
+            settled,
+            report,
+            compare,
             retention_secs,
             processes,
         } => {
@@ -264,7 +267,10 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 )?,
                 durability: durability.clone(),
                 rate: input::opt_in_range("--rate", *rate, 1..=i128::from(u64::MAX))?,
-                prefetch: input::in_range("--prefetch", *prefetch, 0..=1_000_000)?,
+                prefetch: input::opt_in_range("--prefetch", *prefetch, 0..=1_000_000)?,
+                settled: *settled,
+                report: report.clone(),
+                compare: compare.clone(),
                 retention_secs: input::opt_in_range(
                     "--retention-secs",
                     *retention_secs,

@@ -18,7 +18,8 @@ use jobspool::{Durability, Error, Spool};
 use serde_json::json;
 
 use super::probe::{io_err, peak_rss};
-use super::{burn_down, enqueue_only, percentile, steady, BenchOptions, Run};
+use super::workload::{batch_enqueue, burn_down, enqueue_only, steady, Run, Sampler};
+use super::{common_summary, percentile, retention, round2, variant_line, BenchOptions, Outcome};
 
 /// The schema of `fill` and `open`, kept between runs.
 const KEPT_SCHEMA: &str = "jobspool_bench";
@@ -38,8 +39,13 @@ fn storage(what: &str, e: &postgres::Error) -> Error {
 /// The URL in `--db`, when it names a PostgreSQL database rather than a directory.
 pub(super) fn url(opts: &BenchOptions) -> Option<String> {
     let db = opts.db.as_ref()?.to_str()?;
-    let lower = db.trim_start().to_ascii_lowercase();
-    (lower.starts_with("postgres://") || lower.starts_with("postgresql://")).then(|| db.to_owned())
+    is_url(db).then(|| db.to_owned())
+}
+
+/// Whether `s` is a `postgres://` (or `postgresql://`) URL.
+pub(super) fn is_url(s: &str) -> bool {
+    let lower = s.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
 fn connect(url: &str) -> Result<postgres::Client, Error> {
@@ -95,10 +101,6 @@ fn drop_schema(url: &str, schema: &str) -> Result<(), Error> {
         .map_err(|e| storage("dropping the bench schema", &e))
 }
 
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 /// A schema name the SQL here may quote as is (the spool checks the same rule).
 fn check_schema(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
@@ -117,8 +119,12 @@ fn check_schema(name: &str) -> Result<(), Error> {
     }
 }
 
-/// Runs `opts.mode` on the database at `url`.
-pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Result<(), Error> {
+/// Runs `opts.mode` on the database at `url`; `None` for drain (which prints its own line).
+pub(super) fn run(
+    opts: &BenchOptions,
+    durability: Durability,
+    url: &str,
+) -> Result<Option<Outcome>, Error> {
     let kept = matches!(opts.mode.as_str(), "fill" | "open");
     // (schema, whether this run made it and drops it)
     let (schema, owned) = match &opts.schema {
@@ -139,7 +145,7 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
         )));
     }
     if opts.mode == "drain" {
-        return drain(opts, durability, url, &schema);
+        return drain(opts, durability, url, &schema).map(|()| None);
     }
     let immediate = matches!(durability, Durability::Immediate);
     // The server's limit, before the workload (so its table is gone when that runs).
@@ -149,16 +155,7 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
         .durability(durability)
         .scheduler(false);
     builder = match opts.retention_secs {
-        Some(secs) => {
-            let keep = Duration::from_secs(secs);
-            builder.maintenance(true).retention(jobspool::Retention {
-                completed: keep,
-                cancelled: keep,
-                failed: keep,
-                dead_letter: keep,
-                events: keep,
-            })
-        }
+        Some(secs) => builder.maintenance(true).retention(retention(secs)),
         None => builder.maintenance(false),
     };
     let opened = Instant::now();
@@ -178,17 +175,9 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
         "burn-down" => burn_down(&spool, opts),
         "steady" => steady(&spool, opts),
         "enqueue" => enqueue_only(&spool, opts),
-        "fill" => super::batch_enqueue(&spool, opts).map(|rate| Run {
-            enqueue_per_sec: rate,
-            processed_per_sec: 0.0,
-            latencies_us: Vec::new(),
-        }),
+        "fill" => batch_enqueue(&spool, opts).map(|(rate, _)| Run::enqueue_only(rate)),
         // open: the time is measured above.
-        _ => Ok(Run {
-            enqueue_per_sec: 0.0,
-            processed_per_sec: 0.0,
-            latencies_us: Vec::new(),
-        }),
+        _ => Ok(Run::enqueue_only(0.0)),
     };
     let pending = spool.stats().map(|s| s.total.pending);
     let db_bytes = schema_bytes(url, &schema).unwrap_or(0);
@@ -208,34 +197,28 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
     } else {
         "serverAsyncCommitPerSec"
     };
-    let out = json!({
-        "mode": opts.mode,
-        "backend": "postgres",
-        "schema": schema,
-        "jobs": opts.jobs,
-        "durability": opts.durability,
-        "producers": opts.producers,
-        "workers": opts.workers,
-        "processes": opts.processes,
-        "payloadBytes": opts.payload_bytes,
-        "prefetch": opts.prefetch,
-        "enqueuePerSec": r.enqueue_per_sec.round(),
-        "processedPerSec": r.processed_per_sec.round(),
-        "latencyP50Ms": p50,
-        "latencyP99Ms": p99,
-        commit_kind: commits.round(),
-        "enqueueVsServerCommit": round2(r.enqueue_per_sec / commits),
-        "processedVsServerCommit": round2(r.processed_per_sec / commits),
-        "openMs": (open_ms * 10.0).round() / 10.0,
-        "pending": pending?,
-        "dbBytes": db_bytes,
-        "peakRssBytes": peak_rss(),
-    });
-    if opts.json {
-        println!("{out}");
-        return Ok(());
+    let mut out = common_summary(opts, &r);
+    for (k, v) in [
+        ("backend", json!("postgres")),
+        ("schema", json!(schema)),
+        ("processes", json!(opts.processes)),
+        (commit_kind, json!(commits.round())),
+        (
+            "enqueueVsServerCommit",
+            json!(round2(r.enqueue_per_sec / commits)),
+        ),
+        (
+            "processedVsServerCommit",
+            json!(round2(r.processed_per_sec / commits)),
+        ),
+        ("openMs", json!((open_ms * 10.0).round() / 10.0)),
+        ("pending", json!(pending?)),
+        ("dbBytes", json!(db_bytes)),
+        ("peakRssBytes", json!(peak_rss())),
+    ] {
+        out[k] = v;
     }
-    println!(
+    let mut text = vec![format!(
         "mode {} | postgres schema {schema} | {} jobs | durability {} | producers {} | \
          workers {} x {} processes | payload {} B",
         opts.mode,
@@ -245,33 +228,53 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability, url: &str) -> Res
         opts.workers,
         opts.processes,
         opts.payload_bytes
-    );
-    println!(
-        "  server: {commits:.0} one-row INSERT commits/s from one client (synchronous_commit {})",
-        if immediate { "on" } else { "off" }
-    );
+    )];
+    let variant = variant_line(opts);
+    if !variant.is_empty() {
+        text.push(variant);
+    }
+    let sync = if immediate { "on" } else { "off" };
+    text.push(format!(
+        "  server: {commits:.0} one-row INSERT commits/s from one client (synchronous_commit \
+         {sync})"
+    ));
     if r.enqueue_per_sec > 0.0 {
-        println!(
+        text.push(format!(
             "  enqueue:   {:>10.0} jobs/s  ({:.2}x the server's commit rate)",
             r.enqueue_per_sec,
             r.enqueue_per_sec / commits
-        );
+        ));
     }
     if r.processed_per_sec > 0.0 {
-        println!(
+        text.push(format!(
             "  processed: {:>10.0} jobs/s  ({:.2}x the server's commit rate)",
             r.processed_per_sec,
             r.processed_per_sec / commits
-        );
+        ));
     }
     if !r.latencies_us.is_empty() {
-        println!("  latency:   p50 {p50:.3} ms, p99 {p99:.3} ms");
+        text.push(format!(
+            "  latency ({}): p50 {p50:.3} ms, p99 {p99:.3} ms",
+            r.latency_of
+        ));
     }
-    println!(
+    text.push(format!(
         "  open {open_ms:.1} ms; schema {db_bytes} bytes; peak RSS {} bytes",
         peak_rss()
+    ));
+    let limit = (
+        format!("server commits/s (synchronous_commit {sync})"),
+        commits,
     );
-    Ok(())
+    Ok(Some(Outcome {
+        backend: "postgres",
+        summary: out,
+        run: r,
+        limits: vec![limit.clone()],
+        enqueue_limit: limit.clone(),
+        processed_limit: limit,
+        text,
+    }))
 }
 
 /// Burn-down with `opts.processes` worker processes: batch-enqueue the backlog here, then
@@ -282,17 +285,23 @@ fn burn_down_processes(
     url: &str,
     schema: &str,
 ) -> Result<Run, Error> {
-    let enqueue_per_sec = super::batch_enqueue(spool, opts)?;
+    let (enqueue_per_sec, calls) = batch_enqueue(spool, opts)?;
     let exe = std::env::current_exe().map_err(|e| io_err("finding this binary", e))?;
     let pb = super::progress(opts.jobs, opts.json, "burn-down");
     let start = Instant::now();
     let mut children: Vec<Child> = Vec::new();
+    let mut sampler = Sampler::new(start, 0);
     let result = (|| {
         for _ in 0..opts.processes {
             let child = Command::new(&exe)
                 .args(["bench", "--mode", "drain", "--durability", &opts.durability])
                 .args(["--workers", &opts.workers.to_string()])
-                .args(["--prefetch", &opts.prefetch.to_string()])
+                .args(
+                    opts.prefetch
+                        .map(|n| ["--prefetch".to_owned(), n.to_string()])
+                        .into_iter()
+                        .flatten(),
+                )
                 // The URL in the environment, not the command line (it may hold a password).
                 .env("JOBSPOOL_DB", url)
                 .env("JOBSPOOL_SCHEMA", schema)
@@ -306,8 +315,9 @@ fn burn_down_processes(
         loop {
             let done = spool.stats()?.total.completed;
             pb.set_position(done);
+            sampler.observe(done);
             if done >= opts.jobs {
-                return Ok(opts.jobs as f64 / start.elapsed().as_secs_f64());
+                return Ok((opts.jobs as f64 / start.elapsed().as_secs_f64(), done));
             }
             for c in &mut children {
                 if let Some(status) = c.try_wait().map_err(|e| io_err("waiting", e))? {
@@ -329,10 +339,13 @@ fn burn_down_processes(
         }
         let _ = c.wait();
     }
+    let (processed_per_sec, done) = result?;
     Ok(Run {
         enqueue_per_sec,
-        processed_per_sec: result?,
-        latencies_us: Vec::new(),
+        processed_per_sec,
+        latencies_us: calls,
+        latency_of: "enqueue_batch call (1000 jobs)",
+        samples: sampler.finish(done),
     })
 }
 
@@ -352,7 +365,7 @@ fn drain(
         .create_if_missing(false)
         .open(url)?;
     let ran = Arc::new(AtomicU64::new(0));
-    let pool = super::pool(&spool, opts, None, ran.clone())?;
+    let pool = super::workload::pool(&spool, opts, None, ran.clone())?;
     let any = spool.claim_request(1);
     while spool.has_work(&any) {
         std::thread::sleep(Duration::from_millis(20));
