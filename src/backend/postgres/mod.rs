@@ -4,7 +4,8 @@
 //! - `conn`: the URL, the connection pool, errors, the transaction helper;
 //! - `schema`: the tables, created and versioned on open;
 //! - `tx`: one transaction's staged job writes, counter moves and events;
-//! - `enqueue`, `lease`, `maint`, `schedule`: the transitions;
+//! - `enqueue`, `lease`, `maint`, `schedule`: the transitions (their rules, shared with
+//!   sled, are `backend::rules`);
 //! - `notify`: events and wake-ups for the engine, the LISTEN thread;
 //! - `query`: the reads.
 //!

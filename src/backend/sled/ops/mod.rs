@@ -10,6 +10,8 @@
 //!
 //! `enqueue` (enqueue, cancel), `lease` (claim and the attempt's end: complete, fail,
 //! extend, release, expiry), `dead` (redrive, prune), `schedule` (schedules and firing).
+//! What each transition does to a job or schedule, and the events it appends, is
+//! `backend::rules` (shared with the PostgreSQL backend); these read, check and stage.
 
 mod dead;
 mod enqueue;
