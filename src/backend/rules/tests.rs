@@ -38,6 +38,19 @@ fn claimed(job: Job, now: i64, token: u64) -> Job {
     claim(job, now, token, 30_000, "w1").job
 }
 
+/// `job`'s attempt fails at `now` with `error`, to be retried with its backoff (its own
+/// has no jitter: the sample does not matter).
+fn failed(job: Job, now: i64, error: &str) -> Change {
+    fail(
+        job,
+        now,
+        error.into(),
+        Retry::Backoff,
+        &Backoff::default(),
+        || 0.5,
+    )
+}
+
 fn no_jitter() -> f64 {
     panic!("no jitter sample is drawn here")
 }
@@ -133,16 +146,8 @@ fn complete_closes_the_execution_with_its_duration() {
 
 #[test]
 fn failure_retries_with_backoff_until_attempts_run_out() {
-    let d = Backoff::default();
     // Attempt 1 of 3 fails: retry after 1 s (no jitter).
-    let c = fail(
-        claimed(pending(3), NOW, 1),
-        NOW,
-        "boom".into(),
-        Retry::Backoff,
-        &d,
-        || 0.5,
-    );
+    let c = failed(claimed(pending(3), NOW, 1), NOW, "boom");
     assert_eq!(c.job.status, JobStatus::Pending);
     assert_eq!(c.job.attempts, 1);
     assert_eq!(c.job.due_ms(), NOW + 1_000);
@@ -160,24 +165,10 @@ fn failure_retries_with_backoff_until_attempts_run_out() {
         e => panic!("unexpected {e:?}"),
     }
     // Attempt 2 waits twice as long.
-    let c = fail(
-        claimed(c.job, NOW + 1_000, 2),
-        NOW + 1_000,
-        "boom".into(),
-        Retry::Backoff,
-        &d,
-        || 0.5,
-    );
+    let c = failed(claimed(c.job, NOW + 1_000, 2), NOW + 1_000, "boom");
     assert_eq!(c.job.due_ms(), NOW + 3_000);
     // Attempt 3 of 3 (maxRetries reached): dead letter.
-    let c = fail(
-        claimed(c.job, NOW + 3_000, 3),
-        NOW + 3_000,
-        "last".into(),
-        Retry::Backoff,
-        &d,
-        no_jitter,
-    );
+    let c = failed(claimed(c.job, NOW + 3_000, 3), NOW + 3_000, "last");
     assert_eq!(c.job.status, JobStatus::DeadLetter);
     assert_eq!(c.job.attempts, 3);
     assert_eq!(c.job.completed_at, Some(to_datetime(NOW + 3_000)));
@@ -301,16 +292,7 @@ fn cancel_only_pending_jobs() {
 
 #[test]
 fn redrive_resets_attempts_and_keeps_history() {
-    let d = Backoff::default();
-    let dead = fail(
-        claimed(pending(1), NOW, 1),
-        NOW,
-        "x".into(),
-        Retry::Backoff,
-        &d,
-        no_jitter,
-    )
-    .job;
+    let dead = failed(claimed(pending(1), NOW, 1), NOW, "x").job;
     assert_eq!(dead.status, JobStatus::DeadLetter);
     let mut picker = RedrivePicker::new(true);
     assert!(picker.pick(&dead, |_| Ok(None)).unwrap());
@@ -325,16 +307,7 @@ fn redrive_resets_attempts_and_keeps_history() {
 
 #[test]
 fn redrive_picker_refuses_live_jobs_and_held_keys() {
-    let d = Backoff::default();
-    let mut dead = fail(
-        claimed(pending(1), NOW, 1),
-        NOW,
-        "x".into(),
-        Retry::Backoff,
-        &d,
-        no_jitter,
-    )
-    .job;
+    let mut dead = failed(claimed(pending(1), NOW, 1), NOW, "x").job;
     dead.dedupe_key = Some("k".into());
     // One job: an error that says why.
     let e = RedrivePicker::new(true)
