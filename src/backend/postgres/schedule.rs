@@ -132,6 +132,8 @@ pub(super) fn fire_due(ctx: &mut Ctx<'_, '_>) -> Result<u64> {
             )
             .pg("advancing a schedule")?
             == 1;
+        // Another scheduler fired this tick, or its job is no longer valid input (the
+        // tick is skipped, see `rules::fire`).
         let (true, Some(nj)) = (won, firing.job) else {
             continue;
         };

@@ -36,6 +36,7 @@ pub(super) fn claim(ctx: &mut Ctx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed
         let token = ctx.st.next_seq;
         let change = rules::claim(old.clone(), ctx.now, token, req.lease_ms, &req.worker_id);
         let mut job = ctx.stage(Some(&old), change);
+        debug_assert_eq!(ctx.st.next_seq, token + 1, "a claim appends one event");
         job.payload = payload;
         out.push(Claimed {
             lease: Lease::new(job.id, token),
