@@ -25,7 +25,8 @@ fn options() -> impl Options {
 /// A value stored through the codec, and the private record type that is its disk format.
 ///
 /// Public types are never serialized directly: a field added to one must not change what is
-/// on disk. The records live in `backend::sled::records`.
+/// on disk. The records live in `backend::records` (jobs, schedules) and
+/// `backend::sled::records` (what only sled stores).
 pub(crate) trait Stored: Sized {
     /// The record as encoded: its serde shape is the format.
     type Record: Serialize + DeserializeOwned;

@@ -12,6 +12,8 @@ pub(crate) mod durable;
 pub(crate) mod failpoint;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+pub(crate) mod records;
+pub(crate) mod rules;
 pub(crate) mod sled;
 
 use crate::model::config::Retention;

@@ -5,48 +5,15 @@ use std::collections::HashMap;
 use super::conn::Pg;
 use super::tx::{job_from_row, state_code, Ctx};
 use crate::backend::codec;
-use crate::model::clock::to_datetime;
-use crate::model::error::{Error, Result};
-use crate::model::event::Event;
-use crate::model::job::{Job, JobId, JobStatus, NewJob};
+use crate::backend::rules;
+use crate::model::error::Result;
+use crate::model::job::{Job, JobId, NewJob};
 use crate::model::types::Enqueued;
 
 /// A new job's record, as the spool creates it (id from the spool's generator).
 pub(super) fn create(ctx: &Ctx<'_, '_>, nj: NewJob) -> Job {
-    let now = ctx.now;
-    let id = ctx.sh.next_id(now);
-    let due = match (nj.delay, nj.run_at) {
-        (Some(d), _) => now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-        (None, Some(at)) => at.timestamp_millis(),
-        (None, None) => now,
-    };
-    Job {
-        id,
-        kind: nj.kind,
-        version: nj.version.unwrap_or_else(|| "1.0.0".into()),
-        queue: nj.queue.unwrap_or_else(|| "default".into()),
-        payload: nj.payload,
-        status: JobStatus::Pending,
-        priority: nj.priority,
-        attempts: 0,
-        max_attempts: nj.max_attempts.unwrap_or(ctx.sh.cfg.default_max_attempts),
-        created_at: to_datetime(now),
-        updated_at: to_datetime(now),
-        scheduled_at: Some(to_datetime(due)),
-        started_at: None,
-        completed_at: None,
-        last_error: None,
-        timeout: nj.timeout,
-        dedupe_key: nj.dedupe_key,
-        tenant_id: nj.tenant_id,
-        user_id: nj.user_id,
-        trace_id: nj.trace_id,
-        metadata: nj.metadata,
-        result: None,
-        executions: Vec::new(),
-        backoff: nj.backoff,
-        lease: None,
-    }
+    let id = ctx.sh.next_id(ctx.now);
+    rules::new_job(nj, id, ctx.now, ctx.sh.cfg.default_max_attempts)
 }
 
 /// Inserts `jobs` (dedupe keys unique among them) in one statement. A job whose dedupe key
@@ -123,14 +90,7 @@ pub(super) fn insert(ctx: &mut Ctx<'_, '_>, jobs: Vec<Job>) -> Result<Vec<Enqueu
         if st == 0 {
             ctx.wake = true;
         }
-        ctx.emit(Event::JobEnqueued {
-            job_id: job.id,
-            kind: job.kind.clone(),
-            priority: job.priority,
-            enqueued_at: job.created_at,
-            scheduled_at: job.scheduled_at,
-            tenant_id: job.tenant_id.clone(),
-        });
+        ctx.emit(rules::enqueued_event(&job));
         out.push(Enqueued {
             job,
             deduplicated: false,
@@ -175,22 +135,6 @@ pub(super) fn enqueue(ctx: &mut Ctx<'_, '_>, jobs: Vec<NewJob>) -> Result<Vec<En
 
 pub(super) fn cancel(ctx: &mut Ctx<'_, '_>, id: JobId, by: Option<String>) -> Result<Job> {
     let (st, old) = ctx.must_locked(id, true)?;
-    if old.status != JobStatus::Pending {
-        return Err(Error::JobNotPending {
-            id: id.to_string(),
-            status: old.status.to_string(),
-        });
-    }
-    let mut job = old;
-    job.status = JobStatus::Cancelled;
-    job.updated_at = ctx.at();
-    job.completed_at = Some(ctx.at());
-    ctx.emit(Event::JobCancelled {
-        job_id: id,
-        kind: job.kind.clone(),
-        cancelled_at: ctx.at(),
-        cancelled_by: by,
-    });
-    ctx.put(st, job.clone());
-    Ok(job)
+    let change = rules::cancel(old, ctx.now, by)?;
+    Ok(ctx.stage(st, change))
 }

@@ -3,18 +3,13 @@
 
 use super::conn::Pg;
 use super::tx::{job_from_row, Ctx};
-use crate::model::clock::to_datetime;
+use crate::backend::rules::{self, LeaseCheck};
 use crate::model::error::{Error, Result};
-use crate::model::event::Event;
-use crate::model::job::{Execution, Job, JobId, JobStatus, LeaseState};
+use crate::model::job::{Job, JobId, JobStatus};
 use crate::model::types::{ClaimRequest, Claimed, Lease, Retry};
 
 /// Most delayed jobs one transaction moves to ready.
 const STAGE_CHUNK: i64 = 1000;
-
-pub(super) fn ms(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 /// Moves delayed jobs that are due to ready (state 1 to 0), at most [`STAGE_CHUNK`].
 pub(super) fn stage_due(ctx: &mut Ctx<'_, '_>) -> Result<u64> {
@@ -71,32 +66,8 @@ pub(super) fn claim(ctx: &mut Ctx<'_, '_>, req: &ClaimRequest) -> Result<Vec<Cla
     for row in &rows {
         let old = job_from_row(row, true)?;
         let token = u64::try_from(row.get::<_, i64>("token")).unwrap_or(0);
-        let mut job = old;
-        job.status = JobStatus::Running;
-        job.attempts = job.attempts.saturating_add(1);
-        job.started_at = Some(ctx.at());
-        job.updated_at = ctx.at();
-        ctx.emit(Event::JobStarted {
-            job_id: job.id,
-            kind: job.kind.clone(),
-            attempt: job.attempts,
-            started_at: ctx.at(),
-        });
-        job.lease = Some(LeaseState {
-            token,
-            expires_ms: ctx.now.saturating_add(ms(req.lease_ms)),
-        });
-        job.push_execution(Execution {
-            attempt_number: job.attempts,
-            started_at: ctx.at(),
-            completed_at: None,
-            duration_ms: None,
-            success: None,
-            error: None,
-            worker_id: Some(req.worker_id.clone()),
-            released: false,
-        });
-        ctx.put(0, job.clone());
+        let change = rules::claim(old, ctx.now, token, req.lease_ms, &req.worker_id);
+        let job = ctx.stage(0, change);
         out.push(Claimed {
             lease: Lease::new(job.id, token),
             job,
@@ -112,21 +83,19 @@ pub(super) fn check_lease(ctx: &mut Ctx<'_, '_>, job: &Job, token: u64) -> Resul
     let stale = || Error::StaleLease {
         id: job.id.to_string(),
     };
-    let Some(lease) = job
-        .lease
-        .as_ref()
-        .filter(|_| job.status == JobStatus::Running)
-    else {
-        return Err(stale());
-    };
-    if lease.token != token {
-        return Err(stale());
+    match rules::check_lease(job, token, ctx.now) {
+        LeaseCheck::Held => Ok(()),
+        LeaseCheck::Stale => Err(stale()),
+        LeaseCheck::Expired => {
+            fail_attempt(
+                ctx,
+                job.clone(),
+                rules::LEASE_EXPIRED.into(),
+                Retry::Backoff,
+            );
+            Err(stale())
+        }
     }
-    if lease.expires_ms <= ctx.now {
-        fail_attempt(ctx, job.clone(), "lease expired".into(), Retry::Backoff);
-        return Err(stale());
-    }
-    Ok(())
 }
 
 /// The running job `id`, locked, if `token` holds its lease (see [`check_lease`]).
@@ -138,130 +107,30 @@ pub(super) fn leased(ctx: &mut Ctx<'_, '_>, id: JobId, token: u64) -> Result<Job
     Ok(job)
 }
 
-fn end_execution(job: &mut Job, now: i64, success: Option<bool>, error: Option<String>) {
-    if let Some(e) = job.executions.last_mut() {
-        if e.completed_at.is_none() {
-            e.completed_at = Some(to_datetime(now));
-            e.duration_ms = Some(u64::try_from(now - e.started_at.timestamp_millis()).unwrap_or(0));
-            e.success = success;
-            e.error = error;
-        }
-    }
-}
-
-fn attempt_duration(job: &Job, now: i64) -> u64 {
-    job.started_at.map_or(0, |s| {
-        u64::try_from(now - s.timestamp_millis()).unwrap_or(0)
-    })
-}
-
 /// Completes running `old` (its lease checked by the caller).
 pub(super) fn complete_leased(ctx: &mut Ctx<'_, '_>, old: Job, result: Option<Vec<u8>>) -> Job {
-    let mut job = old;
-    let duration_ms = attempt_duration(&job, ctx.now);
-    end_execution(&mut job, ctx.now, Some(true), None);
-    job.status = JobStatus::Completed;
-    job.lease = None;
-    job.result = result;
-    job.updated_at = ctx.at();
-    job.completed_at = Some(ctx.at());
-    ctx.emit(Event::JobCompleted {
-        job_id: job.id,
-        kind: job.kind.clone(),
-        attempt: job.attempts,
-        duration_ms,
-        completed_at: ctx.at(),
-    });
-    ctx.put(2, job.clone());
-    job
+    let change = rules::complete(old, ctx.now, result);
+    ctx.stage(2, change)
 }
 
 /// Ends the current attempt of running `old` as failed: retry, `failed` or `dead_letter`.
 pub(super) fn fail_attempt(ctx: &mut Ctx<'_, '_>, old: Job, error: String, retry: Retry) -> Job {
-    let mut job = old;
-    let now = ctx.now;
-    end_execution(&mut job, now, Some(false), Some(error.clone()));
-    job.lease = None;
-    job.updated_at = ctx.at();
-    job.last_error = Some(error.clone());
-    let exhausted = job.attempts >= job.max_attempts;
-    let will_retry = retry != Retry::Never && !exhausted;
-    ctx.emit(Event::JobFailed {
-        job_id: job.id,
-        kind: job.kind.clone(),
-        attempt: job.attempts,
-        error: error.clone(),
-        will_retry,
-        failed_at: ctx.at(),
+    let sh = ctx.sh;
+    let change = rules::fail(old, ctx.now, error, retry, &sh.cfg.default_backoff, || {
+        sh.unit()
     });
-    if will_retry {
-        let backoff_ms = match retry {
-            Retry::After(d) => u64::try_from(d.as_millis())
-                .unwrap_or(u64::MAX)
-                .min(crate::model::limits::MAX_DELAY_MS),
-            _ => {
-                let b = job.backoff.unwrap_or(ctx.sh.cfg.default_backoff);
-                b.delay_ms(job.attempts, ctx.sh.unit())
-            }
-        };
-        let next = now.saturating_add(ms(backoff_ms));
-        job.status = JobStatus::Pending;
-        job.scheduled_at = Some(to_datetime(next));
-        ctx.emit(Event::JobRetrying {
-            job_id: job.id,
-            kind: job.kind.clone(),
-            attempt: job.attempts,
-            next_attempt_at: to_datetime(next),
-            backoff_ms,
-        });
-    } else {
-        job.completed_at = Some(ctx.at());
-        if retry == Retry::Never {
-            job.status = JobStatus::Failed;
-        } else {
-            job.status = JobStatus::DeadLetter;
-            ctx.emit(Event::JobDeadLettered {
-                job_id: job.id,
-                kind: job.kind.clone(),
-                attempts: job.attempts,
-                last_error: error,
-                dead_lettered_at: ctx.at(),
-            });
-        }
-    }
-    ctx.put(2, job.clone());
-    job
+    ctx.stage(2, change)
 }
 
 pub(super) fn extend(ctx: &mut Ctx<'_, '_>, old: Job, token: u64, lease_ms: u64) -> Job {
-    let mut job = old;
-    job.lease = Some(LeaseState {
-        token,
-        expires_ms: ctx.now.saturating_add(ms(lease_ms)),
-    });
+    let job = rules::extend(old, ctx.now, token, lease_ms);
     ctx.put(2, job.clone());
     job
 }
 
 pub(super) fn release(ctx: &mut Ctx<'_, '_>, old: Job) -> Job {
-    let mut job = old.clone();
-    if let Some(e) = job.executions.last_mut() {
-        e.completed_at = Some(ctx.at());
-        e.duration_ms = Some(attempt_duration(&old, ctx.now));
-        e.released = true;
-    }
-    job.status = JobStatus::Pending;
-    job.attempts = job.attempts.saturating_sub(1);
-    job.lease = None;
-    job.updated_at = ctx.at();
-    ctx.emit(Event::JobReleased {
-        job_id: job.id,
-        kind: job.kind.clone(),
-        attempt: old.attempts,
-        released_at: ctx.at(),
-    });
-    ctx.put(2, job.clone());
-    job
+    let change = rules::release(old, ctx.now);
+    ctx.stage(2, change)
 }
 
 /// Fails the attempt of every running job among `rows` (already locked) with `why`.

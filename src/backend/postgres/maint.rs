@@ -2,15 +2,14 @@
 //! jobs, redrive, prune, pause/resume. Every one is safe with many processes running it at
 //! once: rows are taken with `SKIP LOCKED`, or the work is idempotent.
 
-use std::collections::HashMap;
-
 use super::conn::Pg;
 use super::lease::expire_rows;
-use super::tx::{job_from_row, Ctx};
+use super::tx::{codes_of, job_from_row, Ctx};
+use crate::backend::rules::{self, RedrivePicker};
 use crate::model::config::Retention;
-use crate::model::error::{Error, Result};
+use crate::model::error::Result;
 use crate::model::event::Event;
-use crate::model::job::{Job, JobStatus};
+use crate::model::job::{Job, JobId};
 use crate::model::types::RedriveTarget;
 
 /// Most jobs one maintenance transaction touches, so transactions stay short.
@@ -27,7 +26,7 @@ pub(super) fn expire_leases(ctx: &mut Ctx<'_, '_>) -> Result<u64> {
             &[&ctx.now, &CHUNK],
         )
         .pg("expiring leases")?;
-    expire_rows(ctx, &rows, "lease expired")
+    expire_rows(ctx, &rows, rules::LEASE_EXPIRED)
 }
 
 /// Fails the running attempts of every process whose session is gone: each open spool
@@ -63,7 +62,7 @@ pub(super) fn recover_dead_owners(ctx: &mut Ctx<'_, '_>) -> Result<u64> {
                 &[&owner],
             )
             .pg("recovering jobs")?;
-        n += expire_rows(ctx, &rows, "lost when the process stopped")?;
+        n += expire_rows(ctx, &rows, rules::PROCESS_LOST)?;
         ctx.t
             .execute(&ctx.sh.sql("DELETE FROM @.owner WHERE id = $1"), &[&owner])
             .pg("recovering jobs")?;
@@ -94,19 +93,10 @@ pub(super) fn redrive(ctx: &mut Ctx<'_, '_>, target: RedriveTarget) -> Result<Ve
             (false, v)
         }
     };
+    let mut picker = RedrivePicker::new(strict);
     let mut picked = Vec::new();
-    let mut keys_taken: HashMap<String, crate::model::job::JobId> = HashMap::new();
     for (st, job) in jobs {
-        if !matches!(job.status, JobStatus::DeadLetter | JobStatus::Failed) {
-            if strict {
-                return Err(Error::invalid(format!(
-                    "job {} is {}; only dead_letter and failed jobs can be redriven",
-                    job.id, job.status
-                )));
-            }
-            continue;
-        }
-        if let Some(k) = &job.dedupe_key {
+        let live_holder = |k: &str| -> Result<Option<JobId>> {
             let held: Option<uuid::Uuid> = ctx
                 .t
                 .query_opt(
@@ -114,43 +104,20 @@ pub(super) fn redrive(ctx: &mut Ctx<'_, '_>, target: RedriveTarget) -> Result<Ve
                         "SELECT id FROM @.job WHERE dedupe_key = $1 AND state IN (0, 1, 2) \
                          FOR SHARE",
                     ),
-                    &[k],
+                    &[&k],
                 )
                 .pg("checking a dedupe key")?
                 .map(|r| r.get(0));
-            let held = held
-                .map(|u| crate::model::job::JobId::from_bytes(*u.as_bytes()))
-                .or_else(|| keys_taken.get(k).copied());
-            if let Some(holder) = held {
-                if strict {
-                    return Err(Error::invalid(format!(
-                        "job {} cannot be redriven: its dedupeKey {k:?} is held by live job {holder}",
-                        job.id
-                    )));
-                }
-                continue;
-            }
-            keys_taken.insert(k.clone(), job.id);
+            Ok(held.map(|u| JobId::from_bytes(*u.as_bytes())))
+        };
+        if picker.pick(&job, live_holder)? {
+            picked.push((st, job));
         }
-        picked.push((st, job));
     }
     let mut out = Vec::with_capacity(picked.len());
     for (st, old) in picked {
-        let mut job = old;
-        job.status = JobStatus::Pending;
-        job.attempts = 0;
-        job.last_error = None;
-        job.completed_at = None;
-        job.result = None;
-        job.scheduled_at = Some(ctx.at());
-        job.updated_at = ctx.at();
-        ctx.emit(Event::JobRedriven {
-            job_id: job.id,
-            kind: job.kind.clone(),
-            redriven_at: ctx.at(),
-        });
-        ctx.put(st, job.clone());
-        out.push(job);
+        let change = rules::redrive(old, ctx.now);
+        out.push(ctx.stage(st, change));
     }
     Ok(out)
 }
@@ -158,18 +125,11 @@ pub(super) fn redrive(ctx: &mut Ctx<'_, '_>, target: RedriveTarget) -> Result<Ve
 /// One batch of pruning (at most [`CHUNK`] jobs and [`CHUNK`] events); returns the jobs
 /// removed.
 pub(super) fn prune(ctx: &mut Ctx<'_, '_>, r: &Retention) -> Result<u64> {
-    let now = ctx.now;
-    let cutoff = |d: std::time::Duration| {
-        now.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    };
-    let plan = [
-        (3i16, cutoff(r.completed)),
-        (5, cutoff(r.cancelled)),
-        (4, cutoff(r.failed)),
-        (6, cutoff(r.dead_letter)),
-    ];
+    let (plan, events_before) = rules::prune_cutoffs(r, ctx.now);
     let mut n = 0u64;
-    for (state, before) in plan {
+    for (status, before) in plan {
+        // A finished status has one state code.
+        let state = codes_of(status)[0];
         let left = CHUNK - i64::try_from(n).unwrap_or(CHUNK);
         if left <= 0 {
             break;
@@ -198,15 +158,11 @@ pub(super) fn prune(ctx: &mut Ctx<'_, '_>, r: &Retention) -> Result<u64> {
                 "DELETE FROM @.event WHERE seq IN ( \
                    SELECT seq FROM @.event WHERE at_ms < $1 ORDER BY seq LIMIT $2)",
             ),
-            &[&cutoff(r.events), &CHUNK],
+            &[&events_before, &CHUNK],
         )
         .pg("pruning events")?;
-    if n > 0 {
-        let at = ctx.at();
-        ctx.emit(Event::JobsPruned {
-            count: n,
-            pruned_at: at,
-        });
+    if let Some(e) = rules::pruned_event(n, ctx.now) {
+        ctx.emit(e);
     }
     Ok(n)
 }

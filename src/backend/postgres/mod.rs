@@ -4,7 +4,8 @@
 //! - `conn`: the URL, the connection pool, errors, the transaction helper;
 //! - `schema`: the tables, created and versioned on open;
 //! - `tx`: one transaction's staged job writes, counter moves and events;
-//! - `enqueue`, `lease`, `maint`, `schedule`: the transitions;
+//! - `enqueue`, `lease`, `maint`, `schedule`: the transitions (their rules, shared with
+//!   sled, are `backend::rules`);
 //! - `notify`: events and wake-ups for the engine, the LISTEN thread;
 //! - `query`: the reads.
 //!
@@ -27,7 +28,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
-use crate::backend::{Backend, Completion, Observer};
+use crate::backend::{rules, Backend, Completion, Observer};
 use crate::model::config::{Config, Durability, Retention};
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
@@ -230,19 +231,6 @@ impl PgBackend {
     }
 }
 
-fn check_result(cfg: &Config, result: Option<&Vec<u8>>) -> Result<()> {
-    if let Some(r) = result {
-        if r.len() > cfg.payload_limit {
-            return Err(Error::PayloadTooLarge {
-                what: "result",
-                size: r.len(),
-                limit: cfg.payload_limit,
-            });
-        }
-    }
-    Ok(())
-}
-
 impl Backend for PgBackend {
     fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let sh = self.live()?;
@@ -308,7 +296,7 @@ impl Backend for PgBackend {
     }
 
     fn complete(&self, id: JobId, token: u64, result: Option<Vec<u8>>) -> Result<Job> {
-        check_result(&self.live()?.cfg, result.as_ref())?;
+        rules::check_result(self.live()?.cfg.payload_limit, result.as_ref())?;
         self.write_lease(|ctx| {
             let old = lease::leased(ctx, id, token)?;
             Ok(lease::complete_leased(ctx, old, result.clone()))
@@ -322,7 +310,7 @@ impl Backend for PgBackend {
         let cfg = &self.live()?.cfg;
         let batch: Vec<Completion> = batch
             .into_iter()
-            .filter(|c| check_result(cfg, c.result.as_ref()).is_ok())
+            .filter(|c| rules::check_result(cfg.payload_limit, c.result.as_ref()).is_ok())
             .collect();
         let ids: Vec<JobId> = batch.iter().map(|c| c.id).collect();
         self.write(|ctx| {

@@ -8,20 +8,13 @@ use super::conn::Pg;
 use super::enqueue::{create, insert};
 use super::tx::Ctx;
 use crate::backend::codec::{self, keys};
-use crate::model::clock::to_datetime;
+use crate::backend::rules;
 use crate::model::error::{Error, Result};
-use crate::model::event::{Event, ScheduleChange};
-use crate::model::job::NewJob;
-use crate::model::schedule::{Cron, NewSchedule, ScheduledJob};
+use crate::model::event::ScheduleChange;
+use crate::model::schedule::{NewSchedule, ScheduledJob};
 
 fn decode(name: &str, record: &[u8]) -> Result<ScheduledJob> {
     codec::decode("schedules", &keys::named(keys::SCHEDULE, name), record)
-}
-
-fn next_run(s: &ScheduledJob, after_ms: i64) -> Option<chrono::DateTime<chrono::Utc>> {
-    let cron = Cron::parse(&s.cron_expression).ok()?;
-    let tz = crate::model::schedule::parse_tz(&s.timezone).ok()?;
-    cron.next_after(to_datetime(after_ms), tz)
 }
 
 fn locked(ctx: &mut Ctx<'_, '_>, name: &str) -> Result<Option<ScheduledJob>> {
@@ -56,49 +49,16 @@ fn store(ctx: &mut Ctx<'_, '_>, s: &ScheduledJob, change: ScheduleChange) -> Res
             other.pg("writing a schedule")?;
         }
     }
-    let at = ctx.at();
-    ctx.emit(Event::ScheduleChanged {
-        name: s.name.clone(),
-        change,
-        at,
-    });
+    ctx.emit(rules::changed_event(&s.name, change, ctx.now));
     Ok(())
 }
 
 pub(super) fn create_schedule(ctx: &mut Ctx<'_, '_>, new: NewSchedule) -> Result<ScheduledJob> {
     let (cron, tz) = new.validate(ctx.sh.cfg.payload_limit)?;
     let existing = locked(ctx, &new.name)?;
-    if existing.is_some() && !new.replace {
-        return Err(Error::ScheduleExists(new.name));
-    }
-    let enabled = new.enabled.unwrap_or(true);
-    let s = ScheduledJob {
-        id: existing
-            .as_ref()
-            .map_or_else(|| ctx.sh.next_id(ctx.now).to_string(), |e| e.id.clone()),
-        name: new.name,
-        cron_expression: new.cron_expression.trim().to_owned(),
-        timezone: tz.name().to_owned(),
-        job_type: new.job_type,
-        enabled,
-        created_at: existing.as_ref().map_or_else(|| ctx.at(), |e| e.created_at),
-        description: new.description,
-        last_run_at: existing.as_ref().and_then(|e| e.last_run_at),
-        next_run_at: if enabled {
-            cron.next_after(ctx.at(), tz)
-        } else {
-            None
-        },
-        payload: new.payload,
-        max_attempts: new.max_attempts,
-        queue: new.queue,
-        priority: new.priority,
-    };
-    let change = if existing.is_some() {
-        ScheduleChange::Replaced
-    } else {
-        ScheduleChange::Created
-    };
+    let (sh, now) = (ctx.sh, ctx.now);
+    let (s, change) =
+        rules::build_schedule(new, &cron, tz, existing.as_ref(), || sh.next_id(now), now)?;
     store(ctx, &s, change)?;
     Ok(s)
 }
@@ -108,15 +68,8 @@ pub(super) fn toggle_schedule(
     name: &str,
     enabled: bool,
 ) -> Result<ScheduledJob> {
-    let mut s = locked(ctx, name)?.ok_or_else(|| Error::ScheduleNotFound(name.to_owned()))?;
-    s.enabled = enabled;
-    // Off clears the next run; on recomputes it from now (no catch-up of the off period).
-    s.next_run_at = if enabled { next_run(&s, ctx.now) } else { None };
-    let change = if enabled {
-        ScheduleChange::Enabled
-    } else {
-        ScheduleChange::Disabled
-    };
+    let s = locked(ctx, name)?.ok_or_else(|| Error::ScheduleNotFound(name.to_owned()))?;
+    let (s, change) = rules::toggle(s, enabled, ctx.now);
     store(ctx, &s, change)?;
     Ok(s)
 }
@@ -132,12 +85,7 @@ pub(super) fn delete_schedule(ctx: &mut Ctx<'_, '_>, name: &str) -> Result<()> {
     if n == 0 {
         return Err(Error::ScheduleNotFound(name.to_owned()));
     }
-    let at = ctx.at();
-    ctx.emit(Event::ScheduleChanged {
-        name: name.to_owned(),
-        change: ScheduleChange::Deleted,
-        at,
-    });
+    ctx.emit(rules::changed_event(name, ScheduleChange::Deleted, ctx.now));
     Ok(())
 }
 
@@ -167,19 +115,10 @@ pub(super) fn fire_due(ctx: &mut Ctx<'_, '_>) -> Result<u64> {
     let mut fired = 0;
     for r in &rows {
         let name: &str = r.get(0);
-        let mut s = decode(name, r.get(1))?;
         let tick: i64 = r.get(2);
-        let nj = NewJob {
-            kind: s.job_type.clone(),
-            payload: s.payload.clone(),
-            queue: s.queue.clone(),
-            priority: s.priority,
-            max_attempts: s.max_attempts,
-            ..NewJob::default()
-        };
-        s.last_run_at = Some(ctx.at());
-        s.next_run_at = next_run(&s, ctx.now);
-        let record = codec::encode(&s)?;
+        let firing = rules::fire(decode(name, r.get(1))?, ctx.now, ctx.sh.cfg.payload_limit);
+        let s = &firing.schedule;
+        let record = codec::encode(s)?;
         let next = s.next_run_at.map(|t| t.timestamp_millis());
         // Compare-and-set: only the transaction that moves `next_run` off this tick fires it.
         let won = ctx
@@ -193,21 +132,15 @@ pub(super) fn fire_due(ctx: &mut Ctx<'_, '_>) -> Result<u64> {
             )
             .pg("advancing a schedule")?
             == 1;
-        // Settings changed since the schedule was made (a lower payload limit): skip the
-        // tick rather than fire a job that could not be enqueued by hand.
-        if !won || nj.validate(ctx.now, ctx.sh.cfg.payload_limit).is_err() {
+        // Another scheduler fired this tick, or its job is no longer valid input (the
+        // tick is skipped, see `rules::fire`).
+        let (true, Some(nj)) = (won, firing.job) else {
             continue;
-        }
+        };
         let job = create(ctx, nj);
         let id = job.id;
         insert(ctx, vec![job])?;
-        ctx.emit(Event::SchedulerJobTriggered {
-            schedule_name: s.name.clone(),
-            job_id: id,
-            job_type: s.job_type.clone(),
-            triggered_at: ctx.at(),
-            next_run_at: s.next_run_at,
-        });
+        ctx.emit(rules::triggered_event(&firing.schedule, id, ctx.now));
         fired += 1;
     }
     Ok(fired)

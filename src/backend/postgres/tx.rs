@@ -12,6 +12,7 @@ use super::conn::Tx;
 use super::conn::Pg;
 use super::Shared;
 use crate::backend::codec::{self, keys};
+use crate::backend::rules::Change;
 use crate::model::clock::to_datetime;
 use crate::model::error::{Error, Result};
 use crate::model::event::{Event, EventRecord};
@@ -143,6 +144,14 @@ impl<'a, 'b> Ctx<'a, 'b> {
         }
         job.payload = Vec::new();
         self.updates.insert(job.id, job);
+    }
+
+    /// Stages a rule's [`Change`] of a job whose row holds state `old`: its events in order,
+    /// then the new record (see [`Ctx::put`]); returns the new record.
+    pub fn stage(&mut self, old: i16, change: Change) -> Job {
+        self.events.extend(change.events);
+        self.put(old, change.job.clone());
+        change.job
     }
 
     /// Writes the staged jobs, counters and events; returns what the observer is told after

@@ -10,6 +10,8 @@
 //!
 //! `enqueue` (enqueue, cancel), `lease` (claim and the attempt's end: complete, fail,
 //! extend, release, expiry), `dead` (redrive, prune), `schedule` (schedules and firing).
+//! What each transition does to a job or schedule, and the events it appends, is
+//! `backend::rules` (shared with the PostgreSQL backend); these read, check and stage.
 
 mod dead;
 mod enqueue;
@@ -19,6 +21,7 @@ mod schedule;
 mod tests;
 
 use crate::backend::codec::{self, keys};
+use crate::backend::rules::{self, Change};
 use crate::backend::sled::overlay::Overlay;
 use crate::backend::sled::stage::Staged;
 use crate::backend::sled::state::State;
@@ -27,7 +30,7 @@ use crate::model::clock::to_datetime;
 use crate::model::config::{Config, Retention};
 use crate::model::error::{Error, Result};
 use crate::model::event::{Event, ScheduleChange};
-use crate::model::job::{Job, JobId, JobStatus, LeaseState, NewJob};
+use crate::model::job::{Job, JobId, JobStatus, NewJob};
 use crate::model::schedule::{NewSchedule, ScheduledJob};
 use crate::model::types::{ClaimRequest, Claimed, Enqueued, RedriveTarget, Retry};
 
@@ -198,6 +201,16 @@ impl Ctx<'_> {
         self.staged.jobs.insert(old.id, None);
     }
 
+    /// Stages a rule's [`Change`] of `old`: its events in order, then the new record (see
+    /// [`Ctx::put`]); returns the new record.
+    fn stage(&mut self, old: Option<&Job>, change: Change) -> Job {
+        for e in change.events {
+            self.emit(e);
+        }
+        self.put(old, change.job.clone());
+        change.job
+    }
+
     /// Appends `event` to the log; returns its sequence number.
     fn emit(&mut self, event: Event) -> u64 {
         let seq = self.st.next_seq;
@@ -241,22 +254,18 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
             lease_ms,
         } => {
             let old = leased(ctx, id, token)?;
-            let mut job = old.clone();
-            job.lease = Some(LeaseState {
-                token,
-                expires_ms: ctx.now.saturating_add(ms(lease_ms)),
-            });
+            let job = rules::extend(old.clone(), ctx.now, token, lease_ms);
             ctx.put(Some(&old), job.clone());
             Ok(Reply::Job(Box::new(job)))
         }
         Op::Release { id, token } => release(ctx, id, token).map(|j| Reply::Job(Box::new(j))),
         Op::ExpireLeases => {
             let ids = ctx.st.expired_leases(ctx.now, MAINTENANCE_CHUNK);
-            expire(ctx, &ids, "lease expired").map(Reply::Count)
+            expire(ctx, &ids, rules::LEASE_EXPIRED).map(Reply::Count)
         }
         Op::Recover => {
             let ids = ctx.st.ids_with_status(JobStatus::Running, None, usize::MAX);
-            expire(ctx, &ids, "lost when the process stopped").map(Reply::Count)
+            expire(ctx, &ids, rules::PROCESS_LOST).map(Reply::Count)
         }
         Op::Redrive(target) => redrive(ctx, target).map(Reply::Jobs),
         Op::Prune(retention) => prune(ctx, &retention).map(Reply::Count),
@@ -270,12 +279,11 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
                 return Err(Error::ScheduleNotFound(name));
             }
             ctx.staged.put_raw(key, None);
-            let at = ctx.at();
-            ctx.emit(Event::ScheduleChanged {
-                name,
-                change: ScheduleChange::Deleted,
-                at,
-            });
+            ctx.emit(rules::changed_event(
+                &name,
+                ScheduleChange::Deleted,
+                ctx.now,
+            ));
             Ok(Reply::Unit)
         }
         Op::FireDueSchedules => fire_due(ctx).map(Reply::Count),
@@ -298,8 +306,4 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
             Ok(Reply::Unit)
         }
     }
-}
-
-fn ms(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ms, ms_opt, time, time_opt, IdRecord};
 use crate::backend::codec::Stored;
+use crate::backend::records::{ms, ms_opt, time, time_opt, IdRecord};
 use crate::backend::sled::stage::{StoredEvent, StoredEventBlock};
 use crate::model::event::{Event, ScheduleChange};
 
