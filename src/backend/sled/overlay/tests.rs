@@ -1,0 +1,49 @@
+//! The overlay: both views, versions, and the memory they take.
+
+use super::*;
+
+fn c(k: &str, v: Option<&str>) -> Change {
+    (k.as_bytes().into(), v.map(|v| v.as_bytes().into()))
+}
+
+#[test]
+fn reads_and_scans_see_pending_changes_over_sled() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    for k in ["a", "b", "d", "f"] {
+        db.insert(k, k).unwrap();
+    }
+    let o = Overlay::default();
+    o.insert(1, &[c("b", None), c("c", Some("C")), c("d", Some("D"))]);
+    o.insert(2, &[c("g", Some("G")), c("c", Some("C2"))]);
+    assert_eq!(o.read(&db, b"b").unwrap(), None);
+    assert_eq!(o.read(&db, b"a").unwrap().as_deref(), Some(&b"a"[..]));
+    assert_eq!(o.read(&db, b"c").unwrap().as_deref(), Some(&b"C2"[..]));
+    let all: Vec<(String, String)> = o
+        .scan(&db, b"a", b"z")
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (
+                String::from_utf8(k.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
+            )
+        })
+        .collect();
+    let want = [("a", "a"), ("c", "C2"), ("d", "D"), ("f", "f"), ("g", "G")];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(all, want);
+    assert_eq!(o.scan(&db, b"b", b"d").count(), 1);
+    // Group 1 reaches sled: its keys go, except `c`, which group 2 changed again.
+    let before = o.bytes();
+    o.applied(1, &[c("b", None), c("c", Some("C")), c("d", Some("D"))]);
+    assert_eq!(o.len(), 2);
+    assert_eq!(o.get(b"c"), Some(Some(sled::IVec::from("C2"))));
+    assert!(o.bytes() < before);
+    // `c` and `g` remain: (1 + 2 + 64) + (1 + 1 + 64).
+    assert_eq!(o.bytes(), 133);
+    o.applied(2, &[c("g", Some("G")), c("c", Some("C2"))]);
+    assert_eq!((o.len(), o.bytes()), (0, 0));
+    o.wait_below(0, || false); // returns at once
+}
