@@ -360,6 +360,19 @@ impl Backend for SledBackend {
             super::holder::remove(&sh.path); // while the lock is still held
                                              // Waiting claimers look again and find the handle closed.
             sh.observer.work_available();
+            // sled writes its buffers as its last handle drops, and panics when it cannot (a
+            // filesystem gone read-only): report that as STORAGE, not as a panic.
+            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(sh)));
+            if dropped.is_err() && result.is_ok() {
+                result = Err(Error::Storage {
+                    context: "sled could not write its files as the database closed (a \
+                              read-only or failing filesystem?); reopen it once the \
+                              filesystem is writable: the journal holds every acknowledged \
+                              change"
+                        .into(),
+                    source: None,
+                });
+            }
         }
         result
     }
