@@ -198,9 +198,13 @@ fn buffered_enqueue_defers_fsync_until_flush() {
         before,
         "Buffered returns without an fsync"
     );
-    assert_eq!(spool.stats().unwrap().total.pending, 10);
+    // Readers see only what is durable: nothing until the flush.
+    assert_eq!(spool.stats().unwrap().total.pending, 0);
+    assert!(spool.get(ids[0]).is_err());
     spool.flush().unwrap();
     assert!(spool.metrics().fsyncs > before, "flush fsyncs");
+    assert_eq!(spool.stats().unwrap().total.pending, 10);
+    assert_eq!(spool.get(ids[0]).unwrap().status, JobStatus::Pending);
     spool.close().unwrap();
     drop(spool);
     let spool = open_plain(&path, Durability::Immediate);

@@ -64,8 +64,11 @@ pub(crate) struct Shared {
     /// The last journal entry sled holds durably (checkpointed).
     pub durable_lsn: AtomicU64,
     pub checkpoint_lock: Mutex<()>,
-    /// Changes journaled but not yet in sled; reads look here first.
+    /// Changes journaled but not yet in sled; reads look here first (readers only at the
+    /// durable ones).
     pub overlay: overlay::Overlay,
+    /// The last event seq that is durable (what readers are told the log reaches).
+    pub durable_seq: AtomicU64,
     /// The writer is applying a group or has requests queued (the syncer's gather hint).
     pub writer_busy: AtomicBool,
     /// Written groups handed to the syncer and not yet answered by it. At 0 the writer may
@@ -201,6 +204,7 @@ impl SledBackend {
         // with the other `share_with_group`) has other modes: set them all (see `perms`).
         perms::tighten_tree(path, cfg.file_mode)?;
 
+        let durable_seq = AtomicU64::new(st.next_seq.saturating_sub(1));
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             db,
@@ -216,6 +220,7 @@ impl SledBackend {
             durable_lsn: AtomicU64::new(0),
             checkpoint_lock: Mutex::new(()),
             overlay: overlay::Overlay::default(),
+            durable_seq,
             writer_busy: AtomicBool::new(false),
             syncer_pending: std::sync::atomic::AtomicUsize::new(0),
         });
@@ -303,15 +308,16 @@ impl SledBackend {
         }
     }
 
+    /// A job as a reader may see it: its durable record (nothing a crash could take back).
     fn read_job(&self, id: JobId, with_payload: bool) -> Result<Option<Job>> {
         let sh = self.sh()?;
         let key = keys::job(&id);
-        let Some(bytes) = sh.overlay.read(&sh.tree, &key)? else {
+        let Some(bytes) = sh.overlay.read_durable(&sh.tree, &key)? else {
             return Ok(None);
         };
         let mut job: Job = codec::decode("jobs", &key, &bytes)?;
         if with_payload {
-            if let Some(p) = sh.overlay.read(&sh.tree, &keys::payload(&id))? {
+            if let Some(p) = sh.overlay.read_durable(&sh.tree, &keys::payload(&id))? {
                 job.payload = p.to_vec();
             }
         }

@@ -2,11 +2,18 @@
 //!
 //! A group's changes go to sled only after its journal entry is fsync'd, so sled never holds
 //! a change the journal could lose (and a torn group in sled is always completed by the
-//! replay). Until then they live here, and every read (the writer's and the readers') looks
-//! here first, then in sled.
+//! replay). Until then they live here, and every read looks here first, then in sled.
+//!
+//! Two views: the writer's reads (inside ops) see every staged group ([`Overlay::read`]);
+//! readers outside the writer (`get`, `list`, events, schedules) see only groups whose
+//! journal entry is durable (the `*_durable` methods). So each key keeps its versions, by
+//! group lsn, until they are durable: a durable read takes the newest version at or below
+//! the synced watermark (advanced by the syncer after each fsync, before anyone is told),
+//! or sled's value when there is none (sled only ever holds durable groups).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Duration;
 
@@ -15,11 +22,62 @@ use parking_lot::{Condvar, Mutex};
 use crate::backend::sled::journal::Change;
 use crate::model::error::Result;
 
-/// Pending changes by key: the journal lsn of the group that made each, and the value
-/// (`None` = removed); with their approximate size, which the writer keeps bounded.
+/// One pending value: the journal lsn of the group that wrote it, and the value (`None` =
+/// removed).
+type Version = (u64, Option<sled::IVec>);
+
+/// A key's pending values, oldest first. Nearly always one (no allocation beyond the map's).
+enum Versions {
+    One(Version),
+    Many(Vec<Version>),
+}
+
+impl Versions {
+    fn as_slice(&self) -> &[Version] {
+        match self {
+            Versions::One(v) => std::slice::from_ref(v),
+            Versions::Many(vs) => vs,
+        }
+    }
+
+    fn push(&mut self, v: Version) {
+        match self {
+            Versions::Many(vs) => vs.push(v),
+            Versions::One(_) => {
+                let Versions::One(first) = std::mem::replace(self, Versions::Many(Vec::new()))
+                else {
+                    unreachable!("matched One above")
+                };
+                *self = Versions::Many(vec![first, v]);
+            }
+        }
+    }
+
+    /// Removes the `n` oldest versions, calling `gone` on each; returns whether none is left.
+    fn drop_oldest(&mut self, n: usize, mut gone: impl FnMut(&Version)) -> bool {
+        match self {
+            Versions::One(v) => {
+                if n > 0 {
+                    gone(v);
+                }
+                n > 0
+            }
+            Versions::Many(vs) => {
+                for v in vs.drain(..n.min(vs.len())) {
+                    gone(&v);
+                }
+                vs.is_empty()
+            }
+        }
+    }
+}
+
+/// Pending changes by key, with their approximate size, which the writer keeps bounded.
 #[derive(Default)]
 pub(crate) struct Overlay {
     map: Mutex<Pending>,
+    /// The last journal lsn known durable (fsync'd): what readers may see.
+    synced: AtomicU64,
     /// Signalled when changes leave (reach sled).
     shrunk: Condvar,
     /// Keys whose reads fail (tests of what an op does when a read fails).
@@ -29,7 +87,7 @@ pub(crate) struct Overlay {
 
 #[derive(Default)]
 struct Pending {
-    map: BTreeMap<sled::IVec, (u64, Option<sled::IVec>)>,
+    map: BTreeMap<sled::IVec, Versions>,
     bytes: usize,
 }
 
@@ -38,32 +96,86 @@ fn cost(k: &[u8], v: Option<&sled::IVec>) -> usize {
     k.len() + v.map_or(0, |v| v.len()) + 64
 }
 
+/// The newest version of `vs` (the writer's view).
+fn newest(vs: &Versions) -> Option<&Option<sled::IVec>> {
+    vs.as_slice().last().map(|(_, v)| v)
+}
+
+/// The newest version of `vs` at or below `synced` (a reader's view); `None` if every
+/// version is newer (sled's value is then the durable one).
+fn durable(vs: &Versions, synced: u64) -> Option<&Option<sled::IVec>> {
+    vs.as_slice()
+        .iter()
+        .rev()
+        .find(|(at, _)| *at <= synced)
+        .map(|(_, v)| v)
+}
+
 impl Overlay {
     /// The pending value of `key`: `None` if no change is pending, `Some(None)` if it was
     /// removed.
     pub fn get(&self, key: &[u8]) -> Option<Option<sled::IVec>> {
-        self.map.lock().map.get(key).map(|(_, v)| v.clone())
+        self.map.lock().map.get(key).and_then(newest).cloned()
     }
 
-    /// Records a journaled group's changes.
+    /// The durable pending value of `key` (as [`Overlay::get`], durable groups only).
+    fn get_durable(&self, key: &[u8], synced: u64) -> Option<Option<sled::IVec>> {
+        self.map
+            .lock()
+            .map
+            .get(key)
+            .and_then(|vs| durable(vs, synced))
+            .cloned()
+    }
+
+    /// The last journal lsn readers may see.
+    pub fn synced(&self) -> u64 {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// Groups up to `lsn` are durable: readers see them from now on. (Called by the syncer
+    /// after the fsync, before it publishes events or answers anyone.)
+    pub fn mark_synced(&self, lsn: u64) {
+        self.synced.fetch_max(lsn, Ordering::AcqRel);
+    }
+
+    /// Records a journaled group's changes. Versions of a key older than its newest durable
+    /// one are dropped (no reader needs them).
     pub fn insert(&self, lsn: u64, changes: &[Change]) {
+        let synced = self.synced();
         let mut p = self.map.lock();
+        let Pending { map, bytes } = &mut *p;
         for (k, v) in changes {
-            p.bytes += cost(k, v.as_ref());
-            if let Some((_, old)) = p.map.insert(k.clone(), (lsn, v.clone())) {
-                p.bytes -= cost(k, old.as_ref());
+            *bytes += cost(k, v.as_ref());
+            match map.get_mut(k) {
+                None => {
+                    map.insert(k.clone(), Versions::One((lsn, v.clone())));
+                }
+                Some(vs) => {
+                    // Keep the newest durable version (and the newer ones).
+                    if let Some(keep) = vs.as_slice().iter().rposition(|(at, _)| *at <= synced) {
+                        vs.drop_oldest(keep, |(_, old)| *bytes -= cost(k, old.as_ref()));
+                    }
+                    vs.push((lsn, v.clone()));
+                }
             }
         }
     }
 
-    /// Forgets the changes of group `lsn` now in sled (keys a later group changed again stay).
+    /// Forgets the changes of group `lsn` now in sled, and any older version of their keys
+    /// (versions of a later group stay).
     pub fn applied(&self, lsn: u64, changes: &[Change]) {
         let mut p = self.map.lock();
+        let Pending { map, bytes } = &mut *p;
         for (k, _) in changes {
-            if p.map.get(k).is_some_and(|(at, _)| *at == lsn) {
-                if let Some((_, old)) = p.map.remove(k) {
-                    p.bytes -= cost(k, old.as_ref());
-                }
+            let Some(vs) = map.get_mut(k) else { continue };
+            let gone = vs
+                .as_slice()
+                .iter()
+                .take_while(|(at, _)| *at <= lsn)
+                .count();
+            if vs.drop_oldest(gone, |(_, old)| *bytes -= cost(k, old.as_ref())) {
+                map.remove(k);
             }
         }
         drop(p);
@@ -91,25 +203,52 @@ impl Overlay {
         self.map.lock().map.len()
     }
 
-    /// The pending changes with keys in `[from, to)`, in key order (a snapshot).
-    fn range(&self, from: &[u8], to: &[u8]) -> Vec<(sled::IVec, Option<sled::IVec>)> {
+    /// The pending changes with keys in `[from, to)`, in key order (a snapshot): the
+    /// newest version of each, or with `synced`, the newest durable one (keys with none are
+    /// left out: sled has their durable value).
+    fn range(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        synced: Option<u64>,
+    ) -> Vec<(sled::IVec, Option<sled::IVec>)> {
         self.map
             .lock()
             .map
             .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
-            .map(|(k, (_, v))| (k.clone(), v.clone()))
+            .filter_map(|(k, vs)| {
+                let v = match synced {
+                    None => newest(vs),
+                    Some(s) => durable(vs, s),
+                };
+                v.map(|v| (k.clone(), v.clone()))
+            })
             .collect()
     }
 
-    /// The greatest pending key in `[from, to)` that is not a removal.
-    pub fn last_key(&self, from: &[u8], to: &[u8]) -> Option<sled::IVec> {
+    /// The greatest durable pending key in `[from, to)` that is not a removal.
+    pub fn last_key_durable(&self, from: &[u8], to: &[u8]) -> Option<sled::IVec> {
+        let synced = self.synced();
         self.map
             .lock()
             .map
             .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
             .rev()
-            .find(|(_, (_, v))| v.is_some())
+            .find(|(_, vs)| durable(vs, synced).is_some_and(Option::is_some))
             .map(|(k, _)| k.clone())
+    }
+
+    /// Keys in `[from, to)` with a version not yet durable (their durable value may differ
+    /// from the writer's), in key order.
+    pub fn unsynced_keys(&self, from: &[u8], to: &[u8]) -> Vec<sled::IVec> {
+        let synced = self.synced();
+        self.map
+            .lock()
+            .map
+            .range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)))
+            .filter(|(_, vs)| vs.as_slice().last().is_some_and(|(at, _)| *at > synced))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Makes every later [`Overlay::read`] of `key` fail with a `STORAGE` error.
@@ -118,7 +257,7 @@ impl Overlay {
         self.fail_reads.lock().push(key.to_vec());
     }
 
-    /// `tree.get(key)` as it will be once every pending change is in sled.
+    /// `tree.get(key)` as it will be once every pending change is in sled: the writer's view.
     pub fn read(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<sled::IVec>> {
         #[cfg(test)]
         if self.fail_reads.lock().iter().any(|k| k == key) {
@@ -136,9 +275,18 @@ impl Overlay {
         }
     }
 
-    /// Iterates `[from, to)` of sled merged with the pending changes, in key order. The
-    /// snapshot of pending changes is taken first: a group that reaches sled meanwhile is
-    /// found there.
+    /// `tree.get(key)` as it is once every durable change is in sled: a reader's view,
+    /// nothing a crash could take back.
+    pub fn read_durable(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<sled::IVec>> {
+        match self.get_durable(key, self.synced()) {
+            Some(v) => Ok(v),
+            None => Ok(tree.get(key)?),
+        }
+    }
+
+    /// Iterates `[from, to)` of sled merged with the pending changes, in key order: the
+    /// writer's view. The snapshot of pending changes is taken first: a group that reaches
+    /// sled meanwhile is found there.
     pub fn scan<'a>(
         &self,
         tree: &'a sled::Tree,
@@ -146,7 +294,23 @@ impl Overlay {
         to: &[u8],
     ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + 'a {
         Merge {
-            pending: self.range(from, to).into_iter().peekable(),
+            pending: self.range(from, to, None).into_iter().peekable(),
+            sled: tree.range(from.to_vec()..to.to_vec()).peekable(),
+        }
+    }
+
+    /// As [`Overlay::scan`], durable changes only: a reader's view.
+    pub fn scan_durable<'a>(
+        &self,
+        tree: &'a sled::Tree,
+        from: &[u8],
+        to: &[u8],
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + 'a {
+        Merge {
+            pending: self
+                .range(from, to, Some(self.synced()))
+                .into_iter()
+                .peekable(),
             sled: tree.range(from.to_vec()..to.to_vec()).peekable(),
         }
     }
@@ -198,52 +362,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn c(k: &str, v: Option<&str>) -> Change {
-        (k.as_bytes().into(), v.map(|v| v.as_bytes().into()))
-    }
-
-    #[test]
-    fn reads_and_scans_see_pending_changes_over_sled() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        for k in ["a", "b", "d", "f"] {
-            db.insert(k, k).unwrap();
-        }
-        let o = Overlay::default();
-        o.insert(1, &[c("b", None), c("c", Some("C")), c("d", Some("D"))]);
-        o.insert(2, &[c("g", Some("G")), c("c", Some("C2"))]);
-        assert_eq!(o.read(&db, b"b").unwrap(), None);
-        assert_eq!(o.read(&db, b"a").unwrap().as_deref(), Some(&b"a"[..]));
-        assert_eq!(o.read(&db, b"c").unwrap().as_deref(), Some(&b"C2"[..]));
-        let all: Vec<(String, String)> = o
-            .scan(&db, b"a", b"z")
-            .map(|r| {
-                let (k, v) = r.unwrap();
-                (
-                    String::from_utf8(k.to_vec()).unwrap(),
-                    String::from_utf8(v.to_vec()).unwrap(),
-                )
-            })
-            .collect();
-        let want = [("a", "a"), ("c", "C2"), ("d", "D"), ("f", "f"), ("g", "G")];
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        assert_eq!(all, want);
-        assert_eq!(o.scan(&db, b"b", b"d").count(), 1);
-        // Group 1 reaches sled: its keys go, except `c`, which group 2 changed again.
-        let before = o.bytes();
-        o.applied(1, &[c("b", None), c("c", Some("C")), c("d", Some("D"))]);
-        assert_eq!(o.len(), 2);
-        assert_eq!(o.get(b"c"), Some(Some(sled::IVec::from("C2"))));
-        assert!(o.bytes() < before);
-        // `c` and `g` remain: (1 + 2 + 64) + (1 + 1 + 64).
-        assert_eq!(o.bytes(), 133);
-        o.applied(2, &[c("g", Some("G")), c("c", Some("C2"))]);
-        assert_eq!((o.len(), o.bytes()), (0, 0));
-        o.wait_below(0, || false); // returns at once
-    }
-}
+mod tests;

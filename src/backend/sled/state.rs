@@ -6,7 +6,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::job::{Job, JobId, JobStatus};
-use crate::model::types::{ClaimRequest, Counts, QueueStats, Stats};
+use crate::model::types::{ClaimRequest, Counts};
+#[cfg(test)]
+use crate::model::types::{QueueStats, Stats};
 
 type ReadyKey = (Reverse<i32>, i64, JobId);
 
@@ -54,6 +56,8 @@ pub(crate) struct State {
     /// Which job records exist (count and order-free hash), kept as jobs are created and
     /// deleted, so a clean close can record what sled holds without scanning it.
     pub digest: crate::backend::sled::sledcheck::Digest,
+    /// The counter changes of groups not yet durable, undone for readers (see `undo`).
+    pub unsynced: undo::Unsynced,
 }
 
 impl State {
@@ -72,6 +76,7 @@ impl State {
             rng: seed | 1,
             running: HashMap::new(),
             digest: crate::backend::sled::sledcheck::Digest::default(),
+            unsynced: undo::Unsynced::default(),
         }
     }
 
@@ -167,6 +172,7 @@ impl State {
         let q = self.queue_mut(&job.queue);
         let slot = q.counts.slot(job.status);
         *slot = slot.saturating_sub(1);
+        self.note_status(&job.queue, job.status.index(), -1);
         if !job.status.is_terminal() {
             let p = self.part(&job.queue, &job.kind) as usize;
             self.parts[p].live = self.parts[p].live.saturating_sub(1);
@@ -179,6 +185,7 @@ impl State {
                 if self.delayed.remove(&(job.due_ms(), id)).is_some() {
                     let q = self.queue_mut(&job.queue);
                     q.counts.delayed = q.counts.delayed.saturating_sub(1);
+                    self.note_delayed(&job.queue, -1);
                 } else {
                     let p = self.part(&job.queue, &job.kind) as usize;
                     self.parts[p]
@@ -205,6 +212,7 @@ impl State {
         let id = job.id;
         self.by_status[job.status.index()].insert(id);
         *self.queue_mut(&job.queue).counts.slot(job.status) += 1;
+        self.note_status(&job.queue, job.status.index(), 1);
         if !job.status.is_terminal() {
             let p = self.part(&job.queue, &job.kind) as usize;
             self.parts[p].live += 1;
@@ -218,6 +226,7 @@ impl State {
                 if job.due_ms() > now_ms {
                     self.delayed.insert((job.due_ms(), id), (job.priority, p));
                     self.queue_mut(&job.queue).counts.delayed += 1;
+                    self.note_delayed(&job.queue, 1);
                 } else {
                     self.parts[p as usize]
                         .ready
@@ -362,6 +371,7 @@ impl State {
     /// Pauses or resumes `queue`. Resuming a queue that has no jobs drops its entry (and
     /// resuming one that has none never creates it).
     pub fn set_paused(&mut self, queue: &str, paused: bool) {
+        self.note_paused(queue, self.is_paused(queue));
         if paused {
             self.queue_mut(queue).paused = true;
         } else {
@@ -373,6 +383,8 @@ impl State {
         }
     }
 
+    /// The live counters (the writer's view; readers get [`State::durable_stats`]).
+    #[cfg(test)]
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();
         for (name, q) in &self.queues {
@@ -396,3 +408,4 @@ impl State {
 
 #[cfg(test)]
 mod tests;
+mod undo;

@@ -1,5 +1,8 @@
 //! The [`Backend`] trait over sled: each transition is one writer op (one journal entry,
-//! group-committed); reads go to the overlay of unapplied changes, then sled.
+//! group-committed); reads go to the overlay of unapplied changes, then sled, and see only
+//! groups whose journal entry is durable (the writer's own reads, in ops, see every staged
+//! group). Under `Durability::Buffered` a change is seen once the journal is flushed (within
+//! `max_delay`), which may be after its caller was answered.
 
 use std::sync::atomic::Ordering;
 
@@ -60,12 +63,30 @@ impl Backend for SledBackend {
         };
         let mut out = Vec::new();
         if let Some(status) = q.status {
+            // The status index is the writer's view (ahead of the durable one by the groups
+            // in flight): each hit is read through its durable record and kept only if that
+            // has the status; the jobs those groups changed are looked at too, since their
+            // durable status may be this one while the index already moved them.
+            let mut changed: Vec<JobId> = sh
+                .overlay
+                .unsynced_keys(&[keys::JOB], &[keys::JOB + 1])
+                .iter()
+                .filter_map(|k| keys::id_of(k))
+                .filter(|id| q.after.map_or(true, |a| *id > a))
+                .collect();
+            changed.reverse(); // popped in id order
             let mut after = q.after;
             loop {
-                let ids = sh.state.lock().ids_with_status(status, after, 512);
-                let Some(last) = ids.last().copied() else {
-                    break;
-                };
+                let mut ids = sh.state.lock().ids_with_status(status, after, 512);
+                let last = (ids.len() == 512).then(|| ids[511]);
+                while changed
+                    .last()
+                    .is_some_and(|id| last.map_or(true, |l| *id <= l))
+                {
+                    ids.extend(changed.pop());
+                }
+                ids.sort_unstable();
+                ids.dedup();
                 for id in ids {
                     if let Some(j) = self.read_job(id, true)? {
                         if j.status == status && matches(&j) {
@@ -76,7 +97,10 @@ impl Backend for SledBackend {
                         }
                     }
                 }
-                after = Some(last);
+                match last {
+                    Some(l) => after = Some(l),
+                    None => break,
+                }
             }
         } else {
             let start = q.after.map_or_else(
@@ -87,11 +111,11 @@ impl Backend for SledBackend {
                     k
                 },
             );
-            for item in sh.overlay.scan(&sh.tree, &start, &[keys::JOB + 1]) {
+            for item in sh.overlay.scan_durable(&sh.tree, &start, &[keys::JOB + 1]) {
                 let (k, v) = item?;
                 let mut j: Job = codec::decode("jobs", &k, &v)?;
                 if matches(&j) {
-                    if let Some(p) = sh.overlay.read(&sh.tree, &keys::payload(&j.id))? {
+                    if let Some(p) = sh.overlay.read_durable(&sh.tree, &keys::payload(&j.id))? {
                         j.payload = p.to_vec();
                     }
                     out.push(j);
@@ -110,30 +134,32 @@ impl Backend for SledBackend {
         if let Some(e) = sh.poisoned_error() {
             return Err(e);
         }
+        // The live counters minus the groups not yet durable.
         let now = sh.cfg.clock.now_ms();
         let mut st = sh.state.lock();
         st.promote(now);
-        Ok(st.stats())
+        Ok(st.durable_stats(sh.overlay.synced()))
     }
 
     fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
         let sh = self.sh()?;
         let want = after_seq.saturating_add(1);
         // The block holding `want` starts at or before it: step back to it, then forward.
-        // (Blocks pending in the overlay count: they are the newest.)
+        // (Durable blocks pending in the overlay count: they are the newest; blocks not yet
+        // durable are not shown.)
         let mut upto = keys::event(want).to_vec();
         upto.push(0);
         let in_sled = match sh.tree.range(vec![keys::EVENT]..upto.clone()).next_back() {
             Some(item) => Some(item?.0),
             None => None,
         };
-        let pending = sh.overlay.last_key(&[keys::EVENT], &upto);
+        let pending = sh.overlay.last_key_durable(&[keys::EVENT], &upto);
         let from = match in_sled.max(pending) {
             Some(k) => k.to_vec(),
             None => keys::event(want).to_vec(),
         };
         let mut out = Vec::new();
-        for item in sh.overlay.scan(&sh.tree, &from, &[keys::EVENT + 1]) {
+        for item in sh.overlay.scan_durable(&sh.tree, &from, &[keys::EVENT + 1]) {
             let (k, v) = item?;
             let first = keys::seq_of(&k).unwrap_or(0);
             let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
@@ -154,7 +180,8 @@ impl Backend for SledBackend {
     }
 
     fn last_seq(&self) -> u64 {
-        self.sh().map_or(0, |sh| sh.state.lock().next_seq - 1)
+        self.sh()
+            .map_or(0, |sh| sh.durable_seq.load(Ordering::Acquire))
     }
 
     fn claim(&self, req: &ClaimRequest) -> Result<Vec<Claimed>> {
@@ -270,7 +297,7 @@ impl Backend for SledBackend {
         let mut out = Vec::new();
         for item in sh
             .overlay
-            .scan(&sh.tree, &[keys::SCHEDULE], &[keys::SCHEDULE + 1])
+            .scan_durable(&sh.tree, &[keys::SCHEDULE], &[keys::SCHEDULE + 1])
         {
             let (k, v) = item?;
             out.push(codec::decode("schedules", &k, &v)?);
@@ -333,7 +360,23 @@ impl Backend for SledBackend {
             super::holder::remove(&sh.path); // while the lock is still held
                                              // Waiting claimers look again and find the handle closed.
             sh.observer.work_available();
+            // sled writes its buffers as its last handle drops, and panics when it cannot (a
+            // filesystem gone read-only): report that as STORAGE, not as a panic.
+            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(sh)));
+            if dropped.is_err() && result.is_ok() {
+                result = Err(Error::Storage {
+                    context: "sled could not write its files as the database closed (a \
+                              read-only or failing filesystem?); reopen it once the \
+                              filesystem is writable: the journal holds every acknowledged \
+                              change"
+                        .into(),
+                    source: None,
+                });
+            }
         }
         result
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -379,6 +379,8 @@ fn preallocate(_: &File, _: &Path, _: u64) -> Result<()> {
 /// fsyncs appended segments (oldest first) and, after a roll, the directory.
 pub(crate) fn sync(db_dir: &Path, segments: &[Arc<Segment>], new_segment: bool) -> Result<()> {
     failpoint::check("journal-fsync")?;
+    #[cfg(test)]
+    hold::wait(db_dir);
     for s in segments {
         durable::sync_segment(&s.file, &s.path)
             .map_err(|e| io("fsync of the journal in", db_dir, e))?;
@@ -431,6 +433,8 @@ pub(crate) fn clear(db_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
+pub(crate) mod hold;
 pub(crate) mod scan;
 #[cfg(test)]
 mod tests;

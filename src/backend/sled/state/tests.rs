@@ -152,3 +152,38 @@ fn paused_queue_is_skipped() {
     st.set_paused("q", false);
     assert_eq!(st.peek_claimable(&req()), Some(j.id));
 }
+
+#[test]
+fn durable_stats_undo_the_groups_not_yet_durable() {
+    let mut st = State::new(1);
+    let now = 1_000;
+    let a = job(&mut st, 0, now, JobStatus::Pending);
+    st.unsynced.begin(0);
+    st.apply(None, Some(&a), now);
+    st.unsynced.end(1);
+    // Group 2 runs it and pauses the queue; group 3 adds a job to another queue.
+    st.unsynced.begin(0);
+    let mut running = a.clone();
+    running.status = JobStatus::Running;
+    st.apply(Some(&a), Some(&running), now);
+    st.set_paused("q", true);
+    st.unsynced.end(2);
+    st.unsynced.begin(0);
+    let mut b = job(&mut st, 0, now, JobStatus::Pending);
+    b.queue = "other".into();
+    st.apply(None, Some(&b), now);
+    st.unsynced.end(3);
+    let live = st.stats();
+    assert_eq!(st.durable_stats(3), live);
+    let at1 = st.durable_stats(1);
+    assert_eq!((at1.total.pending, at1.total.running), (1, 0));
+    assert!(!at1.queues["q"].paused);
+    assert!(!at1.queues.contains_key("other"));
+    let at2 = st.durable_stats(2);
+    assert_eq!((at2.total.pending, at2.total.running), (0, 1));
+    assert!(at2.queues["q"].paused);
+    assert_eq!(st.durable_stats(0), Stats::default());
+    // Durable groups are forgotten at the next group's start.
+    st.unsynced.begin(3);
+    assert_eq!(st.durable_stats(0), live);
+}

@@ -36,6 +36,7 @@ pub(super) fn apply_group(
     let epoch_before;
     {
         let mut st = shared.state.lock();
+        st.unsynced.begin(shared.overlay.synced());
         epoch_before = st.epoch;
         let seq_before = st.next_seq;
         let now = shared.cfg.clock.now_ms();
@@ -77,6 +78,9 @@ pub(super) fn apply_group(
                 next_seq: st.next_seq,
             });
         }
+        // The group becomes the next journal entry (if it wrote anything): until that is
+        // durable, readers see the counters without its changes.
+        st.unsynced.end(journal.next_lsn());
     }
     let wrote = !staged.is_empty();
     let appended = match write(shared, journal, &mut staged, meta) {
@@ -121,8 +125,8 @@ pub(super) fn apply_group(
 type WrittenGroup = (journal::Appended, u64, Vec<Change>);
 
 /// Writes one group as a journal entry (fsync'd later by the syncer), with the counters in
-/// `meta` when they moved, and makes its changes visible to reads through the overlay until
-/// they reach sled.
+/// `meta` when they moved, and makes its changes visible through the overlay until they
+/// reach sled (to the writer's own reads at once, to readers once the entry is durable).
 fn write(
     shared: &Shared,
     journal: &mut Journal,

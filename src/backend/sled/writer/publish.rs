@@ -3,10 +3,14 @@
 use crate::backend::sled::Shared;
 use crate::model::event::EventRecord;
 
-/// Reports durable events to the observer, in seq order.
+/// Reports durable events to the observer, in seq order, after moving the last durable
+/// seq (what readers are told the log reaches) past them.
 pub(super) fn publish(shared: &Shared, events: Vec<EventRecord>) {
-    if events.is_empty() {
+    let Some(last) = events.last() else {
         return;
-    }
+    };
+    shared
+        .durable_seq
+        .fetch_max(last.seq, std::sync::atomic::Ordering::AcqRel);
     shared.observer.committed(&events);
 }

@@ -108,7 +108,9 @@ pub(super) fn run_syncer(
         if let Err(e) = &result {
             shared.poison(e);
         } else {
-            // Subscribers hear of a change before its caller does, never before it is durable.
+            // Readers see the groups from now on; subscribers hear of a change before its
+            // caller does, never before it is durable.
+            synced(shared, &groups);
             publish(shared, std::mem::take(&mut events));
         }
         last_answered = answers.len();
@@ -129,6 +131,7 @@ pub(super) fn run_syncer(
         held = 0;
     }
     if dirty_since.is_some() && sync_journal(shared, &segments, new_segment).is_ok() {
+        synced(shared, &groups);
         publish(shared, events);
         let _ = apply_tx.send(groups);
     }
@@ -149,6 +152,9 @@ pub(super) fn commit(
     if let Err(e) = &result {
         shared.poison(e);
     } else {
+        if let Some(group) = &w.changes {
+            synced(shared, std::slice::from_ref(group));
+        }
         publish(shared, w.events);
     }
     for (reply, answer) in w.answers {
@@ -162,6 +168,13 @@ pub(super) fn commit(
         (Ok(()), Some(group)) => apply_tx.send(vec![group]).is_ok(),
         (Ok(()), None) => true,
         (Err(_), _) => false,
+    }
+}
+
+/// Makes `groups` (now durable in the journal) visible to readers.
+fn synced(shared: &Shared, groups: &[(u64, Vec<Change>)]) {
+    if let Some(lsn) = groups.iter().map(|(lsn, _)| *lsn).max() {
+        shared.overlay.mark_synced(lsn);
     }
 }
 
