@@ -157,6 +157,8 @@ pub(super) fn fill_or_open(opts: &BenchOptions, durability: Durability) -> Resul
         out["openMs"] = json!((open_ms * 10.0).round() / 10.0);
         out["rssAfterOpenBytes"] = json!(rss_after_open);
     }
+    // Readers see only durable changes: under `Buffered` the last batches show after a flush.
+    spool.flush()?;
     let stats = spool.stats()?.total;
     out["pending"] = json!(stats.pending);
     spool.close()?;
