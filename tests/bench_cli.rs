@@ -2,6 +2,10 @@
 //! SVG / HTML holding the throughput series, the limit lines measured in the same run and
 //! the latency curve). Small runs; nothing here asserts a speed.
 
+#[path = "common/bench.rs"]
+mod bench_run;
+
+use bench_run::bench_json;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -11,25 +15,6 @@ fn bench(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn bench_json(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_jobspool"))
-        .args(["--json", "bench"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bench {args:?} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
 }
 
 fn s(p: &Path) -> &str {

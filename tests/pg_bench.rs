@@ -7,23 +7,11 @@ use std::process::Command;
 
 use common::pg;
 
+#[path = "common/bench.rs"]
+mod bench_run;
+
 fn bench(url: &str, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_jobspool"))
-        .args(["--json", "bench", "--db", url])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "bench {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bench {args:?} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    bench_run::bench_json(&[&["--db", url][..], args].concat())
 }
 
 fn bench_schemas(url: &str) -> String {

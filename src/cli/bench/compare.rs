@@ -5,20 +5,13 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use super::{round2, variant_line, BenchOptions, Outcome};
+use super::{round2, variant_line, workload_json, BenchOptions, Outcome};
 
 /// The `--json` object of a comparison: the workload, then each backend's own summary
 /// under its name.
 pub(super) fn summary(opts: &BenchOptions, outcomes: &[Outcome]) -> Value {
-    let mut out = json!({
-        "mode": opts.mode,
-        "jobs": opts.jobs,
-        "durability": opts.durability,
-        "producers": opts.producers,
-        "workers": opts.workers,
-        "payloadBytes": opts.payload_bytes,
-        "backends": outcomes.iter().map(|o| o.backend).collect::<Vec<_>>(),
-    });
+    let mut out = workload_json(opts);
+    out["backends"] = json!(outcomes.iter().map(|o| o.backend).collect::<Vec<_>>());
     for o in outcomes {
         out[o.backend] = o.summary.clone();
     }

@@ -122,26 +122,31 @@ fn variant_line(opts: &BenchOptions) -> String {
     }
 }
 
-/// The summary fields every backend shares.
-fn common_summary(opts: &BenchOptions, r: &Run) -> Value {
-    let (p50, p99) = (
-        percentile(&r.latencies_us, 0.5),
-        percentile(&r.latencies_us, 0.99),
-    );
-    let mut out = json!({
+/// The workload's settings, as every summary starts.
+fn workload_json(opts: &BenchOptions) -> Value {
+    json!({
         "mode": opts.mode,
         "jobs": opts.jobs,
         "durability": opts.durability,
         "producers": opts.producers,
         "workers": opts.workers,
         "payloadBytes": opts.payload_bytes,
-        "prefetch": opts.prefetch,
-        "enqueuePerSec": r.enqueue_per_sec.round(),
-        "processedPerSec": r.processed_per_sec.round(),
-        "latencyP50Ms": p50,
-        "latencyP99Ms": p99,
-        "latencyOf": r.latency_of,
-    });
+    })
+}
+
+/// The summary fields every backend shares.
+fn common_summary(opts: &BenchOptions, r: &Run) -> Value {
+    let (p50, p99) = (
+        percentile(&r.latencies_us, 0.5),
+        percentile(&r.latencies_us, 0.99),
+    );
+    let mut out = workload_json(opts);
+    out["prefetch"] = json!(opts.prefetch);
+    out["enqueuePerSec"] = json!(r.enqueue_per_sec.round());
+    out["processedPerSec"] = json!(r.processed_per_sec.round());
+    out["latencyP50Ms"] = json!(p50);
+    out["latencyP99Ms"] = json!(p99);
+    out["latencyOf"] = json!(r.latency_of);
     if opts.mode == "burn-down" {
         out["variant"] = json!(if opts.settled {
             workload::SETTLED_VARIANT
