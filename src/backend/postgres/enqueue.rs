@@ -1,12 +1,16 @@
 //! Enqueue (a batch in one statement, dedupe by the partial unique index) and cancel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::conn::Pg;
-use super::tx::{job_from_row, state_code, Ctx};
+use super::conn::{retryable, Pg};
+use super::tx::{
+    closing_statement, event_params, job_from_row, numbered, state_code, CountParams, Ctx, Done,
+};
+use super::Shared;
 use crate::backend::codec;
 use crate::backend::rules;
 use crate::model::error::Result;
+use crate::model::event::Event;
 use crate::model::job::{Job, JobId, NewJob};
 use crate::model::types::Enqueued;
 
@@ -20,51 +24,20 @@ pub(super) fn create(ctx: &Ctx<'_, '_>, nj: NewJob) -> Job {
 /// a live job holds is not inserted: that job comes back instead, `deduplicated`. New jobs
 /// get their `job.enqueued` event, in input order.
 pub(super) fn insert(ctx: &mut Ctx<'_, '_>, jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
-    let mut ids = Vec::with_capacity(jobs.len());
-    let mut queues = Vec::with_capacity(jobs.len());
-    let mut kinds = Vec::with_capacity(jobs.len());
-    let mut states = Vec::with_capacity(jobs.len());
-    let mut prios = Vec::with_capacity(jobs.len());
-    let mut run_ats = Vec::with_capacity(jobs.len());
-    let mut keys: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
-    let mut tenants: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
-    let mut records = Vec::with_capacity(jobs.len());
-    let mut payloads: Vec<&[u8]> = Vec::with_capacity(jobs.len());
-    for j in &jobs {
-        ids.push(j.id.uuid());
-        queues.push(j.queue.as_str());
-        kinds.push(j.kind.as_str());
-        states.push(state_code(j, ctx.now));
-        prios.push(j.priority);
-        run_ats.push(j.due_ms());
-        keys.push(j.dedupe_key.as_deref());
-        tenants.push(j.tenant_id.as_deref());
-        records.push(codec::encode(j)?);
-        payloads.push(&j.payload);
-    }
+    let cols = Columns::new(&jobs, ctx.now)?;
     // `xmax <> 0`: the row was not inserted but is the live holder of the dedupe key (the
     // no-op update locks it until commit, so it stays live while this batch commits).
     let rows = ctx
         .t
         .query(
-            &ctx.sh.sql(
-                "INSERT INTO @.job (id, queue, kind, state, priority, run_at, dedupe_key, \
-                                    tenant_id, record, payload) \
-                 SELECT id, queue, kind, state, prio, run_at, key, tenant, record, payload \
-                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::int4[], \
-                             $6::int8[], $7::text[], $8::bytea[], $9::bytea[], $10::text[]) \
-                      WITH ORDINALITY \
-                      AS u(id, queue, kind, state, prio, run_at, key, record, payload, tenant, \
-                           ord) \
-                 ORDER BY ord \
+            &ctx.sh.sql(&format!(
+                "{} \
                  ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN (0, 1, 2) \
                  DO UPDATE SET dedupe_key = EXCLUDED.dedupe_key \
                  RETURNING id, (xmax <> 0) AS existed, dedupe_key, record, payload",
-            ),
-            &[
-                &ids, &queues, &kinds, &states, &prios, &run_ats, &keys, &records, &payloads,
-                &tenants,
-            ],
+                insert_rows(1)
+            )),
+            &cols.params(),
         )
         .pg("inserting jobs")?;
     let mut holders: HashMap<String, Job> = HashMap::new();
@@ -97,6 +70,147 @@ pub(super) fn insert(ctx: &mut Ctx<'_, '_>, jobs: Vec<Job>) -> Result<Vec<Enqueu
         });
     }
     Ok(out)
+}
+
+/// The new jobs' columns as statement parameters (see [`insert_rows`]).
+struct Columns<'a> {
+    ids: Vec<uuid::Uuid>,
+    queues: Vec<&'a str>,
+    kinds: Vec<&'a str>,
+    states: Vec<i16>,
+    prios: Vec<i32>,
+    run_ats: Vec<i64>,
+    keys: Vec<Option<&'a str>>,
+    records: Vec<Vec<u8>>,
+    payloads: Vec<&'a [u8]>,
+    tenants: Vec<Option<&'a str>>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(jobs: &'a [Job], now: i64) -> Result<Self> {
+        let n = jobs.len();
+        let mut c = Columns {
+            ids: Vec::with_capacity(n),
+            queues: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n),
+            states: Vec::with_capacity(n),
+            prios: Vec::with_capacity(n),
+            run_ats: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            records: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            tenants: Vec::with_capacity(n),
+        };
+        for j in jobs {
+            c.ids.push(j.id.uuid());
+            c.queues.push(j.queue.as_str());
+            c.kinds.push(j.kind.as_str());
+            c.states.push(state_code(j, now));
+            c.prios.push(j.priority);
+            c.run_ats.push(j.due_ms());
+            c.keys.push(j.dedupe_key.as_deref());
+            c.tenants.push(j.tenant_id.as_deref());
+            c.records.push(codec::encode(j)?);
+            c.payloads.push(&j.payload);
+        }
+        Ok(c)
+    }
+
+    /// In the order of [`insert_rows`]' parameters.
+    fn params(&self) -> [&(dyn postgres::types::ToSql + Sync); 10] {
+        [
+            &self.ids,
+            &self.queues,
+            &self.kinds,
+            &self.states,
+            &self.prios,
+            &self.run_ats,
+            &self.keys,
+            &self.records,
+            &self.payloads,
+            &self.tenants,
+        ]
+    }
+}
+
+/// `INSERT` of the rows in [`Columns`], whose ten parameters start at `$first`.
+fn insert_rows(first: usize) -> String {
+    let p: Vec<String> = (first..first + 10).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO @.job (id, queue, kind, state, priority, run_at, dedupe_key, \
+                            tenant_id, record, payload) \
+         SELECT id, queue, kind, state, prio, run_at, key, tenant, record, payload \
+         FROM unnest({}::uuid[], {}::text[], {}::text[], {}::int2[], {}::int4[], \
+                     {}::int8[], {}::text[], {}::bytea[], {}::bytea[], {}::text[]) \
+              WITH ORDINALITY \
+              AS u(id, queue, kind, state, prio, run_at, key, record, payload, tenant, ord) \
+         ORDER BY ord",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
+    )
+}
+
+/// Whether `jobs` can take [`enqueue_one_statement`]: none has a dedupe key (whose
+/// conflict decides what the rest of the transaction does).
+pub(super) fn fits_one_statement(jobs: &[NewJob]) -> bool {
+    jobs.iter().all(|j| j.dedupe_key.is_none())
+}
+
+/// Enqueues jobs without dedupe keys as one statement in autocommit: the rows, the counts,
+/// the `job.enqueued` events and the notification, atomic as any single statement, in one
+/// round trip instead of a transaction's four (BEGIN, insert, the closing statement,
+/// COMMIT). Under `Immediate` only (`Buffered` sets `synchronous_commit` in a transaction).
+pub(super) fn enqueue_one_statement(
+    sh: &Shared,
+    jobs: Vec<NewJob>,
+) -> Result<(Vec<Enqueued>, Done)> {
+    let now = sh.cfg.clock.now_ms();
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .map(|nj| rules::new_job(nj, sh.next_id(now), now, sh.cfg.default_max_attempts))
+        .collect();
+    let mut deltas = BTreeMap::new();
+    let mut wake = false;
+    for j in &jobs {
+        let st = state_code(j, now);
+        *deltas.entry((j.queue.clone(), st)).or_insert(0) += 1;
+        wake |= st == 0;
+    }
+    let events: Vec<Event> = jobs.iter().map(rules::enqueued_event).collect();
+    let (names, bodies) = event_params(&events)?;
+    let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let counts = CountParams::new(&deltas);
+    let cols = Columns::new(&jobs, now)?;
+    let sql = closing_statement(sh, &format!("jobs AS ({}), ", insert_rows(8)));
+    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+        &counts.queues,
+        &counts.states,
+        &counts.ns,
+        &k,
+        &now,
+        &names,
+        &bodies,
+    ];
+    params.extend(cols.params());
+    let mut attempt = 0;
+    let row = loop {
+        attempt += 1;
+        match sh.pool.with_client(|c| c.query_one(&sql, &params)) {
+            Err(e) if retryable(&e) && attempt < 8 => continue,
+            other => break other?,
+        }
+    };
+    let done = Done {
+        events: numbered(events, row.get(0)),
+        wake,
+    };
+    let out = jobs
+        .into_iter()
+        .map(|job| Enqueued {
+            job,
+            deduplicated: false,
+        })
+        .collect();
+    Ok((out, done))
 }
 
 /// Enqueues a batch: duplicates by dedupe key inside it collapse to the first.

@@ -238,6 +238,16 @@ impl Backend for PgBackend {
         for j in &jobs {
             j.validate(now, sh.cfg.payload_limit)?;
         }
+        if !sh.buffered() && !jobs.is_empty() && enqueue::fits_one_statement(&jobs) {
+            sh.ops.fetch_add(1, Ordering::Relaxed);
+            sh.in_flight.fetch_add(1, Ordering::AcqRel);
+            let r = enqueue::enqueue_one_statement(sh, jobs);
+            if let Ok((_, done)) = &r {
+                self.after_commit(done);
+            }
+            sh.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return r.map(|(out, _)| out);
+        }
         self.write(|ctx| enqueue::enqueue(ctx, jobs.clone()))
     }
 

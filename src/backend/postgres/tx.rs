@@ -169,73 +169,128 @@ impl<'a, 'b> Ctx<'a, 'b> {
         if !updates.is_empty() {
             write_jobs(t, sh, now, updates.into_values())?;
         }
-        let deltas: Vec<_> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
-        let queues: Vec<&str> = deltas.iter().map(|((q, _), _)| q.as_str()).collect();
-        let states: Vec<i16> = deltas.iter().map(|((_, s), _)| *s).collect();
-        let ns: Vec<i64> = deltas.iter().map(|(_, n)| *n).collect();
-        // Count rows are always locked in (queue, state) order, so two transactions never
-        // wait on each other's count rows in a cycle.
-        const COUNTS: &str = "INSERT INTO @.job_count AS jc (queue, state, n) \
-             SELECT q, s, n FROM unnest($1::text[], $2::int2[], $3::int8[]) AS u(q, s, n) \
-             ORDER BY q, s \
-             ON CONFLICT (queue, state) DO UPDATE SET n = jc.n + EXCLUDED.n";
+        let counts = CountParams::new(&deltas);
         let mut done = Done {
             events: Vec::new(),
             wake,
         };
         if events.is_empty() {
-            if !deltas.is_empty() {
-                t.execute(&sh.sql(COUNTS), &[&queues, &states, &ns])
-                    .pg("updating the job counts")?;
+            if !counts.is_empty() {
+                t.execute(
+                    &sh.sql(COUNTS),
+                    &[&counts.queues, &counts.states, &counts.ns],
+                )
+                .pg("updating the job counts")?;
             }
             return Ok(done);
         }
+        let (names, bodies) = event_params(&events)?;
         let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let names: Vec<&str> = events.iter().map(Event::name).collect();
-        let mut bodies = Vec::with_capacity(events.len());
-        for e in &events {
-            bodies.push(serde_json::to_value(e).map_err(|e| Error::Storage {
-                context: format!("encoding an event: {e}"),
-                source: None,
-            })?);
-        }
-        // One statement: the counts, then the events numbered from the `event_seq` row,
-        // and the notification (sent at commit). The counter row stays locked until commit:
-        // seq order is commit order, and a rolled-back transaction leaves no gap.
-        let notify = if sh.cfg.pg_poll_only {
-            String::new()
-        } else {
-            // (The channel name is checked: letters, digits and '_'.) The payload is the
-            // last seq, so a listener that has delivered it already skips its catch-up.
-            format!(", pg_notify('{}', value::text)", sh.channel)
-        };
         let row = t
             .query_one(
-                &sh.sql(&format!(
-                    "WITH cnt AS ({COUNTS}), \
-                          c AS (UPDATE @.counter SET value = value + $4 \
-                                WHERE name = 'event_seq' RETURNING value), \
-                          ins AS (INSERT INTO @.event (seq, at_ms, name, body) \
-                                  SELECT c.value - $4 + u.ord, $5, u.name, u.body \
-                                  FROM c, unnest($6::text[], $7::jsonb[]) \
-                                       WITH ORDINALITY AS u(name, body, ord)) \
-                     SELECT value{notify} FROM c"
-                )),
-                &[&queues, &states, &ns, &k, &now, &names, &bodies],
+                &closing_statement(sh, ""),
+                &[
+                    &counts.queues,
+                    &counts.states,
+                    &counts.ns,
+                    &k,
+                    &now,
+                    &names,
+                    &bodies,
+                ],
             )
             .pg("appending events")?;
-        let last: i64 = row.get(0);
-        let first = u64::try_from(last - k + 1).unwrap_or(1);
-        done.events = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, event)| EventRecord {
-                seq: first + i as u64,
-                event,
-            })
-            .collect();
+        done.events = numbered(events, row.get(0));
         Ok(done)
     }
+}
+
+/// Adds count deltas to the (queue, state) rows. Count rows are always locked in (queue,
+/// state) order, so two transactions never wait on each other's count rows in a cycle.
+const COUNTS: &str = "INSERT INTO @.job_count AS jc (queue, state, n) \
+     SELECT q, s, n FROM unnest($1::text[], $2::int2[], $3::int8[]) AS u(q, s, n) \
+     ORDER BY q, s \
+     ON CONFLICT (queue, state) DO UPDATE SET n = jc.n + EXCLUDED.n";
+
+/// Count deltas as statement parameters ($1-$3 of [`COUNTS`]), zero deltas left out.
+pub(super) struct CountParams<'a> {
+    pub queues: Vec<&'a str>,
+    pub states: Vec<i16>,
+    pub ns: Vec<i64>,
+}
+
+impl<'a> CountParams<'a> {
+    pub fn new(deltas: &'a BTreeMap<(String, i16), i64>) -> Self {
+        let mut p = CountParams {
+            queues: Vec::new(),
+            states: Vec::new(),
+            ns: Vec::new(),
+        };
+        for ((q, st), n) in deltas.iter().filter(|(_, n)| **n != 0) {
+            p.queues.push(q);
+            p.states.push(*st);
+            p.ns.push(*n);
+        }
+        p
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ns.is_empty()
+    }
+}
+
+/// The events' names and JSON bodies ($6 and $7 of [`closing_statement`]).
+pub(super) fn event_params(
+    events: &[Event],
+) -> Result<(Vec<&'static str>, Vec<serde_json::Value>)> {
+    let names = events.iter().map(Event::name).collect();
+    let mut bodies = Vec::with_capacity(events.len());
+    for e in events {
+        bodies.push(serde_json::to_value(e).map_err(|e| Error::Storage {
+            context: format!("encoding an event: {e}"),
+            source: None,
+        })?);
+    }
+    Ok((names, bodies))
+}
+
+/// The statement that ends every transaction that appends events: `before` (more CTEs, each
+/// ending in a comma, with parameters from $8 on), then the counts ($1-$3), the events
+/// numbered from the `event_seq` row ($4 how many, $5 the time, $6 names, $7 bodies) and
+/// the notification (sent at commit). It returns the last seq. The counter row stays locked
+/// until commit: seq order is commit order, and a rolled-back transaction leaves no gap.
+pub(super) fn closing_statement(sh: &Shared, before: &str) -> String {
+    let notify = if sh.cfg.pg_poll_only {
+        String::new()
+    } else {
+        // (The channel name is checked: letters, digits and '_'.) The payload is the
+        // last seq, so a listener that has delivered it already skips its catch-up.
+        format!(", pg_notify('{}', value::text)", sh.channel)
+    };
+    sh.sql(&format!(
+        "WITH {before} cnt AS ({COUNTS}), \
+              c AS (UPDATE @.counter SET value = value + $4 \
+                    WHERE name = 'event_seq' RETURNING value), \
+              ins AS (INSERT INTO @.event (seq, at_ms, name, body) \
+                      SELECT c.value - $4 + u.ord, $5, u.name, u.body \
+                      FROM c, unnest($6::text[], $7::jsonb[]) \
+                           WITH ORDINALITY AS u(name, body, ord)) \
+         SELECT value{notify} FROM c"
+    ))
+}
+
+/// `events` with their seqs, the last of them being `last`.
+pub(super) fn numbered(events: Vec<Event>, last: i64) -> Vec<EventRecord> {
+    let k = events.len() as u64;
+    let first = u64::try_from(last).unwrap_or(0).saturating_sub(k) + 1;
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| EventRecord {
+            seq: first + i as u64,
+            event,
+        })
+        .collect()
 }
 
 /// Inserts nothing: rewrites the rows of `jobs` (their index columns and record).
