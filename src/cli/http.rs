@@ -47,8 +47,8 @@ pub(crate) fn start(
     Ok(Some(server))
 }
 
-/// Blocks until SIGINT or SIGTERM.
-pub(crate) fn wait_for_signal() -> Result<(), Error> {
+/// A flag raised by SIGINT or SIGTERM (instead of their default: ending the process).
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, Error> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| Error::Storage {
@@ -56,6 +56,12 @@ pub(crate) fn wait_for_signal() -> Result<(), Error> {
             source: None,
         })?;
     }
+    Ok(stop)
+}
+
+/// Blocks until SIGINT or SIGTERM.
+pub(crate) fn wait_for_signal() -> Result<(), Error> {
+    let stop = stop_on_signals()?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -206,16 +206,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 grace: secs("--grace-secs", *grace_secs, 0)?,
                 stop_when_empty: *stop_when_empty,
             };
-            let spool = target::builder(&cli)
-                .open(&db)
-                .map_err(|e| held_by_a_server(e, &db))?;
-            // The control socket lets every other command reach the database meanwhile (on
-            // PostgreSQL they connect to it themselves).
-            let _socket = if target::is_postgres(&db) {
-                None
-            } else {
-                Some(control::serve(&spool)?)
-            };
+            let (spool, _socket) = open_serving(&cli, &db)?;
             let _http = http::start(&spool, http, out)?;
             work::run(&spool, opts)?;
             spool.close()?;
@@ -227,14 +218,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 ));
             }
             let db = db_path(&cli)?;
-            let spool = target::builder(&cli)
-                .open(&db)
-                .map_err(|e| held_by_a_server(e, &db))?;
-            let _socket = if target::is_postgres(&db) {
-                None
-            } else {
-                Some(control::serve(&spool)?)
-            };
+            let (spool, _socket) = open_serving(&cli, &db)?;
             let _http = http::start(&spool, http, out)?;
             http::wait_for_signal()?;
             spool.close()?;
@@ -338,6 +322,24 @@ fn repair_text(r: &jobspool::RepairReport) -> String {
 
 /// `work` needs the database itself: when its holder serves a reachable socket, say so
 /// (instead of the generic DATABASE_IN_USE, which says the holder serves none).
+/// Opens the database for a long-running command (`work`, `serve`), with the control socket
+/// that lets every other command reach it meanwhile (on PostgreSQL they connect to it
+/// themselves: no socket).
+fn open_serving(
+    cli: &Cli,
+    db: &std::path::Path,
+) -> Result<(jobspool::Spool, Option<control::ControlSocket>), Error> {
+    let spool = target::builder(cli)
+        .open(db)
+        .map_err(|e| held_by_a_server(e, db))?;
+    let socket = if target::is_postgres(db) {
+        None
+    } else {
+        Some(control::serve(&spool)?)
+    };
+    Ok((spool, socket))
+}
+
 fn held_by_a_server(e: Error, db: &std::path::Path) -> Error {
     if !matches!(e, Error::DatabaseInUse { .. }) || control::Client::connect_db(db).is_err() {
         return e;

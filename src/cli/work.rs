@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,13 +57,7 @@ pub(crate) fn parse_handlers(args: &[String]) -> Result<Vec<(String, String)>, E
 }
 
 pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| Error::Storage {
-            context: format!("installing a signal handler: {e}"),
-            source: None,
-        })?;
-    }
+    let stop = super::http::stop_on_signals()?;
     // Commands a killed `work` left running would run beside the jobs recovery just made
     // pending again: kill them before claiming anything (we hold the database, so no other
     // `work` on it is running commands).

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::conn::{retryable, Pg};
 use super::tx::{
-    closing_statement, event_params, job_from_row, numbered, state_code, CountParams, Ctx, Done,
+    closing_params, closing_statement, job_from_row, numbered, state_code, Appended, CountParams,
+    Ctx, Done,
 };
 use super::Shared;
 use crate::backend::codec;
@@ -176,20 +177,11 @@ pub(super) fn enqueue_one_statement(
         wake |= st == 0;
     }
     let events: Vec<Event> = jobs.iter().map(rules::enqueued_event).collect();
-    let (names, bodies) = event_params(&events)?;
-    let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let appended = Appended::new(&events, now)?;
     let counts = CountParams::new(&deltas);
     let cols = Columns::new(&jobs, now)?;
     let sql = closing_statement(sh, &format!("jobs AS ({}), ", insert_rows(8)));
-    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
-        &counts.queues,
-        &counts.states,
-        &counts.ns,
-        &k,
-        &now,
-        &names,
-        &bodies,
-    ];
+    let mut params = closing_params(&counts, &appended).to_vec();
     params.extend(cols.params());
     let mut attempt = 0;
     let row = loop {

@@ -184,20 +184,11 @@ impl<'a, 'b> Ctx<'a, 'b> {
             }
             return Ok(done);
         }
-        let (names, bodies) = event_params(&events)?;
-        let k = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let appended = Appended::new(&events, now)?;
         let row = t
             .query_one(
                 &closing_statement(sh, ""),
-                &[
-                    &counts.queues,
-                    &counts.states,
-                    &counts.ns,
-                    &k,
-                    &now,
-                    &names,
-                    &bodies,
-                ],
+                &closing_params(&counts, &appended),
             )
             .pg("appending events")?;
         done.events = numbered(events, row.get(0));
@@ -239,19 +230,40 @@ impl<'a> CountParams<'a> {
     }
 }
 
-/// The events' names and JSON bodies ($6 and $7 of [`closing_statement`]).
-pub(super) fn event_params(
-    events: &[Event],
-) -> Result<(Vec<&'static str>, Vec<serde_json::Value>)> {
-    let names = events.iter().map(Event::name).collect();
-    let mut bodies = Vec::with_capacity(events.len());
-    for e in events {
-        bodies.push(serde_json::to_value(e).map_err(|e| Error::Storage {
-            context: format!("encoding an event: {e}"),
-            source: None,
-        })?);
+/// The events to append as statement parameters ($4-$7 of [`closing_statement`]).
+pub(super) struct Appended {
+    k: i64,
+    now: i64,
+    names: Vec<&'static str>,
+    bodies: Vec<serde_json::Value>,
+}
+
+impl Appended {
+    pub fn new(events: &[Event], now: i64) -> Result<Self> {
+        let mut bodies = Vec::with_capacity(events.len());
+        for e in events {
+            bodies.push(serde_json::to_value(e).map_err(|e| Error::Storage {
+                context: format!("encoding an event: {e}"),
+                source: None,
+            })?);
+        }
+        Ok(Appended {
+            k: i64::try_from(events.len()).unwrap_or(i64::MAX),
+            now,
+            names: events.iter().map(Event::name).collect(),
+            bodies,
+        })
     }
-    Ok((names, bodies))
+}
+
+/// $1-$7 of [`closing_statement`]: the counts, then the events.
+pub(super) fn closing_params<'a>(
+    c: &'a CountParams<'_>,
+    a: &'a Appended,
+) -> [&'a (dyn postgres::types::ToSql + Sync); 7] {
+    [
+        &c.queues, &c.states, &c.ns, &a.k, &a.now, &a.names, &a.bodies,
+    ]
 }
 
 /// The statement that ends every transaction that appends events: `before` (more CTEs, each

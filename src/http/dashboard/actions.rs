@@ -402,13 +402,7 @@ fn confirm_page(
         ids.last().map(ToString::to_string).unwrap_or_default(),
         esc(back)
     );
-    for (k, v) in filter.pairs() {
-        let _ = write!(
-            b,
-            "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
-            esc(&v)
-        );
-    }
+    filter.hidden_inputs(&mut b);
     let _ = write!(
         b,
         "<button type=\"submit\" class=\"danger\">{verb} {}</button> \

@@ -83,13 +83,7 @@ pub(crate) fn page(spool: &Spool, view: &View<'_>, query: &Form) -> Result<Strin
              <input type=\"hidden\" name=\"back\" value=\"{h}\">",
             h = esc(&view.here)
         );
-        for (k, v) in filter.pairs() {
-            let _ = write!(
-                b,
-                "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
-                esc(&v)
-            );
-        }
+        filter.hidden_inputs(&mut b);
         let _ = write!(
             b,
             "<span>Everything matching (up to {BULK_CAP}): </span>\

@@ -1,9 +1,12 @@
 //! The job filter of the jobs and dead-letter pages (status, queue, type, tenant, id, dedupe
 //! key), read from a query string or a form, and the jobs it selects.
 
+use std::fmt::Write as _;
+
 use crate::{Error, Job, JobId, JobStatus, ListQuery, Result, Spool};
 
 use super::form::Form;
+use super::html::esc;
 
 /// Jobs a bulk action covers at most.
 pub(crate) const BULK_CAP: usize = 1000;
@@ -90,6 +93,17 @@ impl Filter {
             id: f.get("id").map(str::parse).transpose()?,
             dedupe: f.get("dedupe").map(str::to_owned),
         })
+    }
+
+    /// Writes the filter as hidden form fields (a bulk action on everything matching it).
+    pub(crate) fn hidden_inputs(&self, b: &mut String) {
+        for (k, v) in self.pairs() {
+            let _ = write!(
+                b,
+                "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+                esc(&v)
+            );
+        }
     }
 
     /// The filter as (field, value) pairs, for links and hidden form fields.

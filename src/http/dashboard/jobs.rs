@@ -229,13 +229,7 @@ fn bulk_forms(b: &mut String, view: &View<'_>, filter: &Filter, empty: bool) {
          <input type=\"hidden\" name=\"back\" value=\"{}\">",
         esc(&view.here)
     );
-    for (k, v) in filter.pairs() {
-        let _ = write!(
-            b,
-            "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
-            esc(&v)
-        );
-    }
+    filter.hidden_inputs(b);
     let _ = write!(
         b,
         "<span>Everything matching (up to {BULK_CAP}): </span>\
