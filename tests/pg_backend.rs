@@ -82,7 +82,7 @@ fn tables_are_versioned_and_a_newer_version_is_refused() {
             "SELECT version FROM \"{}\".schema_version",
             s.name
         )),
-        "1"
+        "2"
     );
     // Reopening the same version keeps the data.
     let spool = s.open(&c);
@@ -100,6 +100,50 @@ fn tables_are_versioned_and_a_newer_version_is_refused() {
         msg.contains("version 99") && msg.contains("upgrade jobspool"),
         "{msg}"
     );
+}
+
+/// Version 2 moved events to a staging table numbered after commit and sharded the count
+/// rows: a schema that version 1 wrote must open with its jobs, counts, dedupe keys and
+/// events, and number new events after the old ones.
+#[test]
+fn regression_a_version_1_schema_migrates_keeping_jobs_counts_and_events() {
+    let Some(s) = Schema::new("pg_backend::a_version_1_schema_migrates") else {
+        return;
+    };
+    let dump = include_str!("fixtures/pg-v1.sql").replace("@SCHEMA@", &format!("\"{}\"", s.name));
+    s.psql(&dump);
+    let c = clock();
+    let spool = s.open(&c);
+    assert_eq!(
+        s.psql(&format!(
+            "SELECT version FROM \"{}\".schema_version",
+            s.name
+        )),
+        "2"
+    );
+    let st = spool.stats().unwrap();
+    assert_eq!((st.total.pending, st.total.cancelled), (4, 1));
+    assert_eq!(st.queues["other"].counts.pending, 1);
+    let old = spool.events_since(0, 100).unwrap();
+    assert_eq!(
+        old.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=6).collect::<Vec<_>>()
+    );
+    assert_eq!(old[5].event.name(), "job.cancelled");
+    let dup = spool
+        .enqueue(
+            NewJob::new("mail", Vec::new())
+                .queue("other")
+                .dedupe_key("k1"),
+        )
+        .unwrap();
+    assert!(dup.deduplicated, "the old job still holds its dedupe key");
+    let fresh = spool.enqueue(NewJob::new("mail", Vec::new())).unwrap();
+    let new = spool.events_since(6, 100).unwrap();
+    assert_eq!(new.len(), 1);
+    assert_eq!((new[0].seq, new[0].event.job_id()), (7, Some(fresh.id)));
+    assert_eq!(spool.stats().unwrap().total.pending, 5);
+    spool.close().unwrap();
 }
 
 #[test]

@@ -316,7 +316,10 @@ impl Spool {
     /// [`Spool::events_since`].
     #[must_use]
     pub fn subscribe(&self) -> Subscription {
-        Subscription::new(self.inner.engine.subscribe())
+        // Subscribed first, then the newest seq read: nothing committed after that read is
+        // missed, and nothing committed before it is sent.
+        let rx = self.inner.engine.subscribe();
+        Subscription::new(rx, self.inner.backend().last_seq())
     }
 
     /// `dead_letter` and `failed` jobs, optionally of one queue / type, one page.

@@ -7,7 +7,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use crate::model::event::EventRecord;
 
 /// A live feed of events from [`Spool::subscribe`](crate::Spool::subscribe), each sent once
-/// it is durable, in sequence order. A subscriber that falls 65,536 events behind is
+/// it is durable, in sequence order: the events of every change committed after the
+/// subscription began (none of those before). A subscriber that falls 65,536 events behind is
 /// dropped (its feed ends); it can resume from the log with
 /// [`Spool::events_since`](crate::Spool::events_since) and the last `seq` it saw.
 ///
@@ -25,6 +26,8 @@ use crate::model::event::EventRecord;
 #[derive(Debug)]
 pub struct Subscription {
     rx: Receiver<EventRecord>,
+    /// Events up to this seq were committed before the subscription began: not sent.
+    after: u64,
 }
 
 /// Why a [`Subscription`] gave no event.
@@ -52,8 +55,14 @@ impl std::fmt::Display for SubscriptionError {
 impl std::error::Error for SubscriptionError {}
 
 impl Subscription {
-    pub(crate) fn new(rx: Receiver<EventRecord>) -> Self {
-        Subscription { rx }
+    /// A feed of the events on `rx` whose seq is above `after` (the newest seq when the
+    /// subscription began: a backend may deliver events of earlier commits a little later).
+    pub(crate) fn new(rx: Receiver<EventRecord>, after: u64) -> Self {
+        Subscription { rx, after }
+    }
+
+    fn fresh(&self, ev: &EventRecord) -> bool {
+        ev.seq > self.after
     }
 
     /// The next event, waiting as long as it takes.
@@ -61,7 +70,12 @@ impl Subscription {
     /// # Errors
     /// [`SubscriptionError::Closed`] once the feed ended.
     pub fn recv(&self) -> Result<EventRecord, SubscriptionError> {
-        self.rx.recv().map_err(|_| SubscriptionError::Closed)
+        loop {
+            let ev = self.rx.recv().map_err(|_| SubscriptionError::Closed)?;
+            if self.fresh(&ev) {
+                return Ok(ev);
+            }
+        }
     }
 
     /// The next event, waiting at most `timeout`.
@@ -69,10 +83,16 @@ impl Subscription {
     /// # Errors
     /// [`SubscriptionError::Empty`] when none came in time, `Closed` once the feed ended.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<EventRecord, SubscriptionError> {
-        self.rx.recv_timeout(timeout).map_err(|e| match e {
-            RecvTimeoutError::Timeout => SubscriptionError::Empty,
-            RecvTimeoutError::Disconnected => SubscriptionError::Closed,
-        })
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let ev = self.rx.recv_deadline(deadline).map_err(|e| match e {
+                RecvTimeoutError::Timeout => SubscriptionError::Empty,
+                RecvTimeoutError::Disconnected => SubscriptionError::Closed,
+            })?;
+            if self.fresh(&ev) {
+                return Ok(ev);
+            }
+        }
     }
 
     /// The next event if one is waiting.
@@ -80,20 +100,25 @@ impl Subscription {
     /// # Errors
     /// [`SubscriptionError::Empty`] when none is waiting, `Closed` once the feed ended.
     pub fn try_recv(&self) -> Result<EventRecord, SubscriptionError> {
-        self.rx.try_recv().map_err(|e| match e {
-            TryRecvError::Empty => SubscriptionError::Empty,
-            TryRecvError::Disconnected => SubscriptionError::Closed,
-        })
+        loop {
+            let ev = self.rx.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => SubscriptionError::Empty,
+                TryRecvError::Disconnected => SubscriptionError::Closed,
+            })?;
+            if self.fresh(&ev) {
+                return Ok(ev);
+            }
+        }
     }
 
     /// The events waiting now, without blocking.
     pub fn try_iter(&self) -> impl Iterator<Item = EventRecord> + '_ {
-        self.rx.try_iter()
+        self.rx.try_iter().filter(|ev| self.fresh(ev))
     }
 
     /// Every event until the feed ends, blocking for each.
     pub fn iter(&self) -> impl Iterator<Item = EventRecord> + '_ {
-        self.rx.iter()
+        self.rx.iter().filter(|ev| self.fresh(ev))
     }
 }
 
@@ -102,17 +127,24 @@ impl IntoIterator for Subscription {
     type Item = EventRecord;
     type IntoIter = Events;
     fn into_iter(self) -> Events {
-        Events(self.rx.into_iter())
+        Events {
+            rx: self.rx.into_iter(),
+            after: self.after,
+        }
     }
 }
 
 /// The events of a [`Subscription`] until its feed ends (its `IntoIterator`).
 #[derive(Debug)]
-pub struct Events(crossbeam_channel::IntoIter<EventRecord>);
+pub struct Events {
+    rx: crossbeam_channel::IntoIter<EventRecord>,
+    after: u64,
+}
 
 impl Iterator for Events {
     type Item = EventRecord;
     fn next(&mut self) -> Option<EventRecord> {
-        self.0.next()
+        let after = self.after;
+        self.rx.find(|ev| ev.seq > after)
     }
 }

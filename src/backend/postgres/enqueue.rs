@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::conn::{retryable, Pg};
 use super::tx::{
-    closing_params, closing_statement, job_from_row, numbered, state_code, Appended, CountParams,
-    Ctx, Done,
+    closing_params, closing_statement, job_from_row, state_code, Appended, CountParams, Ctx, Done,
 };
 use super::Shared;
 use crate::backend::codec;
@@ -184,17 +183,14 @@ pub(super) fn enqueue_one_statement(
     let mut params = closing_params(&counts, &appended).to_vec();
     params.extend(cols.params());
     let mut attempt = 0;
-    let row = loop {
+    loop {
         attempt += 1;
-        match sh.pool.with_client(|c| c.query_one(&sql, &params)) {
+        match sh.pool.with_client(|c| c.execute(&sql, &params)) {
             Err(e) if retryable(&e) && attempt < 8 => continue,
-            other => break other?,
+            other => break other.map(drop)?,
         }
-    };
-    let done = Done {
-        events: numbered(events, row.get(0)),
-        wake,
-    };
+    }
+    let done = Done { events: true, wake };
     let out = jobs
         .into_iter()
         .map(|job| Enqueued {

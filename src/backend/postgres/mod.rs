@@ -57,14 +57,9 @@ pub(crate) struct Shared {
     observer: Arc<dyn Observer>,
     /// The last event seq handed to the observer.
     delivered: Mutex<u64>,
-    /// Under `Buffered`: events committed but maybe not yet durable, published after the
-    /// next WAL flush (the listener's, or [`Backend::flush`]).
-    pending: Mutex<(Vec<EventRecord>, Option<std::time::Instant>)>,
+    /// When this process first committed events that its listener has not numbered yet.
+    staged: Mutex<Option<std::time::Instant>>,
     flushes: AtomicU64,
-    /// Under `Buffered`: transactions between their first statement and the hand-over of
-    /// their events to `pending` (the listener does not deliver the log's newest events
-    /// meanwhile: they may be this process's, not yet durable).
-    in_flight: std::sync::atomic::AtomicUsize,
     closed: AtomicBool,
     ops: AtomicU64,
     commits: AtomicU64,
@@ -151,9 +146,8 @@ impl PgBackend {
             rng: Mutex::new(((seed as u64) | 1, 0)),
             observer,
             delivered: Mutex::new(0),
-            pending: Mutex::new((Vec::new(), None)),
+            staged: Mutex::new(None),
             flushes: AtomicU64::new(0),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             ops: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -191,7 +185,6 @@ impl PgBackend {
     fn write<T>(&self, mut f: impl FnMut(&mut Ctx<'_, '_>) -> Result<T>) -> Result<T> {
         let sh = self.live()?;
         sh.ops.fetch_add(1, Ordering::Relaxed);
-        sh.in_flight.fetch_add(1, Ordering::AcqRel);
         let r = sh.pool.with_tx(|t| {
             let mut ctx = Ctx::new(t, sh);
             let v = f(&mut ctx)?;
@@ -200,7 +193,6 @@ impl PgBackend {
         if let Ok((_, done)) = &r {
             self.after_commit(done);
         }
-        sh.in_flight.fetch_sub(1, Ordering::AcqRel);
         r.map(|(v, _)| v)
     }
 
@@ -215,15 +207,12 @@ impl PgBackend {
 
     fn after_commit(&self, done: &Done) {
         self.sh.commits.fetch_add(1, Ordering::Relaxed);
-        if self.sh.buffered() {
-            // Visible to other sessions already, but not durable: held back until a flush.
-            let mut p = self.sh.pending.lock();
-            p.0.extend(done.events.iter().cloned());
-            if !p.0.is_empty() && p.1.is_none() {
-                p.1 = Some(std::time::Instant::now());
-            }
-        } else {
-            notify::publish(&self.sh, &done.events);
+        if done.events {
+            // The listener numbers and delivers them (numbering makes them durable).
+            self.sh
+                .staged
+                .lock()
+                .get_or_insert_with(std::time::Instant::now);
         }
         if done.wake {
             self.sh.observer.work_available();
@@ -240,12 +229,10 @@ impl Backend for PgBackend {
         }
         if !sh.buffered() && !jobs.is_empty() && enqueue::fits_one_statement(&jobs) {
             sh.ops.fetch_add(1, Ordering::Relaxed);
-            sh.in_flight.fetch_add(1, Ordering::AcqRel);
             let r = enqueue::enqueue_one_statement(sh, jobs);
             if let Ok((_, done)) = &r {
                 self.after_commit(done);
             }
-            sh.in_flight.fetch_sub(1, Ordering::AcqRel);
             return r.map(|(out, _)| out);
         }
         self.write(|ctx| enqueue::enqueue(ctx, jobs.clone()))
@@ -278,13 +265,16 @@ impl Backend for PgBackend {
     }
 
     fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
-        query::events_since(self.live()?, after_seq, limit)
+        let sh = self.live()?;
+        // Numbered first: a caller reads the events of what it just did.
+        notify::sequence(sh)?;
+        query::events_since(sh, after_seq, limit)
     }
 
     fn last_seq(&self) -> u64 {
         let seen = *self.sh.delivered.lock();
         self.live()
-            .and_then(notify::read_last_seq)
+            .and_then(notify::sequence)
             .map_or(seen, |v| v.max(seen))
     }
 
@@ -413,11 +403,7 @@ impl Backend for PgBackend {
     }
 
     fn flush(&self) -> Result<()> {
-        let sh = self.live()?;
-        if sh.buffered() {
-            notify::flush_pending(sh)?;
-        }
-        Ok(())
+        notify::flush(self.live()?)
     }
 
     fn metrics(&self) -> Metrics {
@@ -441,10 +427,12 @@ impl Backend for PgBackend {
         if let Some(h) = self.listener.lock().take() {
             let _ = h.join();
         }
-        let mut result = Ok(());
-        if self.sh.buffered() {
-            result = notify::flush_pending(&self.sh);
-        }
+        // Durable (`Buffered`), numbered and delivered before the handle goes.
+        let result = if self.sh.buffered() {
+            notify::flush(&self.sh)
+        } else {
+            notify::catch_up(&self.sh, true)
+        };
         self.sh.pool.clear();
         self.sh.observer.work_available();
         result

@@ -1,8 +1,14 @@
-//! Telling the engine what committed: events in seq order (this process's commits at once,
-//! other processes' through LISTEN/NOTIFY or the 1 s poll), and wake-ups of claimers.
+//! Telling the engine what committed: events in seq order, and wake-ups of claimers.
+//!
+//! Transactions stage their events unnumbered (no row is locked by every commit, so commits
+//! do not queue behind each other); [`sequence`] numbers them. The listener thread numbers
+//! and delivers them when told (this process's commits, other processes' through
+//! LISTEN/NOTIFY, or the 1 s poll); readers (`events_since`, `last_seq`) number first, so a
+//! caller reads its own events.
 //!
 //! The listener thread has its own connection: it LISTENs on the schema's channel (every
-//! transaction that appends events sends `pg_notify` on it, delivered at commit) and holds
+//! transaction that stages events sends an empty `pg_notify` on it, delivered at commit;
+//! numbering sends one carrying the last seq numbered) and holds
 //! the session advisory lock on this spool's owner id, which tells other processes that
 //! this one is alive (see `maint::recover_dead_owners`).
 
@@ -29,66 +35,54 @@ const TICK: Duration = Duration::from_millis(100);
 /// Most events read from the log per query while catching up.
 const FETCH: i64 = 1000;
 
-/// Hands `mine` (events this process just committed) to the observer, after any earlier
-/// events not delivered yet (other processes' commits, read from the log), so the observer
-/// sees every event once, in seq order.
-pub(super) fn publish(sh: &Shared, mine: &[EventRecord]) {
-    let Some(last) = mine.last() else {
-        return;
-    };
-    let mut delivered = sh.delivered.lock();
-    if last.seq <= *delivered {
-        return;
-    }
-    let first = mine[0].seq;
-    while *delivered + 1 < first {
-        // Earlier commits (of other processes) not seen yet: they are committed, since seq
-        // order is commit order.
-        match fetch(sh, *delivered, first - 1) {
-            Ok(evs) if !evs.is_empty() => {
-                *delivered = evs.last().map_or(*delivered, |e| e.seq);
-                sh.observer.committed(&evs);
-            }
-            // Pruned from the log, or unreadable: skip them.
-            _ => *delivered = first - 1,
-        }
-    }
-    let fresh: Vec<EventRecord> = mine
-        .iter()
-        .filter(|e| e.seq > *delivered)
-        .cloned()
-        .collect();
-    *delivered = last.seq;
-    sh.observer.committed(&fresh);
+/// Numbers the staged events of every committed transaction (see the schema's
+/// `sequence_events`): one round trip, which writes and waits for a WAL flush only when
+/// there are events to number. Returns the last numbered seq: every event up to it is
+/// durable and readable, with no gap.
+pub(super) fn sequence(sh: &Shared) -> Result<u64> {
+    let sql = sh.sql("SELECT @.sequence_events($1)");
+    let channel = (!sh.cfg.pg_poll_only).then(|| sh.channel.clone());
+    let v: i64 = sh
+        .pool
+        .with_client(|c| c.query_one(&sql, &[&channel]).map(|r| r.get(0)))?;
+    Ok(u64::try_from(v).unwrap_or(0))
 }
 
-/// Under `Buffered`: makes every commit so far durable, then publishes the events held
-/// back. A transaction that has an id commits with `synchronous_commit` on (the session
-/// default): it waits for the WAL flush up to its commit record, which covers every commit
-/// before it.
-pub(super) fn flush_pending(sh: &Shared) -> Result<()> {
-    let (mut held, _) = std::mem::take(&mut *sh.pending.lock());
-    sh.pool
-        .with_client(|c| c.batch_execute("BEGIN; SELECT txid_current(); COMMIT"))?;
+/// Makes every commit so far durable (a transaction that has an id commits with
+/// `synchronous_commit` on, the session default under `Immediate`, and waits for the WAL
+/// flush up to its commit record, which covers every commit before it), then numbers and
+/// delivers the events.
+pub(super) fn flush(sh: &Shared) -> Result<()> {
+    sh.pool.with_client(|c| {
+        c.batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
+    })?;
     sh.flushes.fetch_add(1, Ordering::Relaxed);
-    held.sort_by_key(|e| e.seq);
-    publish(sh, &held);
-    Ok(())
+    catch_up(sh, true)
 }
 
-/// Delivers every committed event not delivered yet (another process's commits).
-pub(super) fn catch_up(sh: &Shared) -> Result<()> {
-    let mut upto = read_last_seq(sh)?;
-    // Under `Buffered`, this process's newest commits may not be durable: none may be in
-    // flight now (one that committed before the read above began before it), and the
-    // ones handed over are held in `pending` (read after, so it has them).
-    if sh.buffered() && sh.in_flight.load(Ordering::Acquire) > 0 {
-        return Ok(()); // (the next tick looks again)
-    }
-    // Not past this process's commits that are not durable yet (`Buffered`).
-    if let Some(first_held) = sh.pending.lock().0.iter().map(|e| e.seq).min() {
-        upto = upto.min(first_held - 1);
-    }
+/// Delivers every numbered event not delivered yet (this process's and other processes'
+/// commits alike), in seq order; with `number`, numbers what is staged first.
+pub(super) fn catch_up(sh: &Shared, number: bool) -> Result<()> {
+    let upto = if number {
+        // Everything this process committed so far is numbered by this call.
+        let since = sh.staged.lock().take();
+        let last = match sequence(sh) {
+            Ok(last) => last,
+            Err(e) => {
+                if let Some(t) = since {
+                    sh.staged.lock().get_or_insert(t);
+                }
+                return Err(e);
+            }
+        };
+        if since.is_some() && sh.buffered() {
+            // (Numbering this process's `Buffered` commits waited for a WAL flush.)
+            sh.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+        last
+    } else {
+        read_last_seq(sh)?
+    };
     loop {
         let mut delivered = sh.delivered.lock();
         if *delivered >= upto {
@@ -96,12 +90,13 @@ pub(super) fn catch_up(sh: &Shared) -> Result<()> {
         }
         let to = upto.min(*delivered + FETCH as u64);
         let evs = fetch(sh, *delivered, to)?;
+        // (Pruned events are skipped.)
         *delivered = evs.last().map_or(to, |e| e.seq.max(to));
         sh.observer.committed(&evs);
     }
 }
 
-/// The newest committed event's seq.
+/// The newest numbered event's seq (without numbering what is staged).
 pub(super) fn read_last_seq(sh: &Shared) -> Result<u64> {
     let sql = sh.sql("SELECT value FROM @.counter WHERE name = 'event_seq'");
     let v: i64 = sh
@@ -158,9 +153,9 @@ pub(super) fn connect(sh: &Shared) -> Result<Client> {
     Ok(c)
 }
 
-/// The newest seq announced so far: a notification carries the last seq its commit
-/// appended; one without a readable seq (an older version's) counts as unknown, which
-/// always calls for a catch-up.
+/// The newest seq announced so far: numbering's notification carries the last seq it
+/// numbered; one without a readable seq (a commit's, with events to number) counts as
+/// unknown, which always calls for a catch-up.
 fn newest_seq(so_far: Option<Option<u64>>, payload: &str) -> Option<Option<u64>> {
     let seq = payload.parse::<u64>().ok();
     Some(match (so_far, seq) {
@@ -196,9 +191,9 @@ pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
                     let mut ns = c.notifications();
                     let first = ns.timeout_iter(TICK).next();
                     // Every notification that has arrived meanwhile is answered by the
-                    // same catch-up (one catch-up a notification would cost a read per
-                    // commit), and none when they only announce events this process has
-                    // delivered already (its own commits, published as they committed).
+                    // same catch-up (one a notification would cost a round trip per
+                    // commit), and none when they only announce numbered events this
+                    // process has delivered already.
                     match first {
                         Ok(Some(n)) => {
                             let mut newest = newest_seq(None, n.payload());
@@ -227,19 +222,19 @@ pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
         } else {
             std::thread::sleep(TICK);
         }
-        let due = match (sh.pending.lock().1, sh.cfg.durability) {
+        // Numbering makes events durable: under `Buffered`, this process's own are numbered
+        // once `max_delay` has passed since the first (or by a flush, or by a reader).
+        let own_due = match (*sh.staged.lock(), sh.cfg.durability) {
+            (None, _) => false,
             (Some(since), Durability::Buffered { max_delay }) => since.elapsed() >= max_delay,
-            _ => false,
+            (Some(_), Durability::Immediate) => true,
         };
-        if due {
-            let _ = flush_pending(sh);
-        }
-        if woke || last_poll.elapsed() >= POLL {
+        if woke || own_due || last_poll.elapsed() >= POLL {
             last_poll = Instant::now();
             if sh.closed.load(Ordering::Acquire) {
                 break;
             }
-            let _ = catch_up(sh);
+            let _ = catch_up(sh, own_due || !sh.buffered());
             sh.observer.work_available();
         }
     }

@@ -51,10 +51,11 @@ pub(super) fn list(sh: &Shared, q: &ListQuery) -> Result<Vec<Job>> {
 
 /// Stats from the counter rows (call after staging due jobs, so `delayed` is exact).
 pub(super) fn stats(sh: &Shared) -> Result<Stats> {
-    // One statement (one round trip): the counter rows, then the paused queues as rows of
-    // state -1.
+    // One statement (one round trip): the counter rows summed over their shards, then the
+    // paused queues as rows of state -1.
     let sql = sh.sql(
-        "SELECT queue, state, n FROM @.job_count WHERE n <> 0 \
+        "SELECT queue, state, sum(n)::int8 FROM @.job_count GROUP BY queue, state \
+           HAVING sum(n) <> 0 \
          UNION ALL SELECT name, -1::int2, 0::int8 FROM @.queue WHERE paused",
     );
     let rows = sh.pool.with_client(|c| c.query(&sql, &[]))?;

@@ -7,7 +7,7 @@ use super::conn::Pg;
 use crate::model::error::{Error, Result};
 
 /// The version of the tables this build writes.
-pub(crate) const VERSION: i32 = 1;
+pub(crate) const VERSION: i32 = 2;
 
 /// Version 1: every table and index. `@.` stands for the quoted schema.
 const V1: &str = r#"
@@ -68,8 +68,72 @@ CREATE TABLE @.owner (
 CREATE SEQUENCE @.lease_token;
 "#;
 
+/// Version 2: no row that every commit locks.
+///
+/// - Count rows get a `shard` (the writing session's backend pid modulo 16), so concurrent
+///   transactions on one queue update different rows; stats sum the shards.
+/// - Transactions append events to `event_staged` (a batch number drawn once per
+///   transaction, and the event's place in it); `sequence_events` moves them into `event`
+///   with contiguous seqs, in (batch, place) order, under an advisory lock, in a transaction
+///   that commits with `synchronous_commit = on`. A transaction that committed before
+///   another began drew the smaller batch number and is visible to any sequencer that sees
+///   the later one, so seq order never contradicts commit order; numbered events are
+///   durable; a rolled-back transaction leaves no gap.
+const V2: &str = r#"
+ALTER TABLE @.job_count ADD COLUMN shard smallint NOT NULL DEFAULT 0;
+ALTER TABLE @.job_count DROP CONSTRAINT job_count_pkey;
+ALTER TABLE @.job_count ADD PRIMARY KEY (queue, state, shard);
+CREATE SEQUENCE @.event_batch;
+CREATE TABLE @.event_staged (
+    batch bigint NOT NULL,
+    ord integer NOT NULL,
+    at_ms bigint NOT NULL,
+    name text NOT NULL,
+    body jsonb NOT NULL,
+    PRIMARY KEY (batch, ord)
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
+CREATE FUNCTION @.sequence_events(channel text) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    moved bigint;
+    total bigint := 0;
+    last bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM @.event_staged) THEN
+        SELECT value INTO last FROM @.counter WHERE name = 'event_seq';
+        RETURN last;
+    END IF;
+    -- Numbered events must be durable before anyone reads them.
+    PERFORM set_config('synchronous_commit', 'on', true);
+    PERFORM pg_advisory_xact_lock(hashtext('jobspool.sequence_events.@.'));
+    LOOP
+        WITH s AS (
+                DELETE FROM @.event_staged AS e USING (
+                    SELECT batch, ord FROM @.event_staged ORDER BY batch, ord LIMIT 10000
+                ) AS pick
+                WHERE e.batch = pick.batch AND e.ord = pick.ord
+                RETURNING e.batch, e.ord, e.at_ms, e.name, e.body),
+             n AS (SELECT count(*) AS k FROM s),
+             c AS (UPDATE @.counter SET value = value + n.k FROM n
+                   WHERE name = 'event_seq' RETURNING value, n.k),
+             ins AS (INSERT INTO @.event (seq, at_ms, name, body)
+                     SELECT c.value - c.k + row_number() OVER (ORDER BY s.batch, s.ord),
+                            s.at_ms, s.name, s.body
+                     FROM s, c)
+        SELECT c.k, c.value INTO moved, last FROM c;
+        total := total + moved;
+        EXIT WHEN moved < 10000;
+    END LOOP;
+    IF channel IS NOT NULL AND total > 0 THEN
+        PERFORM pg_notify(channel, last::text);
+    END IF;
+    RETURN last;
+END
+$fn$;
+"#;
+
 /// The migrations, in order: `MIGRATIONS[i]` takes the tables from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [V1];
+const MIGRATIONS: [&str; 2] = [V1, V2];
 
 /// Creates or migrates the tables in `schema` (quoted as `quoted`). With `create` false, a
 /// schema without tables is `DATABASE_NOT_FOUND` and nothing is created.

@@ -15,7 +15,7 @@ use crate::backend::codec::{self, keys};
 use crate::backend::rules::Change;
 use crate::model::clock::to_datetime;
 use crate::model::error::{Error, Result};
-use crate::model::event::{Event, EventRecord};
+use crate::model::event::Event;
 use crate::model::job::{Job, JobId, JobStatus};
 
 /// The `state` column: 0 ready, 1 delayed (pending with a run time in the future when it was
@@ -59,7 +59,8 @@ pub(crate) fn job_from_row(row: &Row, with_payload: bool) -> Result<Job> {
 /// What a committed transaction leaves for the observer.
 #[derive(Default)]
 pub(crate) struct Done {
-    pub events: Vec<EventRecord>,
+    /// Events were staged (to be numbered and delivered, see `notify::sequence`).
+    pub events: bool,
     pub wake: bool,
 }
 
@@ -171,7 +172,7 @@ impl<'a, 'b> Ctx<'a, 'b> {
         }
         let counts = CountParams::new(&deltas);
         let mut done = Done {
-            events: Vec::new(),
+            events: false,
             wake,
         };
         if events.is_empty() {
@@ -185,23 +186,25 @@ impl<'a, 'b> Ctx<'a, 'b> {
             return Ok(done);
         }
         let appended = Appended::new(&events, now)?;
-        let row = t
-            .query_one(
-                &closing_statement(sh, ""),
-                &closing_params(&counts, &appended),
-            )
-            .pg("appending events")?;
-        done.events = numbered(events, row.get(0));
+        t.execute(
+            &closing_statement(sh, ""),
+            &closing_params(&counts, &appended),
+        )
+        .pg("appending events")?;
+        done.events = true;
         Ok(done)
     }
 }
 
-/// Adds count deltas to the (queue, state) rows. Count rows are always locked in (queue,
-/// state) order, so two transactions never wait on each other's count rows in a cycle.
-const COUNTS: &str = "INSERT INTO @.job_count AS jc (queue, state, n) \
-     SELECT q, s, n FROM unnest($1::text[], $2::int2[], $3::int8[]) AS u(q, s, n) \
+/// Adds count deltas to the (queue, state) rows of this session's shard (its backend pid
+/// modulo 16: concurrent sessions mostly update different rows). Count rows are always
+/// locked in (queue, state) order within a shard, so two transactions never wait on each
+/// other's count rows in a cycle.
+const COUNTS: &str = "INSERT INTO @.job_count AS jc (queue, state, shard, n) \
+     SELECT q, s, (pg_backend_pid() % 16)::int2, n \
+     FROM unnest($1::text[], $2::int2[], $3::int8[]) AS u(q, s, n) \
      ORDER BY q, s \
-     ON CONFLICT (queue, state) DO UPDATE SET n = jc.n + EXCLUDED.n";
+     ON CONFLICT (queue, state, shard) DO UPDATE SET n = jc.n + EXCLUDED.n";
 
 /// Count deltas as statement parameters ($1-$3 of [`COUNTS`]), zero deltas left out.
 pub(super) struct CountParams<'a> {
@@ -267,42 +270,27 @@ pub(super) fn closing_params<'a>(
 }
 
 /// The statement that ends every transaction that appends events: `before` (more CTEs, each
-/// ending in a comma, with parameters from $8 on), then the counts ($1-$3), the events
-/// numbered from the `event_seq` row ($4 how many, $5 the time, $6 names, $7 bodies) and
-/// the notification (sent at commit). It returns the last seq. The counter row stays locked
-/// until commit: seq order is commit order, and a rolled-back transaction leaves no gap.
+/// ending in a comma, with parameters from $8 on), then the counts ($1-$3), the events staged
+/// under one batch number in order ($4 how many, $5 the time, $6 names, $7 bodies) and the
+/// notification (sent at commit) that tells listeners to number them (see
+/// `notify::sequence`). Nothing here is locked by every transaction.
 pub(super) fn closing_statement(sh: &Shared, before: &str) -> String {
     let notify = if sh.cfg.pg_poll_only {
-        String::new()
+        "1".to_string()
     } else {
-        // (The channel name is checked: letters, digits and '_'.) The payload is the
-        // last seq, so a listener that has delivered it already skips its catch-up.
-        format!(", pg_notify('{}', value::text)", sh.channel)
+        // (The channel name is checked: letters, digits and '_'.) An empty payload: events
+        // to number.
+        format!("pg_notify('{}', '')", sh.channel)
     };
     sh.sql(&format!(
         "WITH {before} cnt AS ({COUNTS}), \
-              c AS (UPDATE @.counter SET value = value + $4 \
-                    WHERE name = 'event_seq' RETURNING value), \
-              ins AS (INSERT INTO @.event (seq, at_ms, name, body) \
-                      SELECT c.value - $4 + u.ord, $5, u.name, u.body \
-                      FROM c, unnest($6::text[], $7::jsonb[]) \
+              b AS (SELECT nextval('@.event_batch') AS batch WHERE $4::int8 > 0), \
+              ins AS (INSERT INTO @.event_staged (batch, ord, at_ms, name, body) \
+                      SELECT b.batch, u.ord, $5, u.name, u.body \
+                      FROM b, unnest($6::text[], $7::jsonb[]) \
                            WITH ORDINALITY AS u(name, body, ord)) \
-         SELECT value{notify} FROM c"
+         SELECT {notify}"
     ))
-}
-
-/// `events` with their seqs, the last of them being `last`.
-pub(super) fn numbered(events: Vec<Event>, last: i64) -> Vec<EventRecord> {
-    let k = events.len() as u64;
-    let first = u64::try_from(last).unwrap_or(0).saturating_sub(k) + 1;
-    events
-        .into_iter()
-        .enumerate()
-        .map(|(i, event)| EventRecord {
-            seq: first + i as u64,
-            event,
-        })
-        .collect()
 }
 
 /// Inserts nothing: rewrites the rows of `jobs` (their index columns and record).
