@@ -57,8 +57,10 @@ pub(crate) struct Shared {
     observer: Arc<dyn Observer>,
     /// The last event seq handed to the observer.
     delivered: Mutex<u64>,
-    /// When this process first committed events that its listener has not numbered yet.
+    /// When this process first committed events that its sequencer has not numbered yet.
     staged: Mutex<Option<std::time::Instant>>,
+    /// Signalled when `staged` is set (and at close).
+    staged_cv: parking_lot::Condvar,
     flushes: AtomicU64,
     closed: AtomicBool,
     ops: AtomicU64,
@@ -110,12 +112,13 @@ fn xorshift(s: &mut u64) -> f64 {
 /// See the module docs.
 pub(crate) struct PgBackend {
     sh: Arc<Shared>,
-    listener: Mutex<Option<JoinHandle<()>>>,
+    /// The listener and the sequencer (see `notify`).
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl PgBackend {
     /// Connects to `url`, creates or migrates the tables in the configured schema, starts
-    /// the listener, and recovers the jobs of processes that stopped.
+    /// the listener and the sequencer, and recovers the jobs of processes that stopped.
     pub fn open(url: &str, cfg: Config, observer: Arc<dyn Observer>) -> Result<PgBackend> {
         conn::validate_schema(&cfg.pg_schema)?;
         let pool = Pool::new(url, cfg.durability, !cfg.pg_poll_only)?;
@@ -147,6 +150,7 @@ impl PgBackend {
             observer,
             delivered: Mutex::new(0),
             staged: Mutex::new(None),
+            staged_cv: parking_lot::Condvar::new(),
             flushes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             ops: AtomicU64::new(0),
@@ -161,13 +165,19 @@ impl PgBackend {
         *sh.delivered.lock() = notify::read_last_seq(&sh)?;
         let backend = PgBackend {
             sh: sh.clone(),
-            listener: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
         };
+        let listen = sh.clone();
         let handle = std::thread::Builder::new()
             .name("jobspool-pg-listen".into())
-            .spawn(move || notify::run(&sh, client))
+            .spawn(move || notify::run(&listen, client))
             .map_err(|e| Error::storage("starting the jobspool-pg-listen thread", e))?;
-        *backend.listener.lock() = Some(handle);
+        backend.threads.lock().push(handle);
+        let handle = std::thread::Builder::new()
+            .name("jobspool-pg-seq".into())
+            .spawn(move || notify::run_sequencer(&sh))
+            .map_err(|e| Error::storage("starting the jobspool-pg-seq thread", e))?;
+        backend.threads.lock().push(handle);
         if backend.sh.owner.is_some() {
             backend.write(maint::recover_dead_owners)?;
         }
@@ -424,7 +434,8 @@ impl Backend for PgBackend {
         if self.sh.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if let Some(h) = self.listener.lock().take() {
+        self.sh.staged_cv.notify_all();
+        for h in std::mem::take(&mut *self.threads.lock()) {
             let _ = h.join();
         }
         // Durable (`Buffered`), numbered and delivered before the handle goes.

@@ -1,16 +1,18 @@
 //! Telling the engine what committed: events in seq order, and wake-ups of claimers.
 //!
-//! Transactions stage their events unnumbered (no row is locked by every commit, so commits
-//! do not queue behind each other); [`sequence`] numbers them. The listener thread numbers
-//! and delivers them when told (this process's commits, other processes' through
-//! LISTEN/NOTIFY, or the 1 s poll); readers (`events_since`, `last_seq`) number first, so a
-//! caller reads its own events.
+//! Transactions stage their events unnumbered (no row is locked by every commit, and no
+//! commit sends a notification, so commits do not queue behind each other); [`sequence`]
+//! numbers them. Two threads per spool:
 //!
-//! The listener thread has its own connection: it LISTENs on the schema's channel (every
-//! transaction that stages events sends an empty `pg_notify` on it, delivered at commit;
-//! numbering sends one carrying the last seq numbered) and holds
-//! the session advisory lock on this spool's owner id, which tells other processes that
-//! this one is alive (see `maint::recover_dead_owners`).
+//! - the sequencer ([`run_sequencer`]) numbers and delivers this process's commits: at once
+//!   under `Immediate`, once `max_delay` has passed under `Buffered` (numbering waits for a
+//!   WAL flush); numbering notifies the schema's channel with the last seq;
+//! - the listener ([`run`]) LISTENs on that channel and delivers what other processes
+//!   numbered (or polls every second, which also numbers what a stopped process left
+//!   staged), and holds the session advisory lock on this spool's owner id, which tells
+//!   other processes that this one is alive (see `maint::recover_dead_owners`).
+//!
+//! Readers (`events_since`, `last_seq`) number first, so a caller reads its own events.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -174,6 +176,42 @@ fn news(sh: &Shared, newest: Option<Option<u64>>) -> bool {
     }
 }
 
+/// How long after this process's first unnumbered commit the sequencer numbers it.
+fn numbering_delay(sh: &Shared) -> Duration {
+    match sh.cfg.durability {
+        Durability::Immediate => Duration::ZERO,
+        Durability::Buffered { max_delay } => max_delay,
+    }
+}
+
+/// The sequencer thread's loop (see the module docs): waits for this process's commits,
+/// then numbers and delivers them.
+pub(super) fn run_sequencer(sh: &Arc<Shared>) {
+    let delay = numbering_delay(sh);
+    loop {
+        {
+            let mut staged = sh.staged.lock();
+            loop {
+                if sh.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let wait = match *staged {
+                    None => TICK,
+                    Some(since) => match delay.checked_sub(since.elapsed()) {
+                        Some(w) if !w.is_zero() => w,
+                        _ => break,
+                    },
+                };
+                sh.staged_cv.wait_for(&mut staged, wait);
+            }
+        }
+        if catch_up(sh, true).is_err() {
+            // (Connection lost: the pool reconnects; try again shortly.)
+            std::thread::sleep(TICK);
+        }
+    }
+}
+
 /// The listener thread's loop (see the module docs). `client` is `None` in poll-only mode.
 pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
     let listen = !sh.cfg.pg_poll_only;
@@ -222,19 +260,13 @@ pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
         } else {
             std::thread::sleep(TICK);
         }
-        // Numbering makes events durable: under `Buffered`, this process's own are numbered
-        // once `max_delay` has passed since the first (or by a flush, or by a reader).
-        let own_due = match (*sh.staged.lock(), sh.cfg.durability) {
-            (None, _) => false,
-            (Some(since), Durability::Buffered { max_delay }) => since.elapsed() >= max_delay,
-            (Some(_), Durability::Immediate) => true,
-        };
-        if woke || own_due || last_poll.elapsed() >= POLL {
+        if woke || last_poll.elapsed() >= POLL {
             last_poll = Instant::now();
             if sh.closed.load(Ordering::Acquire) {
                 break;
             }
-            let _ = catch_up(sh, own_due || !sh.buffered());
+            // A poll also numbers what a process that stopped left staged.
+            let _ = catch_up(sh, !woke && !sh.buffered());
             sh.observer.work_available();
         }
     }

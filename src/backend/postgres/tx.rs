@@ -270,26 +270,18 @@ pub(super) fn closing_params<'a>(
 }
 
 /// The statement that ends every transaction that appends events: `before` (more CTEs, each
-/// ending in a comma, with parameters from $8 on), then the counts ($1-$3), the events staged
-/// under one batch number in order ($4 how many, $5 the time, $6 names, $7 bodies) and the
-/// notification (sent at commit) that tells listeners to number them (see
-/// `notify::sequence`). Nothing here is locked by every transaction.
+/// ending in a comma, with parameters from $8 on), then the counts ($1-$3) and the events
+/// staged under one batch number in order ($4 how many, $5 the time, $6 names, $7 bodies),
+/// for this process's sequencer thread to number (see `notify`). Nothing here is locked by
+/// every transaction, and nothing is notified: `NOTIFY` takes a database-wide lock that a
+/// transaction holds through its commit's WAL flush, which would serialize the commits.
 pub(super) fn closing_statement(sh: &Shared, before: &str) -> String {
-    let notify = if sh.cfg.pg_poll_only {
-        "1".to_string()
-    } else {
-        // (The channel name is checked: letters, digits and '_'.) An empty payload: events
-        // to number.
-        format!("pg_notify('{}', '')", sh.channel)
-    };
     sh.sql(&format!(
         "WITH {before} cnt AS ({COUNTS}), \
-              b AS (SELECT nextval('@.event_batch') AS batch WHERE $4::int8 > 0), \
-              ins AS (INSERT INTO @.event_staged (batch, ord, at_ms, name, body) \
-                      SELECT b.batch, u.ord, $5, u.name, u.body \
-                      FROM b, unnest($6::text[], $7::jsonb[]) \
-                           WITH ORDINALITY AS u(name, body, ord)) \
-         SELECT {notify}"
+              b AS (SELECT nextval('@.event_batch') AS batch WHERE $4::int8 > 0) \
+         INSERT INTO @.event_staged (batch, ord, at_ms, name, body) \
+         SELECT b.batch, u.ord, $5, u.name, u.body \
+         FROM b, unnest($6::text[], $7::jsonb[]) WITH ORDINALITY AS u(name, body, ord)"
     ))
 }
 
