@@ -26,7 +26,8 @@ conformance!(
     events_since_returns_only_events_after_the_given_seq,
     subscriber_receives_events_after_the_operation_returns,
     every_subscriber_gets_every_event_and_close_disconnects_them,
-    buffered_subscriber_gets_events_only_once_they_are_durable
+    buffered_subscriber_gets_events_only_once_they_are_durable,
+    concurrent_writers_get_seqs_that_never_contradict_commit_order
 );
 
 /// `json::event` of the last event, checked to have `seq`, `name` first, then exactly
@@ -437,4 +438,51 @@ fn buffered_subscriber_gets_events_only_once_they_are_durable(b: TestBackend) {
         .recv_timeout(Duration::from_secs(10))
         .expect("sent once durable");
     assert_eq!(ev.seq, 1);
+}
+
+/// Eight threads enqueue at once. Whenever one enqueue returned before another began, the
+/// first one's event has the smaller seq; and the seqs are contiguous from 1. (PostgreSQL
+/// numbers events after their commits, from a batch number drawn in the transaction: a
+/// numbering that ignored commit order would fail this.)
+fn concurrent_writers_get_seqs_that_never_contradict_commit_order(b: TestBackend) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let (_store, _clock, spool) = b.fresh();
+    let ticket = AtomicU64::new(0);
+    // (job id, ticket before the call, ticket after it returned)
+    let calls: Vec<(jobspool::JobId, u64, u64)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                let (spool, ticket) = (&spool, &ticket);
+                sc.spawn(move || {
+                    (0..40)
+                        .map(|_| {
+                            let start = ticket.fetch_add(1, Ordering::SeqCst);
+                            let j = spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+                            (j.id, start, ticket.fetch_add(1, Ordering::SeqCst))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let events = all_events(&spool);
+    assert_contiguous_from_one(&events);
+    let seq_of: std::collections::HashMap<jobspool::JobId, u64> = events
+        .iter()
+        .map(|e| (e.event.job_id().unwrap(), e.seq))
+        .collect();
+    assert_eq!(seq_of.len(), calls.len());
+    for (x, _, x_end) in &calls {
+        for (y, y_start, _) in &calls {
+            if x_end < y_start {
+                assert!(
+                    seq_of[x] < seq_of[y],
+                    "{x} returned before {y} began, but has seq {} > {}",
+                    seq_of[x],
+                    seq_of[y]
+                );
+            }
+        }
+    }
 }
