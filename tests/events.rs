@@ -27,7 +27,8 @@ conformance!(
     subscriber_receives_events_after_the_operation_returns,
     every_subscriber_gets_every_event_and_close_disconnects_them,
     buffered_subscriber_gets_events_only_once_they_are_durable,
-    concurrent_writers_get_seqs_that_never_contradict_commit_order
+    concurrent_writers_get_seqs_that_never_contradict_commit_order,
+    pages_of_a_large_batch_and_of_single_commits_read_the_same_as_the_whole_log
 );
 
 /// `json::event` of the last event, checked to have `seq`, `name` first, then exactly
@@ -483,6 +484,34 @@ fn concurrent_writers_get_seqs_that_never_contradict_commit_order(b: TestBackend
                     seq_of[y]
                 );
             }
+        }
+    }
+}
+
+/// A batch of 1,100 jobs (PostgreSQL stores it as three rows of up to 512 events) between
+/// single enqueues: every page of `events_since`, from any seq and with any limit, is the
+/// matching slice of the whole log.
+fn pages_of_a_large_batch_and_of_single_commits_read_the_same_as_the_whole_log(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
+    spool.enqueue(NewJob::new("a", Vec::new())).unwrap();
+    spool
+        .enqueue_batch((0..1100).map(|_| NewJob::new("t", Vec::new())).collect())
+        .unwrap();
+    for _ in 0..3 {
+        spool.enqueue(NewJob::new("z", Vec::new())).unwrap();
+    }
+    let all = all_events(&spool);
+    assert_contiguous_from_one(&all);
+    assert_eq!(all.len(), 1104);
+    assert_eq!(all[1103].event.name(), "job.enqueued");
+    for after in [
+        0u64, 1, 2, 511, 512, 513, 1023, 1024, 1100, 1101, 1102, 1103, 1104,
+    ] {
+        for limit in [1usize, 7, 512, 600, 10_000] {
+            let got = spool.events_since(after, limit).unwrap();
+            let from = usize::try_from(after).unwrap().min(all.len());
+            let want = &all[from..(from + limit).min(all.len())];
+            assert_eq!(got, want, "events_since({after}, {limit})");
         }
     }
 }

@@ -146,6 +146,38 @@ fn regression_a_version_1_schema_migrates_keeping_jobs_counts_and_events() {
     spool.close().unwrap();
 }
 
+/// A damaged row of the event log (an event that does not decode, or fewer events than
+/// the row says) is `CORRUPTION` naming its seq, never skipped.
+#[test]
+fn a_damaged_event_row_is_corruption_not_skipped() {
+    let Some(s) = Schema::new("pg_backend::a_damaged_event_row_is_corruption") else {
+        return;
+    };
+    let c = clock();
+    let spool = s.open(&c);
+    for _ in 0..3 {
+        spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    }
+    assert_eq!(spool.events_since(0, 10).unwrap().len(), 3);
+    s.psql(&format!(
+        "UPDATE \"{}\".event_log SET events = '[{{\"name\":\"job.nonsense\"}}]' WHERE last_seq = 2",
+        s.name
+    ));
+    let err = spool.events_since(0, 10).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION", "{err}");
+    assert!(err.to_string().contains("seq 2"), "{err}");
+    // Events before the damage still read.
+    assert_eq!(spool.events_since(0, 1).unwrap().len(), 1);
+    s.psql(&format!(
+        "UPDATE \"{}\".event_log SET events = '[]'::jsonb || events, n = 2 WHERE last_seq = 3",
+        s.name
+    ));
+    let err = spool.events_since(2, 10).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION", "{err}");
+    assert!(err.to_string().contains("says 2 events"), "{err}");
+    spool.close().unwrap();
+}
+
 #[test]
 fn an_empty_schema_is_database_not_found_without_create_and_nothing_is_created() {
     let Some(s) = Schema::new("pg_backend::an_empty_schema_is_database_not_found") else {

@@ -155,8 +155,9 @@ pub(super) fn prune(ctx: &mut Ctx<'_, '_>, r: &Retention) -> Result<u64> {
     ctx.t
         .execute(
             &ctx.sh.sql(
-                "DELETE FROM @.event WHERE seq IN ( \
-                   SELECT seq FROM @.event WHERE at_ms < $1 ORDER BY seq LIMIT $2)",
+                "DELETE FROM @.event_log WHERE last_seq IN ( \
+                   SELECT last_seq FROM @.event_log WHERE at_ms < $1 \
+                   ORDER BY last_seq LIMIT $2)",
             ),
             &[&events_before, &CHUNK],
         )

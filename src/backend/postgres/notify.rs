@@ -107,29 +107,87 @@ pub(super) fn read_last_seq(sh: &Shared) -> Result<u64> {
     Ok(u64::try_from(v).unwrap_or(0))
 }
 
-/// Events with `after < seq <= upto`, in order.
+/// Events with `after < seq <= upto`, in order, at most [`FETCH`] of them.
 pub(super) fn fetch(sh: &Shared, after: u64, upto: u64) -> Result<Vec<EventRecord>> {
-    let sql =
-        sh.sql("SELECT seq, body FROM @.event WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3");
-    let a = i64::try_from(after).unwrap_or(i64::MAX);
-    let u = i64::try_from(upto).unwrap_or(i64::MAX);
-    let rows = sh.pool.with_client(|c| c.query(&sql, &[&a, &u, &FETCH]))?;
-    rows.iter().map(decode_event).collect()
+    read_log(sh, after, upto, FETCH as usize)
 }
 
-/// An event row (`seq`, `body`).
-pub(super) fn decode_event(r: &postgres::Row) -> Result<EventRecord> {
-    let seq: i64 = r.get(0);
-    let body: serde_json::Value = r.get(1);
-    let event: Event = serde_json::from_value(body).map_err(|e| Error::Corruption {
+/// Rows of the event log read per query.
+const LOG_ROWS: i64 = 64;
+
+/// Up to `limit` events with `after < seq <= upto`, in order, from the event log's rows
+/// (each holds a transaction's events, the last of them numbered `last_seq`).
+pub(super) fn read_log(
+    sh: &Shared,
+    after: u64,
+    upto: u64,
+    limit: usize,
+) -> Result<Vec<EventRecord>> {
+    let sql = sh.sql(
+        "SELECT last_seq, n, events FROM @.event_log WHERE last_seq > $1 \
+         ORDER BY last_seq LIMIT $2",
+    );
+    let mut out = Vec::new();
+    let mut from = i64::try_from(after).unwrap_or(i64::MAX);
+    loop {
+        let rows = sh
+            .pool
+            .with_client(|c| c.query(&sql, &[&from, &LOG_ROWS]))?;
+        for r in &rows {
+            let last: i64 = r.get(0);
+            let n: i32 = r.get(1);
+            // (A row past what is asked for is not decoded: damage there is not this
+            // read's.)
+            let first = u64::try_from(last - i64::from(n) + 1).unwrap_or(0);
+            if out.len() >= limit || first > upto {
+                return Ok(out);
+            }
+            let events: serde_json::Value = r.get(2);
+            for ev in decode_row(last, n, events)? {
+                if ev.seq > upto || out.len() >= limit {
+                    return Ok(out);
+                }
+                if ev.seq > after {
+                    out.push(ev);
+                }
+            }
+            from = last;
+        }
+        if rows.len() < LOG_ROWS as usize {
+            return Ok(out);
+        }
+    }
+}
+
+/// The events of one event-log row: `n` events, the last numbered `last`.
+pub(super) fn decode_row(last: i64, n: i32, events: serde_json::Value) -> Result<Vec<EventRecord>> {
+    let bad = |detail: String| Error::Corruption {
         tree: "events",
-        key: format!("seq {seq}"),
-        detail: e.to_string(),
-    })?;
-    Ok(EventRecord {
-        seq: u64::try_from(seq).unwrap_or(0),
-        event,
-    })
+        key: format!("seq {last}"),
+        detail,
+    };
+    let serde_json::Value::Array(items) = events else {
+        return Err(bad("the row's events are not a JSON array".into()));
+    };
+    let first = last - i64::from(n) + 1;
+    if n < 1 || first < 1 || items.len() != n as usize {
+        return Err(bad(format!(
+            "the row says {n} events ending at seq {last} and holds {}",
+            items.len()
+        )));
+    }
+    items
+        .into_iter()
+        .zip(first..)
+        .map(|(item, seq)| {
+            let event: Event =
+                serde_json::from_value(item).map_err(|e| bad(format!("event seq {seq}: {e}")))?;
+            Ok(EventRecord {
+                seq: u64::try_from(seq).unwrap_or(0),
+                event,
+            })
+        })
+        .collect()
 }
 
 /// Opens the listener's connection: LISTEN, and the owner's advisory lock and row.

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use super::lease::REQ_FILTER;
-use super::notify::decode_event;
 use super::tx::{codes_of, job_from_row};
 use super::Shared;
 use crate::model::error::Result;
@@ -91,11 +90,7 @@ pub(super) fn stats(sh: &Shared) -> Result<Stats> {
 }
 
 pub(super) fn events_since(sh: &Shared, after: u64, limit: usize) -> Result<Vec<EventRecord>> {
-    let sql = sh.sql("SELECT seq, body FROM @.event WHERE seq > $1 ORDER BY seq LIMIT $2");
-    let a = i64::try_from(after).unwrap_or(i64::MAX);
-    let l = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = sh.pool.with_client(|c| c.query(&sql, &[&a, &l]))?;
-    rows.iter().map(decode_event).collect()
+    super::notify::read_log(sh, after, u64::MAX, limit)
 }
 
 pub(super) fn has_work(sh: &Shared, req: &ClaimRequest) -> Result<bool> {

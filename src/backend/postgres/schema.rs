@@ -68,34 +68,46 @@ CREATE TABLE @.owner (
 CREATE SEQUENCE @.lease_token;
 "#;
 
-/// Version 2: no row that every commit locks.
+/// Version 2: no row that every commit locks, and one row per transaction's events.
 ///
 /// - Count rows get a `shard` (the writing session's backend pid modulo 16), so concurrent
 ///   transactions on one queue update different rows; stats sum the shards.
-/// - Transactions append events to `event_staged` (a batch number drawn once per
-///   transaction, and the event's place in it); `sequence_events` moves them into `event`
-///   with contiguous seqs, in (batch, place) order, under an advisory lock, in a transaction
-///   that commits with `synchronous_commit = on`. A transaction that committed before
-///   another began drew the smaller batch number and is visible to any sequencer that sees
-///   the later one, so seq order never contradicts commit order; numbered events are
-///   durable; a rolled-back transaction leaves no gap.
+/// - The event log keeps a transaction's events as one row: a JSON array (split every 512
+///   events), keyed by the seq of its last event (`event_log`; version 1's `event` rows
+///   become rows of one event).
+/// - Transactions stage their events in `event_staged` under a batch number drawn once per
+///   transaction; `sequence_events` moves them into `event_log` with contiguous seqs, in
+///   (batch, part) order, under an advisory lock, in a transaction that commits with
+///   `synchronous_commit = on`. A transaction that committed before another began drew the
+///   smaller batch number and is visible to any sequencer that sees the later one, so seq
+///   order never contradicts commit order; numbered events are durable; a rolled-back
+///   transaction leaves no gap.
 const V2: &str = r#"
 ALTER TABLE @.job_count ADD COLUMN shard smallint NOT NULL DEFAULT 0;
 ALTER TABLE @.job_count DROP CONSTRAINT job_count_pkey;
 ALTER TABLE @.job_count ADD PRIMARY KEY (queue, state, shard);
+CREATE TABLE @.event_log (
+    last_seq bigint PRIMARY KEY,
+    n integer NOT NULL CHECK (n > 0),
+    at_ms bigint NOT NULL,
+    events jsonb NOT NULL
+);
+INSERT INTO @.event_log (last_seq, n, at_ms, events)
+    SELECT seq, 1, at_ms, jsonb_build_array(body) FROM @.event;
+DROP TABLE @.event;
 CREATE SEQUENCE @.event_batch;
 CREATE TABLE @.event_staged (
     batch bigint NOT NULL,
-    ord integer NOT NULL,
+    part integer NOT NULL,
     at_ms bigint NOT NULL,
-    name text NOT NULL,
-    body jsonb NOT NULL,
-    PRIMARY KEY (batch, ord)
+    n integer NOT NULL CHECK (n > 0),
+    events jsonb NOT NULL,
+    PRIMARY KEY (batch, part)
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
 CREATE FUNCTION @.sequence_events(channel text) RETURNS bigint
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    moved bigint;
+    rows_moved bigint;
     total bigint := 0;
     last bigint;
 BEGIN
@@ -109,20 +121,18 @@ BEGIN
     LOOP
         WITH s AS (
                 DELETE FROM @.event_staged AS e USING (
-                    SELECT batch, ord FROM @.event_staged ORDER BY batch, ord LIMIT 10000
+                    SELECT batch, part FROM @.event_staged ORDER BY batch, part LIMIT 1000
                 ) AS pick
-                WHERE e.batch = pick.batch AND e.ord = pick.ord
-                RETURNING e.batch, e.ord, e.at_ms, e.name, e.body),
-             n AS (SELECT count(*) AS k FROM s),
-             c AS (UPDATE @.counter SET value = value + n.k FROM n
-                   WHERE name = 'event_seq' RETURNING value, n.k),
-             ins AS (INSERT INTO @.event (seq, at_ms, name, body)
-                     SELECT c.value - c.k + row_number() OVER (ORDER BY s.batch, s.ord),
-                            s.at_ms, s.name, s.body
-                     FROM s, c)
-        SELECT c.k, c.value INTO moved, last FROM c;
-        total := total + moved;
-        EXIT WHEN moved < 10000;
+                WHERE e.batch = pick.batch AND e.part = pick.part
+                RETURNING e.batch, e.part, e.at_ms, e.n, e.events),
+             r AS (SELECT s.*, sum(s.n) OVER (ORDER BY s.batch, s.part) AS upto FROM s),
+             tot AS (SELECT count(*) AS rows, coalesce(sum(n), 0) AS k FROM s),
+             c AS (UPDATE @.counter SET value = value + tot.k FROM tot
+                   WHERE name = 'event_seq' RETURNING value, tot.k, tot.rows),
+             ins AS (INSERT INTO @.event_log (last_seq, n, at_ms, events)
+                     SELECT c.value - c.k + r.upto, r.n, r.at_ms, r.events FROM r, c)
+        SELECT c.rows, c.value, total + c.k INTO rows_moved, last, total FROM c;
+        EXIT WHEN rows_moved < 1000;
     END LOOP;
     IF channel IS NOT NULL AND total > 0 THEN
         PERFORM pg_notify(channel, last::text);

@@ -233,28 +233,40 @@ impl<'a> CountParams<'a> {
     }
 }
 
-/// The events to append as statement parameters ($4-$7 of [`closing_statement`]).
+/// Most events in one row of the event log (a transaction's events take one row, or more
+/// when it has more than this many).
+pub(super) const EVENTS_PER_ROW: usize = 512;
+
+/// The events to append as statement parameters ($4-$7 of [`closing_statement`]): their
+/// count, the time, and the JSON arrays of at most [`EVENTS_PER_ROW`] events with their
+/// lengths.
 pub(super) struct Appended {
     k: i64,
     now: i64,
-    names: Vec<&'static str>,
-    bodies: Vec<serde_json::Value>,
+    rows: Vec<serde_json::Value>,
+    lens: Vec<i32>,
 }
 
 impl Appended {
     pub fn new(events: &[Event], now: i64) -> Result<Self> {
-        let mut bodies = Vec::with_capacity(events.len());
-        for e in events {
-            bodies.push(serde_json::to_value(e).map_err(|e| Error::Storage {
-                context: format!("encoding an event: {e}"),
-                source: None,
-            })?);
+        let mut rows = Vec::with_capacity(events.len().div_ceil(EVENTS_PER_ROW));
+        let mut lens = Vec::with_capacity(rows.capacity());
+        for chunk in events.chunks(EVENTS_PER_ROW) {
+            let mut row = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                row.push(serde_json::to_value(e).map_err(|e| Error::Storage {
+                    context: format!("encoding an event: {e}"),
+                    source: None,
+                })?);
+            }
+            lens.push(i32::try_from(row.len()).unwrap_or(i32::MAX));
+            rows.push(serde_json::Value::Array(row));
         }
         Ok(Appended {
             k: i64::try_from(events.len()).unwrap_or(i64::MAX),
             now,
-            names: events.iter().map(Event::name).collect(),
-            bodies,
+            rows,
+            lens,
         })
     }
 }
@@ -264,24 +276,23 @@ pub(super) fn closing_params<'a>(
     c: &'a CountParams<'_>,
     a: &'a Appended,
 ) -> [&'a (dyn postgres::types::ToSql + Sync); 7] {
-    [
-        &c.queues, &c.states, &c.ns, &a.k, &a.now, &a.names, &a.bodies,
-    ]
+    [&c.queues, &c.states, &c.ns, &a.k, &a.now, &a.rows, &a.lens]
 }
 
 /// The statement that ends every transaction that appends events: `before` (more CTEs, each
-/// ending in a comma, with parameters from $8 on), then the counts ($1-$3) and the events
-/// staged under one batch number in order ($4 how many, $5 the time, $6 names, $7 bodies),
-/// for this process's sequencer thread to number (see `notify`). Nothing here is locked by
-/// every transaction, and nothing is notified: `NOTIFY` takes a database-wide lock that a
-/// transaction holds through its commit's WAL flush, which would serialize the commits.
+/// ending in a comma, with parameters from $8 on), then the counts ($1-$3) and the events,
+/// staged as rows of JSON arrays under one batch number ($4 how many events, $5 the time,
+/// $6 the arrays, $7 their lengths), for this process's sequencer thread to number (see
+/// `notify`). Nothing here is locked by every transaction, and nothing is notified: `NOTIFY`
+/// takes a database-wide lock that a transaction holds through its commit's WAL flush,
+/// which would serialize the commits.
 pub(super) fn closing_statement(sh: &Shared, before: &str) -> String {
     sh.sql(&format!(
         "WITH {before} cnt AS ({COUNTS}), \
               b AS (SELECT nextval('@.event_batch') AS batch WHERE $4::int8 > 0) \
-         INSERT INTO @.event_staged (batch, ord, at_ms, name, body) \
-         SELECT b.batch, u.ord, $5, u.name, u.body \
-         FROM b, unnest($6::text[], $7::jsonb[]) WITH ORDINALITY AS u(name, body, ord)"
+         INSERT INTO @.event_staged (batch, part, at_ms, n, events) \
+         SELECT b.batch, u.part, $5, u.n, u.events \
+         FROM b, unnest($6::jsonb[], $7::int4[]) WITH ORDINALITY AS u(events, n, part)"
     ))
 }
 
