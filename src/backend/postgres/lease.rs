@@ -44,6 +44,19 @@ pub(super) const REQ_FILTER: &str = "(cardinality($1::text[]) = 0 OR j.queue = A
 pub(super) fn claim(ctx: &mut Ctx<'_, '_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     stage_due(ctx)?;
     let max = i64::try_from(req.max).unwrap_or(i64::MAX);
+    // The claim must read the claim index in order and stop after `max` rows, whatever the
+    // table's statistics say. A table that filled faster than autovacuum analyzes it (a
+    // backlog arriving in seconds) has estimates of a few hundred rows, and the planner then
+    // sorts every ready row instead: 118 ms instead of 6 ms for 1,500 of 50,000 rows, on
+    // every claim until the next ANALYZE. (Reset after the statement. JIT off: the
+    // settings raise the plan's cost estimate past `jit_above_cost`, and compiling it took
+    // 209 ms.)
+    ctx.t
+        .batch_execute(
+            "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
+             SET LOCAL enable_sort = off; SET LOCAL jit = off",
+        )
+        .pg("claiming jobs")?;
     // The CTE (materialized: it locks) picks the rows; a token is drawn for each of them.
     let rows = ctx
         .t
@@ -60,6 +73,12 @@ pub(super) fn claim(ctx: &mut Ctx<'_, '_>, req: &ClaimRequest) -> Result<Vec<Cla
                  ORDER BY priority DESC, run_at, seq"
             )),
             &[&req.queues, &req.exclude_queues, &req.kinds, &max],
+        )
+        .pg("claiming jobs")?;
+    ctx.t
+        .batch_execute(
+            "SET LOCAL enable_seqscan TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT; \
+             SET LOCAL enable_sort TO DEFAULT",
         )
         .pg("claiming jobs")?;
     let mut out = Vec::with_capacity(rows.len());
