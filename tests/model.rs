@@ -143,6 +143,9 @@ struct Model {
     events: Vec<&'static str>,
     /// The every-minute schedule: (enabled, next run in ms).
     schedule: Option<(bool, Option<i64>)>,
+    /// Enqueue order, the claim order's last tie-breaker (not `jobs.len()`: pruning
+    /// shortens `jobs`).
+    next_seq: usize,
 }
 
 /// The first whole minute strictly after `now`.
@@ -259,7 +262,9 @@ impl Harness {
             }
         }
         let now = self.now();
-        let seq = self.model.jobs.len();
+        let seq = self.model.next_seq;
+        self.model.next_seq += 1;
+        let index = self.model.jobs.len();
         self.model.jobs.push(MJob {
             id,
             seq,
@@ -275,7 +280,7 @@ impl Harness {
             lease: None,
         });
         self.model.events.push("job.enqueued");
-        seq
+        index
     }
 
     fn index_of(&self, id: JobId) -> usize {

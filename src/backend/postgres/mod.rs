@@ -163,6 +163,9 @@ impl PgBackend {
             Some(notify::connect(&sh)?)
         };
         *sh.delivered.lock() = notify::read_last_seq(&sh)?;
+        // Ids stay increasing across a reopen, as on sled (a process that reopens within
+        // the same millisecond would otherwise draw ids below its previous ones).
+        sh.rng.lock().1 = query::max_job_id(&sh)?;
         let backend = PgBackend {
             sh: sh.clone(),
             threads: Mutex::new(Vec::new()),

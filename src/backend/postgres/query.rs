@@ -93,6 +93,15 @@ pub(super) fn events_since(sh: &Shared, after: u64, limit: usize) -> Result<Vec<
     super::notify::read_log(sh, after, u64::MAX, limit)
 }
 
+/// The greatest job id in the table (0 when it is empty).
+pub(super) fn max_job_id(sh: &Shared) -> Result<u128> {
+    let sql = sh.sql("SELECT id FROM @.job ORDER BY id DESC LIMIT 1");
+    let id: Option<uuid::Uuid> = sh
+        .pool
+        .with_client(|c| c.query_opt(&sql, &[]).map(|r| r.map(|r| r.get(0))))?;
+    Ok(id.map_or(0, |u| u.as_u128()))
+}
+
 pub(super) fn has_work(sh: &Shared, req: &ClaimRequest) -> Result<bool> {
     let sql = sh.sql(&format!(
         "SELECT EXISTS (SELECT 1 FROM @.job AS j WHERE j.state IN (0, 1, 2) AND {REQ_FILTER} \
