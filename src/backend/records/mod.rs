@@ -15,7 +15,10 @@
 //! [`Stored`]: crate::backend::codec::Stored
 
 mod job;
+mod job_index;
 mod schedule;
+
+pub(crate) use job_index::JobIndex;
 
 use std::fmt;
 
