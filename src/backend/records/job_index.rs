@@ -36,6 +36,7 @@ pub(crate) struct JobIndex<'a> {
 
 impl<'a> JobIndex<'a> {
     /// The index fields of a decoded job.
+    #[cfg(test)]
     pub(crate) fn of(job: &'a Job) -> Self {
         JobIndex {
             id: job.id,

@@ -1,21 +1,23 @@
 //! Opening the store: sled with its lock retried, the journal replayed into it, and the
-//! in-memory indexes rebuilt from the records (on two threads).
+//! in-memory indexes rebuilt from the records (read on two threads).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use parking_lot::Mutex;
 
 use super::stage::{Meta, StoredEvent};
-use super::{journal, sledcheck, state::State, writer};
+use super::state::{Batch, Indexer, State};
+use super::{journal, sledcheck, writer};
 use crate::backend::codec::{self, keys};
+use crate::backend::records::JobIndex;
 use crate::model::config::Config;
 use crate::model::error::{Error, Result};
-use crate::model::job::Job;
 
 /// sled segment size for new databases. sled moves pages over a quarter of it (64 KiB here)
 /// to files under `blobs/`; every sync fsyncs new blob files, so large payloads stay
@@ -164,13 +166,18 @@ pub(super) fn recover(
     Ok(plan)
 }
 
-/// Jobs the second loading thread decodes per chunk.
-const LOAD_CHUNK: usize = 1024;
+/// How many key ranges the job records are split into for loading: enough that two
+/// threads taking them in turn finish close together.
+const LOAD_RANGES: u128 = 64;
 
 /// Indexes every job record. sled's iteration and the decoding dominate opening a large
-/// database, so a second thread reads the upper half of the id range (ids are time-ordered
-/// UUIDs; the split is at the midpoint of the first and last) and hands decoded chunks over
-/// a small bounded channel, while this thread reads the lower half and indexes both.
+/// database, so the id range is cut into [`LOAD_RANGES`] ranges (ids are time-ordered
+/// UUIDs; the cuts are evenly spaced between the first and the last), which this thread
+/// and a second one take in turn, each reading its ranges' records into a [`Batch`] of
+/// what the indexes need (see `JobIndex`). Between its ranges this thread gathers the
+/// batches read so far into the indexes, in id order; the ordered sets are built at the
+/// end. A damaged record stops both threads; the error of the first range (in id order)
+/// that has one is returned.
 pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
     let bound = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| -> Result<Option<u128>> {
         Ok(match item {
@@ -183,50 +190,91 @@ pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<(
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(());
     };
-    let mid = first / 2 + last / 2 + (first & last & 1);
-    let mut split = vec![keys::JOB];
-    split.extend_from_slice(&mid.to_be_bytes());
-    // `State::apply` also counts each record into `st.digest` (what sled holds).
-    let mut index = |job: &Job| {
-        st.apply(None, Some(job), now);
-        st.last_id = st.last_id.max(job.id.0.as_u128());
+    let step = ((last - first) / LOAD_RANGES).max(1);
+    let mut cuts = vec![vec![keys::JOB]];
+    cuts.extend((1..LOAD_RANGES).filter_map(|i| {
+        let at = first.checked_add(step.checked_mul(i)?)?;
+        (at <= last).then(|| {
+            let mut k = vec![keys::JOB];
+            k.extend_from_slice(&at.to_be_bytes());
+            k
+        })
+    }));
+    cuts.push(vec![keys::JOB + 1]);
+    let ranges = cuts.len() - 1;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // The next range to read, while any is left and no record was found damaged.
+    let take = || {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        (i < ranges && !failed.load(Ordering::Relaxed)).then_some(i)
+    };
+    let read = |i: usize| {
+        let read = read_range(tree, &cuts[i], &cuts[i + 1], &failed);
+        if read.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        read
+    };
+    // Ranges read, waiting to be indexed in order; the first not indexed yet.
+    let mut waiting: BTreeMap<usize, Result<Batch>> = BTreeMap::new();
+    let mut indexed = 0;
+    let mut ix = Indexer::default();
+    let mut index_waiting = |waiting: &mut BTreeMap<usize, Result<Batch>>| {
+        while let Some(entry) = waiting.first_entry() {
+            if *entry.key() != indexed || entry.get().is_err() {
+                break;
+            }
+            if let Ok(batch) = entry.remove() {
+                st.index_batch(&mut ix, batch, now);
+            }
+            indexed += 1;
+        }
     };
     std::thread::scope(|scope| {
-        let (tx, rx) = bounded::<Result<Vec<Job>>>(4);
-        let upper = split.clone();
-        scope.spawn(move || {
-            let mut chunk = Vec::with_capacity(LOAD_CHUNK);
-            for item in tree.range(upper..vec![keys::JOB + 1]) {
-                let decoded = item
-                    .map_err(Error::from)
-                    .and_then(|(k, v)| codec::decode::<Job>("jobs", &k, &v));
-                match decoded {
-                    Ok(job) => chunk.push(job),
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-                if chunk.len() == LOAD_CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
-                    return;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let other = scope.spawn(|| {
+            while let Some(i) = take() {
+                if tx.send((i, read(i))).is_err() {
+                    break;
                 }
             }
-            let _ = tx.send(Ok(chunk));
+            drop(tx);
         });
-        for item in tree.range(vec![keys::JOB]..split) {
-            let (k, v) = item?;
-            let job: Job = codec::decode("jobs", &k, &v)?;
-            index(&job);
-            while let Ok(chunk) = rx.try_recv() {
-                chunk?.iter().for_each(&mut index);
-            }
+        // This thread reads ranges too, and indexes between them what both read.
+        while let Some(i) = take() {
+            waiting.insert(i, read(i));
+            waiting.extend(rx.try_iter());
+            index_waiting(&mut waiting);
         }
-        // (Dropping `rx` on an early return stops the other thread at its next send.)
-        for chunk in rx {
-            chunk?.iter().for_each(&mut index);
+        for (i, read) in rx {
+            waiting.insert(i, read);
+            index_waiting(&mut waiting);
         }
-        Ok(())
-    })
+        if let Err(panic) = other.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
+    // Left over only after a damaged record: the first range (in id order) that has one.
+    for read in waiting.into_values() {
+        read?;
+    }
+    st.finish_index(ix);
+    Ok(())
+}
+
+/// The job records from key `lo` (included) to `hi` (excluded), read into a batch; stops
+/// early (with what it read) once `failed` is set by the other thread.
+fn read_range(tree: &sled::Tree, lo: &[u8], hi: &[u8], failed: &AtomicBool) -> Result<Batch> {
+    let mut batch = Batch::default();
+    for (n, item) in tree.range(lo..hi).enumerate() {
+        let (k, v) = item?;
+        batch.push(&JobIndex::decode("jobs", &k, &v)?);
+        if n % 1024 == 1023 && failed.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(batch)
 }
 
 /// Rebuilds the in-memory indexes from the records; returns what it found of the job

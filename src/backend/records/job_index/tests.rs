@@ -138,7 +138,10 @@ fn the_view_reads_what_the_full_decode_reads() {
     assert_eq!(ix.finished_ms, T0 + 2_400);
     assert_eq!(ix.lease_expires_ms, Some(T0 + 32_000));
     let ix = JobIndex::of(&b);
-    assert_eq!((ix.due_ms, ix.finished_ms, ix.lease_expires_ms), (T0, T0 + 2_500, None));
+    assert_eq!(
+        (ix.due_ms, ix.finished_ms, ix.lease_expires_ms),
+        (T0, T0 + 2_500, None)
+    );
 }
 
 #[test]
