@@ -13,7 +13,7 @@ use std::fmt;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::{time, time_opt, IdRecord};
+use super::{time_ok, IdRecord};
 use crate::backend::codec;
 use crate::model::error::Error;
 use crate::model::job::{Job, JobId, JobStatus};
@@ -112,12 +112,14 @@ struct JobView<'a> {
 impl<'a> JobView<'a> {
     /// The index fields, after the checks `Job::try_from(JobRecord)` makes.
     fn checked(self) -> Option<JobIndex<'a>> {
-        time(self.created_at).ok()?;
-        let updated = time(self.updated_at).ok()?;
-        time_opt(self.scheduled_at).ok()?;
-        time_opt(self.started_at).ok()?;
-        let completed = time_opt(self.completed_at).ok()?;
-        if !self.executions.0 {
+        let ok = |ms: Option<i64>| ms.map_or(true, time_ok);
+        let valid = time_ok(self.created_at)
+            && time_ok(self.updated_at)
+            && ok(self.scheduled_at)
+            && ok(self.started_at)
+            && ok(self.completed_at)
+            && self.executions.0;
+        if !valid {
             return None;
         }
         Some(JobIndex {
@@ -127,7 +129,7 @@ impl<'a> JobView<'a> {
             status: self.status.into(),
             priority: self.priority,
             due_ms: self.scheduled_at.unwrap_or(self.created_at),
-            finished_ms: completed.unwrap_or(updated).timestamp_millis(),
+            finished_ms: self.completed_at.unwrap_or(self.updated_at),
             lease_expires_ms: self.lease.map(|l| l.expires_ms),
         })
     }
@@ -160,7 +162,6 @@ struct CheckedExecutions(bool);
 /// An execution record as stored (field order and shapes of `ExecutionRecord`).
 #[derive(Deserialize)]
 #[allow(dead_code)]
-#[allow(dead_code)]
 struct ExecutionView<'a> {
     attempt_number: u32,
     started_at: i64,
@@ -185,7 +186,7 @@ impl<'de> Deserialize<'de> for CheckedExecutions {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut valid = true;
                 while let Some(e) = seq.next_element::<ExecutionView<'de>>()? {
-                    valid &= time(e.started_at).is_ok() && time_opt(e.completed_at).is_ok();
+                    valid &= time_ok(e.started_at) && e.completed_at.map_or(true, time_ok);
                 }
                 Ok(CheckedExecutions(valid))
             }

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -176,8 +176,8 @@ const LOAD_RANGES: u128 = 64;
 /// and a second one take in turn, each reading its ranges' records into a [`Batch`] of
 /// what the indexes need (see `JobIndex`). Between its ranges this thread gathers the
 /// batches read so far into the indexes, in id order; the ordered sets are built at the
-/// end. A damaged record stops both threads; the error of the first range (in id order)
-/// that has one is returned.
+/// end. A damaged record stops the reading of the ranges after its own; the error of the
+/// first damaged record in id order is returned.
 pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
     let bound = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| -> Result<Option<u128>> {
         Ok(match item {
@@ -185,34 +185,50 @@ pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<(
             None => None,
         })
     };
-    let first = bound(tree.scan_prefix([keys::JOB]).next())?;
-    let last = bound(tree.scan_prefix([keys::JOB]).next_back())?;
-    let (Some(first), Some(last)) = (first, last) else {
+    let first = tree.scan_prefix([keys::JOB]).next();
+    if first.is_none() {
         return Ok(());
-    };
-    let step = ((last - first) / LOAD_RANGES).max(1);
+    }
+    let first = bound(first)?;
+    let last = bound(tree.scan_prefix([keys::JOB]).next_back())?;
     let mut cuts = vec![vec![keys::JOB]];
-    cuts.extend((1..LOAD_RANGES).filter_map(|i| {
-        let at = first.checked_add(step.checked_mul(i)?)?;
-        (at <= last).then(|| {
-            let mut k = vec![keys::JOB];
-            k.extend_from_slice(&at.to_be_bytes());
-            k
-        })
-    }));
+    // (A key too short for an id is read, in one range, and its record decoded.)
+    if let (Some(first), Some(last)) = (first, last) {
+        let step = (last.saturating_sub(first) / LOAD_RANGES).max(1);
+        cuts.extend((1..LOAD_RANGES).filter_map(|i| {
+            let at = first.checked_add(step.checked_mul(i)?)?;
+            (at <= last).then(|| {
+                let mut k = vec![keys::JOB];
+                k.extend_from_slice(&at.to_be_bytes());
+                k
+            })
+        }));
+    }
     cuts.push(vec![keys::JOB + 1]);
     let ranges = cuts.len() - 1;
     let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    // The next range to read, while any is left and no record was found damaged.
+    // The first range (in id order) found to hold a damaged record.
+    let failed = AtomicUsize::new(usize::MAX);
+    // The most jobs a range held so far: room for as many (up to `BATCH_ROOM`) upfront.
+    let most_yet = AtomicUsize::new(0);
+    // The next range to read, while any is left before a damaged one.
     let take = || {
         let i = next.fetch_add(1, Ordering::Relaxed);
-        (i < ranges && !failed.load(Ordering::Relaxed)).then_some(i)
+        (i < ranges && i < failed.load(Ordering::Relaxed)).then_some(i)
     };
     let read = |i: usize| {
-        let read = read_range(tree, &cuts[i], &cuts[i + 1], &failed);
+        let read = read_range(
+            tree,
+            &cuts[i],
+            &cuts[i + 1],
+            || failed.load(Ordering::Relaxed) < i,
+            most_yet.load(Ordering::Relaxed),
+        );
+        if let Ok(b) = &read {
+            most_yet.fetch_max(b.len(), Ordering::Relaxed);
+        }
         if read.is_err() {
-            failed.store(true, Ordering::Relaxed);
+            failed.fetch_min(i, Ordering::Relaxed);
         }
         read
     };
@@ -255,7 +271,8 @@ pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<(
             std::panic::resume_unwind(panic);
         }
     });
-    // Left over only after a damaged record: the first range (in id order) that has one.
+    // Left over only after a damaged record: the first range (in id order) that has one
+    // (every range before it was read to its end).
     for read in waiting.into_values() {
         read?;
     }
@@ -263,14 +280,25 @@ pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<(
     Ok(())
 }
 
-/// The job records from key `lo` (included) to `hi` (excluded), read into a batch; stops
-/// early (with what it read) once `failed` is set by the other thread.
-fn read_range(tree: &sled::Tree, lo: &[u8], hi: &[u8], failed: &AtomicBool) -> Result<Batch> {
-    let mut batch = Batch::default();
+/// The most jobs a batch makes room for before reading (ranges are about even, unless
+/// ids were made in bursts: most of them may then be in few ranges).
+const BATCH_ROOM: usize = 1 << 15;
+
+/// The job records from key `lo` (included) to `hi` (excluded), read into a batch with
+/// room for `expect` jobs; stops early (with what it read) once `stop` says so (a range
+/// before it holds a damaged record).
+fn read_range(
+    tree: &sled::Tree,
+    lo: &[u8],
+    hi: &[u8],
+    stop: impl Fn() -> bool,
+    expect: usize,
+) -> Result<Batch> {
+    let mut batch = Batch::with_capacity((expect + expect / 8).min(BATCH_ROOM));
     for (n, item) in tree.range(lo..hi).enumerate() {
         let (k, v) = item?;
         batch.push(&JobIndex::decode("jobs", &k, &v)?);
-        if n % 1024 == 1023 && failed.load(Ordering::Relaxed) {
+        if n % 1024 == 1023 && stop() {
             break;
         }
     }
@@ -318,3 +346,6 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledch
     st.next_seq = next_seq;
     Ok(st.digest)
 }
+
+#[cfg(test)]
+mod tests;

@@ -58,6 +58,14 @@ impl Batch {
         });
     }
 
+    /// An empty batch with room for `jobs` jobs.
+    pub fn with_capacity(jobs: usize) -> Self {
+        Batch {
+            entries: Vec::with_capacity(jobs),
+            ..Batch::default()
+        }
+    }
+
     /// How many jobs it holds.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -189,8 +189,14 @@ fn durable_stats_undo_the_groups_not_yet_durable() {
     assert_eq!(st.durable_stats(0), live);
 }
 
-/// Everything the indexes hold, partitions and queues by name (their numbering and the
-/// `epoch` counter depend on the history, not on the jobs).
+impl State {
+    /// Everything the indexes hold, partitions and queues by name (their numbering and
+    /// the `epoch` counter depend on the history, not on the jobs).
+    pub(crate) fn snapshot(&self) -> String {
+        snapshot(self)
+    }
+}
+
 fn snapshot(st: &State) -> String {
     let name = |p: u32| {
         let p = &st.parts[p as usize];
