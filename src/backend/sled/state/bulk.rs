@@ -4,8 +4,8 @@
 //! an ordered-set insert per index per job. Here the records are first gathered into
 //! [`Batch`]es (on several threads: a batch needs no `State`), each holding the index fields
 //! of a run of records and the (queue, type) pairs they use, named once. Then
-//! [`State::index_batches`] counts them per partition and builds each ordered set from a
-//! sorted vector in one go. The result is the same state `apply` gives (a test compares
+//! [`State::index_batch`] counts them per partition and gathers them into sorted vectors,
+//! and [`State::finish_index`] builds each ordered set from its vector in one go. The result is the same state `apply` gives (a test compares
 //! them), without the per-job notes for the durable view (open happens outside a group).
 
 use std::cmp::Reverse;
@@ -126,10 +126,6 @@ impl State {
     /// builds); partition numbers and their live and running counts are set now, the rest
     /// by [`State::finish_index`].
     pub fn index_batch(&mut self, ix: &mut Indexer, batch: Batch, now_ms: i64) {
-        if ix.by_status[0].capacity() == 0 {
-            // Mostly pending jobs, usually: grow once or twice, not twenty times.
-            ix.by_status[0].reserve(batch.len() * 8);
-        }
         // This batch's pairs: their global partition, made only for unfinished jobs (as
         // `apply` does), and their counts.
         let mut global: Vec<Option<u32>> = vec![None; batch.parts.len()];
