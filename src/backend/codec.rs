@@ -64,6 +64,16 @@ pub(crate) fn decode<T: Stored>(tree: &'static str, key: &[u8], bytes: &[u8]) ->
     }
 }
 
+/// Decodes a record written by [`encode`] into `T`, a view of it that may borrow from
+/// `bytes` (same options as [`decode`]); `None` for any defect, which the caller reports
+/// by decoding the record with [`decode`].
+pub(crate) fn decode_view<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => options().deserialize::<T>(rest).ok(),
+        _ => None,
+    }
+}
+
 /// A key, printed as its prefix letter then hex.
 pub(crate) fn show_key(key: &[u8]) -> String {
     match key.split_first() {

@@ -38,7 +38,7 @@ pub(crate) struct JobRecord {
 
 /// A status: the variant's index (u32), in this order.
 #[derive(Serialize, Deserialize)]
-enum StatusRecord {
+pub(super) enum StatusRecord {
     Pending,
     Running,
     Completed,
@@ -60,7 +60,7 @@ struct ExecutionRecord {
 }
 
 #[derive(Serialize, Deserialize)]
-struct BackoffRecord {
+pub(super) struct BackoffRecord {
     initial_ms: u64,
     multiplier: f64,
     max_ms: u64,
@@ -68,9 +68,9 @@ struct BackoffRecord {
 }
 
 #[derive(Serialize, Deserialize)]
-struct LeaseRecord {
+pub(super) struct LeaseRecord {
     token: u64,
-    expires_ms: i64,
+    pub(super) expires_ms: i64,
 }
 
 impl From<JobStatus> for StatusRecord {

@@ -15,7 +15,10 @@
 //! [`Stored`]: crate::backend::codec::Stored
 
 mod job;
+mod job_index;
 mod schedule;
+
+pub(crate) use job_index::JobIndex;
 
 use std::fmt;
 
@@ -73,6 +76,13 @@ pub(crate) fn time(ms: i64) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("timestamp {ms} ms is out of range"))
 }
 
+/// Whether [`time`] accepts `ms` (the times chrono represents are one range of
+/// milliseconds), without building the time.
+pub(crate) fn time_ok(ms: i64) -> bool {
+    (DateTime::<Utc>::MIN_UTC.timestamp_millis()..=DateTime::<Utc>::MAX_UTC.timestamp_millis())
+        .contains(&ms)
+}
+
 pub(crate) fn time_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, String> {
     ms.map(time).transpose()
 }
@@ -83,4 +93,24 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
 
 pub(crate) fn ms_opt(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_ok_is_what_time_accepts() {
+        let min = DateTime::<Utc>::MIN_UTC.timestamp_millis();
+        let max = DateTime::<Utc>::MAX_UTC.timestamp_millis();
+        for edge in [min, max, 0, 1_795_896_000_000] {
+            for ms in edge.saturating_sub(3)..=edge.saturating_add(3) {
+                assert_eq!(time_ok(ms), time(ms).is_ok(), "{ms}");
+            }
+        }
+        for ms in [i64::MIN, i64::MAX, -1, min / 2, max / 2] {
+            assert_eq!(time_ok(ms), time(ms).is_ok(), "{ms}");
+        }
+        assert!(time_ok(max) && !time_ok(max + 1) && time_ok(min) && !time_ok(min - 1));
+    }
 }

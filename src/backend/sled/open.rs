@@ -1,21 +1,23 @@
 //! Opening the store: sled with its lock retried, the journal replayed into it, and the
-//! in-memory indexes rebuilt from the records (on two threads).
+//! in-memory indexes rebuilt from the records (read on two threads).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use parking_lot::Mutex;
 
 use super::stage::{Meta, StoredEvent};
-use super::{journal, sledcheck, state::State, writer};
+use super::state::{Batch, Indexer, State};
+use super::{journal, sledcheck, writer};
 use crate::backend::codec::{self, keys};
+use crate::backend::records::JobIndex;
 use crate::model::config::Config;
 use crate::model::error::{Error, Result};
-use crate::model::job::Job;
 
 /// sled segment size for new databases. sled moves pages over a quarter of it (64 KiB here)
 /// to files under `blobs/`; every sync fsyncs new blob files, so large payloads stay
@@ -164,13 +166,18 @@ pub(super) fn recover(
     Ok(plan)
 }
 
-/// Jobs the second loading thread decodes per chunk.
-const LOAD_CHUNK: usize = 1024;
+/// How many key ranges the job records are split into for loading: enough that two
+/// threads taking them in turn finish close together.
+const LOAD_RANGES: u128 = 64;
 
 /// Indexes every job record. sled's iteration and the decoding dominate opening a large
-/// database, so a second thread reads the upper half of the id range (ids are time-ordered
-/// UUIDs; the split is at the midpoint of the first and last) and hands decoded chunks over
-/// a small bounded channel, while this thread reads the lower half and indexes both.
+/// database, so the id range is cut into [`LOAD_RANGES`] ranges (ids are time-ordered
+/// UUIDs; the cuts are evenly spaced between the first and the last), which this thread
+/// and a second one take in turn, each reading its ranges' records into a [`Batch`] of
+/// what the indexes need (see `JobIndex`). Between its ranges this thread gathers the
+/// batches read so far into the indexes, in id order; the ordered sets are built at the
+/// end. A damaged record stops the reading of the ranges after its own; the error of the
+/// first damaged record in id order is returned.
 pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
     let bound = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| -> Result<Option<u128>> {
         Ok(match item {
@@ -178,55 +185,124 @@ pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<(
             None => None,
         })
     };
-    let first = bound(tree.scan_prefix([keys::JOB]).next())?;
-    let last = bound(tree.scan_prefix([keys::JOB]).next_back())?;
-    let (Some(first), Some(last)) = (first, last) else {
+    let first = tree.scan_prefix([keys::JOB]).next();
+    if first.is_none() {
         return Ok(());
+    }
+    let first = bound(first)?;
+    let last = bound(tree.scan_prefix([keys::JOB]).next_back())?;
+    let mut cuts = vec![vec![keys::JOB]];
+    // (A key too short for an id is read, in one range, and its record decoded.)
+    if let (Some(first), Some(last)) = (first, last) {
+        let step = (last.saturating_sub(first) / LOAD_RANGES).max(1);
+        cuts.extend((1..LOAD_RANGES).filter_map(|i| {
+            let at = first.checked_add(step.checked_mul(i)?)?;
+            (at <= last).then(|| {
+                let mut k = vec![keys::JOB];
+                k.extend_from_slice(&at.to_be_bytes());
+                k
+            })
+        }));
+    }
+    cuts.push(vec![keys::JOB + 1]);
+    let ranges = cuts.len() - 1;
+    let next = AtomicUsize::new(0);
+    // The first range (in id order) found to hold a damaged record.
+    let failed = AtomicUsize::new(usize::MAX);
+    // The most jobs a range held so far: room for as many (up to `BATCH_ROOM`) upfront.
+    let most_yet = AtomicUsize::new(0);
+    // The next range to read, while any is left before a damaged one.
+    let take = || {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        (i < ranges && i < failed.load(Ordering::Relaxed)).then_some(i)
     };
-    let mid = first / 2 + last / 2 + (first & last & 1);
-    let mut split = vec![keys::JOB];
-    split.extend_from_slice(&mid.to_be_bytes());
-    // `State::apply` also counts each record into `st.digest` (what sled holds).
-    let mut index = |job: &Job| {
-        st.apply(None, Some(job), now);
-        st.last_id = st.last_id.max(job.id.0.as_u128());
+    let read = |i: usize| {
+        let read = read_range(
+            tree,
+            &cuts[i],
+            &cuts[i + 1],
+            || failed.load(Ordering::Relaxed) < i,
+            most_yet.load(Ordering::Relaxed),
+        );
+        if let Ok(b) = &read {
+            most_yet.fetch_max(b.len(), Ordering::Relaxed);
+        }
+        if read.is_err() {
+            failed.fetch_min(i, Ordering::Relaxed);
+        }
+        read
+    };
+    // Ranges read, waiting to be indexed in order; the first not indexed yet.
+    let mut waiting: BTreeMap<usize, Result<Batch>> = BTreeMap::new();
+    let mut indexed = 0;
+    let mut ix = Indexer::default();
+    let mut index_waiting = |waiting: &mut BTreeMap<usize, Result<Batch>>| {
+        while let Some(entry) = waiting.first_entry() {
+            if *entry.key() != indexed || entry.get().is_err() {
+                break;
+            }
+            if let Ok(batch) = entry.remove() {
+                st.index_batch(&mut ix, batch, now);
+            }
+            indexed += 1;
+        }
     };
     std::thread::scope(|scope| {
-        let (tx, rx) = bounded::<Result<Vec<Job>>>(4);
-        let upper = split.clone();
-        scope.spawn(move || {
-            let mut chunk = Vec::with_capacity(LOAD_CHUNK);
-            for item in tree.range(upper..vec![keys::JOB + 1]) {
-                let decoded = item
-                    .map_err(Error::from)
-                    .and_then(|(k, v)| codec::decode::<Job>("jobs", &k, &v));
-                match decoded {
-                    Ok(job) => chunk.push(job),
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-                if chunk.len() == LOAD_CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
-                    return;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let other = scope.spawn(|| {
+            while let Some(i) = take() {
+                if tx.send((i, read(i))).is_err() {
+                    break;
                 }
             }
-            let _ = tx.send(Ok(chunk));
+            drop(tx);
         });
-        for item in tree.range(vec![keys::JOB]..split) {
-            let (k, v) = item?;
-            let job: Job = codec::decode("jobs", &k, &v)?;
-            index(&job);
-            while let Ok(chunk) = rx.try_recv() {
-                chunk?.iter().for_each(&mut index);
-            }
+        // This thread reads ranges too, and indexes between them what both read.
+        while let Some(i) = take() {
+            waiting.insert(i, read(i));
+            waiting.extend(rx.try_iter());
+            index_waiting(&mut waiting);
         }
-        // (Dropping `rx` on an early return stops the other thread at its next send.)
-        for chunk in rx {
-            chunk?.iter().for_each(&mut index);
+        for (i, read) in rx {
+            waiting.insert(i, read);
+            index_waiting(&mut waiting);
         }
-        Ok(())
-    })
+        if let Err(panic) = other.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
+    // Left over only after a damaged record: the first range (in id order) that has one
+    // (every range before it was read to its end).
+    for read in waiting.into_values() {
+        read?;
+    }
+    st.finish_index(ix);
+    Ok(())
+}
+
+/// The most jobs a batch makes room for before reading (ranges are about even, unless
+/// ids were made in bursts: most of them may then be in few ranges).
+const BATCH_ROOM: usize = 1 << 15;
+
+/// The job records from key `lo` (included) to `hi` (excluded), read into a batch with
+/// room for `expect` jobs; stops early (with what it read) once `stop` says so (a range
+/// before it holds a damaged record).
+fn read_range(
+    tree: &sled::Tree,
+    lo: &[u8],
+    hi: &[u8],
+    stop: impl Fn() -> bool,
+    expect: usize,
+) -> Result<Batch> {
+    let mut batch = Batch::with_capacity((expect + expect / 8).min(BATCH_ROOM));
+    for (n, item) in tree.range(lo..hi).enumerate() {
+        let (k, v) = item?;
+        batch.push(&JobIndex::decode("jobs", &k, &v)?);
+        if n % 1024 == 1023 && stop() {
+            break;
+        }
+    }
+    Ok(batch)
 }
 
 /// Rebuilds the in-memory indexes from the records; returns what it found of the job
@@ -270,3 +346,6 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledch
     st.next_seq = next_seq;
     Ok(st.digest)
 }
+
+#[cfg(test)]
+mod tests;

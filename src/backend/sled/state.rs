@@ -406,6 +406,9 @@ impl State {
     }
 }
 
+mod bulk;
 #[cfg(test)]
 mod tests;
 mod undo;
+
+pub(crate) use bulk::{Batch, Indexer};

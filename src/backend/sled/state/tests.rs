@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::model::job::NewJob;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn job(st: &mut State, prio: i32, due: i64, status: JobStatus) -> Job {
     let id = st.next_id(1000);
@@ -186,4 +187,168 @@ fn durable_stats_undo_the_groups_not_yet_durable() {
     // Durable groups are forgotten at the next group's start.
     st.unsynced.begin(3);
     assert_eq!(st.durable_stats(0), live);
+}
+
+impl State {
+    /// Everything the indexes hold, partitions and queues by name (their numbering and
+    /// the `epoch` counter depend on the history, not on the jobs).
+    pub(crate) fn snapshot(&self) -> String {
+        snapshot(self)
+    }
+}
+
+fn snapshot(st: &State) -> String {
+    let name = |p: u32| {
+        let p = &st.parts[p as usize];
+        (p.queue.clone(), p.kind.clone())
+    };
+    let mut parts: Vec<_> = st
+        .parts
+        .iter()
+        .filter(|p| p.live > 0 || !p.ready.is_empty())
+        .map(|p| (&p.queue, &p.kind, &p.ready, p.live, p.running))
+        .collect();
+    parts.sort_by_key(|p| (p.0, p.1));
+    let delayed: Vec<_> = st
+        .delayed
+        .iter()
+        .map(|(k, (prio, p))| (k, prio, name(*p)))
+        .collect();
+    format!(
+        "parts {parts:?}\ndelayed {delayed:?}\nqueues {:?}\nby_status {:?}\nfinished {:?}\n\
+         leases {:?}\ndigest {:?}\nlast_id {}",
+        st.queues, st.by_status, st.finished, st.leases, st.digest, st.last_id
+    )
+}
+
+/// A small deterministic generator for the mixed workload.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn indexing_all_records_at_once_gives_the_state_apply_maintained() {
+    use crate::backend::records::JobIndex;
+    use crate::model::clock::to_datetime;
+    let mut st = State::new(3);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut jobs: BTreeMap<JobId, Job> = BTreeMap::new();
+    let mut now = 10_000;
+    st.set_paused("q1", true);
+    st.set_paused("idle", true);
+    for step in 0..4000 {
+        now += 7;
+        let pick = |rng: &mut Rng, jobs: &BTreeMap<JobId, Job>| {
+            let n = jobs.len() as u64;
+            (n > 0).then(|| *jobs.keys().nth(rng.below(n) as usize).unwrap())
+        };
+        match rng.below(10) {
+            0..=3 => {
+                let due = now + rng.below(3) as i64 * 500 - 400;
+                let mut j = job(&mut st, rng.below(3) as i32 - 1, due, JobStatus::Pending);
+                j.queue = format!("q{}", rng.below(3));
+                j.kind = format!("k{}", rng.below(2));
+                if rng.below(4) == 0 {
+                    j.scheduled_at = None;
+                    j.created_at = to_datetime(now);
+                }
+                st.apply(None, Some(&j), now);
+                jobs.insert(j.id, j);
+            }
+            4..=8 => {
+                let Some(id) = pick(&mut rng, &jobs) else {
+                    continue;
+                };
+                let old = jobs[&id].clone();
+                let mut new = old.clone();
+                new.updated_at = to_datetime(now);
+                match (old.status, rng.below(4)) {
+                    (JobStatus::Pending, _) => {
+                        new.status = JobStatus::Running;
+                        new.lease = (rng.below(5) > 0).then(|| crate::model::job::LeaseState {
+                            token: step,
+                            expires_ms: now + rng.below(1000) as i64,
+                        });
+                    }
+                    (JobStatus::Running, 0) => {
+                        new.status = JobStatus::Pending;
+                        new.lease = None;
+                        new.scheduled_at = Some(to_datetime(now + 300));
+                    }
+                    (JobStatus::Running, r) => {
+                        new.status = [
+                            JobStatus::Completed,
+                            JobStatus::Failed,
+                            JobStatus::DeadLetter,
+                        ][r as usize - 1];
+                        new.lease = None;
+                        new.completed_at = (r != 3).then(|| to_datetime(now));
+                    }
+                    _ => {
+                        new.status = JobStatus::Cancelled;
+                    }
+                }
+                st.apply(Some(&old), Some(&new), now);
+                jobs.insert(id, new);
+            }
+            _ => {
+                let Some(id) = pick(&mut rng, &jobs) else {
+                    continue;
+                };
+                let old = jobs.remove(&id).unwrap();
+                st.apply(Some(&old), None, now);
+            }
+        }
+        if step == 2000 {
+            st.set_paused("q1", false);
+            st.set_paused("q2", true);
+        }
+    }
+    // Due exactly now (ready), and just after (delayed).
+    for due in [now, now + 1] {
+        let j = job(&mut st, 0, due, JobStatus::Pending);
+        st.apply(None, Some(&j), now);
+        jobs.insert(j.id, j);
+    }
+    st.promote(now);
+    let statuses: BTreeSet<_> = jobs.values().map(|j| j.status).collect();
+    assert_eq!(statuses.len(), 6, "the workload reaches every status");
+    assert!(!st.delayed.is_empty() && !st.leases.is_empty());
+
+    // The same jobs, gathered in four batches in id order.
+    let mut bulk = State::new(3);
+    bulk.set_paused("idle", true);
+    bulk.set_paused("q2", true);
+    let all: Vec<&Job> = jobs.values().collect();
+    let batches = all
+        .chunks(all.len() / 4 + 1)
+        .map(|chunk| {
+            let mut b = Batch::default();
+            chunk.iter().for_each(|j| b.push(&JobIndex::of(j)));
+            b
+        })
+        .collect();
+    bulk.index_batches(batches, now);
+    assert_eq!(snapshot(&bulk), snapshot(&st));
+    assert_eq!(bulk.stats(), st.stats());
+    assert_eq!(bulk.durable_stats(0), st.durable_stats(u64::MAX));
+
+    // Indexing more jobs into a state that has some adds to it.
+    let mut twice = State::new(3);
+    twice.set_paused("idle", true);
+    twice.set_paused("q2", true);
+    let (a, b) = all.split_at(all.len() / 2);
+    for half in [b, a] {
+        let mut batch = Batch::default();
+        half.iter().for_each(|j| batch.push(&JobIndex::of(j)));
+        twice.index_batches(vec![batch], now);
+    }
+    assert_eq!(snapshot(&twice), snapshot(&st));
 }

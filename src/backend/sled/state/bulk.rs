@@ -1,0 +1,211 @@
+//! Building the indexes from every job record at once, as open does.
+//!
+//! Adding the jobs one by one through [`State::apply`] costs a few map lookups by name and
+//! an ordered-set insert per index per job. Here the records are first gathered into
+//! [`Batch`]es (on several threads: a batch needs no `State`), each holding the index fields
+//! of a run of records and the (queue, type) pairs they use, named once. Then
+//! [`State::index_batch`] counts them per partition and gathers them into sorted vectors,
+//! and [`State::finish_index`] builds each ordered set from its vector in one go. The result is the same state `apply` gives (a test compares
+//! them), without the per-job notes for the durable view (open happens outside a group).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use super::{ReadyKey, State};
+use crate::backend::records::JobIndex;
+use crate::model::job::{JobId, JobStatus};
+
+/// The index fields of one job, its partition by number in its batch (40 bytes: a
+/// million jobs are loaded at once).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: JobId,
+    /// Pending: when it is due; running: when its lease expires (if `leased`); terminal:
+    /// when it finished.
+    at_ms: i64,
+    priority: i32,
+    part: u32,
+    status: JobStatus,
+    leased: bool,
+}
+
+/// The index fields of a run of job records (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// The (queue, type) pairs of the entries, by number.
+    parts: Vec<(String, String)>,
+    lookup: HashMap<String, HashMap<String, u32>>,
+    /// The number of the last pair used (records of one pair come in runs).
+    last: Option<u32>,
+    entries: Vec<Entry>,
+}
+
+impl Batch {
+    /// Adds one job.
+    pub fn push(&mut self, ix: &JobIndex<'_>) {
+        let part = self.part(ix.queue, ix.kind);
+        self.entries.push(Entry {
+            id: ix.id,
+            part,
+            status: ix.status,
+            priority: ix.priority,
+            at_ms: match ix.status {
+                JobStatus::Pending => ix.due_ms,
+                JobStatus::Running => ix.lease_expires_ms.unwrap_or_default(),
+                _ => ix.finished_ms,
+            },
+            leased: ix.lease_expires_ms.is_some(),
+        });
+    }
+
+    /// An empty batch with room for `jobs` jobs.
+    pub fn with_capacity(jobs: usize) -> Self {
+        Batch {
+            entries: Vec::with_capacity(jobs),
+            ..Batch::default()
+        }
+    }
+
+    /// How many jobs it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn part(&mut self, queue: &str, kind: &str) -> u32 {
+        if let Some(last) = self.last {
+            let (q, k) = &self.parts[last as usize];
+            if q == queue && k == kind {
+                return last;
+            }
+        }
+        let ix = match self.lookup.get(queue).and_then(|m| m.get(kind)) {
+            Some(ix) => *ix,
+            None => {
+                let ix = u32::try_from(self.parts.len()).unwrap_or(u32::MAX);
+                self.parts.push((queue.to_owned(), kind.to_owned()));
+                self.lookup
+                    .entry(queue.to_owned())
+                    .or_default()
+                    .insert(kind.to_owned(), ix);
+                ix
+            }
+        };
+        self.last = Some(ix);
+        ix
+    }
+}
+
+/// Per partition: counts by status slot (six statuses, then delayed).
+type PartCounts = [u64; 7];
+
+/// What [`State::index_batch`] gathered so far, for [`State::finish_index`].
+#[derive(Debug, Default)]
+pub(crate) struct Indexer {
+    by_status: [Vec<JobId>; 6],
+    ready: HashMap<u32, Vec<ReadyKey>>,
+    delayed: Vec<((i64, JobId), (i32, u32))>,
+    leases: Vec<(i64, JobId)>,
+    finished: [Vec<(i64, JobId)>; 6],
+    /// Counts per (queue, type) pair (terminal jobs have no partition).
+    counts: HashMap<(String, String), PartCounts>,
+}
+
+impl State {
+    /// Indexes every job of `batches` (given in id order, for the cheapest set builds), as
+    /// many `apply(None, Some(job), now_ms)` would, minus the notes for the durable view.
+    #[cfg(test)]
+    pub fn index_batches(&mut self, batches: Vec<Batch>, now_ms: i64) {
+        let mut ix = Indexer::default();
+        for b in batches {
+            self.index_batch(&mut ix, b, now_ms);
+        }
+        self.finish_index(ix);
+    }
+
+    /// Gathers the jobs of `batch` into `ix` (batches in id order make the cheapest set
+    /// builds); partition numbers and their live and running counts are set now, the rest
+    /// by [`State::finish_index`].
+    pub fn index_batch(&mut self, ix: &mut Indexer, batch: Batch, now_ms: i64) {
+        // This batch's pairs: their global partition, made only for unfinished jobs (as
+        // `apply` does), and their counts.
+        let mut global: Vec<Option<u32>> = vec![None; batch.parts.len()];
+        let mut local: Vec<PartCounts> = vec![[0; 7]; batch.parts.len()];
+        for e in &batch.entries {
+            let s = e.status.index();
+            ix.by_status[s].push(e.id);
+            self.digest.add(e.id.as_bytes());
+            self.last_id = self.last_id.max(e.id.0.as_u128());
+            local[e.part as usize][s] += 1;
+            if e.status.is_terminal() {
+                ix.finished[s].push((e.at_ms, e.id));
+                continue;
+            }
+            let p = *global[e.part as usize].get_or_insert_with(|| {
+                let (q, k) = &batch.parts[e.part as usize];
+                self.part(q, k)
+            });
+            let part = &mut self.parts[p as usize];
+            part.live += 1;
+            match e.status {
+                JobStatus::Running => {
+                    part.running += 1;
+                    if e.leased {
+                        ix.leases.push((e.at_ms, e.id));
+                    }
+                }
+                _ if e.at_ms > now_ms => {
+                    ix.delayed.push(((e.at_ms, e.id), (e.priority, p)));
+                    local[e.part as usize][6] += 1;
+                }
+                _ => {
+                    ix.ready
+                        .entry(p)
+                        .or_default()
+                        .push((Reverse(e.priority), e.at_ms, e.id));
+                    self.epoch += 1;
+                }
+            }
+        }
+        drop(batch.entries);
+        for (pair, c) in batch.parts.into_iter().zip(local) {
+            let sum = ix.counts.entry(pair).or_insert([0; 7]);
+            sum.iter_mut().zip(c).for_each(|(s, c)| *s += c);
+        }
+    }
+
+    /// Builds the indexes from what `ix` gathered.
+    pub fn finish_index(&mut self, ix: Indexer) {
+        for ((queue, _), c) in ix.counts {
+            let q = self.queue_mut(&queue);
+            for (i, status) in JobStatus::ALL.into_iter().enumerate() {
+                *q.counts.slot(status) += c[i];
+            }
+            q.counts.delayed += c[6];
+        }
+        for (set, ids) in self.by_status.iter_mut().zip(ix.by_status) {
+            extend_sorted(set, ids);
+        }
+        for (p, keys) in ix.ready {
+            extend_sorted(&mut self.parts[p as usize].ready, keys);
+        }
+        for (set, keys) in self.finished.iter_mut().zip(ix.finished) {
+            extend_sorted(set, keys);
+        }
+        extend_sorted(&mut self.leases, ix.leases);
+        if self.delayed.is_empty() {
+            self.delayed = ix.delayed.into_iter().collect();
+        } else {
+            self.delayed.extend(ix.delayed);
+        }
+    }
+}
+
+/// Adds `items` to `set`: an empty set is built from them in one pass (`collect` sorts
+/// them first; they mostly come sorted already, which the sort notices), with full nodes.
+fn extend_sorted<T: Ord>(set: &mut BTreeSet<T>, items: Vec<T>) {
+    if set.is_empty() {
+        *set = items.into_iter().collect();
+    } else {
+        set.extend(items);
+    }
+}
