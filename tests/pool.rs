@@ -499,13 +499,15 @@ fn heartbeats_extend_the_lease_of_a_long_handler(b: TestBackend) {
     let cancelled = Arc::new(AtomicBool::new(false));
     let (r, c) = (runs.clone(), cancelled.clone());
     let pool = WorkerPool::builder(&spool)
-        // A 1 s lease, extended every third of it, for a 3 s handler: the handler outlives
-        // its first lease three times. (A 300 ms lease failed once on a machine loaded
-        // enough for one heartbeat to take over 200 ms.)
-        .lease(Duration::from_secs(1))
+        // A 2 s lease, extended every third of it, for a 5 s handler: the handler outlives
+        // its first lease two and a half times. (A 300 ms lease failed once on a machine
+        // loaded enough for one heartbeat to take over 200 ms; a 1 s lease failed 5 times
+        // in about 60 runs while benchmarks and other suites loaded the disk, a heartbeat
+        // then taking over 667 ms.)
+        .lease(Duration::from_secs(2))
         .handler("long", move |ctx| {
             r.fetch_add(1, Ordering::SeqCst);
-            if sleep_until_cancelled(ctx, Duration::from_secs(3)) {
+            if sleep_until_cancelled(ctx, Duration::from_secs(5)) {
                 c.store(true, Ordering::SeqCst);
             }
             Ok(Some(b"ok".to_vec()))
