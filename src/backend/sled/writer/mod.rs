@@ -194,3 +194,6 @@ impl Drop for PoisonOnPanic<'_> {
         self.0.observer.work_available();
     }
 }
+
+#[cfg(test)]
+mod tests;
