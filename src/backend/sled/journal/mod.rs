@@ -12,8 +12,9 @@
 //! An entry is `len u32 | crc32 u32 | body`, body = `lsn u64 | count u32 | ops`, op =
 //! `kind u8 (1 put, 0 remove) | key len u32 | key | value len u32 | value` (big-endian). A
 //! segment that is full ends with a seal (`count` = `u32::MAX`, `lsn` = the first lsn of the
-//! next segment). Segments are preallocated (zeros), so an fsync flushes data only, not the
-//! file's size: a zero length ends a segment's entries. A torn entry with nothing valid after
+//! next segment). Segments are preallocated (zeros, written for real a chunk ahead of the
+//! appends: see `ahead`), so an fsync flushes data only, not the file's size or block map:
+//! a zero length ends a segment's entries. A torn entry with nothing valid after
 //! it, or the end of an unsealed segment, ends the journal: nothing after it was acknowledged
 //! (an answer waits for the fsync of every entry up to its own). A bad entry with valid ones
 //! after it is damage, not a torn tail (see `scan`).
