@@ -124,8 +124,9 @@ mod tests {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let h = std::thread::spawn(move || {
             started_tx.send(()).unwrap();
-            // Far longer than the test takes: only the answer ends this wait.
-            rx.recv_timeout(Duration::from_secs(600))
+            // Far longer than the test takes: only the answer ends this wait (a lost wake-up
+            // fails it after 30 s).
+            rx.recv_timeout(Duration::from_secs(30))
         });
         started_rx.recv().unwrap();
         tx.send("done");
@@ -143,7 +144,7 @@ mod tests {
         drop(tx);
         assert_eq!(rx.try_recv(), Err(NoAnswer::Dropped));
         assert_eq!(
-            rx.recv_timeout(Duration::from_secs(600)),
+            rx.recv_timeout(Duration::from_secs(30)),
             Err(NoAnswer::Dropped)
         );
     }
@@ -151,7 +152,7 @@ mod tests {
     #[test]
     fn a_waiting_caller_is_woken_when_the_sender_drops() {
         let (tx, rx) = answer_slot::<u8>();
-        let h = std::thread::spawn(move || rx.recv_timeout(Duration::from_secs(600)));
+        let h = std::thread::spawn(move || rx.recv_timeout(Duration::from_secs(30)));
         drop(tx);
         assert_eq!(h.join().unwrap(), Err(NoAnswer::Dropped));
     }
