@@ -273,7 +273,7 @@ impl SledBackend {
         if let Some(e) = self.sh()?.poisoned_error() {
             return Err(e);
         }
-        let (rtx, rrx) = bounded(1);
+        let (rtx, rrx) = writer::answer_slot();
         self.send(Command::Apply(op, rtx))?;
         self.wait(&rrx)?
     }
@@ -281,12 +281,12 @@ impl SledBackend {
     /// The writer's answer on `rrx`. A writer that died (a panic) never answers the commands
     /// still queued to it, and the channel keeps them (its senders live on here): so look
     /// every 50 ms whether the writer thread has ended, and give up with `dead()` then.
-    fn wait<T>(&self, rrx: &crossbeam_channel::Receiver<T>) -> Result<T> {
+    fn wait<T>(&self, rrx: &writer::AnswerRx<T>) -> Result<T> {
         loop {
             match rrx.recv_timeout(std::time::Duration::from_millis(50)) {
                 Ok(r) => return Ok(r),
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Err(self.dead()),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Err(writer::NoAnswer::Dropped) => return Err(self.dead()),
+                Err(writer::NoAnswer::Timeout) => {
                     let ended = self
                         .writer
                         .lock()

@@ -6,8 +6,6 @@
 
 use std::sync::atomic::Ordering;
 
-use crossbeam_channel::bounded;
-
 use super::ops::{Op, Reply};
 use super::stage::StoredEvent;
 use super::writer::Command;
@@ -322,7 +320,7 @@ impl Backend for SledBackend {
     }
 
     fn flush(&self) -> Result<()> {
-        let (rtx, rrx) = bounded(1);
+        let (rtx, rrx) = super::writer::answer_slot();
         self.send(Command::Sync(rtx))?;
         self.wait(&rrx)?.map(|_| ())
     }
@@ -343,7 +341,7 @@ impl Backend for SledBackend {
         }
         let mut result = Ok(());
         if let Some(tx) = self.tx.lock().take() {
-            let (rtx, rrx) = bounded(1);
+            let (rtx, rrx) = super::writer::answer_slot();
             if tx.send(Command::Shutdown(rtx)).is_ok() {
                 result = self.wait(&rrx).and_then(|r| r.map(|_| ()));
             }

@@ -3,10 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use crossbeam_channel::Sender;
-
 use super::space::check_space;
-use super::{Answer, Command, Written};
+use super::{Answer, AnswerTx, Command, Written};
 use crate::backend::codec::{self, keys};
 use crate::backend::sled::journal::{self, Change, Journal};
 use crate::backend::sled::ops::{self, Ctx, Reply};
@@ -27,7 +25,7 @@ pub(super) fn apply_group(
     shared: &Shared,
     journal: &mut Journal,
     group: Vec<Command>,
-) -> (Written, Option<Sender<Result<Reply>>>) {
+) -> (Written, Option<AnswerTx<Result<Reply>>>) {
     let mut staged = Staged::default();
     let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
     let mut sync = matches!(shared.cfg.durability, Durability::Immediate);
@@ -104,7 +102,7 @@ pub(super) fn apply_group(
     if !sync {
         // Buffered: answer now; the syncer makes it durable within max_delay.
         for (reply, answer) in answers.drain(..) {
-            let _ = reply.send(answer);
+            reply.send(answer);
         }
     }
     (

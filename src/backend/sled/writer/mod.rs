@@ -8,6 +8,7 @@
 //! `checkpoint` makes sled durable and trims the journal, `space` refuses a group the disk
 //! cannot hold, `publish` hands durable events to the observer.
 
+mod answer;
 mod applier;
 mod checkpoint;
 mod group;
@@ -18,7 +19,7 @@ mod syncer;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use crate::backend::sled::journal::{self, Change, Journal, Segment};
 use crate::backend::sled::ops::{Op, Reply};
@@ -26,9 +27,11 @@ use crate::backend::sled::Shared;
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
 
+pub(crate) use answer::{answer_slot, AnswerRx, NoAnswer};
 pub(crate) use applier::apply_changes;
 pub(crate) use checkpoint::sync_sled;
 
+use answer::AnswerTx;
 use applier::run_applier;
 use checkpoint::{checkpoint, run_checkpointer};
 use group::apply_group;
@@ -39,14 +42,14 @@ const MAX_GROUP: usize = 1024;
 
 /// A request and where to send its answer.
 pub(crate) enum Command {
-    Apply(Op, Sender<Result<Reply>>),
+    Apply(Op, AnswerTx<Result<Reply>>),
     /// Make everything applied so far durable, then answer.
-    Sync(Sender<Result<Reply>>),
+    Sync(AnswerTx<Result<Reply>>),
     /// Make everything durable and stop.
-    Shutdown(Sender<Result<Reply>>),
+    Shutdown(AnswerTx<Result<Reply>>),
 }
 
-type Answer = (Sender<Result<Reply>>, Result<Reply>);
+type Answer = (AnswerTx<Result<Reply>>, Result<Reply>);
 
 /// What the writer hands the syncer after writing a group.
 struct Written {
@@ -167,7 +170,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
         shared.poison(e);
     }
     if let Some(reply) = shutdown_reply {
-        let _ = reply.send(result.map(|()| Reply::Unit));
+        reply.send(result.map(|()| Reply::Unit));
     }
 }
 
@@ -191,3 +194,6 @@ impl Drop for PoisonOnPanic<'_> {
         self.0.observer.work_available();
     }
 }
+
+#[cfg(test)]
+mod tests;

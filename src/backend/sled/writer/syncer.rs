@@ -119,7 +119,7 @@ pub(super) fn run_syncer(
                 Ok(()) => answer,
                 Err(_) => Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown)),
             };
-            let _ = reply.send(answer);
+            reply.send(answer);
         }
         if result.is_ok() {
             // Durable in the journal: now sled may have it (and the overlay forget it).
@@ -162,7 +162,7 @@ pub(super) fn commit(
             Ok(()) => answer,
             Err(_) => Err(shared.poisoned_error().unwrap_or(Error::ShuttingDown)),
         };
-        let _ = reply.send(answer);
+        reply.send(answer);
     }
     match (result, w.changes) {
         (Ok(()), Some(group)) => apply_tx.send(vec![group]).is_ok(),
