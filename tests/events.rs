@@ -493,6 +493,9 @@ fn concurrent_writers_get_seqs_that_never_contradict_commit_order(b: TestBackend
 /// matching slice of the whole log.
 fn pages_of_a_large_batch_and_of_single_commits_read_the_same_as_the_whole_log(b: TestBackend) {
     let (_store, _clock, spool) = b.fresh();
+    // (PostgreSQL delivers a process's own events to subscribers from memory, not from the
+    // log: they must be the same.)
+    let live = spool.subscribe();
     spool.enqueue(NewJob::new("a", Vec::new())).unwrap();
     spool
         .enqueue_batch((0..1100).map(|_| NewJob::new("t", Vec::new())).collect())
@@ -504,6 +507,13 @@ fn pages_of_a_large_batch_and_of_single_commits_read_the_same_as_the_whole_log(b
     assert_contiguous_from_one(&all);
     assert_eq!(all.len(), 1104);
     assert_eq!(all[1103].event.name(), "job.enqueued");
+    let got: Vec<EventRecord> = (0..all.len())
+        .map(|_| {
+            live.recv_timeout(Duration::from_secs(10))
+                .expect("a live event")
+        })
+        .collect();
+    assert_eq!(got, all, "live events differ from the log");
     for after in [
         0u64, 1, 2, 511, 512, 513, 1023, 1024, 1100, 1101, 1102, 1103, 1104,
     ] {

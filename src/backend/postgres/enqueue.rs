@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::conn::{retryable, Pg};
 use super::tx::{
     closing_params, closing_statement, job_from_row, state_code, Appended, CountParams, Ctx, Done,
+    Staged,
 };
 use super::Shared;
 use crate::backend::codec;
@@ -156,7 +157,7 @@ pub(super) fn fits_one_statement(jobs: &[NewJob]) -> bool {
 }
 
 /// Enqueues jobs without dedupe keys as one statement in autocommit: the rows, the counts,
-/// the `job.enqueued` events and the notification, atomic as any single statement, in one
+/// the staged `job.enqueued` events, atomic as any single statement, in one
 /// round trip instead of a transaction's four (BEGIN, insert, the closing statement,
 /// COMMIT). Under `Immediate` only (`Buffered` sets `synchronous_commit` in a transaction).
 pub(super) fn enqueue_one_statement(
@@ -183,14 +184,17 @@ pub(super) fn enqueue_one_statement(
     let mut params = closing_params(&counts, &appended).to_vec();
     params.extend(cols.params());
     let mut attempt = 0;
-    loop {
+    let rows = loop {
         attempt += 1;
-        match sh.pool.with_client(|c| c.execute(&sql, &params)) {
+        match sh.pool.with_client(|c| c.query(&sql, &params)) {
             Err(e) if retryable(&e) && attempt < 8 => continue,
-            other => break other.map(drop)?,
+            other => break other?,
         }
-    }
-    let done = Done { events: true, wake };
+    };
+    let done = Done {
+        staged: Staged::of(&rows, events),
+        wake,
+    };
     let out = jobs
         .into_iter()
         .map(|job| Enqueued {

@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     staged: Mutex<Option<std::time::Instant>>,
     /// Signalled when `staged` is set (and at close).
     staged_cv: parking_lot::Condvar,
+    /// The events of this process's commits not delivered yet, by batch number: delivered
+    /// from here, not read back as JSON (see `notify::read_log`).
+    own: Mutex<notify::Own>,
     flushes: AtomicU64,
     closed: AtomicBool,
     ops: AtomicU64,
@@ -151,6 +154,7 @@ impl PgBackend {
             delivered: Mutex::new(0),
             staged: Mutex::new(None),
             staged_cv: parking_lot::Condvar::new(),
+            own: Mutex::new(std::collections::HashMap::new()),
             flushes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             ops: AtomicU64::new(0),
@@ -203,10 +207,10 @@ impl PgBackend {
             let v = f(&mut ctx)?;
             Ok((v, ctx.finish()?))
         });
-        if let Ok((_, done)) = &r {
+        r.map(|(v, done)| {
             self.after_commit(done);
-        }
-        r.map(|(v, _)| v)
+            v
+        })
     }
 
     /// [`PgBackend::write`] for a lease operation whose error may come after staged changes
@@ -218,14 +222,21 @@ impl PgBackend {
         })?
     }
 
-    fn after_commit(&self, done: &Done) {
+    fn after_commit(&self, done: Done) {
         self.sh.commits.fetch_add(1, Ordering::Relaxed);
-        if done.events {
-            // The listener numbers and delivers them (numbering makes them durable).
-            self.sh
-                .staged
-                .lock()
-                .get_or_insert_with(std::time::Instant::now);
+        if let Some(staged) = done.staged {
+            // The sequencer numbers them (which makes them durable) and delivers them.
+            {
+                let mut own = self.sh.own.lock();
+                if own.len() < notify::MAX_OWN_BATCHES {
+                    own.insert(staged.batch, (std::time::Instant::now(), staged.events));
+                }
+            }
+            let mut first = self.sh.staged.lock();
+            if first.is_none() {
+                *first = Some(std::time::Instant::now());
+                self.sh.staged_cv.notify_one();
+            }
         }
         if done.wake {
             self.sh.observer.work_available();
@@ -242,11 +253,10 @@ impl Backend for PgBackend {
         }
         if !sh.buffered() && !jobs.is_empty() && enqueue::fits_one_statement(&jobs) {
             sh.ops.fetch_add(1, Ordering::Relaxed);
-            let r = enqueue::enqueue_one_statement(sh, jobs);
-            if let Ok((_, done)) = &r {
+            return enqueue::enqueue_one_statement(sh, jobs).map(|(out, done)| {
                 self.after_commit(done);
-            }
-            return r.map(|(out, _)| out);
+                out
+            });
         }
         self.write(|ctx| enqueue::enqueue(ctx, jobs.clone()))
     }
@@ -445,7 +455,7 @@ impl Backend for PgBackend {
         let result = if self.sh.buffered() {
             notify::flush(&self.sh)
         } else {
-            notify::catch_up(&self.sh, true)
+            notify::number_and_deliver(&self.sh)
         };
         self.sh.pool.clear();
         self.sh.observer.work_available();

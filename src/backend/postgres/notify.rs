@@ -14,6 +14,7 @@
 //!
 //! Readers (`events_since`, `last_seq`) number first, so a caller reads its own events.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 
 use super::conn::Pg;
+use super::tx::EVENTS_PER_ROW;
 use super::Shared;
 use crate::model::config::Durability;
 use crate::model::error::{Error, Result};
@@ -52,39 +54,57 @@ pub(super) fn sequence(sh: &Shared) -> Result<u64> {
 
 /// Makes every commit so far durable (a transaction that has an id commits with
 /// `synchronous_commit` on, the session default under `Immediate`, and waits for the WAL
-/// flush up to its commit record, which covers every commit before it), then numbers and
-/// delivers the events.
+/// flush up to its commit record, which covers every commit before it), then numbers the
+/// events and delivers them. A log row that does not decode stops the delivery (readers of
+/// the log get its `CORRUPTION`), not the flush.
 pub(super) fn flush(sh: &Shared) -> Result<()> {
     sh.pool.with_client(|c| {
         c.batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
     })?;
     sh.flushes.fetch_add(1, Ordering::Relaxed);
-    catch_up(sh, true)
+    number_and_deliver(sh)
+}
+
+/// Numbers what is staged and delivers it; only numbering's errors are returned (see
+/// [`flush`]).
+pub(super) fn number_and_deliver(sh: &Shared) -> Result<()> {
+    let upto = newest(sh, true)?;
+    let _ = deliver(sh, upto);
+    Ok(())
 }
 
 /// Delivers every numbered event not delivered yet (this process's and other processes'
 /// commits alike), in seq order; with `number`, numbers what is staged first.
 pub(super) fn catch_up(sh: &Shared, number: bool) -> Result<()> {
-    let upto = if number {
-        // Everything this process committed so far is numbered by this call.
-        let since = sh.staged.lock().take();
-        let last = match sequence(sh) {
-            Ok(last) => last,
-            Err(e) => {
-                if let Some(t) = since {
-                    sh.staged.lock().get_or_insert(t);
-                }
-                return Err(e);
+    let upto = newest(sh, number)?;
+    deliver(sh, upto)
+}
+
+/// The newest numbered seq; with `number`, after numbering what is staged.
+fn newest(sh: &Shared, number: bool) -> Result<u64> {
+    if !number {
+        return read_last_seq(sh);
+    }
+    // Everything this process committed so far is numbered by this call.
+    let since = sh.staged.lock().take();
+    let last = match sequence(sh) {
+        Ok(last) => last,
+        Err(e) => {
+            if let Some(t) = since {
+                sh.staged.lock().get_or_insert(t);
             }
-        };
-        if since.is_some() && sh.buffered() {
-            // (Numbering this process's `Buffered` commits waited for a WAL flush.)
-            sh.flushes.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
         }
-        last
-    } else {
-        read_last_seq(sh)?
     };
+    if since.is_some() && sh.buffered() {
+        // (Numbering this process's `Buffered` commits waited for a WAL flush.)
+        sh.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(last)
+}
+
+/// Hands the events after the last delivered one, up to `upto`, to the observer.
+fn deliver(sh: &Shared, upto: u64) -> Result<()> {
     loop {
         let mut delivered = sh.delivered.lock();
         if *delivered >= upto {
@@ -107,32 +127,54 @@ pub(super) fn read_last_seq(sh: &Shared) -> Result<u64> {
     Ok(u64::try_from(v).unwrap_or(0))
 }
 
-/// Events with `after < seq <= upto`, in order, at most [`FETCH`] of them.
+/// This process's staged events not delivered yet, by batch number, with when they
+/// committed. A cache: a batch missing from it is read from the log as JSON.
+pub(crate) type Own = HashMap<i64, (Instant, Vec<Event>)>;
+
+/// Most batches kept in [`Own`] (beyond it, events are read back from the log).
+pub(crate) const MAX_OWN_BATCHES: usize = 65_536;
+
+/// How long a batch stays in [`Own`] (one whose row was read as JSON first, when its commit
+/// was numbered and delivered before it was put there, would otherwise stay).
+const OWN_TTL: Duration = Duration::from_secs(60);
+
+/// Events with `after < seq <= upto`, in order, at most [`FETCH`] of them; this process's
+/// own from memory.
 pub(super) fn fetch(sh: &Shared, after: u64, upto: u64) -> Result<Vec<EventRecord>> {
-    read_log(sh, after, upto, FETCH as usize)
+    read_log(sh, after, upto, FETCH as usize, Some(&sh.own))
+}
+
+/// Drops batches older than [`OWN_TTL`] from [`Own`].
+pub(super) fn sweep_own(sh: &Shared) {
+    sh.own.lock().retain(|_, (at, _)| at.elapsed() < OWN_TTL);
 }
 
 /// Rows of the event log read per query.
 const LOG_ROWS: i64 = 64;
 
 /// Up to `limit` events with `after < seq <= upto`, in order, from the event log's rows
-/// (each holds a transaction's events, the last of them numbered `last_seq`).
+/// (each holds a transaction's events, or 512 of them, the last numbered `last_seq`). With
+/// `own`, the rows of batches found there are not sent as JSON: their events come from it,
+/// and a batch is dropped from it once its last row is read.
 pub(super) fn read_log(
     sh: &Shared,
     after: u64,
     upto: u64,
     limit: usize,
+    own: Option<&parking_lot::Mutex<Own>>,
 ) -> Result<Vec<EventRecord>> {
     let sql = sh.sql(
-        "SELECT last_seq, n, events FROM @.event_log WHERE last_seq > $1 \
-         ORDER BY last_seq LIMIT $2",
+        "SELECT last_seq, n, batch, part, \
+                CASE WHEN batch = ANY($3) THEN NULL ELSE events END \
+         FROM @.event_log WHERE last_seq > $1 ORDER BY last_seq LIMIT $2",
     );
     let mut out = Vec::new();
     let mut from = i64::try_from(after).unwrap_or(i64::MAX);
     loop {
+        let mine: Vec<i64> = own.map_or_else(Vec::new, |o| o.lock().keys().copied().collect());
         let rows = sh
             .pool
-            .with_client(|c| c.query(&sql, &[&from, &LOG_ROWS]))?;
+            .with_client(|c| c.query(&sql, &[&from, &LOG_ROWS, &mine]))?;
         for r in &rows {
             let last: i64 = r.get(0);
             let n: i32 = r.get(1);
@@ -142,8 +184,11 @@ pub(super) fn read_log(
             if out.len() >= limit || first > upto {
                 return Ok(out);
             }
-            let events: serde_json::Value = r.get(2);
-            for ev in decode_row(last, n, events)? {
+            let events = match r.get::<_, Option<serde_json::Value>>(4) {
+                Some(json) => decode_row(last, n, json)?,
+                None => own_row(own, last, n, r.get(2), r.get(3))?,
+            };
+            for ev in events {
                 if ev.seq > upto || out.len() >= limit {
                     return Ok(out);
                 }
@@ -157,6 +202,44 @@ pub(super) fn read_log(
             return Ok(out);
         }
     }
+}
+
+/// The events of row (`batch`, `part`) from [`Own`]; the batch leaves it with its last row.
+fn own_row(
+    own: Option<&parking_lot::Mutex<Own>>,
+    last: i64,
+    n: i32,
+    batch: i64,
+    part: i32,
+) -> Result<Vec<EventRecord>> {
+    let missing = || Error::Storage {
+        context: format!(
+            "event log row seq {last} (batch {batch}, part {part}) was not sent and is not \
+             in memory; this is a jobspool bug, please report it"
+        ),
+        source: None,
+    };
+    let mut own = own.ok_or_else(missing)?.lock();
+    let (_, events) = own.get(&batch).ok_or_else(missing)?;
+    let start = usize::try_from(part - 1).unwrap_or(0) * EVENTS_PER_ROW;
+    let end = (start + EVENTS_PER_ROW).min(events.len());
+    let chunk = events.get(start..end).ok_or_else(missing)?;
+    if chunk.len() != usize::try_from(n).unwrap_or(0) {
+        return Err(missing());
+    }
+    let first = last - i64::from(n) + 1;
+    let out = chunk
+        .iter()
+        .zip(first..)
+        .map(|(event, seq)| EventRecord {
+            seq: u64::try_from(seq).unwrap_or(0),
+            event: event.clone(),
+        })
+        .collect();
+    if end == events.len() {
+        own.remove(&batch);
+    }
+    Ok(out)
 }
 
 /// The events of one event-log row: `n` events, the last numbered `last`.
@@ -274,6 +357,7 @@ pub(super) fn run_sequencer(sh: &Arc<Shared>) {
 pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
     let listen = !sh.cfg.pg_poll_only;
     let mut last_poll = Instant::now();
+    let mut last_sweep = Instant::now();
     while !sh.closed.load(Ordering::Acquire) {
         let mut woke = false;
         if listen {
@@ -318,13 +402,18 @@ pub(super) fn run(sh: &Arc<Shared>, mut client: Option<Client>) {
         } else {
             std::thread::sleep(TICK);
         }
+        if last_sweep.elapsed() >= POLL {
+            last_sweep = Instant::now();
+            sweep_own(sh);
+        }
         if woke || last_poll.elapsed() >= POLL {
+            let polled = !woke;
             last_poll = Instant::now();
             if sh.closed.load(Ordering::Acquire) {
                 break;
             }
             // A poll also numbers what a process that stopped left staged.
-            let _ = catch_up(sh, !woke && !sh.buffered());
+            let _ = catch_up(sh, polled && !sh.buffered());
             sh.observer.work_available();
         }
     }

@@ -90,7 +90,7 @@ pub(super) fn stats(sh: &Shared) -> Result<Stats> {
 }
 
 pub(super) fn events_since(sh: &Shared, after: u64, limit: usize) -> Result<Vec<EventRecord>> {
-    super::notify::read_log(sh, after, u64::MAX, limit)
+    super::notify::read_log(sh, after, u64::MAX, limit, None)
 }
 
 /// The greatest job id in the table (0 when it is empty).

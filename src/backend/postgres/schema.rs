@@ -73,8 +73,9 @@ CREATE SEQUENCE @.lease_token;
 /// - Count rows get a `shard` (the writing session's backend pid modulo 16), so concurrent
 ///   transactions on one queue update different rows; stats sum the shards.
 /// - The event log keeps a transaction's events as one row: a JSON array (split every 512
-///   events), keyed by the seq of its last event (`event_log`; version 1's `event` rows
-///   become rows of one event).
+///   events, `part` counting from 1), keyed by the seq of its last event, with the batch
+///   number it was staged under (`event_log`; version 1's `event` rows become rows of one
+///   event, batch 0).
 /// - Transactions stage their events in `event_staged` under a batch number drawn once per
 ///   transaction; `sequence_events` moves them into `event_log` with contiguous seqs, in
 ///   (batch, part) order, under an advisory lock, in a transaction that commits with
@@ -90,10 +91,12 @@ CREATE TABLE @.event_log (
     last_seq bigint PRIMARY KEY,
     n integer NOT NULL CHECK (n > 0),
     at_ms bigint NOT NULL,
+    batch bigint NOT NULL,
+    part integer NOT NULL,
     events jsonb NOT NULL
 );
-INSERT INTO @.event_log (last_seq, n, at_ms, events)
-    SELECT seq, 1, at_ms, jsonb_build_array(body) FROM @.event;
+INSERT INTO @.event_log (last_seq, n, at_ms, batch, part, events)
+    SELECT seq, 1, at_ms, 0, 1, jsonb_build_array(body) FROM @.event;
 DROP TABLE @.event;
 CREATE SEQUENCE @.event_batch;
 CREATE TABLE @.event_staged (
@@ -129,8 +132,9 @@ BEGIN
              tot AS (SELECT count(*) AS rows, coalesce(sum(n), 0) AS k FROM s),
              c AS (UPDATE @.counter SET value = value + tot.k FROM tot
                    WHERE name = 'event_seq' RETURNING value, tot.k, tot.rows),
-             ins AS (INSERT INTO @.event_log (last_seq, n, at_ms, events)
-                     SELECT c.value - c.k + r.upto, r.n, r.at_ms, r.events FROM r, c)
+             ins AS (INSERT INTO @.event_log (last_seq, n, at_ms, batch, part, events)
+                     SELECT c.value - c.k + r.upto, r.n, r.at_ms, r.batch, r.part, r.events
+                     FROM r, c)
         SELECT c.rows, c.value, total + c.k INTO rows_moved, last, total FROM c;
         EXIT WHEN rows_moved < 1000;
     END LOOP;

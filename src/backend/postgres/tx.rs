@@ -59,9 +59,24 @@ pub(crate) fn job_from_row(row: &Row, with_payload: bool) -> Result<Job> {
 /// What a committed transaction leaves for the observer.
 #[derive(Default)]
 pub(crate) struct Done {
-    /// Events were staged (to be numbered and delivered, see `notify::sequence`).
-    pub events: bool,
+    /// The events it staged (to be numbered and delivered, see `notify`).
+    pub staged: Option<Staged>,
     pub wake: bool,
+}
+
+/// A transaction's staged events and the batch number they were staged under: the
+/// sequencer delivers them from here rather than read their JSON back.
+pub(crate) struct Staged {
+    pub batch: i64,
+    pub events: Vec<Event>,
+}
+
+impl Staged {
+    /// From the rows [`closing_statement`] returns (each staged row's batch).
+    pub fn of(rows: &[Row], events: Vec<Event>) -> Option<Staged> {
+        let batch: i64 = rows.first()?.get(0);
+        Some(Staged { batch, events })
+    }
 }
 
 /// See the module docs.
@@ -171,10 +186,7 @@ impl<'a, 'b> Ctx<'a, 'b> {
             write_jobs(t, sh, now, updates.into_values())?;
         }
         let counts = CountParams::new(&deltas);
-        let mut done = Done {
-            events: false,
-            wake,
-        };
+        let mut done = Done { staged: None, wake };
         if events.is_empty() {
             if !counts.is_empty() {
                 t.execute(
@@ -186,12 +198,13 @@ impl<'a, 'b> Ctx<'a, 'b> {
             return Ok(done);
         }
         let appended = Appended::new(&events, now)?;
-        t.execute(
-            &closing_statement(sh, ""),
-            &closing_params(&counts, &appended),
-        )
-        .pg("appending events")?;
-        done.events = true;
+        let rows = t
+            .query(
+                &closing_statement(sh, ""),
+                &closing_params(&counts, &appended),
+            )
+            .pg("appending events")?;
+        done.staged = Staged::of(&rows, events);
         Ok(done)
     }
 }
@@ -283,7 +296,7 @@ pub(super) fn closing_params<'a>(
 /// ending in a comma, with parameters from $8 on), then the counts ($1-$3) and the events,
 /// staged as rows of JSON arrays under one batch number ($4 how many events, $5 the time,
 /// $6 the arrays, $7 their lengths), for this process's sequencer thread to number (see
-/// `notify`). Nothing here is locked by every transaction, and nothing is notified: `NOTIFY`
+/// `notify`). It returns the batch number, once a staged row. Nothing here is locked by every transaction, and nothing is notified: `NOTIFY`
 /// takes a database-wide lock that a transaction holds through its commit's WAL flush,
 /// which would serialize the commits.
 pub(super) fn closing_statement(sh: &Shared, before: &str) -> String {
@@ -292,7 +305,8 @@ pub(super) fn closing_statement(sh: &Shared, before: &str) -> String {
               b AS (SELECT nextval('@.event_batch') AS batch WHERE $4::int8 > 0) \
          INSERT INTO @.event_staged (batch, part, at_ms, n, events) \
          SELECT b.batch, u.part, $5, u.n, u.events \
-         FROM b, unnest($6::jsonb[], $7::int4[]) WITH ORDINALITY AS u(events, n, part)"
+         FROM b, unnest($6::jsonb[], $7::int4[]) WITH ORDINALITY AS u(events, n, part) \
+         RETURNING batch"
     ))
 }
 
