@@ -35,7 +35,9 @@ conformance!(
     delay_over_ten_years_is_invalid_argument_and_changes_nothing,
     run_at_over_ten_years_is_invalid_argument_and_changes_nothing,
     payload_over_limit_is_payload_too_large_and_changes_nothing,
-    other_bad_fields_are_invalid_argument_and_change_nothing
+    other_bad_fields_are_invalid_argument_and_change_nothing,
+    regression_keys_with_a_nul_character_are_invalid_argument_not_storage,
+    regression_who_cancelled_may_hold_a_nul_character
 );
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
@@ -794,6 +796,37 @@ fn other_bad_fields_are_invalid_argument_and_change_nothing(b: TestBackend) {
         }),
     ] {
         assert_rejected(&spool, job, "INVALID_ARGUMENT");
+    }
+}
+
+/// PostgreSQL's text columns refuse U+0000: a tenant id holding it failed there as a
+/// `STORAGE` error (while sled took it). Keys are now refused on every backend, typed.
+fn regression_keys_with_a_nul_character_are_invalid_argument_not_storage(b: TestBackend) {
+    let (_store, _clock, spool) = seeded(b);
+    for job in [
+        NewJob::new("t", Vec::new()).tenant_id("a\0b"),
+        NewJob::new("t", Vec::new()).dedupe_key("\0"),
+        NewJob::new("t", Vec::new()).user_id("u\0"),
+        NewJob::new("t", Vec::new()).trace_id("\0t"),
+    ] {
+        let err = assert_rejected(&spool, job, "INVALID_ARGUMENT");
+        assert!(err.message().contains("NUL"), "{err}");
+    }
+}
+
+/// Who cancelled a job is kept as given, U+0000 included: on PostgreSQL the event holding
+/// it made the cancel fail (`jsonb` refuses it).
+fn regression_who_cancelled_may_hold_a_nul_character(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
+    let id = spool.enqueue(NewJob::new("t", Vec::new())).unwrap().job.id;
+    spool.cancel_by(id, "ops\0bot").unwrap();
+    assert_eq!(spool.get(id).unwrap().status, JobStatus::Cancelled);
+    let events = all_events(&spool);
+    match &events.last().unwrap().event {
+        Event::JobCancelled { cancelled_by, .. } => {
+            assert_eq!(cancelled_by.as_deref(), Some("ops\0bot"))
+        }
+        other => panic!("expected job.cancelled, got {other:?}"),
     }
 }
 

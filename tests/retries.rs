@@ -28,7 +28,8 @@ conformance!(
     redrive_blocked_by_a_live_job_holding_the_same_dedupe_key,
     prune_removes_finished_jobs_older_than_retention_and_keeps_newer_ones,
     crash_recovery_fails_the_running_attempt_on_reopen,
-    redrive_all_redrives_only_one_job_per_dedupe_key
+    redrive_all_redrives_only_one_job_per_dedupe_key,
+    regression_a_failure_message_with_a_nul_character_is_kept
 );
 
 fn start() -> DateTime<Utc> {
@@ -218,6 +219,37 @@ fn builder_default_backoff_applies_to_jobs_without_one(b: TestBackend) {
     let t = now(&clock);
     let j = fail(&spool, job.id, "x", Retry::Backoff);
     assert_eq!(delay_ms(&j, t), 700);
+}
+
+/// A handler's error text is kept as given, U+0000 included. On PostgreSQL the `job.failed`
+/// event holding it made `fail` itself fail (`jsonb` refuses it), so the attempt stayed
+/// running until its lease expired, and every retry failed the same way.
+fn regression_a_failure_message_with_a_nul_character_is_kept(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
+    let job = spool
+        .enqueue(NewJob::new("t", Vec::new()).max_attempts(2))
+        .unwrap();
+    let seq = spool.last_seq();
+    let j = fail(&spool, job.id, "bad\0byte", Retry::Backoff);
+    assert_eq!(j.status, JobStatus::Pending);
+    assert_eq!(j.last_error.as_deref(), Some("bad\0byte"));
+    let events = events_for(&spool, seq, job.id);
+    let failed = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::JobFailed { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .expect("a job.failed event");
+    assert_eq!(failed, "bad\0byte");
+    spool.close().unwrap();
+    let (spool, _clock) = open(&store);
+    assert_eq!(
+        spool.get(job.id).unwrap().last_error.as_deref(),
+        Some("bad\0byte")
+    );
+    assert_eq!(events_for(&spool, seq, job.id), events);
 }
 
 fn exhausting_max_retries_dead_letters_with_attempts_and_last_error(b: TestBackend) {

@@ -89,13 +89,18 @@ pub(crate) fn validate_name(what: &str, s: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// An optional key or id carried through: not empty, at most [`MAX_KEY_LEN`] bytes.
+/// An optional key or id carried through: not empty, at most [`MAX_KEY_LEN`] bytes, without
+/// the NUL character.
 pub(crate) fn validate_key(what: &str, s: Option<&String>) -> Result<(), Error> {
     match s {
         Some(s) if s.len() > MAX_KEY_LEN => Err(Error::invalid(format!(
             "{what} is longer than {MAX_KEY_LEN} bytes"
         ))),
         Some(s) if s.is_empty() => Err(Error::invalid(format!("{what} must not be empty"))),
+        // (A database's text columns cannot hold it: PostgreSQL refuses it.)
+        Some(s) if s.contains('\0') => Err(Error::invalid(format!(
+            "{what} must not contain the NUL character (U+0000)"
+        ))),
         _ => Ok(()),
     }
 }

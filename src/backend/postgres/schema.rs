@@ -7,7 +7,7 @@ use super::conn::Pg;
 use crate::model::error::{Error, Result};
 
 /// The version of the tables this build writes.
-pub(crate) const VERSION: i32 = 2;
+pub(crate) const VERSION: i32 = 3;
 
 /// Version 1: every table and index. `@.` stands for the quoted schema.
 const V1: &str = r#"
@@ -146,8 +146,17 @@ END
 $fn$;
 "#;
 
+/// Version 3: events are kept as `json`, not `jsonb`. `jsonb` refuses the character U+0000
+/// in a string, so an event carrying one (a handler's error message, who cancelled a job)
+/// made its whole transaction fail; `json` keeps the text as written, and costs the server
+/// less to store and return (the events are only ever read whole).
+const V3: &str = r#"
+ALTER TABLE @.event_log ALTER COLUMN events TYPE json USING events::json;
+ALTER TABLE @.event_staged ALTER COLUMN events TYPE json USING events::json;
+"#;
+
 /// The migrations, in order: `MIGRATIONS[i]` takes the tables from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [V1, V2];
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// Creates or migrates the tables in `schema` (quoted as `quoted`). With `create` false, a
 /// schema without tables is `DATABASE_NOT_FOUND` and nothing is created.

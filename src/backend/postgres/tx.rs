@@ -305,7 +305,7 @@ pub(super) fn closing_statement(sh: &Shared, before: &str) -> String {
               b AS (SELECT nextval('@.event_batch') AS batch WHERE $4::int8 > 0) \
          INSERT INTO @.event_staged (batch, part, at_ms, n, events) \
          SELECT b.batch, u.part, $5, u.n, u.events \
-         FROM b, unnest($6::jsonb[], $7::int4[]) WITH ORDINALITY AS u(events, n, part) \
+         FROM b, unnest($6::json[], $7::int4[]) WITH ORDINALITY AS u(events, n, part) \
          RETURNING batch"
     ))
 }
