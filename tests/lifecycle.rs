@@ -37,7 +37,8 @@ conformance!(
     payload_over_limit_is_payload_too_large_and_changes_nothing,
     other_bad_fields_are_invalid_argument_and_change_nothing,
     regression_keys_with_a_nul_character_are_invalid_argument_not_storage,
-    regression_who_cancelled_may_hold_a_nul_character
+    regression_who_cancelled_may_hold_a_nul_character,
+    regression_filters_holding_a_nul_character_match_nothing
 );
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
@@ -828,6 +829,53 @@ fn regression_who_cancelled_may_hold_a_nul_character(b: TestBackend) {
         }
         other => panic!("expected job.cancelled, got {other:?}"),
     }
+}
+
+/// A filter holding U+0000 matches no job on every backend. PostgreSQL refused the
+/// parameter: list, redrive and claim failed with `STORAGE` where sled found nothing.
+fn regression_filters_holding_a_nul_character_match_nothing(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
+    let id = spool
+        .enqueue(NewJob::new("k", Vec::new()).tenant_id("t").dedupe_key("d"))
+        .unwrap()
+        .job
+        .id;
+    let nul = || Some("a\0".to_string());
+    for q in [
+        ListQuery {
+            queue: nul(),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            kind: nul(),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            tenant_id: nul(),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            dedupe_key: nul(),
+            ..ListQuery::default()
+        },
+    ] {
+        assert_eq!(spool.list(&q).unwrap(), Vec::new(), "{q:?}");
+    }
+    assert!(spool.redrive_all(nul(), None).unwrap().is_empty());
+    assert!(spool.redrive_all(None, nul()).unwrap().is_empty());
+    let mut req = spool.claim_request(10);
+    req.kinds = vec!["a\0".into()];
+    assert!(spool.claim(&req).unwrap().is_empty());
+    let mut req = spool.claim_request(10);
+    req.queues = vec!["a\0".into()];
+    assert!(spool.claim(&req).unwrap().is_empty());
+    // Left out of a list, the other names still match.
+    let mut req = spool.claim_request(10);
+    req.queues = vec!["a\0".into(), "default".into()];
+    req.exclude_queues = vec!["b\0".into()];
+    req.kinds = vec!["k".into(), "\0".into()];
+    let got = spool.claim(&req).unwrap();
+    assert_eq!(got.iter().map(|c| c.job.id).collect::<Vec<_>>(), vec![id]);
 }
 
 fn list_filters_by_tenant_and_dedupe_key_exactly(b: TestBackend) {

@@ -41,8 +41,39 @@ pub(super) const REQ_FILTER: &str = "(cardinality($1::text[]) = 0 OR j.queue = A
      AND NOT (j.queue = ANY($2::text[])) \
      AND (cardinality($3::text[]) = 0 OR j.kind = ANY($3))";
 
+/// A claim request's lists as [`REQ_FILTER`]'s parameters ($1 queues, $2 excluded, $3
+/// kinds), or `None` when the request matches no row. A name holding U+0000 matches no job
+/// (PostgreSQL's text cannot hold one, and it would refuse the parameter), so it is left
+/// out of its list; a list of such names only matches nothing.
+pub(super) struct ReqLists<'a> {
+    pub queues: Vec<&'a str>,
+    pub exclude: Vec<&'a str>,
+    pub kinds: Vec<&'a str>,
+}
+
+impl<'a> ReqLists<'a> {
+    pub fn of(req: &'a ClaimRequest) -> Option<Self> {
+        let keep = |v: &'a [String]| -> Option<Vec<&'a str>> {
+            let kept: Vec<&str> = v
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.contains('\0'))
+                .collect();
+            (kept.is_empty() == v.is_empty()).then_some(kept)
+        };
+        Some(ReqLists {
+            queues: keep(&req.queues)?,
+            exclude: keep(&req.exclude_queues).unwrap_or_default(),
+            kinds: keep(&req.kinds)?,
+        })
+    }
+}
+
 pub(super) fn claim(ctx: &mut Ctx<'_, '_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     stage_due(ctx)?;
+    let Some(lists) = ReqLists::of(req) else {
+        return Ok(Vec::new());
+    };
     let max = i64::try_from(req.max).unwrap_or(i64::MAX);
     // The claim must read the claim index in order and stop after `max` rows, whatever the
     // table's statistics say. A table that filled faster than autovacuum analyzes it (a
@@ -72,7 +103,7 @@ pub(super) fn claim(ctx: &mut Ctx<'_, '_>, req: &ClaimRequest) -> Result<Vec<Cla
                  SELECT id, record, payload, nextval('@.lease_token') AS token FROM c \
                  ORDER BY priority DESC, run_at, seq"
             )),
-            &[&req.queues, &req.exclude_queues, &req.kinds, &max],
+            &[&lists.queues, &lists.exclude, &lists.kinds, &max],
         )
         .pg("claiming jobs")?;
     ctx.t

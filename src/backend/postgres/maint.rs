@@ -74,6 +74,14 @@ pub(super) fn redrive(ctx: &mut Ctx<'_, '_>, target: RedriveTarget) -> Result<Ve
     let (strict, jobs) = match target {
         RedriveTarget::One(id) => (true, vec![ctx.must_locked(id, true)?]),
         RedriveTarget::All { queue, kind } => {
+            if [&queue, &kind]
+                .into_iter()
+                .flatten()
+                .any(|s| s.contains('\0'))
+            {
+                // No job holds U+0000 in these; the server would refuse the parameter.
+                return Ok(Vec::new());
+            }
             let rows = ctx
                 .t
                 .query(

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::lease::REQ_FILTER;
+use super::lease::{ReqLists, REQ_FILTER};
 use super::tx::{codes_of, job_from_row};
 use super::Shared;
 use crate::model::error::Result;
@@ -18,6 +18,15 @@ pub(super) fn get(sh: &Shared, id: JobId) -> Result<Option<Job>> {
 }
 
 pub(super) fn list(sh: &Shared, q: &ListQuery) -> Result<Vec<Job>> {
+    if [&q.queue, &q.kind, &q.tenant_id, &q.dedupe_key]
+        .into_iter()
+        .flatten()
+        .any(|s| s.contains('\0'))
+    {
+        // No job holds U+0000 in these (PostgreSQL's text cannot), and the server would
+        // refuse the parameter.
+        return Ok(Vec::new());
+    }
     let limit = i64::try_from(crate::model::limits::page_size(q.limit)).unwrap_or(i64::MAX);
     let states: Vec<i16> = match q.status {
         Some(s) => codes_of(s).to_vec(),
@@ -108,9 +117,12 @@ pub(super) fn has_work(sh: &Shared, req: &ClaimRequest) -> Result<bool> {
            AND (j.state = 2 OR NOT EXISTS \
                 (SELECT 1 FROM @.queue AS p WHERE p.name = j.queue AND p.paused)))"
     ));
-    let none: Vec<String> = Vec::new();
+    let Some(lists) = ReqLists::of(req) else {
+        return Ok(false);
+    };
+    let none: Vec<&str> = Vec::new();
     sh.pool
-        .with_client(|c| c.query_planned(&sql, &[&req.queues, &none, &req.kinds]))
+        .with_client(|c| c.query_planned(&sql, &[&lists.queues, &none, &lists.kinds]))
         .map(|rows| rows.first().is_some_and(|r| r.get(0)))
 }
 
@@ -119,8 +131,11 @@ pub(super) fn next_due_ms(sh: &Shared, req: &ClaimRequest) -> Result<Option<i64>
         "SELECT j.run_at FROM @.job AS j WHERE j.state = 1 AND {REQ_FILTER} \
          ORDER BY j.run_at LIMIT 1"
     ));
+    let Some(lists) = ReqLists::of(req) else {
+        return Ok(None);
+    };
     sh.pool
-        .with_client(|c| c.query_planned(&sql, &[&req.queues, &req.exclude_queues, &req.kinds]))
+        .with_client(|c| c.query_planned(&sql, &[&lists.queues, &lists.exclude, &lists.kinds]))
         .map(|rows| rows.first().map(|r| r.get(0)))
 }
 
