@@ -1,6 +1,7 @@
 //! The PostgreSQL backend: every [`Backend`] transition is one transaction, so any number of
 //! processes on any number of hosts share one queue.
 //!
+//! - `combine`: group commit of concurrent enqueues;
 //! - `conn`: the URL, the connection pool, errors, the transaction helper;
 //! - `schema`: the tables, created and versioned on open;
 //! - `tx`: one transaction's staged job writes, counter moves and events;
@@ -12,6 +13,7 @@
 //! Times come from the spool's `Clock`, never the server's `now()`: every host must keep
 //! its clock synchronized (NTP), since leases, delays and schedules compare them.
 
+mod combine;
 mod conn;
 mod enqueue;
 mod lease;
@@ -64,6 +66,8 @@ pub(crate) struct Shared {
     /// The events of this process's commits not delivered yet, by batch number: delivered
     /// from here, not read back as JSON (see `notify::read_log`).
     own: Mutex<notify::Own>,
+    /// Concurrent enqueues under `Immediate` share statements (group commit).
+    combiner: combine::Combiner,
     flushes: AtomicU64,
     closed: AtomicBool,
     ops: AtomicU64,
@@ -155,6 +159,7 @@ impl PgBackend {
             staged: Mutex::new(None),
             staged_cv: parking_lot::Condvar::new(),
             own: Mutex::new(std::collections::HashMap::new()),
+            combiner: combine::Combiner::default(),
             flushes: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             ops: AtomicU64::new(0),
@@ -253,10 +258,11 @@ impl Backend for PgBackend {
         }
         if !sh.buffered() && !jobs.is_empty() && enqueue::fits_one_statement(&jobs) {
             sh.ops.fetch_add(1, Ordering::Relaxed);
-            return enqueue::enqueue_one_statement(sh, jobs).map(|(out, done)| {
-                self.after_commit(done);
-                out
-            });
+            return sh.combiner.enqueue(
+                jobs,
+                |jobs| enqueue::enqueue_one_statement(sh, jobs),
+                |done| self.after_commit(done),
+            );
         }
         self.write(|ctx| enqueue::enqueue(ctx, jobs.clone()))
     }

@@ -5,8 +5,9 @@
 //! numbers them. Two threads per spool:
 //!
 //! - the sequencer ([`run_sequencer`]) numbers and delivers this process's commits: at once
-//!   under `Immediate`, once `max_delay` has passed under `Buffered` (numbering waits for a
-//!   WAL flush); numbering notifies the schema's channel with the last seq;
+//!   under `Immediate` (but at most once per [`NUMBERING_GAP`]), once `max_delay` has passed
+//!   under `Buffered` (numbering waits for a WAL flush); numbering notifies the schema's
+//!   channel with the last seq;
 //! - the listener ([`run`]) LISTENs on that channel and delivers what other processes
 //!   numbered (or polls every second, which also numbers what a stopped process left
 //!   staged), and holds the session advisory lock on this spool's owner id, which tells
@@ -35,6 +36,13 @@ pub(super) const POLL: Duration = Duration::from_secs(1);
 
 /// How long the listener waits for a notification before looking at its stop flag.
 const TICK: Duration = Duration::from_millis(100);
+
+/// The shortest time between the end of one numbering and the start of the next. Numbering
+/// commits, and waits for a WAL flush of its own: a producer that commits one job at a time
+/// would otherwise wait on two flushes per job instead of one. Other processes hear of new
+/// work, and subscribers get events, at most this much later; this process's own workers are
+/// woken at commit, not by numbering.
+pub(super) const NUMBERING_GAP: Duration = Duration::from_millis(2);
 
 /// Most events read from the log per query while catching up.
 const FETCH: i64 = 1000;
@@ -329,6 +337,7 @@ fn numbering_delay(sh: &Shared) -> Duration {
 /// then numbers and delivers them.
 pub(super) fn run_sequencer(sh: &Arc<Shared>) {
     let delay = numbering_delay(sh);
+    let mut last: Option<Instant> = None;
     loop {
         {
             let mut staged = sh.staged.lock();
@@ -338,10 +347,16 @@ pub(super) fn run_sequencer(sh: &Arc<Shared>) {
                 }
                 let wait = match *staged {
                     None => TICK,
-                    Some(since) => match delay.checked_sub(since.elapsed()) {
-                        Some(w) if !w.is_zero() => w,
-                        _ => break,
-                    },
+                    Some(since) => {
+                        let due = match last {
+                            Some(l) => (since + delay).max(l + NUMBERING_GAP),
+                            None => since + delay,
+                        };
+                        match due.checked_duration_since(Instant::now()) {
+                            Some(w) if !w.is_zero() => w,
+                            _ => break,
+                        }
+                    }
                 };
                 sh.staged_cv.wait_for(&mut staged, wait);
             }
@@ -350,6 +365,7 @@ pub(super) fn run_sequencer(sh: &Arc<Shared>) {
             // (Connection lost: the pool reconnects; try again shortly.)
             std::thread::sleep(TICK);
         }
+        last = Some(Instant::now());
     }
 }
 
