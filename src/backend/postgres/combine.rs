@@ -165,7 +165,8 @@ impl Combiner {
     }
 }
 
-/// The error a combined statement's other callers get: the same code and message.
+/// The error a combined statement's other callers get: `SHUTTING_DOWN`, or `STORAGE` with
+/// the same message.
 fn shared_error(e: &Error) -> Error {
     match e {
         Error::ShuttingDown => Error::ShuttingDown,
