@@ -112,6 +112,7 @@ impl Combiner {
         let mut lead = Leading {
             combiner: self,
             batch,
+            handed_on: false,
         };
         debug_assert!(Arc::ptr_eq(&lead.batch[0], &slot));
         let mut jobs = Vec::with_capacity(lead.batch.iter().map(|s| s.n).sum());
@@ -121,28 +122,26 @@ impl Combiner {
         let result = run(jobs);
         // The next statement starts while this one's callers are answered.
         lead.hand_on();
-        let batch = std::mem::take(&mut lead.batch);
         match result {
             Ok((mut out, done)) => {
                 after(done);
-                // Split the answers by caller, from the back.
-                let mut answers = Vec::with_capacity(batch.len());
-                for s in batch.iter().rev() {
-                    let mine = out.split_off(out.len().saturating_sub(s.n));
-                    answers.push(mine);
+                // Each caller's jobs, from the back; what is left is this caller's.
+                while lead.batch.len() > 1 {
+                    if let Some(s) = lead.batch.pop() {
+                        let theirs = out.split_off(out.len().saturating_sub(s.n));
+                        s.set(Answer::Done(Ok(theirs)));
+                    }
                 }
-                answers.reverse();
-                let mut answers = answers.into_iter();
-                let own = answers.next().unwrap_or_default();
-                for (s, a) in batch.iter().skip(1).zip(answers) {
-                    s.set(Answer::Done(Ok(a)));
-                }
-                Ok(own)
+                lead.batch.clear();
+                Ok(out)
             }
             Err(e) => {
-                for s in batch.iter().skip(1) {
-                    s.set(Answer::Done(Err(shared_error(&e))));
+                while lead.batch.len() > 1 {
+                    if let Some(s) = lead.batch.pop() {
+                        s.set(Answer::Done(Err(shared_error(&e))));
+                    }
                 }
+                lead.batch.clear();
                 Err(e)
             }
         }
@@ -180,17 +179,22 @@ fn shared_error(e: &Error) -> Error {
     }
 }
 
-/// The lead of one statement: handed on, and its callers answered, even if the statement
-/// panicked.
+/// The lead of one statement: handed on, and its other callers answered, even if
+/// something panics on the way.
 struct Leading<'a> {
     combiner: &'a Combiner,
+    /// The statement's callers not answered yet (this one first).
     batch: Vec<Arc<Slot>>,
+    handed_on: bool,
 }
 
 impl Leading<'_> {
     /// The callers at the front of the line make the next statement, led by the first of
     /// them; or, when nobody waits, one statement fewer is in flight.
     fn hand_on(&mut self) {
+        if std::mem::replace(&mut self.handed_on, true) {
+            return;
+        }
         let mut line = self.combiner.line.lock();
         let next = Combiner::take_batch(&mut line);
         match next.first().cloned() {
@@ -202,10 +206,7 @@ impl Leading<'_> {
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        // Only on a panic in the statement: answer the others, then hand on.
+        // Only after a panic: the others are told, and the lead goes on.
         for s in self.batch.iter().skip(1) {
             s.set(Answer::Done(Err(Error::Storage {
                 context: "the enqueue combined with this one was interrupted; nothing of it \
