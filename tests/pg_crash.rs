@@ -58,7 +58,9 @@ fn server_crash_mid_load_loses_nothing_acknowledged() {
     let stop_working = Arc::new(AtomicBool::new(false));
 
     let mut threads = Vec::new();
-    for p in 0..2 {
+    // More producers than statements in flight, so callers also line up and share
+    // statements (group commit) when the server goes away.
+    for p in 0..4 {
         let (spool, acked, stop) = (spool.clone(), acked.clone(), stop_producing.clone());
         threads.push(std::thread::spawn(move || {
             let mut i = 0;
