@@ -146,13 +146,18 @@ END
 $fn$;
 "#;
 
-/// Version 3: events are kept as `json`, not `jsonb`. `jsonb` refuses the character U+0000
-/// in a string, so an event carrying one (a handler's error message, who cancelled a job)
-/// made its whole transaction fail; `json` keeps the text as written, and costs the server
-/// less to store and return (the events are only ever read whole).
+/// Version 3:
+///
+/// - Events are kept as `json`, not `jsonb`. `jsonb` refuses the character U+0000 in a
+///   string, so an event carrying one (a handler's error message, who cancelled a job) made
+///   its whole transaction fail; `json` keeps the text as written, and costs the server less
+///   to store and return (the events are only ever read whole).
+/// - No index on `lease_owner`: every claim paid an entry in it, and only the recovery of a
+///   stopped process reads it, which the lease index (every running job) serves as well.
 const V3: &str = r#"
 ALTER TABLE @.event_log ALTER COLUMN events TYPE json USING events::json;
 ALTER TABLE @.event_staged ALTER COLUMN events TYPE json USING events::json;
+DROP INDEX @.job_owner;
 "#;
 
 /// The migrations, in order: `MIGRATIONS[i]` takes the tables from version `i` to `i + 1`.
