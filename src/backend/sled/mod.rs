@@ -270,9 +270,13 @@ impl SledBackend {
     }
 
     fn call(&self, op: Op) -> Result<Reply> {
-        if let Some(e) = self.sh()?.poisoned_error() {
+        let sh = self.sh()?;
+        if let Some(e) = sh.poisoned_error() {
             return Err(e);
         }
+        // Bulk producers wait here while sled lags, not in the writer.
+        writer::admit(&sh, &op);
+        drop(sh);
         let (rtx, rrx) = writer::answer_slot();
         self.send(Command::Apply(op, rtx))?;
         self.wait(&rrx)?

@@ -80,6 +80,9 @@ pub(crate) struct Overlay {
     synced: AtomicU64,
     /// Signalled when changes leave (reach sled).
     shrunk: Condvar,
+    /// Test hooks: the backpressure limit in place of the writer's, and a held applier.
+    #[cfg(test)]
+    hooks: TestHooks,
     /// Keys whose reads fail (tests of what an op does when a read fails).
     #[cfg(test)]
     fail_reads: Mutex<Vec<Vec<u8>>>,
@@ -89,6 +92,19 @@ pub(crate) struct Overlay {
 struct Pending {
     map: BTreeMap<sled::IVec, Versions>,
     bytes: usize,
+    /// Bytes of every change journaled and not yet in sled, versions dropped from `map`
+    /// included: the applier's queue still holds them. What backpressure bounds.
+    queued: usize,
+}
+
+/// See [`Overlay::hold_applied`] and [`Overlay::set_limit`].
+#[cfg(test)]
+#[derive(Default)]
+struct TestHooks {
+    limit: Mutex<Option<usize>>,
+    /// The applier is held, and how many times it waited.
+    held: Mutex<(bool, usize)>,
+    changed: Condvar,
 }
 
 /// Bytes an entry is counted for: key, value, and the map's own overhead.
@@ -144,9 +160,10 @@ impl Overlay {
     pub fn insert(&self, lsn: u64, changes: &[Change]) {
         let synced = self.synced();
         let mut p = self.map.lock();
-        let Pending { map, bytes } = &mut *p;
+        let Pending { map, bytes, queued } = &mut *p;
         for (k, v) in changes {
             *bytes += cost(k, v.as_ref());
+            *queued += cost(k, v.as_ref());
             match map.get_mut(k) {
                 None => {
                     map.insert(k.clone(), Versions::One((lsn, v.clone())));
@@ -165,9 +182,12 @@ impl Overlay {
     /// Forgets the changes of group `lsn` now in sled, and any older version of their keys
     /// (versions of a later group stay).
     pub fn applied(&self, lsn: u64, changes: &[Change]) {
+        #[cfg(test)]
+        self.wait_while_held();
         let mut p = self.map.lock();
-        let Pending { map, bytes } = &mut *p;
-        for (k, _) in changes {
+        let Pending { map, bytes, queued } = &mut *p;
+        for (k, v) in changes {
+            *queued = queued.saturating_sub(cost(k, v.as_ref()));
             let Some(vs) = map.get_mut(k) else { continue };
             let gone = vs
                 .as_slice()
@@ -182,12 +202,71 @@ impl Overlay {
         self.shrunk.notify_all();
     }
 
-    /// Waits until the pending changes take at most `limit` bytes, or `give_up` says to stop
-    /// waiting (checked every 10 ms). Keeps memory bounded when sled falls behind.
+    /// Waits until the changes not yet in sled take at most `limit` bytes, or `give_up` says
+    /// to stop waiting (checked every 10 ms). Keeps memory bounded when sled falls behind.
     pub fn wait_below(&self, limit: usize, give_up: impl Fn() -> bool) {
         let mut p = self.map.lock();
-        while p.bytes > limit && !give_up() {
+        while p.queued > limit && !give_up() {
             self.shrunk.wait_for(&mut p, Duration::from_millis(10));
+        }
+    }
+
+    /// The backpressure limit: `limit`, or the one a test set.
+    pub fn limit(&self, limit: usize) -> usize {
+        #[cfg(test)]
+        if let Some(l) = *self.hooks.limit.lock() {
+            return l;
+        }
+        limit
+    }
+
+    /// Replaces the writer's backpressure limit (see [`Overlay::limit`]).
+    #[cfg(test)]
+    pub fn set_limit(&self, limit: usize) {
+        *self.hooks.limit.lock() = Some(limit);
+    }
+
+    /// Bytes of changes not yet in sled (what [`Overlay::wait_below`] bounds).
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.map.lock().queued
+    }
+
+    /// While `on`, the applier waits before it drops an applied group from here (it has
+    /// written it to sled): nothing leaves the overlay.
+    #[cfg(test)]
+    pub fn hold_applied(&self, on: bool) {
+        self.hooks.held.lock().0 = on;
+        self.hooks.changed.notify_all();
+    }
+
+    /// Waits (up to 10 s) until the applier waits in a hold; returns whether it does.
+    #[cfg(test)]
+    pub fn until_applier_held(&self) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut held = self.hooks.held.lock();
+        while held.1 == 0 {
+            if self
+                .hooks
+                .changed
+                .wait_until(&mut held, deadline)
+                .timed_out()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    #[cfg(test)]
+    fn wait_while_held(&self) {
+        let mut held = self.hooks.held.lock();
+        if held.0 {
+            held.1 += 1;
+            self.hooks.changed.notify_all();
+        }
+        while held.0 {
+            self.hooks.changed.wait(&mut held);
         }
     }
 

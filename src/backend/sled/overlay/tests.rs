@@ -88,3 +88,26 @@ fn readers_see_the_newest_durable_version_and_versions_stay_bounded() {
     o.applied(4, &[c("a", Some("A4"))]);
     assert_eq!((o.len(), o.bytes()), (0, 0));
 }
+
+#[test]
+fn backpressure_counts_every_version_until_it_reaches_sled() {
+    let o = Overlay::default();
+    // The same key three times, each group durable before the next: the map keeps only the
+    // newest durable version, but the applier's queue holds all three groups.
+    for lsn in 1..=3 {
+        o.insert(lsn, &[c("k", Some("v"))]);
+        o.mark_synced(lsn);
+    }
+    let one = 1 + 1 + 64;
+    assert_eq!(o.queued(), 3 * one);
+    assert!(o.bytes() < o.queued());
+    o.applied(1, &[c("k", Some("v"))]);
+    assert_eq!(o.queued(), 2 * one);
+    o.applied(2, &[c("k", Some("v"))]);
+    o.applied(3, &[c("k", Some("v"))]);
+    assert_eq!((o.len(), o.bytes(), o.queued()), (0, 0, 0));
+    // A limit in test: the writer's default otherwise.
+    assert_eq!(o.limit(10), 10);
+    o.set_limit(3);
+    assert_eq!(o.limit(10), 3);
+}

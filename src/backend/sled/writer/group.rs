@@ -7,7 +7,7 @@ use super::space::check_space;
 use super::{Answer, AnswerTx, Command, Written};
 use crate::backend::codec::{self, keys};
 use crate::backend::sled::journal::{self, Change, Journal};
-use crate::backend::sled::ops::{self, Ctx, Reply};
+use crate::backend::sled::ops::{self, Ctx, Op, Reply};
 use crate::backend::sled::stage::{Meta, Staged, StoredEvent};
 use crate::backend::sled::Shared;
 use crate::model::config::Durability;
@@ -17,8 +17,27 @@ use crate::model::error::{Error, Result};
 /// leaf over a quarter segment becomes a blob file: small blocks keep leaves inline.
 const EVENTS_PER_BLOCK: usize = 24;
 
-/// Most bytes of changes waiting for sled (in the overlay) before the writer waits.
+/// Most bytes of changes waiting for sled (journaled, not yet applied) before an op that
+/// adds in bulk waits in its caller's thread (see [`admit`]). The writer itself waits only
+/// at twice this: heartbeats and the other small writes go on while sled catches up.
 const OVERLAY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Backpressure on producers: while sled lags more than `OVERLAY_LIMIT` behind the journal,
+/// an op that adds in bulk (an enqueue, a redrive, a prune, schedules firing) waits here,
+/// in its caller's thread, before it reaches the writer. The writer never stops for the
+/// applier on its behalf, so a heartbeat queued behind a batch is not held up by it.
+pub(crate) fn admit(shared: &Shared, op: &Op) {
+    if matches!(
+        op,
+        Op::Enqueue(_) | Op::Redrive(_) | Op::Prune(_) | Op::FireDueSchedules
+    ) {
+        shared
+            .overlay
+            .wait_below(shared.overlay.limit(OVERLAY_LIMIT), || {
+                shared.poisoned_error().is_some()
+            });
+    }
+}
 
 /// Applies and writes one group. Returns what the syncer needs, and whether to stop.
 pub(super) fn apply_group(
@@ -141,10 +160,13 @@ fn write(
         );
     }
     check_space(shared, staged)?;
-    // Backpressure: while sled lags too far behind, wait for the applier.
+    // The last resort when small writes alone outrun sled (bulk ones wait in `admit`):
+    // while sled lags twice the producers' limit behind, wait for the applier.
     shared
         .overlay
-        .wait_below(OVERLAY_LIMIT, || shared.poisoned_error().is_some());
+        .wait_below(2 * shared.overlay.limit(OVERLAY_LIMIT), || {
+            shared.poisoned_error().is_some()
+        });
     let mut changes: Vec<Change> = Vec::with_capacity(
         staged.jobs.len() + staged.raw.len() + staged.events.len() / EVENTS_PER_BLOCK + 2,
     );

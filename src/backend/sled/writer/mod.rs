@@ -30,6 +30,7 @@ use crate::model::event::EventRecord;
 pub(crate) use answer::{answer_slot, AnswerRx, NoAnswer};
 pub(crate) use applier::apply_changes;
 pub(crate) use checkpoint::sync_sled;
+pub(crate) use group::admit;
 
 use answer::AnswerTx;
 use applier::run_applier;
@@ -78,8 +79,11 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
     let _guard = PoisonOnPanic::new(&shared, "writer");
     let (sync_tx, sync_rx) = crossbeam_channel::bounded::<Written>(64);
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    // The applier moves durable groups into sled, so the next fsync need not wait for it.
-    let (apply_tx, apply_rx) = crossbeam_channel::bounded::<Vec<(u64, Vec<Change>)>>(64);
+    // The applier moves durable groups into sled, so the next fsync need not wait for it:
+    // unbounded, so handing groups over never blocks the syncer (or the writer) while the
+    // applier is busy in sled. What it holds is bounded in bytes instead: the groups are
+    // counted in the overlay until applied, and the writer waits when that grows too large.
+    let (apply_tx, apply_rx) = crossbeam_channel::unbounded::<Vec<(u64, Vec<Change>)>>();
     let s1 = shared.clone();
     let applier = std::thread::Builder::new()
         .name("jobspool-applier".into())

@@ -86,3 +86,124 @@ fn sixteen_callers_are_answered_only_after_the_fsync_covering_them() {
     assert_eq!(b.stats().unwrap().total.pending, 16);
     b.close().unwrap();
 }
+
+/// Lets the held applier go when dropped (a failing assertion must not leave it waiting).
+struct ReleaseApplier(Arc<crate::backend::sled::Shared>);
+
+impl Drop for ReleaseApplier {
+    fn drop(&mut self) {
+        self.0.overlay.hold_applied(false);
+    }
+}
+
+fn claim_one(b: &SledBackend) -> crate::model::types::Lease {
+    let req = crate::model::types::ClaimRequest {
+        queues: Vec::new(),
+        exclude_queues: Vec::new(),
+        kinds: Vec::new(),
+        max: 1,
+        lease_ms: 60_000,
+        worker_id: "w".into(),
+    };
+    b.claim(&req).unwrap().remove(0).lease
+}
+
+/// Runs `f` on a thread; its result, or `None` if it has not returned after 60 s (far
+/// longer than it takes unless it waits for the held applier: only that fails the test).
+fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60)).ok()
+}
+
+#[test]
+fn immediate_writes_are_answered_while_the_applier_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let b = Arc::new(
+        SledBackend::open(&path, Config::default(), Arc::new(Counting::default())).unwrap(),
+    );
+    let sh = b.sh().unwrap();
+    sh.overlay.hold_applied(true);
+    let release = ReleaseApplier(sh.clone());
+    // One at a time: each write is its own fsync and its own hand-over to the applier,
+    // which sits in sled (held). Far more of them than the applier's queue once held (64):
+    // the fsync path must not wait for the applier to take them.
+    let done = within({
+        let b = b.clone();
+        move || {
+            for i in 0..200u8 {
+                b.enqueue(vec![NewJob::new("k", vec![i])]).unwrap();
+            }
+        }
+    });
+    assert!(sh.overlay.until_applier_held(), "the applier never ran");
+    assert!(done.is_some(), "an Immediate write waited for the applier");
+    // Answered means durable and visible, though sled has not got them yet.
+    assert_eq!(b.stats().unwrap().total.pending, 200);
+    drop(release);
+    drop(sh);
+    b.close().unwrap();
+    let b = SledBackend::open(&path, Config::default(), Arc::new(Counting::default())).unwrap();
+    assert_eq!(b.stats().unwrap().total.pending, 200);
+    b.close().unwrap();
+}
+
+#[test]
+fn a_heartbeat_is_answered_while_a_bulk_producer_waits_for_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let b = Arc::new(
+        SledBackend::open(&path, Config::default(), Arc::new(Counting::default())).unwrap(),
+    );
+    b.enqueue(vec![NewJob::new("handler", Vec::new())]).unwrap();
+    let lease = claim_one(&b);
+    let sh = b.sh().unwrap();
+    // sled "lags": nothing the applier writes leaves the overlay, and the producers' limit
+    // is small (the writer's own is twice as much).
+    let limit = 64 * 1024;
+    sh.overlay.set_limit(limit);
+    sh.overlay.hold_applied(true);
+    let release = ReleaseApplier(sh.clone());
+    let batches = 20;
+    let produced = Arc::new(AtomicUsize::new(0));
+    let producer = std::thread::spawn({
+        let (b, produced) = (b.clone(), produced.clone());
+        move || {
+            for _ in 0..batches {
+                let jobs = (0..16)
+                    .map(|_| NewJob::new("bulk", vec![7; 1024]))
+                    .collect();
+                b.enqueue(jobs).unwrap();
+                produced.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    // Once past the limit, every further batch waits (the applier cannot catch up).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sh.overlay.queued() <= limit {
+        assert!(
+            Instant::now() < deadline,
+            "the producer never passed the limit"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let extended = within({
+        let b = b.clone();
+        move || b.extend(lease.job_id, lease.token, 60_000)
+    });
+    let job = extended.expect("the heartbeat waited behind the bulk producer");
+    assert_eq!(job.unwrap().id, lease.job_id);
+    // The producer is still held back: the bulk waits, the heartbeat does not.
+    assert!(produced.load(Ordering::SeqCst) < batches);
+    assert!(sh.overlay.queued() <= 2 * limit);
+
+    drop(release);
+    producer.join().unwrap();
+    assert_eq!(produced.load(Ordering::SeqCst), batches);
+    assert_eq!(b.stats().unwrap().total.pending, 16 * batches as u64);
+    drop(sh);
+    b.close().unwrap();
+}
