@@ -8,9 +8,14 @@ use crate::model::error::{Error, Result};
 use crate::model::job::{Job, JobId, JobStatus};
 use crate::model::types::{ClaimRequest, Claimed, Lease, Retry};
 
+/// Most claim answers allocated up front (a larger `max` grows as jobs are found).
+const CLAIM_PREALLOC: usize = 2048;
+
 pub(super) fn claim(ctx: &mut Ctx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     ctx.st.promote(ctx.now);
-    let mut out = Vec::new();
+    // Sized up front: each `Claimed` carries a whole job, and a pool claims up to 2048 at
+    // once (growing the vector would copy them over and over).
+    let mut out = Vec::with_capacity(req.max.min(CLAIM_PREALLOC));
     while out.len() < req.max {
         let Some(id) = ctx.st.peek_claimable(req) else {
             break;

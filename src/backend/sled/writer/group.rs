@@ -20,13 +20,16 @@ const EVENTS_PER_BLOCK: usize = 24;
 /// Most bytes of changes waiting for sled (in the overlay) before the writer waits.
 const OVERLAY_LIMIT: usize = 64 * 1024 * 1024;
 
-/// Applies and writes one group. Returns what the syncer needs, and whether to stop.
+/// Applies and writes one group, staged in `staged` (emptied first; the writer passes the
+/// same one for every group, so its maps keep their capacity). Returns what the syncer
+/// needs, and whether to stop.
 pub(super) fn apply_group(
     shared: &Shared,
     journal: &mut Journal,
+    staged: &mut Staged,
     group: Vec<Command>,
 ) -> (Written, Option<AnswerTx<Result<Reply>>>) {
-    let mut staged = Staged::default();
+    staged.clear();
     let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
     let mut sync = matches!(shared.cfg.durability, Durability::Immediate);
     let mut shutdown = None;
@@ -48,7 +51,7 @@ pub(super) fn apply_group(
                             tree: &shared.tree,
                             overlay: &shared.overlay,
                             st: &mut st,
-                            staged: &mut staged,
+                            staged: &mut *staged,
                             cfg: &shared.cfg,
                             now,
                         };
@@ -81,7 +84,7 @@ pub(super) fn apply_group(
         st.unsynced.end(journal.next_lsn());
     }
     let wrote = !staged.is_empty();
-    let appended = match write(shared, journal, &mut staged, meta) {
+    let appended = match write(shared, journal, staged, meta) {
         Ok(a) => a,
         Err(e) => {
             shared.poison(&e);
