@@ -88,8 +88,8 @@ fn coalesced_groups_leave_sled_as_applying_them_one_by_one_does() {
     }
 }
 
-/// A mixed workload through the real writer and applier (many groups inside one apply
-/// pass): after close, sled holds exactly what the writer's view showed before it, i.e. what
+/// A mixed workload through the real writer and applier (the groups that reach it within one
+/// pass are coalesced): after close, sled holds exactly what the writer's view showed before it, i.e. what
 /// applying every journaled group in order gives; and a reopen sees the same jobs.
 #[test]
 fn sled_after_close_holds_what_the_groups_wrote() {
