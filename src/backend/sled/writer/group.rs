@@ -101,7 +101,11 @@ pub(super) fn apply_group(
     if shared.state.lock().epoch != epoch_before {
         shared.observer.work_available();
     }
-    let events = std::mem::take(&mut staged.events);
+    // The events go to the syncer; the next group's vector starts at this one's size (a
+    // pool's claim of 2048 jobs appends 2048 events: growing from empty copied them over
+    // and over).
+    let capacity = staged.events.len();
+    let events = std::mem::replace(&mut staged.events, Vec::with_capacity(capacity));
     if !sync {
         // Buffered: answer now; the syncer makes it durable within max_delay.
         for (reply, answer) in answers.drain(..) {
