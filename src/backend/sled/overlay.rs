@@ -164,11 +164,13 @@ impl Overlay {
         for (k, v) in changes {
             *bytes += cost(k, v.as_ref());
             *queued += cost(k, v.as_ref());
-            match map.get_mut(k) {
-                None => {
-                    map.insert(k.clone(), Versions::One((lsn, v.clone())));
+            // One search per key (keys are short: an `IVec` clone of one is a copy).
+            match map.entry(k.clone()) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(Versions::One((lsn, v.clone())));
                 }
-                Some(vs) => {
+                std::collections::btree_map::Entry::Occupied(mut slot) => {
+                    let vs = slot.get_mut();
                     // Keep the newest durable version (and the newer ones).
                     if let Some(keep) = vs.as_slice().iter().rposition(|(at, _)| *at <= synced) {
                         vs.drop_oldest(keep, |(_, old)| *bytes -= cost(k, old.as_ref()));
@@ -188,14 +190,19 @@ impl Overlay {
         let Pending { map, bytes, queued } = &mut *p;
         for (k, v) in changes {
             *queued = queued.saturating_sub(cost(k, v.as_ref()));
-            let Some(vs) = map.get_mut(k) else { continue };
+            // One search per key, the removal included.
+            let std::collections::btree_map::Entry::Occupied(mut slot) = map.entry(k.clone())
+            else {
+                continue;
+            };
+            let vs = slot.get_mut();
             let gone = vs
                 .as_slice()
                 .iter()
                 .take_while(|(at, _)| *at <= lsn)
                 .count();
             if vs.drop_oldest(gone, |(_, old)| *bytes -= cost(k, old.as_ref())) {
-                map.remove(k);
+                slot.remove();
             }
         }
         drop(p);

@@ -2,7 +2,7 @@
 //! and events; and the shapes of the log and meta records. Below both the ops that fill it
 //! and the writer that writes it.
 
-use std::collections::HashMap;
+use fxhash::FxHashMap;
 
 use crate::model::event::{Event, EventRecord};
 use crate::model::job::{Job, JobId};
@@ -28,9 +28,9 @@ pub(crate) struct Meta {
 #[derive(Default)]
 pub(crate) struct Staged {
     /// Job records (payload excluded); `None` deletes.
-    pub jobs: HashMap<JobId, Option<Job>>,
+    pub jobs: FxHashMap<JobId, Option<Job>>,
     /// Every other key; `None` deletes.
-    pub raw: HashMap<Vec<u8>, Option<sled::IVec>>,
+    pub raw: FxHashMap<Vec<u8>, Option<sled::IVec>>,
     pub events: Vec<EventRecord>,
     /// When each event was appended (for retention), parallel to `events`.
     pub event_times: Vec<i64>,
@@ -44,6 +44,16 @@ impl Staged {
     pub fn push_event(&mut self, seq: u64, at_ms: i64, event: Event) {
         self.events.push(EventRecord { seq, event });
         self.event_times.push(at_ms);
+    }
+
+    /// Empties it for the next group, keeping the capacity (the writer reuses one `Staged`
+    /// for every group, so a group of thousands of jobs does not grow its maps from
+    /// scratch each time).
+    pub fn clear(&mut self) {
+        self.jobs.clear();
+        self.raw.clear();
+        self.events.clear();
+        self.event_times.clear();
     }
 
     pub fn is_empty(&self) -> bool {

@@ -52,7 +52,7 @@ pub(crate) struct State {
     rng: u64,
     /// The records of jobs this process claimed and that still run (as last written), so
     /// completing one needs no read and decode. Bounded by the number of running jobs.
-    pub running: HashMap<JobId, crate::model::job::Job>,
+    pub running: fxhash::FxHashMap<JobId, crate::model::job::Job>,
     /// Which job records exist (count and order-free hash), kept as jobs are created and
     /// deleted, so a clean close can record what sled holds without scanning it.
     pub digest: crate::backend::sled::sledcheck::Digest,
@@ -74,7 +74,7 @@ impl State {
             last_id: 0,
             epoch: 0,
             rng: seed | 1,
-            running: HashMap::new(),
+            running: fxhash::FxHashMap::default(),
             digest: crate::backend::sled::sledcheck::Digest::default(),
             unsynced: undo::Unsynced::default(),
         }

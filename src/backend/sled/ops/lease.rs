@@ -8,9 +8,14 @@ use crate::model::error::{Error, Result};
 use crate::model::job::{Job, JobId, JobStatus};
 use crate::model::types::{ClaimRequest, Claimed, Lease, Retry};
 
+/// Most claim answers allocated up front (a larger `max` grows as jobs are found).
+const CLAIM_PREALLOC: usize = 2048;
+
 pub(super) fn claim(ctx: &mut Ctx<'_>, req: &ClaimRequest) -> Result<Vec<Claimed>> {
     ctx.st.promote(ctx.now);
-    let mut out = Vec::new();
+    // Sized up front: each `Claimed` carries a whole job, and a pool claims up to 2048 at
+    // once (growing the vector would copy them over and over).
+    let mut out = Vec::with_capacity(req.max.min(CLAIM_PREALLOC));
     while out.len() < req.max {
         let Some(id) = ctx.st.peek_claimable(req) else {
             break;
@@ -66,10 +71,34 @@ pub(super) fn complete(
     token: u64,
     result: Option<Vec<u8>>,
 ) -> Result<Job> {
+    let (old, change) = completion(ctx, id, token, result)?;
+    Ok(ctx.stage(Some(&old), change))
+}
+
+/// [`complete`] for a completion nobody waits for (the pool's batches): the new record is
+/// staged without a copy for an answer.
+pub(super) fn complete_unanswered(
+    ctx: &mut Ctx<'_>,
+    id: JobId,
+    token: u64,
+    result: Option<Vec<u8>>,
+) -> Result<()> {
+    let (old, change) = completion(ctx, id, token, result)?;
+    ctx.stage_unanswered(Some(&old), change);
+    Ok(())
+}
+
+/// The running job `id` (its lease checked) and its completion, not staged yet.
+fn completion(
+    ctx: &mut Ctx<'_>,
+    id: JobId,
+    token: u64,
+    result: Option<Vec<u8>>,
+) -> Result<(Job, rules::Change)> {
     rules::check_result(ctx.cfg.payload_limit, result.as_ref())?;
     let old = leased(ctx, id, token)?;
     let change = rules::complete(old.clone(), ctx.now, result);
-    Ok(ctx.stage(Some(&old), change))
+    Ok((old, change))
 }
 
 /// Ends the current attempt of running `old` as failed: retry, `failed` or `dead_letter`.

@@ -36,7 +36,7 @@ use crate::model::types::{ClaimRequest, Claimed, Enqueued, RedriveTarget, Retry}
 
 use dead::{prune, redrive};
 use enqueue::{cancel, enqueue};
-use lease::{claim, complete, expire, fail_attempt, leased, release};
+use lease::{claim, complete, complete_unanswered, expire, fail_attempt, leased, release};
 use schedule::{create_schedule, fire_due, toggle_schedule};
 
 /// One request to the writer.
@@ -211,6 +211,14 @@ impl Ctx<'_> {
         change.job
     }
 
+    /// [`Ctx::stage`] when nobody needs the new record back (no copy of it is made).
+    fn stage_unanswered(&mut self, old: Option<&Job>, change: Change) {
+        for e in change.events {
+            self.emit(e);
+        }
+        self.put(old, change.job);
+    }
+
     /// Appends `event` to the log; returns its sequence number.
     fn emit(&mut self, event: Event) -> u64 {
         let seq = self.st.next_seq;
@@ -235,7 +243,7 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, op: Op) -> Result<Reply> {
         Op::CompleteBatch(batch) => {
             for c in batch {
                 // A failed completion leaves no trace (see the module docs).
-                let _ = complete(ctx, c.id, c.token, c.result);
+                let _ = complete_unanswered(ctx, c.id, c.token, c.result);
             }
             Ok(Reply::Unit)
         }

@@ -1,7 +1,6 @@
 //! The applier thread: moves durable groups into sled, then out of the overlay. Also the
 //! plain key-by-key apply the journal replay uses on open.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,11 @@ use crate::backend::sled::journal::Change;
 use crate::backend::sled::Shared;
 use crate::model::error::{Error, Result};
 
-/// How long the applier lets durable groups collect before writing them to sled.
+/// How long the applier lets durable groups collect before writing them to sled. (100 ms
+/// wrote fewer sled keys per job in a 100,000-job burn-down, 3.28 against 3.98, but saved
+/// only ~2% of the process's CPU and did not make the burn-down faster: 0.96x with 2
+/// workers, 1.00x with 32, medians of 5 in turn; a larger overlay under the writer's reads
+/// and inserts is the likely reason, not profiled.)
 const APPLY_LAG: Duration = Duration::from_millis(10);
 
 /// Most groups the applier writes at once.
@@ -60,26 +63,43 @@ pub(super) fn run_applier(shared: &Shared, rx: &Receiver<Vec<(u64, Vec<Change>)>
 /// Writes the last value of every key `groups` change into sled (in key order), then drops
 /// the groups from the overlay.
 pub(super) fn apply_coalesced(shared: &Shared, groups: &mut Vec<(u64, Vec<Change>)>) -> Result<()> {
-    let mut last: HashMap<&[u8], &Option<sled::IVec>> = HashMap::new();
-    for (_, changes) in groups.iter() {
-        for (k, v) in changes {
-            last.insert(k, v);
-        }
-    }
-    let mut last: Vec<(&[u8], &Option<sled::IVec>)> = last.into_iter().collect();
-    last.sort_unstable_by_key(|(k, _)| *k);
+    let last = coalesce(groups);
     crate::backend::failpoint::check("applier-write")?;
-    for (k, v) in last {
-        match v {
-            Some(v) => shared.tree.insert(k, v.clone()),
-            None => shared.tree.remove(k),
-        }
-        .map_err(|e| Error::storage("writing to sled", e))?;
-    }
+    write_all(&shared.tree, &last)?;
     for (lsn, changes) in groups.drain(..) {
         shared.overlay.applied(lsn, &changes);
         shared.applied_lsn.store(lsn, Ordering::Release);
         shared.metrics.unapplied.fetch_sub(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// A key and the value to leave it with (`None`: removed).
+type Last<'a> = (&'a [u8], &'a Option<sled::IVec>);
+
+/// The last value of each key `groups` change (groups in lsn order), in key order: what
+/// sled holds after applying the groups one by one, with one write per key.
+fn coalesce(groups: &[(u64, Vec<Change>)]) -> Vec<Last<'_>> {
+    let n = groups.iter().map(|(_, changes)| changes.len()).sum();
+    let mut last: fxhash::FxHashMap<&[u8], &Option<sled::IVec>> =
+        fxhash::FxHashMap::with_capacity_and_hasher(n, Default::default());
+    for (_, changes) in groups {
+        for (k, v) in changes {
+            last.insert(k, v);
+        }
+    }
+    let mut last: Vec<Last<'_>> = last.into_iter().collect();
+    last.sort_unstable_by_key(|(k, _)| *k);
+    last
+}
+
+fn write_all(tree: &sled::Tree, last: &[Last<'_>]) -> Result<()> {
+    for (k, v) in last {
+        match v {
+            Some(v) => tree.insert(k, v.clone()),
+            None => tree.remove(k),
+        }
+        .map_err(|e| Error::storage("writing to sled", e))?;
     }
     Ok(())
 }
@@ -98,3 +118,6 @@ pub(crate) fn apply_changes(tree: &sled::Tree, changes: &[Change]) -> Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

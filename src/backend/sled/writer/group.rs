@@ -39,13 +39,16 @@ pub(crate) fn admit(shared: &Shared, op: &Op) {
     }
 }
 
-/// Applies and writes one group. Returns what the syncer needs, and whether to stop.
+/// Applies and writes one group, staged in `staged` (emptied first; the writer passes the
+/// same one for every group, so its maps keep their capacity). Returns what the syncer
+/// needs, and whether to stop.
 pub(super) fn apply_group(
     shared: &Shared,
     journal: &mut Journal,
+    staged: &mut Staged,
     group: Vec<Command>,
 ) -> (Written, Option<AnswerTx<Result<Reply>>>) {
-    let mut staged = Staged::default();
+    staged.clear();
     let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
     let mut sync = matches!(shared.cfg.durability, Durability::Immediate);
     let mut shutdown = None;
@@ -67,7 +70,7 @@ pub(super) fn apply_group(
                             tree: &shared.tree,
                             overlay: &shared.overlay,
                             st: &mut st,
-                            staged: &mut staged,
+                            staged: &mut *staged,
                             cfg: &shared.cfg,
                             now,
                         };
@@ -100,7 +103,7 @@ pub(super) fn apply_group(
         st.unsynced.end(journal.next_lsn());
     }
     let wrote = !staged.is_empty();
-    let appended = match write(shared, journal, &mut staged, meta) {
+    let appended = match write(shared, journal, staged, meta) {
         Ok(a) => a,
         Err(e) => {
             shared.poison(&e);
@@ -117,7 +120,11 @@ pub(super) fn apply_group(
     if shared.state.lock().epoch != epoch_before {
         shared.observer.work_available();
     }
-    let events = std::mem::take(&mut staged.events);
+    // The events go to the syncer; the next group's vector starts at this one's size (a
+    // pool's claim of 2048 jobs appends 2048 events: growing from empty copied them over
+    // and over).
+    let capacity = staged.events.len();
+    let events = std::mem::replace(&mut staged.events, Vec::with_capacity(capacity));
     if !sync {
         // Buffered: answer now; the syncer makes it durable within max_delay.
         for (reply, answer) in answers.drain(..) {

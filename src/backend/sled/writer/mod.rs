@@ -105,6 +105,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
         return;
     };
     let mut shutdown_reply = None;
+    let mut staged = crate::backend::sled::stage::Staged::default();
     loop {
         if rx.is_empty() {
             shared.writer_busy.store(false, Ordering::Release);
@@ -118,7 +119,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
                 Err(_) => break,
             }
         }
-        let (written, shutdown) = apply_group(&shared, &mut journal, group);
+        let (written, shutdown) = apply_group(&shared, &mut journal, &mut staged, group);
         if let Some(reply) = shutdown {
             shutdown_reply = Some(reply);
         }
