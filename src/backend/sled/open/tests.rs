@@ -2,41 +2,27 @@
 
 use super::*;
 use crate::model::clock::to_datetime;
-use crate::model::job::{Job, JobId, JobStatus, LeaseState};
+use crate::model::job::{Job, JobId, JobStatus, LeaseState, NewJob};
 
 /// A job of the mixed set: `n` picks its status, queue, type and times.
 fn job(st: &mut State, n: u64, at_ms: i64) -> Job {
     let status = JobStatus::ALL[(n % 6) as usize];
     let done = status.is_terminal();
+    let id = st.next_id(at_ms);
+    let new = NewJob::new(format!("k{}", n % 2), vec![])
+        .queue(format!("q{}", n % 3))
+        .priority((n % 5) as i32 - 2);
     Job {
-        id: st.next_id(at_ms),
-        kind: format!("k{}", n % 2),
         version: "1".into(),
-        queue: format!("q{}", n % 3),
-        payload: vec![],
         status,
-        priority: (n % 5) as i32 - 2,
-        attempts: 0,
-        max_attempts: 3,
-        created_at: to_datetime(at_ms),
         updated_at: to_datetime(at_ms + 5),
         scheduled_at: (n % 4 == 0).then(|| to_datetime(at_ms + (n % 7) as i64 * 1_000)),
-        started_at: None,
         completed_at: (done && n % 3 == 0).then(|| to_datetime(at_ms + 3)),
-        last_error: None,
-        timeout: None,
-        dedupe_key: None,
-        tenant_id: None,
-        user_id: None,
-        trace_id: None,
-        metadata: Default::default(),
-        result: None,
-        executions: vec![],
-        backoff: None,
         lease: (status == JobStatus::Running && n % 5 != 0).then(|| LeaseState {
             token: n,
             expires_ms: at_ms + 30_000,
         }),
+        ..crate::backend::rules::new_job(new, id, at_ms, 3)
     }
 }
 

@@ -6,33 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 fn job(st: &mut State, prio: i32, due: i64, status: JobStatus) -> Job {
     let id = st.next_id(1000);
-    let _ = NewJob::default();
     Job {
-        id,
-        kind: "t".into(),
-        version: "1.0.0".into(),
-        queue: "q".into(),
-        payload: vec![],
         status,
         priority: prio,
-        attempts: 0,
-        max_attempts: 3,
-        created_at: crate::model::clock::to_datetime(1000),
-        updated_at: crate::model::clock::to_datetime(1000),
         scheduled_at: Some(crate::model::clock::to_datetime(due)),
-        started_at: None,
-        completed_at: None,
-        last_error: None,
-        timeout: None,
-        dedupe_key: None,
-        tenant_id: None,
-        user_id: None,
-        trace_id: None,
-        metadata: Default::default(),
-        result: None,
-        executions: vec![],
-        backoff: None,
-        lease: None,
+        ..crate::backend::rules::new_job(NewJob::new("t", vec![]).queue("q"), id, 1000, 3)
     }
 }
 
