@@ -10,7 +10,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::pg;
-use jobspool::{Builder, ErrorCode, JobStatus, ListQuery, ManualClock, NewJob, NewSchedule, Spool};
+use jobspool::{
+    Builder, Durability, ErrorCode, JobStatus, ListQuery, ManualClock, NewJob, NewSchedule, Spool,
+};
 
 /// A schema of its own on the test server, dropped at the end.
 struct Schema {
@@ -384,6 +386,49 @@ fn poll_only_spools_still_see_each_other() {
     assert_eq!((ev.seq, ev.event.name()), (1, "job.enqueued"));
     let got = b.claim(&b.claim_request(1)).unwrap();
     assert_eq!(got.len(), 1);
+}
+
+/// `Buffered` enqueues run as one statement committing with `synchronous_commit` off: the
+/// session has it off, or, through a pooler (poll-only), the statement turns it off itself.
+/// Either way every job and event is there after `flush`, for this spool and the next.
+#[test]
+fn buffered_enqueues_are_durable_after_flush_with_and_without_a_pooler() {
+    for poll_only in [false, true] {
+        let Some(s) = Schema::new("pg_backend::buffered_enqueues") else {
+            return;
+        };
+        let c = clock();
+        let spool = s
+            .builder(&c)
+            .durability(Durability::Buffered {
+                max_delay: Duration::from_millis(20),
+            })
+            .poll_only(poll_only)
+            .open(&s.url)
+            .unwrap();
+        let sub = spool.subscribe();
+        spool.enqueue(NewJob::new("t", b"one".to_vec())).unwrap();
+        let batch: Vec<NewJob> = (0..3).map(|i| NewJob::new("t", vec![i])).collect();
+        assert_eq!(spool.enqueue_batch(batch).unwrap().len(), 3);
+        // A dedupe key takes a transaction.
+        spool
+            .enqueue(NewJob::new("t", Vec::new()).dedupe_key("k"))
+            .unwrap();
+        spool.flush().unwrap();
+        let seqs: Vec<u64> = (0..5)
+            .map(|_| sub.recv_timeout(Duration::from_secs(20)).unwrap().seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5], "poll_only {poll_only}");
+        spool.close().unwrap();
+        let again = s.open(&c);
+        assert_eq!(
+            again.stats().unwrap().total.pending,
+            5,
+            "poll_only {poll_only}"
+        );
+        let jobs = again.list(&ListQuery::default()).unwrap();
+        assert_eq!(jobs[0].payload, b"one".to_vec());
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Group commit for enqueues under `Immediate`: callers that enqueue at the same time share
-//! one statement, so one commit (one WAL flush) answers all of them.
+//! Group commit for enqueues: callers that enqueue at the same time share one statement, so
+//! under `Immediate` one commit (one WAL flush) answers all of them; under `Buffered`, where
+//! commits do not wait for the flush, they share the statement's work.
 //!
 //! Each caller joins a line. A caller that arrives while fewer than [`LEADERS`] statements
 //! are in flight leads one at once, with its own jobs. Otherwise it waits in line: when a

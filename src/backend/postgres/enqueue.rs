@@ -136,6 +136,11 @@ impl<'a> Columns<'a> {
 
 /// `INSERT` of the rows in [`Columns`], whose ten parameters start at `$first`.
 fn insert_rows(first: usize) -> String {
+    insert_rows_where(first, "")
+}
+
+/// [`insert_rows`] with `cond` (empty, or `WHERE ...` over the unnested rows).
+fn insert_rows_where(first: usize, cond: &str) -> String {
     let p: Vec<String> = (first..first + 10).map(|i| format!("${i}")).collect();
     format!(
         "INSERT INTO @.job (id, queue, kind, state, priority, run_at, dedupe_key, \
@@ -145,7 +150,7 @@ fn insert_rows(first: usize) -> String {
                      {}::int8[], {}::text[], {}::bytea[], {}::bytea[], {}::text[]) \
               WITH ORDINALITY \
               AS u(id, queue, kind, state, prio, run_at, key, record, payload, tenant, ord) \
-         ORDER BY ord",
+         {cond} ORDER BY ord",
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
     )
 }
@@ -159,7 +164,11 @@ pub(super) fn fits_one_statement(jobs: &[NewJob]) -> bool {
 /// Enqueues jobs without dedupe keys as one statement in autocommit: the rows, the counts,
 /// the staged `job.enqueued` events, atomic as any single statement, in one
 /// round trip instead of a transaction's four (BEGIN, insert, the closing statement,
-/// COMMIT). Under `Immediate` only (`Buffered` sets `synchronous_commit` in a transaction).
+/// COMMIT).
+///
+/// Under `Buffered` the statement commits with `synchronous_commit` off: the pooled session
+/// has it off already, except through a connection pooler, where the statement turns it off
+/// for its own transaction (`set_config(..., true)` lasts until that commit).
 pub(super) fn enqueue_one_statement(
     sh: &Shared,
     jobs: Vec<NewJob>,
@@ -180,7 +189,12 @@ pub(super) fn enqueue_one_statement(
     let appended = Appended::new(&events, now)?;
     let counts = CountParams::new(&deltas);
     let cols = Columns::new(&jobs, now)?;
-    let sql = closing_statement(sh, &format!("jobs AS ({}), ", insert_rows(8)));
+    let cond = if sh.pool.statements_set_async() {
+        "WHERE set_config('synchronous_commit', 'off', true) = 'off'"
+    } else {
+        ""
+    };
+    let sql = closing_statement(sh, &format!("jobs AS ({}), ", insert_rows_where(8, cond)));
     let mut params = closing_params(&counts, &appended).to_vec();
     params.extend(cols.params());
     let mut attempt = 0;

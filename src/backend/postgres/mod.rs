@@ -256,7 +256,7 @@ impl Backend for PgBackend {
         for j in &jobs {
             j.validate(now, sh.cfg.payload_limit)?;
         }
-        if !sh.buffered() && !jobs.is_empty() && enqueue::fits_one_statement(&jobs) {
+        if !jobs.is_empty() && enqueue::fits_one_statement(&jobs) {
             sh.ops.fetch_add(1, Ordering::Relaxed);
             return sh.combiner.enqueue(
                 jobs,
