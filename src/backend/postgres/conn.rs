@@ -150,14 +150,15 @@ cached_statements!(Tx<'_>, t);
 /// A pool of clients to one database.
 pub(crate) struct Pool {
     config: postgres::Config,
-    /// `config` for pooled connections: under `Buffered` on a direct connection, with
-    /// `synchronous_commit` off for the whole session (a startup option, so no round trip).
-    pooled: postgres::Config,
     url: String,
     idle: Mutex<Vec<Conn>>,
+    /// Whether a pooled connection turns `synchronous_commit` off for its whole session
+    /// when it opens: under `Buffered`, on a connection of its own. (Not as a startup
+    /// option: poolers in session mode refuse `-c synchronous_commit`.)
+    session_async: bool,
     /// Whether a transaction must turn `synchronous_commit` off itself: under `Buffered`
-    /// through a connection pooler, where a session setting would not stay with this client
-    /// (and poolers refuse startup options).
+    /// through a connection pooler in transaction mode, where a session setting would not
+    /// stay with this client.
     set_local_async: bool,
     cache_statements: bool,
 }
@@ -177,19 +178,11 @@ impl Pool {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
         let buffered = matches!(durability, Durability::Buffered { .. });
-        let mut pooled = config.clone();
-        if buffered && cache_statements {
-            let options = match config.get_options() {
-                Some(o) if !o.trim().is_empty() => format!("{o} -c synchronous_commit=off"),
-                _ => "-c synchronous_commit=off".to_owned(),
-            };
-            pooled.options(&options);
-        }
         Ok(Pool {
             config,
-            pooled,
             url: redact(url),
             idle: Mutex::new(Vec::new()),
+            session_async: buffered && cache_statements,
             set_local_async: buffered && !cache_statements,
             cache_statements,
         })
@@ -204,11 +197,8 @@ impl Pool {
 
     /// A new connection (not from the pool): the listener's own, and the migration's.
     pub fn connect(&self) -> Result<Client> {
-        Self::connect_with(&self.config, &self.url)
-    }
-
-    fn connect_with(config: &postgres::Config, url: &str) -> Result<Client> {
-        config.connect(NoTls).map_err(|e| {
+        let url = &self.url;
+        self.config.connect(NoTls).map_err(|e| {
             let mut why = e.to_string();
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
@@ -232,13 +222,19 @@ impl Pool {
                 Some(c) if c.client.is_closed() => continue,
                 Some(c) => return Ok(c),
                 None => {
+                    let mut client = self.connect()?;
+                    if self.session_async {
+                        client
+                            .batch_execute("SET synchronous_commit = off")
+                            .map_err(|e| storage("setting up a connection", &e))?;
+                    }
                     return Ok(Conn {
-                        client: Self::connect_with(&self.pooled, &self.url)?,
+                        client,
                         cache: StmtCache {
                             map: HashMap::new(),
                             on: self.cache_statements,
                         },
-                    })
+                    });
                 }
             }
         }
@@ -450,37 +446,21 @@ mod tests {
     /// took a transaction's four round trips: `Buffered` enqueued at half the rate of
     /// `Immediate`.
     #[test]
-    fn regression_buffered_sessions_start_with_synchronous_commit_off() {
+    fn regression_buffered_sessions_turn_synchronous_commit_off_once() {
         let p = Pool::new("postgres://u@h/db", BUFFERED, true).unwrap();
-        assert_eq!(p.pooled.get_options(), Some("-c synchronous_commit=off"));
-        assert_eq!(
-            p.config.get_options(),
-            None,
-            "the listener's and migration's own"
-        );
+        assert!(p.session_async);
+        assert!(!p.set_local_async);
         assert!(!p.statements_set_async());
-        // The user's own options are kept.
-        let p = Pool::new(
-            "postgres://u@h/db?options=-c%20work_mem%3D8MB",
-            BUFFERED,
-            true,
-        )
-        .unwrap();
-        assert_eq!(
-            p.pooled.get_options(),
-            Some("-c work_mem=8MB -c synchronous_commit=off")
-        );
     }
 
     #[test]
     fn immediate_sessions_and_pooler_sessions_keep_the_server_default() {
         let p = Pool::new("postgres://u@h/db", Durability::Immediate, true).unwrap();
-        assert_eq!(p.pooled.get_options(), None);
-        assert!(!p.statements_set_async());
+        assert!(!p.session_async && !p.set_local_async && !p.statements_set_async());
         // Through a pooler (no prepared statements, no session state): each transaction or
         // statement turns it off for itself.
         let p = Pool::new("postgres://u@h/db", BUFFERED, false).unwrap();
-        assert_eq!(p.pooled.get_options(), None);
-        assert!(p.statements_set_async());
+        assert!(!p.session_async);
+        assert!(p.set_local_async && p.statements_set_async());
     }
 }
