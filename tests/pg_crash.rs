@@ -319,3 +319,70 @@ fn worker_pool_survives_a_server_restart() {
     producer.close().unwrap();
     spool.close().unwrap();
 }
+
+/// Under `Buffered`, enqueues commit without waiting for the WAL flush (the pooled session
+/// turns `synchronous_commit` off; through a pooler, the enqueue statement does), and after
+/// `flush()` a server crash loses none of them: every job is there after the restart and
+/// their events come back numbered 1..=n. Both with and without `poll_only`.
+///
+/// (A server crash keeps what PostgreSQL had written to the kernel, so this cannot tell a
+/// flush that waited for `fsync` from one that did not; that takes a machine crash.)
+#[test]
+fn buffered_enqueues_survive_a_server_crash_after_flush() {
+    const NAME: &str = "buffered_enqueues_survive_a_server_crash_after_flush";
+    if pg::bin_dir().is_none() {
+        pg::skip_or_fail(
+            NAME,
+            "no PostgreSQL server binaries to start a cluster of its own",
+        );
+        return;
+    }
+    let cluster = Cluster::start(&Options::durable()).unwrap();
+    let url = cluster.url();
+    let buffered = |schema: &str, poll_only: bool| {
+        Spool::builder()
+            .schema(schema)
+            // Nothing numbered (a commit that waits for the flush) before `flush()`.
+            .durability(Durability::Buffered {
+                max_delay: Duration::from_secs(600),
+            })
+            .poll_only(poll_only)
+            .maintenance(false)
+            .scheduler(false)
+            .open(&url)
+            .unwrap()
+    };
+    let schemas = [("direct", false), ("pooler", true)];
+    let mut ids: Vec<Vec<JobId>> = Vec::new();
+    let mut spools = Vec::new();
+    for (schema, poll_only) in schemas {
+        let spool = buffered(schema, poll_only);
+        let mut mine = Vec::new();
+        for i in 0..150u32 {
+            let job = spool.enqueue(NewJob::new(KIND, i.to_be_bytes().to_vec()));
+            mine.push(job.unwrap().job.id);
+        }
+        let batch = (0..50u32).map(|i| NewJob::new(KIND, i.to_le_bytes().to_vec()));
+        for e in spool.enqueue_batch(batch.collect()).unwrap() {
+            mine.push(e.job.id);
+        }
+        spool.flush().unwrap();
+        ids.push(mine);
+        spools.push(spool);
+    }
+    cluster.stop_immediate();
+    cluster.restart().unwrap();
+    drop(spools);
+    for ((schema, _), mine) in schemas.iter().zip(&ids) {
+        let spool = open(&url, schema).unwrap();
+        for id in mine {
+            if let Err(e) = spool.get(*id) {
+                panic!("{NAME}: {schema}: job {id} lost in the crash ({e})");
+            }
+        }
+        let events = spool.events_since(0, 1000).unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=200).collect::<Vec<u64>>(), "{NAME}: {schema}");
+        spool.close().unwrap();
+    }
+}

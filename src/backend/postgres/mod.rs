@@ -66,7 +66,7 @@ pub(crate) struct Shared {
     /// The events of this process's commits not delivered yet, by batch number: delivered
     /// from here, not read back as JSON (see `notify::read_log`).
     own: Mutex<notify::Own>,
-    /// Concurrent enqueues under `Immediate` share statements (group commit).
+    /// Concurrent enqueues share statements (group commit).
     combiner: combine::Combiner,
     flushes: AtomicU64,
     closed: AtomicBool,
