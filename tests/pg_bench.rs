@@ -40,6 +40,20 @@ fn every_mode_runs_on_postgres_with_the_server_commit_rate() {
             assert_eq!(r["variant"], "default", "{r}");
             assert!(r["prefetch"].is_null(), "{r}");
         }
+        if mode == "burn-down" {
+            assert!(r.get("serverCommitClients").is_none(), "{r}");
+        } else {
+            // With 2 producers, also the server's limit at 2 clients.
+            assert_eq!(r["serverCommitClients"], 2, "{r}");
+            assert!(
+                r["serverCommitPerSecAtClients"].as_f64().unwrap() > 0.0,
+                "{r}"
+            );
+            assert!(
+                r["enqueueVsServerCommitAtClients"].as_f64().unwrap() > 0.0,
+                "{r}"
+            );
+        }
         if mode == "enqueue" {
             assert_eq!(r["pending"], 60, "{r}");
         } else {

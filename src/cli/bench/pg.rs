@@ -52,30 +52,64 @@ fn connect(url: &str) -> Result<postgres::Client, Error> {
     postgres::Client::connect(url, postgres::NoTls).map_err(|e| storage("connecting", &e))
 }
 
-/// Commits per second of one client running `INSERT INTO t VALUES ($1)` as a transaction
-/// of its own, for at least `min`: with `synchronous_commit` on, each commit waits for the
-/// WAL flush (what `Durability::Immediate` gets); off, it does not (`Buffered`). The table
-/// is made in `schema` (created if missing) and dropped afterwards.
-fn commit_rate(url: &str, schema: &str, synchronous: bool, min: Duration) -> Result<f64, Error> {
+/// Commits per second of `clients` clients, each running `INSERT INTO t VALUES ($1)` as a
+/// transaction of its own on a connection of its own, for at least `min`: with
+/// `synchronous_commit` on, each commit waits for the WAL flush (what
+/// `Durability::Immediate` gets); off, it does not (`Buffered`). With several clients, the
+/// server flushes the commits that meet in one WAL flush, so this is the machine's own limit
+/// for that many concurrent writers of the simplest transaction. The table is made in
+/// `schema` (created if missing) and dropped afterwards.
+fn commit_rate(
+    url: &str,
+    schema: &str,
+    synchronous: bool,
+    min: Duration,
+    clients: usize,
+) -> Result<f64, Error> {
     let mut c = connect(url)?;
     let table = format!("{schema}.commit_probe_{}", std::process::id());
     c.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {schema}; DROP TABLE IF EXISTS {table}; \
-         CREATE TABLE {table} (id bigint); SET synchronous_commit = {}",
-        if synchronous { "on" } else { "off" }
+         CREATE TABLE {table} (id bigint)"
     ))
     .map_err(|e| storage("creating the probe table", &e))?;
-    let insert = c
-        .prepare(&format!("INSERT INTO {table} VALUES ($1)"))
-        .map_err(|e| storage("preparing the probe insert", &e))?;
+    let probe = |mut c: postgres::Client| -> Result<u64, Error> {
+        c.batch_execute(&format!(
+            "SET synchronous_commit = {}",
+            if synchronous { "on" } else { "off" }
+        ))
+        .map_err(|e| storage("setting up the probe", &e))?;
+        let insert = c
+            .prepare(&format!("INSERT INTO {table} VALUES ($1)"))
+            .map_err(|e| storage("preparing the probe insert", &e))?;
+        let start = Instant::now();
+        let mut n: i64 = 0;
+        while start.elapsed() < min {
+            c.execute(&insert, &[&n])
+                .map_err(|e| storage("probe insert", &e))?;
+            n += 1;
+        }
+        Ok(n.unsigned_abs())
+    };
+    let others: Vec<postgres::Client> = (1..clients.max(1))
+        .map(|_| connect(url))
+        .collect::<Result<_, _>>()?;
     let start = Instant::now();
-    let mut n: i64 = 0;
-    while start.elapsed() < min {
-        c.execute(&insert, &[&n])
-            .map_err(|e| storage("probe insert", &e))?;
-        n += 1;
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let total = std::thread::scope(|s| {
+        let handles: Vec<_> = others
+            .into_iter()
+            .map(|c| s.spawn(move || probe(c)))
+            .collect();
+        let mut total = probe(connect(url)?)?;
+        for h in handles {
+            total += h.join().map_err(|_| Error::Storage {
+                context: "a probe thread panicked".into(),
+                source: None,
+            })??;
+        }
+        Ok::<u64, Error>(total)
+    })?;
+    let rate = total as f64 / start.elapsed().as_secs_f64();
     c.batch_execute(&format!("DROP TABLE {table}"))
         .map_err(|e| storage("dropping the probe table", &e))?;
     Ok(rate)
@@ -149,7 +183,19 @@ pub(super) fn run(
     }
     let immediate = matches!(durability, Durability::Immediate);
     // The server's limit, before the workload (so its table is gone when that runs).
-    let commits = commit_rate(url, &schema, immediate, PROBE)?;
+    let commits = commit_rate(url, &schema, immediate, PROBE, 1)?;
+    // With concurrent producers, also the limit at their concurrency.
+    let concurrent = if opts.producers > 1 && matches!(opts.mode.as_str(), "enqueue" | "steady") {
+        Some(commit_rate(
+            url,
+            &schema,
+            immediate,
+            PROBE,
+            opts.producers as usize,
+        )?)
+    } else {
+        None
+    };
     let mut builder = Spool::builder()
         .schema(&schema)
         .durability(durability)
@@ -218,6 +264,11 @@ pub(super) fn run(
     ] {
         out[k] = v;
     }
+    if let Some(cc) = concurrent {
+        out["serverCommitClients"] = json!(opts.producers);
+        out["serverCommitPerSecAtClients"] = json!(cc.round());
+        out["enqueueVsServerCommitAtClients"] = json!(round2(r.enqueue_per_sec / cc));
+    }
     let mut text = vec![format!(
         "mode {} | postgres schema {schema} | {} jobs | durability {} | producers {} | \
          workers {} x {} processes | payload {} B",
@@ -238,11 +289,23 @@ pub(super) fn run(
         "  server: {commits:.0} one-row INSERT commits/s from one client (synchronous_commit \
          {sync})"
     ));
+    if let Some(cc) = concurrent {
+        text.push(format!(
+            "  server: {cc:.0} commits/s from {} clients at once ({:.2}x one client)",
+            opts.producers,
+            cc / commits
+        ));
+    }
     if r.enqueue_per_sec > 0.0 {
         text.push(format!(
-            "  enqueue:   {:>10.0} jobs/s  ({:.2}x the server's commit rate)",
+            "  enqueue:   {:>10.0} jobs/s  ({:.2}x the server's commit rate{})",
             r.enqueue_per_sec,
-            r.enqueue_per_sec / commits
+            r.enqueue_per_sec / commits,
+            concurrent.map_or(String::new(), |cc| format!(
+                "; {:.2}x what {} clients commit",
+                r.enqueue_per_sec / cc,
+                opts.producers
+            ))
         ));
     }
     if r.processed_per_sec > 0.0 {
