@@ -146,6 +146,11 @@ pub(crate) mod keys {
         Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
     }
     pub const META_STATE: &[u8] = b"mstate";
+    /// The last journal entry (its lsn, u64 BE) whose changes sled holds: written by the
+    /// applier after each batch and by the replay at open; sled only, never journaled. Lsns
+    /// go on across sessions, so at open the journal must start at or before the entry
+    /// after it (else its head is missing: see `journal::scan`).
+    pub const META_JOURNAL: &[u8] = b"mjournal";
 }
 
 #[cfg(test)]

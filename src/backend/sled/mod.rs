@@ -116,7 +116,8 @@ impl SledBackend {
     ) -> Result<crate::model::repair::RepairReport> {
         open::prepare_dir(path, false, cfg.file_mode)?;
         let plan = if dry_run {
-            journal::scan::plan(path, true)?
+            // (Without sled open, where the journal must start is not known here.)
+            journal::scan::plan(path, true, None)?
         } else {
             let db = open_db(path, cfg)?;
             let tree: sled::Tree = (*db).clone();
@@ -132,6 +133,7 @@ impl SledBackend {
                 cfg.file_mode,
                 true,
             )?
+            .0
         };
         Ok(crate::model::repair::RepairReport {
             dry_run,
@@ -167,8 +169,9 @@ impl SledBackend {
                 sledcheck::unseal(path, cfg.file_mode).map_err(|e| (e, true))?;
             }
             let synced_blobs = Mutex::new(HashSet::new());
-            recover_journal(&db, &tree, path, &data_file, &synced_blobs, cfg.file_mode)
-                .map_err(|e| (e, nothing_to_replay))?;
+            let next_lsn =
+                recover_journal(&db, &tree, path, &data_file, &synced_blobs, cfg.file_mode)
+                    .map_err(|e| (e, nothing_to_replay))?;
 
             let seed = uuid::Uuid::new_v4().as_u64_pair().0;
             let mut st = State::new(seed);
@@ -179,9 +182,9 @@ impl SledBackend {
                 // sled must hold the job records the last clean close counted.
                 sledcheck::verify_jobs(path, &digest).map_err(|e| (e, true))?;
             }
-            Ok((db, tree, data_file, synced_blobs, st))
+            Ok((db, tree, data_file, synced_blobs, st, next_lsn))
         })();
-        let (db, tree, data_file, synced_blobs, st) = match opened {
+        let (db, tree, data_file, synced_blobs, st, next_lsn) = match opened {
             Ok(opened) => {
                 if let Some(k) = kept {
                     k.discard();
@@ -199,7 +202,8 @@ impl SledBackend {
                 })
             }
         };
-        let journal = journal::Journal::create(path, 1, cfg.journal_segment_bytes, cfg.file_mode)?;
+        let journal =
+            journal::Journal::create(path, next_lsn, cfg.journal_segment_bytes, cfg.file_mode)?;
         // sled made its files with the umask; a database from an older version (or opened
         // with the other `share_with_group`) has other modes: set them all (see `perms`).
         perms::tighten_tree(path, cfg.file_mode)?;
@@ -216,8 +220,8 @@ impl SledBackend {
             metrics: Arc::new(Counters::default()),
             poisoned: Mutex::new(None),
             synced_blobs,
-            applied_lsn: AtomicU64::new(0),
-            durable_lsn: AtomicU64::new(0),
+            applied_lsn: AtomicU64::new(next_lsn - 1),
+            durable_lsn: AtomicU64::new(next_lsn - 1),
             checkpoint_lock: Mutex::new(()),
             overlay: overlay::Overlay::default(),
             durable_seq,

@@ -43,9 +43,12 @@ pub(super) fn segment_size_of(path: &Path) -> usize {
 
 /// Checks the database directory before sled opens it: a regular file at `path` is an
 /// `INVALID_ARGUMENT` naming it; with `create` the directory is created when missing, else a
-/// directory without a sled database (its `conf` and `db` files) is `DATABASE_NOT_FOUND`,
-/// and nothing is created. The directory is created with (or given) the mode for
-/// `file_mode` (see `perms`) before sled puts anything in it.
+/// directory without sled's data file (`db`) is `DATABASE_NOT_FOUND`, and nothing is
+/// created. A directory that holds what jobspool writes once sled is open (the checkpoint
+/// record, the journal) but not sled's data file is `CORRUPTION`, with or without `create`
+/// (sled would start an empty database there). sled's `conf` may be missing: sled writes it
+/// again. The directory is created with (or given) the mode for `file_mode` (see `perms`)
+/// before sled puts anything in it.
 pub(super) fn prepare_dir(path: &Path, create: bool, file_mode: u32) -> Result<()> {
     let not_a_dir = || {
         Error::InvalidArgument(format!(
@@ -54,9 +57,27 @@ pub(super) fn prepare_dir(path: &Path, create: bool, file_mode: u32) -> Result<(
             path.display()
         ))
     };
-    let holds_db = || path.join("conf").is_file() && path.join("db").is_file();
+    let holds_db = || path.join("db").is_file();
+    let written_after_open =
+        || path.join(super::sledcheck::FILE).exists() || path.join(super::journal::DIR).exists();
     match std::fs::metadata(path) {
         Ok(m) if !m.is_dir() => return Err(not_a_dir()),
+        Ok(_) if !holds_db() && written_after_open() => {
+            let db = path.join("db");
+            let what = if db.exists() {
+                "is not a regular file"
+            } else {
+                "is missing"
+            };
+            return Err(Error::Corruption {
+                tree: "sled",
+                key: db.display().to_string(),
+                detail: format!(
+                    "sled's data file {what}, yet the database's checkpoint record or journal \
+                     is there; nothing was changed"
+                ),
+            });
+        }
         Ok(_) if !create && !holds_db() => {
             return Err(Error::DatabaseNotFound {
                 path: path.to_path_buf(),
@@ -140,13 +161,13 @@ pub(super) fn recover_journal(
     data_file: &File,
     synced_blobs: &Mutex<HashSet<OsString>>,
     file_mode: u32,
-) -> Result<()> {
-    recover(db, tree, path, data_file, synced_blobs, file_mode, false)?;
-    Ok(())
+) -> Result<u64> {
+    Ok(recover(db, tree, path, data_file, synced_blobs, file_mode, false)?.1)
 }
 
 /// [`recover_journal`], skipping damage when `salvage` (`repair`); returns the plan it
-/// applied (what was dropped in it).
+/// applied (what was dropped in it) and the lsn the next journal starts at (lsns go on
+/// across sessions: see `keys::META_JOURNAL`).
 pub(super) fn recover(
     db: &sled::Db,
     tree: &sled::Tree,
@@ -155,15 +176,18 @@ pub(super) fn recover(
     synced_blobs: &Mutex<HashSet<OsString>>,
     file_mode: u32,
     salvage: bool,
-) -> Result<journal::scan::Plan> {
-    let plan = journal::scan::plan(path, salvage)?;
+) -> Result<(journal::scan::Plan, u64)> {
+    let applied = writer::applied_of(tree)?;
+    let plan = journal::scan::plan(path, salvage, applied)?;
     crate::backend::failpoint::check("open-replay")?;
     journal::scan::apply(&plan, |changes| writer::apply_changes(tree, &changes))?;
+    let last = applied.unwrap_or(0).max(plan.last_lsn.unwrap_or(0));
+    writer::record_applied(tree, last)?;
     // Even with nothing replayed: what sled read back may still sit only in the page cache
     // (the last process was killed before a checkpoint), and the journal goes next.
     writer::sync_sled(db, path, data_file, synced_blobs, file_mode)?;
     journal::clear(path)?;
-    Ok(plan)
+    Ok((plan, last + 1))
 }
 
 /// How many key ranges the job records are split into for loading: enough that two

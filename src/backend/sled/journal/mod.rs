@@ -438,7 +438,7 @@ pub(crate) fn truncate(db_dir: &Path, durable_lsn: u64) -> Result<()> {
 /// followed by a segment that resumes elsewhere, is `CORRUPTION` naming segment and offset.
 #[cfg(test)]
 pub(crate) fn replay(db_dir: &Path, apply: impl FnMut(Vec<Change>) -> Result<()>) -> Result<u64> {
-    let plan = scan::plan(db_dir, false)?;
+    let plan = scan::plan(db_dir, false, None)?;
     scan::apply(&plan, apply)
 }
 

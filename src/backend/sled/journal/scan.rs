@@ -8,6 +8,17 @@
 //! its group may have been acknowledged, so open fails with `CORRUPTION` naming the segment
 //! and offset, before anything is applied; [`plan`] with `salvage` skips such stretches and
 //! reports them (`jobspool repair`).
+//!
+//! Two more ways entries can go missing without a bad byte in sight, both `CORRUPTION`:
+//!
+//! - A segment that ends in zeros without its seal, followed by a segment with entries.
+//!   The writer fsyncs a sealed segment before the next one, and answers only after both,
+//!   so the later entries were acknowledged only if the seal was durable. When the later
+//!   segment resumes exactly where this one stopped, only the seal is gone and nothing is
+//!   missing: the replay goes on. When it resumes further on, entries in between are gone.
+//! - The journal's head: sled records the last entry it holds (`keys::META_JOURNAL`), and a
+//!   checkpoint deletes only segments at or below it, so the first entry left must come at
+//!   or before the one after it; a later first entry means the segments before it are gone.
 
 use std::path::{Path, PathBuf};
 
@@ -133,6 +144,8 @@ pub(crate) struct Plan {
     pub dropped: Vec<DroppedRange>,
     /// Groups to apply.
     pub entries: u64,
+    /// The lsn of the last group to apply.
+    pub last_lsn: Option<u64>,
 }
 
 impl Plan {
@@ -165,8 +178,11 @@ fn lost(from: u64, to_excl: u64) -> Option<(u64, u64)> {
 
 /// Reads every segment and decides what to apply. Without `salvage` the first damage is
 /// `CORRUPTION` (nothing read so far is applied by the caller); with it, damage is skipped
-/// and recorded. A torn tail or an unsealed segment end ends the journal either way.
-pub(crate) fn plan(db_dir: &Path, salvage: bool) -> Result<Plan> {
+/// and recorded. A torn tail, or an unsealed segment end with no entries after it, ends the
+/// journal either way. `applied` is the last entry sled holds (`None`: not known, as in a
+/// database from before it was recorded, or a dry run that does not open sled): the first
+/// entry must not come after the one that follows it.
+pub(crate) fn plan(db_dir: &Path, salvage: bool, applied: Option<u64>) -> Result<Plan> {
     let segs = segments(&db_dir.join(DIR))?;
     let mut plan = Plan::default();
     let mut expect: Option<u64> = None;
@@ -180,6 +196,13 @@ pub(crate) fn plan(db_dir: &Path, salvage: bool) -> Result<Plan> {
         loop {
             let (what, bad) = match parse_at(&bytes, pos) {
                 At::Entry(Entry::Group(lsn, _), next) => {
+                    if let Some(a) = applied.filter(|&a| expect.is_none() && lsn > a + 1) {
+                        let detail = format!(
+                            "the journal's first entry is {lsn}, yet sled holds entries only \
+                             up to {a}: the segments before it are missing"
+                        );
+                        plan.skip(salvage, path, pos, pos, lost(a + 1, lsn), detail)?;
+                    }
                     if let Some(e) = expect.filter(|&e| e != lsn) {
                         let detail = format!(
                             "entry {lsn} where entry {e} belongs: entries are missing from the \
@@ -195,6 +218,7 @@ pub(crate) fn plan(db_dir: &Path, salvage: bool) -> Result<Plan> {
                     }
                     offsets.push(pos);
                     plan.entries += 1;
+                    plan.last_lsn = Some(lsn);
                     expect = Some(lsn + 1);
                     pos = next;
                     continue;
@@ -227,23 +251,30 @@ pub(crate) fn plan(db_dir: &Path, salvage: bool) -> Result<Plan> {
                 pos = found;
                 continue;
             }
-            if bad {
-                // Entries in a later segment mean this one was complete once.
-                for (j, (_, later)) in segs.iter().enumerate().skip(i + 1) {
-                    let more = std::fs::read(later).map_err(|e| io("reading", later, e))?;
-                    if let Some((found, Entry::Group(lsn, _))) = find_valid(&more, 0, lo) {
+            // Entries in a later segment mean this one was complete once: sealed, and
+            // (unless only its seal is gone) holding whatever came before them.
+            for (j, (later_first, later)) in segs.iter().enumerate().skip(i + 1) {
+                let more = std::fs::read(later).map_err(|e| io("reading", later, e))?;
+                if let Some((found, Entry::Group(lsn, _))) = find_valid(&more, 0, lo) {
+                    let only_the_seal = !bad
+                        && expect.is_some()
+                        && j == i + 1
+                        && found == 0
+                        && lsn == lo
+                        && *later_first == lsn;
+                    if !only_the_seal {
                         let detail = format!(
                             "{what}, yet a valid entry {lsn} follows in {} at offset {found}",
                             later.display()
                         );
                         plan.skip(salvage, path, pos, bytes.len(), lost(lo, lsn), detail)?;
-                        expect = Some(lsn);
-                        next_segment = Some(j);
-                        break;
                     }
+                    expect = Some(lsn);
+                    next_segment = Some(j);
+                    break;
                 }
             }
-            break; // a torn tail, or zeros: the journal ends here
+            break; // a torn tail, or zeros: this segment's entries end here
         }
         plan.segments.push((path.clone(), offsets));
         match next_segment {

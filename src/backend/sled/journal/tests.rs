@@ -111,7 +111,7 @@ fn bit_rot_before_valid_entries_is_corruption_naming_segment_and_offset() {
     let mut bad = full.clone();
     bad[entry + HEADER + 3] ^= 0x40;
     std::fs::write(&path, &bad).unwrap();
-    let plan = scan::plan(d.path(), true).unwrap();
+    let plan = scan::plan(d.path(), true, None).unwrap();
     assert_eq!(plan.entries, 2);
     assert_eq!(plan.dropped.len(), 1);
     let dr = &plan.dropped[0];
@@ -142,7 +142,7 @@ fn a_damaged_seal_before_a_later_segment_is_corruption() {
     j.append(&[change("b", Some("2"))]).unwrap();
     let msg = corruption_at(d.path());
     assert!(msg.contains("entry 2 follows in"), "{msg}");
-    let plan = scan::plan(d.path(), true).unwrap();
+    let plan = scan::plan(d.path(), true, None).unwrap();
     assert_eq!(plan.entries, 2);
     assert_eq!(plan.dropped[0].lsns, None);
 }
@@ -172,17 +172,202 @@ fn full_segments_are_sealed_and_replay_continues_across_them() {
     assert_eq!(collect(d.path()).0, 70 - (segs[1].0 - 1));
 }
 
+/// Segments of one entry each, the first starting at `first`: each is sealed (but the
+/// last) when the next entry is appended. Returns the segments' paths, oldest first.
+fn one_entry_segments(dir: &Path, first: u64, n: u64) -> Vec<PathBuf> {
+    let mut j = Journal::create(dir, first, 1, 0o600).unwrap();
+    for i in 0..n {
+        j.append(&[change(&format!("k{i}"), Some("v"))]).unwrap();
+    }
+    let segs: Vec<PathBuf> = segments(&dir.join(DIR))
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(segs.len(), n as usize);
+    segs
+}
+
+/// The length of a segment of `one_entry_segments` without its seal.
+fn without_seal(seg: &Path) -> u64 {
+    let mut seal = Vec::new();
+    encode(&mut seal, &Entry::Seal(0));
+    std::fs::metadata(seg).unwrap().len() - seal.len() as u64
+}
+
 #[test]
-fn an_unsealed_segment_ends_the_journal() {
-    // Power loss took the end of segment 1 (its seal included): whatever segment 2
-    // holds was never acknowledged, and is not applied.
+fn regression_a_lost_seal_does_not_drop_the_next_segment() {
+    // Only the seal of segment 1 is gone (damage, or a power loss that kept segment 2's
+    // later write): segment 2 resumes exactly after it, nothing is missing, all is applied.
+    // (It was taken for the journal's end, and segment 2's acknowledged entries dropped.)
+    let d = tempfile::tempdir().unwrap();
+    let segs = one_entry_segments(d.path(), 1, 3);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[0])
+        .unwrap();
+    f.set_len(without_seal(&segs[0])).unwrap();
+    let (n, got) = collect(d.path());
+    assert_eq!(n, 3);
+    assert_eq!(got[2], vec![change("k2", Some("v"))]);
+    // Zeros where the seal was: the same.
+    let d = tempfile::tempdir().unwrap();
+    let segs = one_entry_segments(d.path(), 1, 3);
+    let len = without_seal(&segs[0]);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[0])
+        .unwrap();
+    f.set_len(len).unwrap();
+    f.set_len(len + 64).unwrap();
+    assert_eq!(collect(d.path()).0, 3);
+}
+
+#[test]
+fn regression_entries_missing_before_a_later_segment_are_corruption() {
+    // Segment 1 lost its last entry and its seal; segment 2 resumes further on: entry 2
+    // is gone, and may have been acknowledged.
     let d = tempfile::tempdir().unwrap();
     let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600).unwrap();
     j.append(&[change("a", Some("1"))]).unwrap();
     drop(j);
-    let mut j = Journal::create(d.path(), 2, SEGMENT_BYTES, 0o600).unwrap();
-    j.append(&[change("b", Some("2"))]).unwrap();
+    let mut j = Journal::create(d.path(), 3, SEGMENT_BYTES, 0o600).unwrap();
+    j.append(&[change("c", Some("3"))]).unwrap();
+    let msg = corruption_at(d.path());
+    assert!(msg.contains("a valid entry 3 follows in"), "{msg}");
+    let plan = scan::plan(d.path(), true, None).unwrap();
+    assert_eq!(plan.entries, 2);
+    assert_eq!(plan.dropped.len(), 1);
+    assert_eq!(plan.dropped[0].lsns, Some((2, 2)));
+}
+
+#[test]
+fn an_unsealed_segment_followed_by_an_empty_one_ends_the_journal() {
+    // A crash between creating segment 2 and writing to it, with segment 1's seal not yet
+    // durable: nothing after entry 1 was acknowledged.
+    let d = tempfile::tempdir().unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600).unwrap();
+    j.append(&[change("a", Some("1"))]).unwrap();
+    drop(j);
+    drop(Journal::create(d.path(), 2, SEGMENT_BYTES, 0o600).unwrap());
     assert_eq!(collect(d.path()).0, 1);
+}
+
+#[test]
+fn regression_a_missing_journal_head_is_corruption() {
+    // sled holds entries up to 10; the journal left by the crash runs 11 to 13. With its
+    // first segment gone (deleted, or the segments' names swapped), entry 11 is missing.
+    // (The first entry found was taken for the journal's start, whatever its lsn.)
+    let d = tempfile::tempdir().unwrap();
+    let segs = one_entry_segments(d.path(), 11, 3);
+    for applied in [None, Some(10), Some(11), Some(12), Some(40)] {
+        let plan = scan::plan(d.path(), false, applied).unwrap();
+        assert_eq!((plan.entries, plan.last_lsn), (3, Some(13)), "{applied:?}");
+    }
+    std::fs::remove_file(&segs[0]).unwrap();
+    let err = scan::plan(d.path(), false, Some(10)).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION", "{err}");
+    assert!(
+        err.to_string()
+            .contains("the journal's first entry is 12, yet sled holds entries only up to 10"),
+        "{err}"
+    );
+    let plan = scan::plan(d.path(), true, Some(10)).unwrap();
+    assert_eq!(plan.entries, 2);
+    assert_eq!(plan.dropped[0].lsns, Some((11, 11)));
+    // What sled holds already may start the journal: entry 12 is the next after 11.
+    assert_eq!(scan::plan(d.path(), false, Some(11)).unwrap().entries, 2);
+
+    // Names swapped: the first segment read holds entry 12.
+    let d = tempfile::tempdir().unwrap();
+    let segs = one_entry_segments(d.path(), 11, 2);
+    let tmp = d.path().join("swap");
+    std::fs::rename(&segs[0], &tmp).unwrap();
+    std::fs::rename(&segs[1], &segs[0]).unwrap();
+    std::fs::rename(&tmp, &segs[1]).unwrap();
+    let err = scan::plan(d.path(), false, Some(10)).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION", "{err}");
+}
+
+#[test]
+fn regression_open_refuses_a_journal_whose_head_is_gone_and_replays_one_missing_a_seal() {
+    use crate::backend::sled::SledBackend;
+    use crate::backend::Backend;
+    use crate::model::config::Config;
+
+    struct Quiet;
+    impl crate::backend::Observer for Quiet {
+        fn committed(&self, _: &[crate::model::event::EventRecord]) {}
+        fn work_available(&self) {}
+    }
+    // A database closed cleanly (sled holds everything), then a crash image: three groups
+    // in three segments after what sled holds, each pausing a queue.
+    let image = |damage: &dyn Fn(&[PathBuf])| -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("db");
+        let b = SledBackend::open(&path, Config::default(), std::sync::Arc::new(Quiet)).unwrap();
+        b.set_paused("q0", true).unwrap();
+        b.close().unwrap();
+        drop(b);
+        let db = crate::backend::sled::open::open_db(&path, &Config::default()).unwrap();
+        let applied = crate::backend::sled::writer::applied_of(&db)
+            .unwrap()
+            .unwrap();
+        drop(db);
+        let mut j = Journal::create(&path, applied + 1, 1, 0o600).unwrap();
+        for q in ["q1", "q2", "q3"] {
+            let key = crate::backend::codec::keys::named(crate::backend::codec::keys::QUEUE, q);
+            let value = crate::backend::codec::encode(&true).unwrap();
+            j.append(&[(key.into(), Some(value.into()))]).unwrap();
+        }
+        drop(j);
+        let segs: Vec<PathBuf> = segments(&path.join(DIR))
+            .unwrap()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(segs.len(), 3);
+        damage(&segs);
+        (d, path)
+    };
+    let paused = |path: &Path| -> Vec<String> {
+        let b = SledBackend::open(path, Config::default(), std::sync::Arc::new(Quiet)).unwrap();
+        let mut q: Vec<String> = b
+            .stats()
+            .unwrap()
+            .queues
+            .into_iter()
+            .filter(|(_, q)| q.paused)
+            .map(|(name, _)| name)
+            .collect();
+        q.sort();
+        b.close().unwrap();
+        q
+    };
+
+    let (_d, path) = image(&|_| {});
+    assert_eq!(paused(&path), ["q0", "q1", "q2", "q3"]);
+
+    let (_d, path) = image(&|segs| {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segs[0])
+            .unwrap();
+        f.set_len(without_seal(&segs[0])).unwrap();
+    });
+    assert_eq!(paused(&path), ["q0", "q1", "q2", "q3"]);
+
+    let (_d, path) = image(&|segs| std::fs::remove_file(&segs[0]).unwrap());
+    let err = SledBackend::open(&path, Config::default(), std::sync::Arc::new(Quiet))
+        .err()
+        .expect("the journal's head is missing");
+    assert_eq!(err.code(), "CORRUPTION", "{err}");
+    assert!(
+        err.to_string().contains("segments before it are missing"),
+        "{err}"
+    );
+    // Nothing was applied, and the journal is kept for `repair`.
+    assert_eq!(segments(&path.join(DIR)).unwrap().len(), 2);
 }
 
 #[test]

@@ -66,12 +66,51 @@ pub(super) fn apply_coalesced(shared: &Shared, groups: &mut Vec<(u64, Vec<Change
     let last = coalesce(groups);
     crate::backend::failpoint::check("applier-write")?;
     write_all(&shared.tree, &last)?;
+    if let Some((lsn, _)) = groups.last() {
+        // Before `applied_lsn` moves: a checkpoint's flush then covers it whenever it
+        // deletes segments up to that lsn.
+        record_applied(&shared.tree, *lsn)?;
+    }
     for (lsn, changes) in groups.drain(..) {
         shared.overlay.applied(lsn, &changes);
         shared.applied_lsn.store(lsn, Ordering::Release);
         shared.metrics.unapplied.fetch_sub(1, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// Records in sled that it holds every journal entry up to `lsn` (`keys::META_JOURNAL`).
+pub(crate) fn record_applied(tree: &sled::Tree, lsn: u64) -> Result<()> {
+    tree.insert(
+        crate::backend::codec::keys::META_JOURNAL,
+        &lsn.to_be_bytes(),
+    )
+    .map_err(|e| Error::storage("writing to sled", e))?;
+    Ok(())
+}
+
+/// What sled says it holds of the journal (`keys::META_JOURNAL`): `None` in a database
+/// written before the key existed.
+pub(crate) fn applied_of(tree: &sled::Tree) -> Result<Option<u64>> {
+    let key = crate::backend::codec::keys::META_JOURNAL;
+    match tree
+        .get(key)
+        .map_err(|e| Error::storage("reading sled", e))?
+    {
+        None => Ok(None),
+        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
+            Ok(b) => Ok(Some(u64::from_be_bytes(b))),
+            Err(_) => Err(Error::Corruption {
+                tree: "meta",
+                key: "m/journal".into(),
+                detail: format!(
+                    "{} bytes where the journal position (8) belongs; restore the database \
+                     directory from a backup",
+                    v.len()
+                ),
+            }),
+        },
+    }
 }
 
 /// A key and the value to leave it with (`None`: removed).

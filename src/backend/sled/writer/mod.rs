@@ -28,7 +28,7 @@ use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
 
 pub(crate) use answer::{answer_slot, AnswerRx, NoAnswer};
-pub(crate) use applier::apply_changes;
+pub(crate) use applier::{applied_of, apply_changes, record_applied};
 pub(crate) use checkpoint::sync_sled;
 pub(crate) use group::admit;
 

@@ -23,10 +23,16 @@ impl Observer for Quiet {
 
 /// Every key and value of `tree`, in key order, but the checkpoint's generation key (the
 /// checkpointer writes it into sled directly, outside any group).
+/// The keys only sled holds (bookkeeping of checkpoints and of the journal), which the
+/// groups never write.
+fn sled_only(key: &[u8]) -> bool {
+    key == b"mcheckpoint" || key == crate::backend::codec::keys::META_JOURNAL
+}
+
 fn contents(tree: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
     tree.iter()
         .map(|r| r.unwrap())
-        .filter(|(k, _)| !k.starts_with(b"mcheckpoint"))
+        .filter(|(k, _)| !sled_only(k))
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect()
 }
@@ -151,7 +157,7 @@ fn sled_after_close_holds_what_the_groups_wrote() {
         sh.overlay
             .scan(&sh.tree, &[], &[0xff; 16])
             .map(|r| r.unwrap())
-            .filter(|(k, _)| !k.starts_with(b"mcheckpoint"))
+            .filter(|(k, _)| !sled_only(k))
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect()
     };
