@@ -202,3 +202,63 @@ fn a_corrupt_record_in_either_half_of_the_id_range_fails_open() {
         assert_job_corruption(&path, ids[which]);
     }
 }
+
+#[test]
+fn regression_a_damaged_checkpoint_record_is_named_once_with_what_to_do() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    make_db(&path);
+    let record = path.join("checkpoint");
+    let mut bytes = std::fs::read(&record).unwrap();
+    bytes[14] ^= 1;
+    std::fs::write(&record, bytes).unwrap();
+    let err = open_err(&path);
+    let msg = err.to_string();
+    assert_eq!(err.code(), jobspool::ErrorCode::Corruption, "{msg}");
+    assert_eq!(msg.matches("nothing was changed").count(), 1, "{msg}");
+    assert!(msg.contains("moving"), "{msg}");
+    assert!(!msg.contains("storage engine's files"), "{msg}");
+    // Moved aside as the message says, the database opens with its jobs.
+    std::fs::rename(&record, path.join("checkpoint.damaged")).unwrap();
+    let spool = Spool::open(&path).unwrap();
+    assert_eq!(spool.stats().unwrap().total.pending, 3);
+}
+
+#[test]
+fn regression_a_missing_sled_conf_is_not_database_not_found() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    make_db(&path);
+    std::fs::remove_file(path.join("conf")).unwrap();
+    let spool = Spool::builder()
+        .create_if_missing(false)
+        .open(&path)
+        .unwrap();
+    assert_eq!(spool.stats().unwrap().total.pending, 3);
+}
+
+#[test]
+fn regression_a_missing_sled_data_file_is_corruption_not_database_not_found() {
+    for create in [false, true] {
+        let dir = tempdir();
+        let path = db_path(&dir);
+        make_db(&path);
+        std::fs::remove_file(path.join("db")).unwrap();
+        let err = Spool::builder()
+            .create_if_missing(create)
+            .open(&path)
+            .err()
+            .expect("sled's data file is gone");
+        assert_eq!(err.code(), jobspool::ErrorCode::Corruption, "{err}");
+        assert!(err.to_string().contains("is missing"), "{err}");
+        // Replaced by a directory: the same.
+        std::fs::create_dir(path.join("db")).unwrap();
+        let err = Spool::builder()
+            .create_if_missing(create)
+            .open(&path)
+            .err()
+            .expect("sled's data file is a directory");
+        assert_eq!(err.code(), jobspool::ErrorCode::Corruption, "{err}");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+}

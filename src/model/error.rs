@@ -336,7 +336,17 @@ impl Error {
                 format!("the journal is damaged at {key}: {detail}")
             }
             Error::Corruption {
-                tree: "sled" | "checkpoint",
+                tree: "checkpoint",
+                key,
+                detail,
+            } => format!(
+                "the checkpoint record {key} is damaged ({detail}), so sled's files cannot be \
+                 checked against it. If they are intact, moving {key} aside lets the database \
+                 open unchecked (it gets a new record at its next checkpoint); else restore \
+                 the database directory from a backup"
+            ),
+            Error::Corruption {
+                tree: "sled",
                 key,
                 detail,
             } => format!(

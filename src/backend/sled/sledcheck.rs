@@ -268,7 +268,7 @@ pub(crate) fn read(path: &Path) -> Result<Option<Record>> {
                 key: file.display().to_string(),
                 detail: format!(
                     "the checkpoint record ({} bytes) fails its checksum or is of an unknown \
-                 version; nothing was changed",
+                     version",
                     b.len()
                 ),
             }),
