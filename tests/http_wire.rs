@@ -206,3 +206,40 @@ fn event_streams_over_the_cap_get_503() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn regression_expect_100_continue_gets_a_100_before_the_body() {
+    let (_dir, _clock, spool) = fresh();
+    let server = serve_with(&spool, |c| c.body_limit(1024));
+    let addr = server.addr();
+    let send_head = |auth: &str, expect: &str, length: usize| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "POST /api/v1/ops/jobs.ping HTTP/1.1\r\nHost: {addr}\r\n{auth}Expect: {expect}\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .unwrap();
+        s
+    };
+    let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+    // The 100 comes before the body is sent (the read would time out otherwise), then the
+    // answer once it is.
+    let body = b"{}";
+    let mut s = send_head(&bearer, "100-continue", body.len());
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(body).unwrap();
+    let r = read_reply(&mut s);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["pong"], true);
+    // Refused from the head: the final answer at once, no 100.
+    for (auth, length, status) in [("", 2, 401), (bearer.as_str(), 4096, 413)] {
+        let r = read_reply(&mut send_head(auth, "100-Continue", length));
+        assert_eq!(r.status, status, "{}", r.text());
+    }
+    // Any other expectation: 417.
+    let r = read_reply(&mut send_head(&bearer, "something-else", 2));
+    assert_eq!(r.status, 417, "{}", r.text());
+}

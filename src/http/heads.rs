@@ -77,6 +77,9 @@ const POLL: Duration = Duration::from_millis(5);
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 const DRAIN_BYTES: usize = 4 * 1024 * 1024;
 
+/// What a server that reads the body after a `100-continue` expectation sends first.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// Runs until `incoming` is closed (the accept thread ended) and no connection is pending,
 /// or `stopping` is set (pending connections are then closed):
 /// takes new connections from `incoming`, reads their requests, sends whole ones on to
@@ -234,6 +237,18 @@ impl Pending {
                 let head_only = f.req.method == Method::Head;
                 if let Some(r) = head_refusal(reader.settings, &f.req) {
                     return self.answer(now, reader, &r, head_only);
+                }
+                let expect = f.req.header("expect");
+                if let Some(v) = expect.filter(|v| !v.eq_ignore_ascii_case("100-continue")) {
+                    let msg = format!("Expect: {v:?} is not understood; only 100-continue is");
+                    return self.answer(now, reader, &Response::text(417, &msg), head_only);
+                }
+                // (An HTTP/1.0 client knows no 100; a body already here needs none.)
+                if expect.is_some() && !f.http10 && self.buf.len() < f.body_start + f.body_len {
+                    owed.extend_from_slice(CONTINUE);
+                    if write_some(&self.conn.stream, owed).is_err() {
+                        return Step::Drop;
+                    }
                 }
                 *framed = Some(f);
             }

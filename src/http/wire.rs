@@ -95,12 +95,14 @@ pub(crate) fn read_request(
 }
 
 /// A whole head, parsed: the request (its body still empty), where its body starts in the
-/// buffer and how long the body is (`Content-Length`, within the limit).
+/// buffer, how long the body is (`Content-Length`, within the limit), and whether the
+/// request said HTTP/1.0.
 #[derive(Debug)]
 pub(crate) struct Framed {
     pub(crate) req: Request,
     pub(crate) body_start: usize,
     pub(crate) body_len: usize,
+    pub(crate) http10: bool,
 }
 
 /// Parses the head at the start of `buf` (`None`: it is not whole yet) and the body's
@@ -113,10 +115,15 @@ pub(crate) fn frame(
     let (head, sep) = find_head_end(buf)?;
     Some(parse_head(&buf[..head], nonce).and_then(|req| {
         let body_len = body_length(&req, body_limit)?;
+        let http10 = buf[..head]
+            .split(|&b| b == b'\n')
+            .next()
+            .is_some_and(|l| l.strip_suffix(b"\r").unwrap_or(l).ends_with(b" HTTP/1.0"));
         Ok(Framed {
             req,
             body_start: head + sep,
             body_len,
+            http10,
         })
     }))
 }
