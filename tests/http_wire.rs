@@ -190,7 +190,7 @@ fn event_streams_over_the_cap_get_503() {
     assert_eq!((r.status, r.code().as_str()), (503, "BUSY"), "{}", r.text());
     // Other requests are still served.
     assert_eq!(get(addr, "/metrics").status, 200);
-    // A closed stream frees its place once its thread notices (at its next write).
+    // A closed stream frees its place once its thread notices.
     drop(streams.pop());
     spool.enqueue(jobspool::NewJob::new("t", vec![])).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -242,4 +242,59 @@ fn regression_expect_100_continue_gets_a_100_before_the_body() {
     // Any other expectation: 417.
     let r = read_reply(&mut send_head(&bearer, "something-else", 2));
     assert_eq!(r.status, 417, "{}", r.text());
+}
+
+#[test]
+fn regression_a_closed_event_stream_frees_its_slot_promptly() {
+    let (_dir, _clock, spool) = fresh();
+    // The default heartbeat (15 s), and no events: nothing is written to the streams, so
+    // only watching the peer can tell that they closed.
+    let server = serve_with(&spool, |c| c.max_event_streams(2));
+    let addr = server.addr();
+    // The status of a new stream; the connection, open.
+    let open = || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        (String::from_utf8_lossy(&head[9..]).into_owned(), s)
+    };
+    let streams: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let (status, s) = open();
+            assert_eq!(status, "200");
+            s
+        })
+        .collect();
+    assert_eq!(open().0, "503");
+    let closed = Instant::now();
+    drop(streams);
+    let mut kept = Vec::new();
+    loop {
+        let (status, s) = open();
+        if status == "200" {
+            kept.push(s);
+            if kept.len() == 2 {
+                break;
+            }
+            continue;
+        }
+        assert!(
+            closed.elapsed() < Duration::from_secs(5),
+            "the places were not freed within 5 s of the streams closing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Both places were taken again, well before a heartbeat would have found them closed.
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        closed.elapsed()
+    );
+    assert_eq!(open().0, "503");
 }

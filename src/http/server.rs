@@ -306,6 +306,7 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
             if !shared.stopping.load(Ordering::SeqCst) {
                 tracing::debug!(?after, "http: event stream opened");
                 // (A panic ends this stream only; the count below stays right.)
+                let peer = conn.stream.try_clone().ok();
                 let streamed = catch_unwind(AssertUnwindSafe(|| {
                     super::sse::stream(
                         &mut conn.stream,
@@ -313,6 +314,7 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
                         after,
                         shared.heartbeat,
                         &shared.stopping,
+                        || peer.as_ref().is_some_and(peer_gone),
                     )
                 }));
                 if let Err(panic) = streamed {
@@ -328,6 +330,29 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
         });
     if spawned.is_err() {
         shared.event_streams.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether the client of an event stream has gone: its side of the connection is closed (a
+/// read finds the end, or fails). Waits at most a millisecond; what a client sends on a
+/// stream is read and dropped.
+fn peer_gone(stream: &TcpStream) -> bool {
+    use std::io::{ErrorKind, Read};
+    // (The socket's read timeout; its writes keep theirs.)
+    if stream
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .is_err()
+    {
+        return false;
+    }
+    let mut sink = [0u8; 512];
+    match (&*stream).read(&mut sink) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+        ),
     }
 }
 
