@@ -298,3 +298,64 @@ fn regression_a_closed_event_stream_frees_its_slot_promptly() {
     );
     assert_eq!(open().0, "503");
 }
+
+#[test]
+fn regression_other_methods_on_the_api_get_a_json_405() {
+    let (_dir, _clock, spool) = fresh();
+    let server = serve(&spool);
+    let addr = server.addr();
+    let bearer = format!("Bearer {TOKEN}");
+    for (method, path, allow) in [
+        ("PUT", "/api/v1/ops/jobs.get", "POST"),
+        ("DELETE", "/api/v1/ops/jobs.get", "POST"),
+        ("OPTIONS", "/api/v1/ops/jobs.enqueue", "POST"),
+        ("PUT", "/api/v1/events", "GET, HEAD"),
+        ("DELETE", "/metrics", "GET, HEAD"),
+        ("PATCH", "/api/v1/nothing", "GET, HEAD, POST"),
+    ] {
+        // With the token or without: the method is checked first.
+        for auth in [&[("Authorization", bearer.as_str())][..], &[]] {
+            let r = common::http::request(addr, method, path, auth, b"");
+            assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
+            assert_eq!(r.code(), "METHOD_NOT_ALLOWED", "{method} {path}");
+            assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+        }
+    }
+    // Pages keep their plain-text 405.
+    let r = common::http::request(addr, "PUT", "/jobs", &[], b"");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+}
+
+#[test]
+fn regression_an_event_stream_carries_the_headers_of_every_answer() {
+    let (_dir, _clock, spool) = fresh();
+    let server = serve(&spool);
+    let addr = server.addr();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    for line in [
+        "Content-Type: text/event-stream",
+        "X-Content-Type-Options: nosniff",
+        "X-Frame-Options: DENY",
+        "Referrer-Policy: no-referrer",
+        "Cache-Control: no-store",
+    ] {
+        assert!(head.contains(&format!("\r\n{line}\r\n")), "{line}: {head}");
+    }
+    assert!(head.contains("frame-ancestors 'none'"), "{head}");
+}

@@ -54,15 +54,24 @@ pub(crate) fn refusal(settings: &Settings, req: &Request) -> Option<Response> {
         }
         None => return Some(Response::text(400, "the request needs a Host header")),
     }
+    let segs = req.segments();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let api = is_api(&segs);
     if req.method == Method::Other {
+        if api {
+            // As the API answers a served method on the wrong route: JSON, with the route's
+            // methods.
+            let allow = super::api::allow(&segs).unwrap_or("GET, HEAD, POST");
+            return Some(
+                Response::error(405, "METHOD_NOT_ALLOWED", &format!("use {allow}"))
+                    .header("Allow", allow),
+            );
+        }
         return Some(
             Response::text(405, "only GET, HEAD and POST are served")
                 .header("Allow", "GET, HEAD, POST"),
         );
     }
-    let segs = req.segments();
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let api = is_api(&segs);
     // Open to all: the health check and the login form.
     if matches!(
         (req.method, segs.as_slice()),

@@ -63,7 +63,8 @@ pub(crate) fn stream(
 ) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
-         X-Content-Type-Options: nosniff\r\nContent-Security-Policy: {DEFAULT_CSP}\r\n\
+         X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n\
+         Referrer-Policy: no-referrer\r\nContent-Security-Policy: {DEFAULT_CSP}\r\n\
          X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n"
     );
     let (feed, mut last) = {
