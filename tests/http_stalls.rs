@@ -7,10 +7,10 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::fresh;
-use common::http::{read_reply, serve};
+use common::http::{read_reply, serve, TOKEN};
 
 /// Whether the server still holds `s` open (it has neither answered nor closed it).
 fn still_open(s: &TcpStream) -> bool {
@@ -107,4 +107,54 @@ fn a_panicking_handler_answers_500_and_keeps_its_worker() {
     panicking.store(false, Ordering::SeqCst);
     assert_eq!(overview().status, 200);
     assert_eq!(common::http::get(addr, "/healthz").status, 200);
+}
+
+#[test]
+fn regression_stalled_bodies_hold_no_worker() {
+    let (_dir, _clock, spool) = fresh();
+    // The defaults: 4 workers, 10 s to send a request.
+    let server = serve(&spool);
+    let addr = server.addr();
+    let stalled_head = |auth: &str| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        s.write_all(
+            format!("POST /api/v1/ops/jobs.ping HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 10\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        s
+    };
+    // With the token: twice as many bodies as workers, each stalled after the head (and one
+    // after two bytes of its body).
+    let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+    let mut held: Vec<TcpStream> = (0..8).map(|_| stalled_head(&bearer)).collect();
+    held[0].write_all(b"{}").unwrap();
+    // Without it: answered 401 from the head, the body never read.
+    for _ in 0..8 {
+        let r = read_reply(&mut stalled_head(""));
+        assert_eq!((r.status, r.code().as_str()), (401, "UNAUTHORIZED"));
+    }
+    // (Time for the server to take the held ones, were it to give them to workers.)
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let r = common::http::get(addr, "/healthz");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "/healthz took {:?} behind stalled bodies",
+        started.elapsed()
+    );
+    // An API request too, with every stalled body still waiting for its bytes.
+    assert_eq!(
+        common::http::op_ok(addr, "jobs.ping", &serde_json::json!({}))["pong"],
+        true
+    );
+    for s in &held {
+        assert!(still_open(s), "a stalled body was already answered");
+    }
+    // A held body that comes whole is answered.
+    held[1].write_all(b"{}        ").unwrap();
+    let r = read_reply(&mut held[1]);
+    assert_eq!(r.status, 200, "{}", r.text());
 }

@@ -89,7 +89,21 @@ fn a_slow_client_times_out() {
     let r = read_reply(&mut s);
     assert_eq!(r.status, 408);
     assert!(started.elapsed() < Duration::from_secs(10));
-    // A body that stops short: 408 too, and the only worker is free again.
+    // A body that stops short (its head passed the checks): 408 too, and the only worker is
+    // free again.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(
+        format!(
+            "POST /api/v1/ops/jobs.get HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let r = read_reply(&mut s);
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert!(r.text().contains("body"), "{}", r.text());
+    // Without the token: 401 at once, the body unread.
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(
@@ -99,7 +113,7 @@ fn a_slow_client_times_out() {
         .as_bytes(),
     )
     .unwrap();
-    assert_eq!(read_reply(&mut s).status, 408);
+    assert_eq!(read_reply(&mut s).status, 401);
     // An idle connection is closed without an answer.
     let mut idle = TcpStream::connect(addr).unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(20)))
@@ -176,7 +190,7 @@ fn event_streams_over_the_cap_get_503() {
     assert_eq!((r.status, r.code().as_str()), (503, "BUSY"), "{}", r.text());
     // Other requests are still served.
     assert_eq!(get(addr, "/metrics").status, 200);
-    // A closed stream frees its place once its thread notices (at its next write).
+    // A closed stream frees its place once its thread notices.
     drop(streams.pop());
     spool.enqueue(jobspool::NewJob::new("t", vec![])).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -191,4 +205,157 @@ fn event_streams_over_the_cap_get_503() {
         spool.enqueue(jobspool::NewJob::new("t", vec![])).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn regression_expect_100_continue_gets_a_100_before_the_body() {
+    let (_dir, _clock, spool) = fresh();
+    let server = serve_with(&spool, |c| c.body_limit(1024));
+    let addr = server.addr();
+    let send_head = |auth: &str, expect: &str, length: usize| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "POST /api/v1/ops/jobs.ping HTTP/1.1\r\nHost: {addr}\r\n{auth}Expect: {expect}\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .unwrap();
+        s
+    };
+    let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+    // The 100 comes before the body is sent (the read would time out otherwise), then the
+    // answer once it is.
+    let body = b"{}";
+    let mut s = send_head(&bearer, "100-continue", body.len());
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(body).unwrap();
+    let r = read_reply(&mut s);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["pong"], true);
+    // Refused from the head: the final answer at once, no 100.
+    for (auth, length, status) in [("", 2, 401), (bearer.as_str(), 4096, 413)] {
+        let r = read_reply(&mut send_head(auth, "100-Continue", length));
+        assert_eq!(r.status, status, "{}", r.text());
+    }
+    // Any other expectation: 417.
+    let r = read_reply(&mut send_head(&bearer, "something-else", 2));
+    assert_eq!(r.status, 417, "{}", r.text());
+}
+
+#[test]
+fn regression_a_closed_event_stream_frees_its_slot_promptly() {
+    let (_dir, _clock, spool) = fresh();
+    // The default heartbeat (15 s), and no events: nothing is written to the streams, so
+    // only watching the peer can tell that they closed.
+    let server = serve_with(&spool, |c| c.max_event_streams(2));
+    let addr = server.addr();
+    // The status of a new stream; the connection, open.
+    let open = || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        (String::from_utf8_lossy(&head[9..]).into_owned(), s)
+    };
+    let streams: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let (status, s) = open();
+            assert_eq!(status, "200");
+            s
+        })
+        .collect();
+    assert_eq!(open().0, "503");
+    let closed = Instant::now();
+    drop(streams);
+    let mut kept = Vec::new();
+    loop {
+        let (status, s) = open();
+        if status == "200" {
+            kept.push(s);
+            if kept.len() == 2 {
+                break;
+            }
+            continue;
+        }
+        assert!(
+            closed.elapsed() < Duration::from_secs(5),
+            "the places were not freed within 5 s of the streams closing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Both places were taken again, well before a heartbeat would have found them closed.
+    assert!(
+        closed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        closed.elapsed()
+    );
+    assert_eq!(open().0, "503");
+}
+
+#[test]
+fn regression_other_methods_on_the_api_get_a_json_405() {
+    let (_dir, _clock, spool) = fresh();
+    let server = serve(&spool);
+    let addr = server.addr();
+    let bearer = format!("Bearer {TOKEN}");
+    for (method, path, allow) in [
+        ("PUT", "/api/v1/ops/jobs.get", "POST"),
+        ("DELETE", "/api/v1/ops/jobs.get", "POST"),
+        ("OPTIONS", "/api/v1/ops/jobs.enqueue", "POST"),
+        ("PUT", "/api/v1/events", "GET, HEAD"),
+        ("DELETE", "/metrics", "GET, HEAD"),
+        ("PATCH", "/api/v1/nothing", "GET, HEAD, POST"),
+    ] {
+        // With the token or without: the method is checked first.
+        for auth in [&[("Authorization", bearer.as_str())][..], &[]] {
+            let r = common::http::request(addr, method, path, auth, b"");
+            assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
+            assert_eq!(r.code(), "METHOD_NOT_ALLOWED", "{method} {path}");
+            assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+        }
+    }
+    // Pages keep their plain-text 405.
+    let r = common::http::request(addr, "PUT", "/jobs", &[], b"");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+}
+
+#[test]
+fn regression_an_event_stream_carries_the_headers_of_every_answer() {
+    let (_dir, _clock, spool) = fresh();
+    let server = serve(&spool);
+    let addr = server.addr();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    for line in [
+        "Content-Type: text/event-stream",
+        "X-Content-Type-Options: nosniff",
+        "X-Frame-Options: DENY",
+        "Referrer-Policy: no-referrer",
+        "Cache-Control: no-store",
+    ] {
+        assert!(head.contains(&format!("\r\n{line}\r\n")), "{line}: {head}");
+    }
+    assert!(head.contains("frame-ancestors 'none'"), "{head}");
 }

@@ -43,6 +43,15 @@ pub(crate) fn route(ctx: &Ctx, req: &Request, segs: &[&str]) -> Routed {
     }
 }
 
+/// The methods the API route `segs` answers (`None`: no such route).
+pub(crate) fn allow(segs: &[&str]) -> Option<&'static str> {
+    match segs {
+        ["api", "v1", "ops", _] => Some("POST"),
+        ["api", "v1", "events" | "openapi.json"] | ["metrics"] => Some("GET, HEAD"),
+        _ => None,
+    }
+}
+
 fn method_not_allowed(allow: &str) -> Routed {
     Response::error(405, "METHOD_NOT_ALLOWED", &format!("use {allow}"))
         .header("Allow", allow)

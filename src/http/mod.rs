@@ -15,8 +15,8 @@
 //!
 //! The server is a small blocking HTTP/1.1 server of our own (one request per connection,
 //! bounded heads and bodies, one deadline per request): an accept thread, a thread that
-//! reads request heads without blocking, a fixed pool of worker threads, and one thread per
-//! event stream (at most [`HttpConfig::max_event_streams`]).
+//! reads requests (heads and bodies) without blocking, a fixed pool of worker threads that
+//! get only whole requests, and one thread per event stream (at most [`HttpConfig::max_event_streams`]).
 //! Every request runs through the same checks, in this order: the `Host` header must be on
 //! the allow-list (else 421), the token must be given (bearer header or login cookie; else
 //! 401), a POST must come from this site (else 403), a mutation is refused in read-only mode

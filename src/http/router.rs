@@ -36,30 +36,91 @@ impl From<Response> for Routed {
     }
 }
 
-/// Routes one request.
-pub(crate) fn route(settings: &Settings, spool: &WeakSpool, req: &Request) -> Routed {
+/// The answer to a request refused whatever its body holds: a `Host` not on the list, a
+/// method not served, no token (or a wrong one) where one is needed, a cross-origin POST.
+/// The server asks this as soon as a request's head has come, so such a request is answered
+/// without its body being read; [`route`] asks it again first.
+pub(crate) fn refusal(settings: &Settings, req: &Request) -> Option<Response> {
     match req.header("host") {
         Some(h) if settings.hosts.allows(h) => {}
         Some(h) => {
-            return Response::text(
+            return Some(Response::text(
                 421,
                 &format!(
                     "this server does not answer for host {h:?}; add it with --allow-host if \
                      it is yours"
                 ),
-            )
-            .into()
+            ))
         }
-        None => return Response::text(400, "the request needs a Host header").into(),
-    }
-    if req.method == Method::Other {
-        return Response::text(405, "only GET, HEAD and POST are served")
-            .header("Allow", "GET, HEAD, POST")
-            .into();
+        None => return Some(Response::text(400, "the request needs a Host header")),
     }
     let segs = req.segments();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let api = matches!(segs.first(), Some(&"api")) || segs == ["metrics"];
+    let api = is_api(&segs);
+    if req.method == Method::Other {
+        if api {
+            // As the API answers a served method on the wrong route: JSON, with the route's
+            // methods.
+            let allow = super::api::allow(&segs).unwrap_or("GET, HEAD, POST");
+            return Some(
+                Response::error(405, "METHOD_NOT_ALLOWED", &format!("use {allow}"))
+                    .header("Allow", allow),
+            );
+        }
+        return Some(
+            Response::text(405, "only GET, HEAD and POST are served")
+                .header("Allow", "GET, HEAD, POST"),
+        );
+    }
+    // Open to all: the health check and the login form.
+    if matches!(
+        (req.method, segs.as_slice()),
+        (Method::Get | Method::Head, ["healthz" | "login"]) | (Method::Post, ["login"])
+    ) {
+        return None;
+    }
+    // A page address carrying the token: `route` checks it.
+    if !api && req.method != Method::Post && req.query("token").is_some() {
+        return None;
+    }
+    let proof = auth::proof(req, &settings.token, &settings.sessions);
+    if proof == Proof::None {
+        return Some(if api {
+            Response::error(
+                401,
+                "UNAUTHORIZED",
+                "give the server's token: Authorization: Bearer <token>",
+            )
+            .header("WWW-Authenticate", "Bearer")
+        } else {
+            login_page(req, 401, "")
+        });
+    }
+    if req.method == Method::Post && !auth::same_origin(req, proof == Proof::Cookie) {
+        let msg = "cross-origin POST refused: send it from this site's pages, or from a \
+                   program with the bearer token";
+        return Some(if api {
+            Response::error(403, "FORBIDDEN", msg)
+        } else {
+            Response::text(403, msg)
+        });
+    }
+    None
+}
+
+/// Whether the path's segments are the API's (or the metrics).
+fn is_api(segs: &[&str]) -> bool {
+    matches!(segs.first(), Some(&"api")) || segs == ["metrics"]
+}
+
+/// Routes one request.
+pub(crate) fn route(settings: &Settings, spool: &WeakSpool, req: &Request) -> Routed {
+    if let Some(refused) = refusal(settings, req) {
+        return refused.into();
+    }
+    let segs = req.segments();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let api = is_api(&segs);
     match (req.method, segs.as_slice()) {
         (Method::Get | Method::Head, ["healthz"]) => return Response::text(200, "ok\n").into(),
         (Method::Get | Method::Head, ["login"]) => return login_page(req, 200, "").into(),
@@ -85,29 +146,6 @@ pub(crate) fn route(settings: &Settings, spool: &WeakSpool, req: &Request) -> Ro
             };
             return logged_in(settings, &to).into();
         }
-    }
-    let proof = auth::proof(req, &settings.token, &settings.sessions);
-    if proof == Proof::None {
-        return if api {
-            Response::error(
-                401,
-                "UNAUTHORIZED",
-                "give the server's token: Authorization: Bearer <token>",
-            )
-            .header("WWW-Authenticate", "Bearer")
-            .into()
-        } else {
-            login_page(req, 401, "").into()
-        };
-    }
-    if req.method == Method::Post && !auth::same_origin(req, proof == Proof::Cookie) {
-        let msg = "cross-origin POST refused: send it from this site's pages, or from a \
-                   program with the bearer token";
-        return if api {
-            Response::error(403, "FORBIDDEN", msg).into()
-        } else {
-            Response::text(403, msg).into()
-        };
     }
     if let (Method::Post, ["logout"]) = (req.method, segs.as_slice()) {
         return Response::see_other("/login")

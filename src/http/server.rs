@@ -1,9 +1,10 @@
 //! The server's threads: one accepts connections (at most `max_connections` open at once,
-//! the rest answered 503 and closed), one reads their request heads without blocking
-//! (`heads.rs`: a silent or slow client holds no worker), a fixed pool of workers reads
-//! each body, routes the request and writes the answer, and each event stream gets a
-//! thread of its own (at most `max_event_streams`). Each request has one deadline for its
-//! head and body together (the read timeout); writes carry the write timeout.
+//! the rest answered 503 and closed), one reads their requests, heads and bodies, without
+//! blocking and answers those refused from the head alone (`heads.rs`: a silent or slow
+//! client holds no worker), a fixed pool of workers routes each whole request and writes
+//! the answer, and each event stream gets a thread of its own (at most
+//! `max_event_streams`). Each request has one deadline for its head and body together (the
+//! read timeout); writes carry the write timeout.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -19,11 +20,11 @@ use crossbeam_channel::{bounded, Receiver};
 use parking_lot::Mutex;
 
 use super::auth::{self, Hosts};
-use super::heads::{self, Job};
+use super::heads::{self, Job, Reader};
 use super::request::{Method, Request};
 use super::response::{reason, Response, DEFAULT_CSP};
 use super::router::{route, Routed, Settings};
-use super::{wire, HttpConfig};
+use super::HttpConfig;
 use crate::model::error::{Error, Result};
 use crate::WeakSpool;
 
@@ -86,12 +87,13 @@ impl Server {
         std::thread::Builder::new()
             .name("jobspool-http-heads".into())
             .spawn(move || {
-                heads::run(
-                    &incoming,
-                    &to_workers,
-                    reader_shared.read_timeout,
-                    &reader_shared.stopping,
-                );
+                let reader = Reader {
+                    settings: &reader_shared.settings,
+                    limit: reader_shared.read_timeout,
+                    write_timeout: reader_shared.write_timeout,
+                    body_limit: reader_shared.body_limit,
+                };
+                heads::run(&incoming, &to_workers, &reader, &reader_shared.stopping);
             })
             .map_err(|e| Error::storage("starting the HTTP head reader thread", e))?;
         for i in 0..config.workers {
@@ -214,47 +216,13 @@ pub(crate) fn refuse(mut conn: Conn, why: &str) {
     let _ = write_response(&mut conn.stream, &r, false);
 }
 
-/// Reads the rest of one request (its head has come), answers it, closes.
+/// Answers one whole request, closes.
 fn serve(shared: &Shared, job: Job) {
-    let (mut conn, buf, deadline) = match job {
-        Job::Request {
-            conn,
-            buf,
-            deadline,
-        } => (conn, buf, deadline),
-        Job::Refuse { mut conn, reject } => {
-            answer_reject(&mut conn, &reject);
-            return;
-        }
-    };
+    let Job { mut conn, req } = job;
     if shared.stopping.load(Ordering::SeqCst) {
         return;
     }
     let started = Instant::now();
-    let stream = conn.stream.try_clone();
-    let before_read = || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        if let Ok(s) = &stream {
-            let _ = s.set_read_timeout(Some(left));
-        }
-        true
-    };
-    let req = match wire::read_rest(
-        buf,
-        &mut conn.stream,
-        shared.body_limit,
-        auth::nonce(),
-        before_read,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            answer_reject(&mut conn, &e);
-            return;
-        }
-    };
     let span = tracing::debug_span!("http.request", method = ?req.method, path = %req.path);
     let _enter = span.enter();
     let routed = catch_unwind(AssertUnwindSafe(|| {
@@ -298,7 +266,7 @@ fn internal_error(req: &Request, panic: &(dyn Any + Send)) -> Response {
 }
 
 /// A panic's message, when it is a string.
-fn panic_text(panic: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
         .copied()
@@ -338,6 +306,7 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
             if !shared.stopping.load(Ordering::SeqCst) {
                 tracing::debug!(?after, "http: event stream opened");
                 // (A panic ends this stream only; the count below stays right.)
+                let peer = conn.stream.try_clone().ok();
                 let streamed = catch_unwind(AssertUnwindSafe(|| {
                     super::sse::stream(
                         &mut conn.stream,
@@ -345,6 +314,7 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
                         after,
                         shared.heartbeat,
                         &shared.stopping,
+                        || peer.as_ref().is_some_and(peer_gone),
                     )
                 }));
                 if let Err(panic) = streamed {
@@ -363,34 +333,26 @@ fn start_stream(shared: &Shared, conn: Conn, after: Option<u64>) {
     }
 }
 
-/// Answers a request that could not be read (nothing for a peer that sent nothing).
-fn answer_reject(conn: &mut Conn, e: &wire::Reject) {
-    if let Some(status) = e.status {
-        tracing::debug!(status, reason = %e.message, "http: request refused");
-        let _ = write_response(&mut conn.stream, &Response::text(status, &e.message), false);
-        linger(&mut conn.stream);
+/// Whether the client of an event stream has gone: its side of the connection is closed (a
+/// read finds the end, or fails). Waits at most a millisecond; what a client sends on a
+/// stream is read and dropped.
+fn peer_gone(stream: &TcpStream) -> bool {
+    use std::io::{ErrorKind, Read};
+    // (The socket's read timeout; its writes keep theirs.)
+    if stream
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .is_err()
+    {
+        return false;
     }
-}
-
-/// After answering a request that was not read whole (a 413, say): stop writing and read
-/// (at most 4 MiB, for at most a second in all) what the client still sends, so closing
-/// does not reset the connection before the client has read the answer.
-fn linger(stream: &mut TcpStream) {
-    use std::io::Read;
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let until = Instant::now() + Duration::from_secs(1);
-    let mut sink = [0u8; 8192];
-    let mut left: usize = 4 * 1024 * 1024;
-    while left > 0 {
-        let time = until.saturating_duration_since(Instant::now());
-        if time.is_zero() {
-            break;
-        }
-        let _ = stream.set_read_timeout(Some(time.min(Duration::from_millis(100))));
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => left = left.saturating_sub(n),
-        }
+    let mut sink = [0u8; 512];
+    match (&*stream).read(&mut sink) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+        ),
     }
 }
 

@@ -2,17 +2,22 @@
 //! `id: <seq>` and `data: <the event's JSON>` (as `jobs.events` shows it); a client that
 //! reconnects with `Last-Event-ID: <seq>` (browsers do it on their own) or `?after=<seq>`
 //! gets every event after that one from the durable log, then the live ones. An idle stream
-//! sends a comment line every heartbeat.
+//! sends a comment line every heartbeat, and looks every [`PEER_CHECK`] whether the client
+//! has gone (closed its connection), so a closed stream frees its place at once rather than
+//! at its next write.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::request::Request;
 use super::response::DEFAULT_CSP;
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
 use crate::{SubscriptionError, WeakSpool};
+
+/// How often a stream looks whether its client has gone.
+pub(crate) const PEER_CHECK: Duration = Duration::from_millis(250);
 
 /// Events read from the log per step while catching up.
 const BACKFILL_PAGE: usize = 1000;
@@ -45,7 +50,8 @@ fn message(rec: &EventRecord) -> Vec<u8> {
     format!("id: {}\ndata: {data}\n\n", rec.seq).into_bytes()
 }
 
-/// Writes the stream to `out` until the client goes away, the spool closes or `stop` is set.
+/// Writes the stream to `out` until the client goes away (a write fails, or `gone`, asked
+/// every [`PEER_CHECK`] while no event comes, says so), the spool closes or `stop` is set.
 /// `after`: the last sequence number the client has (`None`: from now on).
 pub(crate) fn stream(
     out: &mut impl Write,
@@ -53,10 +59,12 @@ pub(crate) fn stream(
     after: Option<u64>,
     heartbeat: Duration,
     stop: &AtomicBool,
+    mut gone: impl FnMut() -> bool,
 ) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
-         X-Content-Type-Options: nosniff\r\nContent-Security-Policy: {DEFAULT_CSP}\r\n\
+         X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n\
+         Referrer-Policy: no-referrer\r\nContent-Security-Policy: {DEFAULT_CSP}\r\n\
          X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n"
     );
     let (feed, mut last) = {
@@ -77,6 +85,9 @@ pub(crate) fn stream(
     let mut feed = Some(feed);
     // Catch up from the log (also after the live feed dropped us for falling behind).
     let mut backfill = true;
+    // The last write (heartbeats follow a heartbeat of silence) and the last look at the peer.
+    let mut wrote = Instant::now();
+    let mut looked = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if backfill {
             loop {
@@ -92,6 +103,9 @@ pub(crate) fn stream(
                     last = rec.seq;
                 }
                 out.flush()?;
+                if !page.is_empty() {
+                    wrote = Instant::now();
+                }
                 if page.len() < BACKFILL_PAGE || stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -104,7 +118,20 @@ pub(crate) fn stream(
         let Some(f) = &feed else {
             return Ok(());
         };
-        match f.recv_timeout(heartbeat) {
+        if looked.elapsed() >= PEER_CHECK {
+            if gone() {
+                return Ok(());
+            }
+            looked = Instant::now();
+        }
+        let quiet = wrote.elapsed();
+        if quiet >= heartbeat {
+            out.write_all(b": heartbeat\n\n")?;
+            out.flush()?;
+            wrote = Instant::now();
+            continue;
+        }
+        match f.recv_timeout((heartbeat - quiet).min(PEER_CHECK)) {
             Ok(rec) if rec.seq > last => {
                 if rec.seq > last + 1 {
                     // A gap: read it from the log in order rather than skip it.
@@ -114,12 +141,9 @@ pub(crate) fn stream(
                 out.write_all(&message(&rec))?;
                 out.flush()?;
                 last = rec.seq;
+                wrote = Instant::now();
             }
-            Ok(_) => {}
-            Err(SubscriptionError::Empty) => {
-                out.write_all(b": heartbeat\n\n")?;
-                out.flush()?;
-            }
+            Ok(_) | Err(SubscriptionError::Empty) => {}
             Err(SubscriptionError::Closed) => {
                 if spool.upgrade().is_none() {
                     return Ok(());

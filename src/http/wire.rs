@@ -4,6 +4,7 @@
 //! [`Reject`] carrying the 4xx/5xx status to answer; nothing here panics or allocates past
 //! those bounds.
 
+#[cfg(any(test, feature = "fuzzing"))]
 use std::io::Read;
 
 use super::request::{parse_query, Method, Request};
@@ -43,8 +44,8 @@ pub(crate) fn head_too_long() -> Reject {
     )
 }
 
-/// Reads one request from `r` (blocking; the server reads heads in `heads.rs` and calls
-/// [`read_rest`]), with a body of at most `body_limit` bytes. `nonce` becomes the request's
+/// Reads one request from `r` (blocking; the server reads requests without blocking in
+/// `heads.rs`), with a body of at most `body_limit` bytes. `nonce` becomes the request's
 /// CSP nonce.
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn read_request(
@@ -93,10 +94,44 @@ pub(crate) fn read_request(
     read_rest(buf, r, body_limit, nonce, || true)
 }
 
-/// Parses the whole head at the start of `buf` and reads the rest of the body from `r`.
-/// `before_read` runs before each read of `r` and answers whether there is still time (the
-/// server sets the socket's timeout to what is left of the request's deadline); no time
-/// left is a 408.
+/// A whole head, parsed: the request (its body still empty), where its body starts in the
+/// buffer, how long the body is (`Content-Length`, within the limit), and whether the
+/// request said HTTP/1.0.
+#[derive(Debug)]
+pub(crate) struct Framed {
+    pub(crate) req: Request,
+    pub(crate) body_start: usize,
+    pub(crate) body_len: usize,
+    pub(crate) http10: bool,
+}
+
+/// Parses the head at the start of `buf` (`None`: it is not whole yet) and the body's
+/// framing, with a body of at most `body_limit` bytes.
+pub(crate) fn frame(
+    buf: &[u8],
+    body_limit: usize,
+    nonce: String,
+) -> Option<Result<Framed, Reject>> {
+    let (head, sep) = find_head_end(buf)?;
+    Some(parse_head(&buf[..head], nonce).and_then(|req| {
+        let body_len = body_length(&req, body_limit)?;
+        let http10 = buf[..head]
+            .split(|&b| b == b'\n')
+            .next()
+            .is_some_and(|l| l.strip_suffix(b"\r").unwrap_or(l).ends_with(b" HTTP/1.0"));
+        Ok(Framed {
+            req,
+            body_start: head + sep,
+            body_len,
+            http10,
+        })
+    }))
+}
+
+/// Parses the whole head at the start of `buf` and reads the rest of the body from `r`
+/// (blocking). `before_read` runs before each read of `r` and answers whether there is
+/// still time; no time left is a 408.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn read_rest(
     mut buf: Vec<u8>,
     r: &mut impl Read,
@@ -104,12 +139,16 @@ pub(crate) fn read_rest(
     nonce: String,
     mut before_read: impl FnMut() -> bool,
 ) -> Result<Request, Reject> {
-    let Some((head, sep)) = find_head_end(&buf) else {
+    let Some(framed) = frame(&buf, body_limit, nonce) else {
         return Err(reject(400, "the request head is not complete"));
     };
-    let mut req = parse_head(&buf[..head], nonce)?;
-    let length = body_length(&req, body_limit)?;
-    let mut body = buf.split_off((head + sep).min(buf.len()));
+    let Framed {
+        mut req,
+        body_start,
+        body_len: length,
+        ..
+    } = framed?;
+    let mut body = buf.split_off(body_start.min(buf.len()));
     if body.len() > length {
         // Pipelined bytes after the body: the connection closes after one answer anyway.
         body.truncate(length);
@@ -142,6 +181,7 @@ pub(crate) fn read_rest(
     Ok(req)
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 fn is_timeout(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),

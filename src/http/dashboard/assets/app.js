@@ -120,8 +120,8 @@
     var table = document.getElementById("events");
     var last = document.getElementById("last-seq");
     if (!pg || !pg.querySelector("[data-live]") || !last || typeof EventSource === "undefined") { return; }
-    var src = new EventSource("/api/v1/events?after=" + encodeURIComponent(last.textContent), { withCredentials: true });
-    src.onmessage = function (m) {
+    var src = null;
+    function onMessage(m) {
       var ev;
       try { ev = JSON.parse(m.data); } catch (e) { return; }
       var body = table ? table.tBodies[0] : null;
@@ -155,8 +155,23 @@
       while (body.rows.length > 500) { body.deleteRow(body.rows.length - 1); }
       last.textContent = String(ev.seq);
       stamp("live: event " + ev.seq);
-    };
-    src.onerror = function () { stamp("live: reconnecting"); };
+    }
+    // The browser reconnects on its own after a network error, but not after a refusal (a
+    // 503 when the server has all the event streams it serves open): retry then, later.
+    function connect() {
+      src = new EventSource("/api/v1/events?after=" + encodeURIComponent(last.textContent), { withCredentials: true });
+      src.onmessage = onMessage;
+      src.onerror = function () {
+        if (src.readyState === EventSource.CLOSED) {
+          src.close();
+          stamp("live: refused by the server; retrying in 10 s");
+          window.setTimeout(connect, 10000);
+        } else {
+          stamp("live: reconnecting");
+        }
+      };
+    }
+    connect();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
