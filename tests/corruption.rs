@@ -247,8 +247,7 @@ fn regression_a_missing_sled_data_file_is_corruption_not_database_not_found() {
         let err = Spool::builder()
             .create_if_missing(create)
             .open(&path)
-            .err()
-            .expect("sled's data file is gone");
+            .expect_err("sled's data file is gone");
         assert_eq!(err.code(), jobspool::ErrorCode::Corruption, "{err}");
         assert!(err.to_string().contains("is missing"), "{err}");
         // Replaced by a directory: the same.
@@ -256,8 +255,7 @@ fn regression_a_missing_sled_data_file_is_corruption_not_database_not_found() {
         let err = Spool::builder()
             .create_if_missing(create)
             .open(&path)
-            .err()
-            .expect("sled's data file is a directory");
+            .expect_err("sled's data file is a directory");
         assert_eq!(err.code(), jobspool::ErrorCode::Corruption, "{err}");
         assert!(err.to_string().contains("not a regular file"), "{err}");
     }
