@@ -27,6 +27,7 @@ conformance!(
     heartbeats_extend_the_lease_of_a_long_handler,
     graceful_shutdown_returns_unfinished_jobs_to_pending_without_counting,
     shutdown_waits_for_handlers_that_finish_within_the_grace_period,
+    regression_shutdown_hands_a_job_back_only_after_its_handler_returned,
     job_type_without_a_handler_is_not_claimed,
     pool_serves_only_its_queues,
     oversized_handler_result_ends_the_job_without_storing_it
@@ -603,6 +604,51 @@ fn shutdown_waits_for_handlers_that_finish_within_the_grace_period(b: TestBacken
     let j = spool.get(id).unwrap();
     assert_eq!(j.status, JobStatus::Completed);
     assert_eq!(j.result.as_deref(), Some(&b"finished"[..]));
+}
+
+/// Shutdown handed a job back to pending while its cancelled handler was still running, so
+/// on PostgreSQL another process could claim it and run it beside the old handler (the
+/// `work` command's still had its 5 s from SIGTERM to SIGKILL to go).
+fn regression_shutdown_hands_a_job_back_only_after_its_handler_returned(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
+    let id = spool
+        .enqueue(NewJob::new("stubborn", Vec::new()))
+        .unwrap()
+        .id;
+    let started = Arc::new(AtomicBool::new(false));
+    let saw_cancel = Arc::new(AtomicBool::new(false));
+    let go = Arc::new(AtomicBool::new(false));
+    let (st, sc, g) = (started.clone(), saw_cancel.clone(), go.clone());
+    let pool = WorkerPool::builder(&spool)
+        .handler("stubborn", move |ctx| {
+            st.store(true, Ordering::SeqCst);
+            sleep_until_cancelled(ctx, Duration::from_secs(60));
+            sc.store(true, Ordering::SeqCst);
+            // Takes its time to stop, as a command ignoring SIGTERM does.
+            while !g.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(None)
+        })
+        .start()
+        .unwrap();
+    wait_for("the handler to start", || started.load(Ordering::SeqCst));
+    let stopping = std::thread::spawn(move || pool.shutdown(Duration::ZERO));
+    wait_for("the handler to see the cancellation", || {
+        saw_cancel.load(Ordering::SeqCst)
+    });
+    // While the handler runs, the job stays claimed (the old code released it at once).
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        assert_eq!(spool.get(id).unwrap().status, JobStatus::Running);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    go.store(true, Ordering::SeqCst);
+    assert_eq!(stopping.join().unwrap(), 1);
+    let j = spool.get(id).unwrap();
+    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 0));
+    assert!(j.executions[0].released);
 }
 
 fn job_type_without_a_handler_is_not_claimed(b: TestBackend) {

@@ -38,6 +38,9 @@ struct Slot {
     extended_ms: i64,
     cancel: Arc<AtomicBool>,
     progress: Arc<Mutex<Option<String>>>,
+    /// Its handler has started and not returned yet. Set under the slots' lock when it
+    /// starts, so once `stop` has taken a slot out, this only goes from true to false.
+    running: Arc<AtomicBool>,
 }
 
 /// Settings for a [`WorkerPool`].
@@ -326,21 +329,39 @@ impl WorkerPool {
             drop(stop);
             let _ = h.join();
         }
-        // Hand back what is left, prefetched or still running, without counting the attempt,
+        // Take what is left, prefetched or still running (its outcome is then discarded),
         // and tell the handlers still running to stop.
         let left: Vec<(JobId, Slot)> = s.slots.lock().drain().collect();
+        for (_, sl) in &left {
+            sl.cancel.store(true, Ordering::Release);
+        }
+        // Give cancelled handlers time to return (the `work` command's handler terminates
+        // its process group, SIGKILL included), and hand a job back to pending, without
+        // counting the attempt, only once its handler has returned: another process may
+        // claim it at once, and must not run it beside its old handler. A handler still
+        // running after the wait keeps its job under its lease, which is no longer renewed:
+        // the job comes back when the lease expires (or when this database is next opened).
+        let deadline = Instant::now() + HANDLER_EXIT_WAIT;
+        while left
+            .iter()
+            .any(|(_, sl)| sl.running.load(Ordering::Acquire))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let mut released = 0;
         for (id, sl) in left {
-            sl.cancel.store(true, Ordering::Release);
+            if sl.running.load(Ordering::Acquire) {
+                tracing::warn!(
+                    job.id = %id,
+                    "handler still running after its cancellation; the job stays under its \
+                     lease until the lease expires"
+                );
+                continue;
+            }
             if s.spool.release(Lease::new(id, sl.token)).is_ok() {
                 released += 1;
             }
-        }
-        // Give cancelled handlers time to notice and return (the `work` command's handler
-        // terminates its process group), so nothing keeps running behind a released job.
-        let deadline = Instant::now() + HANDLER_EXIT_WAIT;
-        while s.busy.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
         }
         // Completions handed to the completer are committed before the pool reports it
         // stopped.

@@ -176,6 +176,7 @@ pub(super) fn dispatch_loop(s: &PoolShared, jobs: &Sender<Claimed>, done: &Recei
                         extended_ms: now,
                         cancel: Arc::new(AtomicBool::new(false)),
                         progress: Arc::new(Mutex::new(None)),
+                        running: Arc::new(AtomicBool::new(false)),
                     },
                 );
                 if jobs.send(c).is_err() {
@@ -217,14 +218,15 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
         return;
     }
     let now = s.spool.now_ms();
-    let Some((cancel, progress)) = s.slots.lock().get_mut(&id).map(|sl| {
-        // The timeout counts from here, not from the (possibly prefetched) claim.
-        sl.started_ms = now;
-        (sl.cancel.clone(), sl.progress.clone())
-    }) else {
+    let Some(handler) = s.handlers.get(&job.kind).cloned() else {
         return;
     };
-    let Some(handler) = s.handlers.get(&job.kind).cloned() else {
+    let Some((cancel, progress, running)) = s.slots.lock().get_mut(&id).map(|sl| {
+        // The timeout counts from here, not from the (possibly prefetched) claim.
+        sl.started_ms = now;
+        sl.running.store(true, Ordering::Release);
+        (sl.cancel.clone(), sl.progress.clone(), sl.running.clone())
+    }) else {
         return;
     };
     let span = tracing::info_span!(
@@ -243,6 +245,7 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
     };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| handler(&ctx)));
+    running.store(false, Ordering::Release);
     s.sizing.observe_handler(started.elapsed());
     let seconds = started.elapsed().as_secs_f64();
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
