@@ -101,3 +101,117 @@ fn cli_commands_work_and_follow_connect_to_postgres_directly() {
     assert_eq!(stats["completed"], 1);
     let _ = pg::psql(&url, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
 }
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        let state = s
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        !matches!(state, Some('Z' | 'X') | None)
+    })
+}
+
+fn wait_pid(file: &std::path::Path, work: &mut std::process::Child) -> i32 {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            work.try_wait().unwrap().is_none(),
+            "work exited before its command started"
+        );
+        assert!(Instant::now() < end, "the command never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn gone_within(pid: i32, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while alive(pid) {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// On PostgreSQL, `work` recorded its commands' process groups under a path made from the
+/// URL, which does not exist: after `kill -9` of `work`, what its command had started kept
+/// running beside the job's next run. And only groups of `work` processes that have exited
+/// may be reaped: on PostgreSQL several run on one host at once.
+#[test]
+fn regression_a_killed_work_on_postgres_has_its_commands_reaped_but_a_live_ones_are_not() {
+    let Some(url) = pg::url_or_skip("pg_cli::regression_a_killed_work_on_postgres") else {
+        return;
+    };
+    let schema = pg::unique_schema("reap");
+    let tmp = tempfile::tempdir().unwrap();
+    let runtime = tmp.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    let work = |handler: &str, extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_jobspool"));
+        c.args([
+            "--db",
+            &url,
+            "--schema",
+            &schema,
+            "work",
+            "--handler",
+            handler,
+        ])
+        .args(extra)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        c
+    };
+    // A command that starts a grandchild in its process group and waits for it.
+    let hold = |name: &str| {
+        let file = tmp.path().join(format!("{name}.pid"));
+        let handler = format!("{name}=sleep 300 & echo $! > '{}'; wait", file.display());
+        (file, handler)
+    };
+    jobspool(&url, &schema, &["enqueue", "--type", "killed"]);
+    jobspool(&url, &schema, &["enqueue", "--type", "alive"]);
+    let (killed_file, killed_handler) = hold("killed");
+    let (alive_file, alive_handler) = hold("alive");
+    let mut a = work(&killed_handler, &[]).spawn().unwrap();
+    let orphan = wait_pid(&killed_file, &mut a);
+    let mut b = work(&alive_handler, &[]).spawn().unwrap();
+    let sibling = wait_pid(&alive_file, &mut b);
+    a.kill().unwrap(); // SIGKILL: no shutdown, no cleanup
+    a.wait().unwrap();
+
+    // A third `work` on this host reaps the killed one's group, and leaves the live one's.
+    let third = work("other=true", &["--stop-when-empty"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&third.stderr).into_owned();
+    let orphan_gone = gone_within(orphan, Duration::from_secs(10));
+    let sibling_alive = alive(sibling);
+    for pid in [orphan, sibling] {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let _ = b.kill();
+    let _ = b.wait();
+    assert!(third.status.success(), "third work: {stderr}");
+    assert!(
+        orphan_gone,
+        "the killed work's command (pid {orphan}) still ran after the next work started: {stderr}"
+    );
+    assert!(
+        stderr.contains("killed 1 command process group"),
+        "{stderr}"
+    );
+    assert!(
+        sibling_alive,
+        "a live work's command (pid {sibling}) was killed by another work"
+    );
+}

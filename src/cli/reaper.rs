@@ -15,17 +15,47 @@
 //! (a reused id means every member of ours had exited). A record from an earlier boot is
 //! dropped. The group is unrecorded for the instant between the spawn and the record, where
 //! the parent-death signal still kills the `sh`.
+//!
+//! On PostgreSQL several `work` may run on one host and nothing locks a database directory,
+//! so the registry lives in the user's runtime directory instead
+//! (`$XDG_RUNTIME_DIR/jobspool-<uid>/handlers/`, else the temp directory; created 0700 and
+//! used only when the user owns it), one directory per `work` process (`<pid>-<start
+//! time>`), and a starting `work` reaps only the directories of `work` processes that no
+//! longer run. That covers a `work` restarted on the host where one was killed; what a
+//! killed `work` left running on a host where none starts again runs until it ends.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The registry's directory inside the database directory.
 const DIR: &str = "handlers";
 
 pub(crate) struct Registry {
+    /// Where this `work` records its groups.
     dir: PathBuf,
     boot: String,
+    /// For a database several `work` share (PostgreSQL): the directory holding one `dir`
+    /// per `work` process.
+    shared: Option<PathBuf>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if self.shared.is_some() {
+            // Empty once every command has exited; else left for the next `work` to reap.
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// Whether `dir` is a directory (not a link) that only this user can use.
+fn private_dir(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir).is_ok_and(|m| {
+        m.is_dir()
+            && m.uid() == nix::unistd::getuid().as_raw()
+            && m.permissions().mode() & 0o077 == 0
+    })
 }
 
 /// A recorded group; dropping it removes the record.
@@ -60,10 +90,34 @@ fn stat(pid: &str) -> Option<(i32, i32, u64)> {
 }
 
 impl Registry {
+    /// The registry of a database only one `work` can hold (sled): in its directory.
     pub(crate) fn new(db: &Path) -> Registry {
         Registry {
             dir: db.join(DIR),
             boot: boot_id(),
+            shared: None,
+        }
+    }
+
+    /// The registry of this `work` process when several may share a database
+    /// (PostgreSQL): see the module docs.
+    pub(crate) fn per_process() -> Registry {
+        let root = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute() && p.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        let user = root.join(format!("jobspool-{}", nix::unistd::getuid()));
+        Self::in_shared(user.join(DIR))
+    }
+
+    /// This process's registry under `shared`.
+    fn in_shared(shared: PathBuf) -> Registry {
+        let me = std::process::id();
+        let start = stat(&me.to_string()).map_or(0, |(_, _, s)| s);
+        Registry {
+            dir: shared.join(format!("{me}-{start}")),
+            boot: boot_id(),
+            shared: Some(shared),
         }
     }
 
@@ -74,7 +128,16 @@ impl Registry {
             // Already gone: nothing left to record.
             return Record { path: None };
         };
-        let _ = std::fs::DirBuilder::new().mode(0o700).create(&self.dir);
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir);
+        if let Some(shared) = &self.shared {
+            // Not in a directory someone else made (or could write to).
+            if !shared.parent().is_some_and(private_dir) || !private_dir(shared) {
+                return Record { path: None };
+            }
+        }
         let path = self.dir.join(pid.to_string());
         let written = std::fs::OpenOptions::new()
             .write(true)
@@ -88,10 +151,45 @@ impl Registry {
         }
     }
 
-    /// Kills (SIGKILL) every recorded group that still runs and removes every record.
-    /// Returns how many groups were killed.
+    /// Kills (SIGKILL) every recorded group that still runs and removes every record: of
+    /// this database (sled), or of every `work` process of this user on this host that no
+    /// longer runs (PostgreSQL). Returns how many groups were killed.
     pub(crate) fn reap(&self) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+        let Some(shared) = &self.shared else {
+            return self.reap_dir(&self.dir);
+        };
+        if !shared.parent().is_some_and(private_dir) || !private_dir(shared) {
+            return 0;
+        }
+        let Ok(entries) = std::fs::read_dir(shared) else {
+            return 0;
+        };
+        let mut killed = 0;
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            if path == self.dir {
+                continue;
+            }
+            let Some((pid, start)) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.split_once('-'))
+                .and_then(|(p, s)| Some((p.to_string(), s.parse::<u64>().ok()?)))
+            else {
+                continue;
+            };
+            if stat(&pid).is_some_and(|(_, _, s)| s == start) {
+                continue; // that `work` still runs: its commands are its own
+            }
+            killed += self.reap_dir(&path);
+            let _ = std::fs::remove_dir(&path);
+        }
+        killed
+    }
+
+    /// [`Registry::reap`] of the records in `dir`.
+    fn reap_dir(&self, dir: &Path) -> usize {
+        let Ok(entries) = std::fs::read_dir(dir) else {
             return 0;
         };
         let records: Vec<(PathBuf, i32, Option<u64>)> = entries

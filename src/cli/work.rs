@@ -59,15 +59,23 @@ pub(crate) fn parse_handlers(args: &[String]) -> Result<Vec<(String, String)>, E
 pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
     let stop = super::http::stop_on_signals()?;
     // Commands a killed `work` left running would run beside the jobs recovery just made
-    // pending again: kill them before claiming anything (we hold the database, so no other
-    // `work` on it is running commands).
-    let registry = Arc::new(Registry::new(&opts.db));
+    // pending again: kill them before claiming anything. On sled we hold the database, so
+    // no other `work` on it is running commands; on PostgreSQL only those of `work`
+    // processes that no longer run are reaped.
+    let shared = super::target::is_postgres(&opts.db);
+    let registry = Arc::new(if shared {
+        Registry::per_process()
+    } else {
+        Registry::new(&opts.db)
+    });
     let killed = registry.reap();
     if killed > 0 {
-        eprintln!(
-            "jobspool: killed {killed} command process group(s) left running by an earlier \
-             `work` on this database"
-        );
+        let whose = if shared {
+            "a killed `work` on this host"
+        } else {
+            "an earlier `work` on this database"
+        };
+        eprintln!("jobspool: killed {killed} command process group(s) left running by {whose}");
     }
     let mut builder = WorkerPool::builder(spool)
         .concurrency(opts.concurrency)
