@@ -158,3 +158,37 @@ fn regression_stalled_bodies_hold_no_worker() {
     let r = read_reply(&mut held[1]);
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// The login form needs no token, and its body was bounded only by the API's 2 MiB: 64
+/// connections without the token could make the server hold 132 MiB of half-sent forms.
+#[test]
+fn regression_login_bodies_are_bounded_before_they_are_read() {
+    let (_dir, _clock, spool) = fresh();
+    let server = serve(&spool);
+    let addr = server.addr();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    s.write_all(
+        format!(
+            "POST /login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\ntoken="
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // Answered from the head, without waiting for the 100,000 bytes.
+    let r = read_reply(&mut s);
+    assert_eq!(r.status, 413, "{}", r.text());
+    // A form of the usual size still logs in.
+    let body = format!("token={TOKEN}&next=%2F");
+    let r = common::http::raw(
+        addr,
+        format!(
+            "POST /login HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+}

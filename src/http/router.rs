@@ -36,6 +36,10 @@ impl From<Response> for Routed {
     }
 }
 
+/// The largest login form body (a token of at most 1,024 characters, URL-encoded, and
+/// where to go next).
+const LOGIN_BODY_LIMIT: u64 = 8 * 1024;
+
 /// The answer to a request refused whatever its body holds: a `Host` not on the list, a
 /// method not served, no token (or a wrong one) where one is needed, a cross-origin POST.
 /// The server asks this as soon as a request's head has come, so such a request is answered
@@ -71,6 +75,20 @@ pub(crate) fn refusal(settings: &Settings, req: &Request) -> Option<Response> {
             Response::text(405, "only GET, HEAD and POST are served")
                 .header("Allow", "GET, HEAD, POST"),
         );
+    }
+    // The login form is open to all: a body far smaller than the API's (a token and where
+    // to go next), so a client without the token cannot make the server hold megabytes.
+    if req.method == Method::Post && segs.as_slice() == ["login"] {
+        let length = req
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if length > LOGIN_BODY_LIMIT {
+            return Some(Response::text(
+                413,
+                &format!("a login form is at most {LOGIN_BODY_LIMIT} bytes"),
+            ));
+        }
     }
     // Open to all: the health check and the login form.
     if matches!(
