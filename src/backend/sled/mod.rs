@@ -273,7 +273,21 @@ impl SledBackend {
         }
     }
 
+    /// `e` with the database's path when it is damage sled met (`CORRUPTION` in tree
+    /// `sled`, which sled's own errors cannot name).
+    pub(super) fn named<T>(&self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| match self.sh() {
+            Ok(sh) => sledcheck::at_path(&sh.path, e),
+            Err(_) => e,
+        })
+    }
+
     fn call(&self, op: Op) -> Result<Reply> {
+        let r = self.call_unnamed(op);
+        self.named(r)
+    }
+
+    fn call_unnamed(&self, op: Op) -> Result<Reply> {
         let sh = self.sh()?;
         if let Some(e) = sh.poisoned_error() {
             return Err(e);
@@ -318,6 +332,11 @@ impl SledBackend {
 
     /// A job as a reader may see it: its durable record (nothing a crash could take back).
     fn read_job(&self, id: JobId, with_payload: bool) -> Result<Option<Job>> {
+        let r = self.read_job_unnamed(id, with_payload);
+        self.named(r)
+    }
+
+    fn read_job_unnamed(&self, id: JobId, with_payload: bool) -> Result<Option<Job>> {
         let sh = self.sh()?;
         let key = keys::job(&id);
         let Some(bytes) = sh.overlay.read_durable(&sh.tree, &key)? else {

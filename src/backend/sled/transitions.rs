@@ -44,86 +44,7 @@ impl Backend for SledBackend {
     }
 
     fn list(&self, q: &ListQuery) -> Result<Vec<Job>> {
-        let sh = self.sh()?;
-        let limit = crate::model::limits::page_size(q.limit);
-        // Queue, type, tenant and dedupe key are checked on each record read: a page costs
-        // the records walked until it fills (in the status index when a status is given,
-        // else every record in id order), not only the page's own.
-        let matches = |j: &Job| {
-            q.queue.as_ref().map_or(true, |x| *x == j.queue)
-                && q.kind.as_ref().map_or(true, |x| *x == j.kind)
-                && q.tenant_id
-                    .as_ref()
-                    .map_or(true, |x| j.tenant_id.as_ref() == Some(x))
-                && q.dedupe_key
-                    .as_ref()
-                    .map_or(true, |x| j.dedupe_key.as_ref() == Some(x))
-        };
-        let mut out = Vec::new();
-        if let Some(status) = q.status {
-            // The status index is the writer's view (ahead of the durable one by the groups
-            // in flight): each hit is read through its durable record and kept only if that
-            // has the status; the jobs those groups changed are looked at too, since their
-            // durable status may be this one while the index already moved them.
-            let mut changed: Vec<JobId> = sh
-                .overlay
-                .unsynced_keys(&[keys::JOB], &[keys::JOB + 1])
-                .iter()
-                .filter_map(|k| keys::id_of(k))
-                .filter(|id| q.after.map_or(true, |a| *id > a))
-                .collect();
-            changed.reverse(); // popped in id order
-            let mut after = q.after;
-            loop {
-                let mut ids = sh.state.lock().ids_with_status(status, after, 512);
-                let last = (ids.len() == 512).then(|| ids[511]);
-                while changed
-                    .last()
-                    .is_some_and(|id| last.map_or(true, |l| *id <= l))
-                {
-                    ids.extend(changed.pop());
-                }
-                ids.sort_unstable();
-                ids.dedup();
-                for id in ids {
-                    if let Some(j) = self.read_job(id, true)? {
-                        if j.status == status && matches(&j) {
-                            out.push(j);
-                            if out.len() == limit {
-                                return Ok(out);
-                            }
-                        }
-                    }
-                }
-                match last {
-                    Some(l) => after = Some(l),
-                    None => break,
-                }
-            }
-        } else {
-            let start = q.after.map_or_else(
-                || vec![keys::JOB],
-                |a| {
-                    let mut k = keys::job(&a).to_vec();
-                    k.push(0);
-                    k
-                },
-            );
-            for item in sh.overlay.scan_durable(&sh.tree, &start, &[keys::JOB + 1]) {
-                let (k, v) = item?;
-                let mut j: Job = codec::decode("jobs", &k, &v)?;
-                if matches(&j) {
-                    if let Some(p) = sh.overlay.read_durable(&sh.tree, &keys::payload(&j.id))? {
-                        j.payload = p.to_vec();
-                    }
-                    out.push(j);
-                    if out.len() == limit {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(out)
+        self.named(self.list_records(q))
     }
 
     fn stats(&self) -> Result<Stats> {
@@ -140,41 +61,7 @@ impl Backend for SledBackend {
     }
 
     fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
-        let sh = self.sh()?;
-        let want = after_seq.saturating_add(1);
-        // The block holding `want` starts at or before it: step back to it, then forward.
-        // (Durable blocks pending in the overlay count: they are the newest; blocks not yet
-        // durable are not shown.)
-        let mut upto = keys::event(want).to_vec();
-        upto.push(0);
-        let in_sled = match sh.tree.range(vec![keys::EVENT]..upto.clone()).next_back() {
-            Some(item) => Some(item?.0),
-            None => None,
-        };
-        let pending = sh.overlay.last_key_durable(&[keys::EVENT], &upto);
-        let from = match in_sled.max(pending) {
-            Some(k) => k.to_vec(),
-            None => keys::event(want).to_vec(),
-        };
-        let mut out = Vec::new();
-        for item in sh.overlay.scan_durable(&sh.tree, &from, &[keys::EVENT + 1]) {
-            let (k, v) = item?;
-            let first = keys::seq_of(&k).unwrap_or(0);
-            let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
-            for (i, stored) in block.into_iter().enumerate() {
-                let seq = first + i as u64;
-                if seq >= want {
-                    out.push(EventRecord {
-                        seq,
-                        event: stored.event,
-                    });
-                    if out.len() >= limit {
-                        return Ok(out);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        self.named(self.read_events(after_seq, limit))
     }
 
     fn last_seq(&self) -> u64 {
@@ -291,16 +178,7 @@ impl Backend for SledBackend {
     }
 
     fn list_schedules(&self) -> Result<Vec<ScheduledJob>> {
-        let sh = self.sh()?;
-        let mut out = Vec::new();
-        for item in sh
-            .overlay
-            .scan_durable(&sh.tree, &[keys::SCHEDULE], &[keys::SCHEDULE + 1])
-        {
-            let (k, v) = item?;
-            out.push(codec::decode("schedules", &k, &v)?);
-        }
-        Ok(out)
+        self.named(self.read_schedules())
     }
 
     fn fire_due_schedules(&self) -> Result<u64> {
@@ -378,3 +256,141 @@ impl Backend for SledBackend {
 
 #[cfg(test)]
 mod tests;
+
+/// The reads behind the trait's methods, whose errors [`SledBackend::named`] gives the
+/// database's path.
+impl SledBackend {
+    fn list_records(&self, q: &ListQuery) -> Result<Vec<Job>> {
+        let sh = self.sh()?;
+        let limit = crate::model::limits::page_size(q.limit);
+        // Queue, type, tenant and dedupe key are checked on each record read: a page costs
+        // the records walked until it fills (in the status index when a status is given,
+        // else every record in id order), not only the page's own.
+        let matches = |j: &Job| {
+            q.queue.as_ref().map_or(true, |x| *x == j.queue)
+                && q.kind.as_ref().map_or(true, |x| *x == j.kind)
+                && q.tenant_id
+                    .as_ref()
+                    .map_or(true, |x| j.tenant_id.as_ref() == Some(x))
+                && q.dedupe_key
+                    .as_ref()
+                    .map_or(true, |x| j.dedupe_key.as_ref() == Some(x))
+        };
+        let mut out = Vec::new();
+        if let Some(status) = q.status {
+            // The status index is the writer's view (ahead of the durable one by the groups
+            // in flight): each hit is read through its durable record and kept only if that
+            // has the status; the jobs those groups changed are looked at too, since their
+            // durable status may be this one while the index already moved them.
+            let mut changed: Vec<JobId> = sh
+                .overlay
+                .unsynced_keys(&[keys::JOB], &[keys::JOB + 1])
+                .iter()
+                .filter_map(|k| keys::id_of(k))
+                .filter(|id| q.after.map_or(true, |a| *id > a))
+                .collect();
+            changed.reverse(); // popped in id order
+            let mut after = q.after;
+            loop {
+                let mut ids = sh.state.lock().ids_with_status(status, after, 512);
+                let last = (ids.len() == 512).then(|| ids[511]);
+                while changed
+                    .last()
+                    .is_some_and(|id| last.map_or(true, |l| *id <= l))
+                {
+                    ids.extend(changed.pop());
+                }
+                ids.sort_unstable();
+                ids.dedup();
+                for id in ids {
+                    if let Some(j) = self.read_job(id, true)? {
+                        if j.status == status && matches(&j) {
+                            out.push(j);
+                            if out.len() == limit {
+                                return Ok(out);
+                            }
+                        }
+                    }
+                }
+                match last {
+                    Some(l) => after = Some(l),
+                    None => break,
+                }
+            }
+        } else {
+            let start = q.after.map_or_else(
+                || vec![keys::JOB],
+                |a| {
+                    let mut k = keys::job(&a).to_vec();
+                    k.push(0);
+                    k
+                },
+            );
+            for item in sh.overlay.scan_durable(&sh.tree, &start, &[keys::JOB + 1]) {
+                let (k, v) = item?;
+                let mut j: Job = codec::decode("jobs", &k, &v)?;
+                if matches(&j) {
+                    if let Some(p) = sh.overlay.read_durable(&sh.tree, &keys::payload(&j.id))? {
+                        j.payload = p.to_vec();
+                    }
+                    out.push(j);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_events(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
+        let sh = self.sh()?;
+        let want = after_seq.saturating_add(1);
+        // The block holding `want` starts at or before it: step back to it, then forward.
+        // (Durable blocks pending in the overlay count: they are the newest; blocks not yet
+        // durable are not shown.)
+        let mut upto = keys::event(want).to_vec();
+        upto.push(0);
+        let in_sled = match sh.tree.range(vec![keys::EVENT]..upto.clone()).next_back() {
+            Some(item) => Some(item?.0),
+            None => None,
+        };
+        let pending = sh.overlay.last_key_durable(&[keys::EVENT], &upto);
+        let from = match in_sled.max(pending) {
+            Some(k) => k.to_vec(),
+            None => keys::event(want).to_vec(),
+        };
+        let mut out = Vec::new();
+        for item in sh.overlay.scan_durable(&sh.tree, &from, &[keys::EVENT + 1]) {
+            let (k, v) = item?;
+            let first = keys::seq_of(&k).unwrap_or(0);
+            let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
+            for (i, stored) in block.into_iter().enumerate() {
+                let seq = first + i as u64;
+                if seq >= want {
+                    out.push(EventRecord {
+                        seq,
+                        event: stored.event,
+                    });
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_schedules(&self) -> Result<Vec<ScheduledJob>> {
+        let sh = self.sh()?;
+        let mut out = Vec::new();
+        for item in sh
+            .overlay
+            .scan_durable(&sh.tree, &[keys::SCHEDULE], &[keys::SCHEDULE + 1])
+        {
+            let (k, v) = item?;
+            out.push(codec::decode("schedules", &k, &v)?);
+        }
+        Ok(out)
+    }
+}

@@ -8,6 +8,7 @@ use crate::backend::sled::open::open_db;
 use crate::backend::sled::SledBackend;
 use crate::backend::{Backend, Completion, Observer};
 use crate::model::config::Config;
+use crate::model::error::Error;
 use crate::model::event::EventRecord;
 use crate::model::job::NewJob;
 use crate::model::types::{ClaimRequest, Retry};
@@ -184,5 +185,29 @@ fn sled_after_close_holds_what_the_groups_wrote() {
             _ => assert_eq!(was, now),
         }
     }
+    b.close().unwrap();
+}
+
+#[test]
+fn regression_damage_sled_meets_after_open_names_the_database() {
+    // sled's own errors cannot name the database: damage met by a read after open said
+    // "the database's sled files" where open-time damage gave the path.
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("db");
+    let b = SledBackend::open(&path, Config::default(), Arc::new(Quiet)).unwrap();
+    let met = Error::Corruption {
+        tree: "sled",
+        key: "the database's sled files".into(),
+        detail: "sled read damaged data".into(),
+    };
+    let err = b.named::<()>(Err(met)).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    // Other errors pass unchanged.
+    let err = b.named::<()>(Err(Error::ShuttingDown)).unwrap_err();
+    assert_eq!(err.code(), "SHUTTING_DOWN");
     b.close().unwrap();
 }
