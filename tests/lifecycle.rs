@@ -16,6 +16,7 @@ conformance!(
     delay_and_run_at_together_are_invalid_argument,
     batch_enqueue_returns_jobs_in_input_order_with_increasing_ids,
     batch_enqueue_with_one_invalid_job_stores_nothing_and_emits_nothing,
+    regression_a_bad_job_in_a_batch_is_named_by_its_place,
     cancel_pending_job_marks_it_cancelled_and_emits_job_cancelled,
     cancel_delayed_job_clears_delayed_count,
     cancel_by_records_who_cancelled,
@@ -177,6 +178,24 @@ fn batch_enqueue_returns_jobs_in_input_order_with_increasing_ids(b: TestBackend)
     let events = all_events(&spool);
     assert_eq!(events.len(), 20, "one job.enqueued per job");
     assert!(spool.enqueue_batch(Vec::new()).unwrap().is_empty());
+}
+
+/// A batch refused for one bad job said what was wrong but not which job.
+fn regression_a_bad_job_in_a_batch_is_named_by_its_place(b: TestBackend) {
+    let store = b.store();
+    let spool = store.open(Spool::builder().maintenance(false).scheduler(false));
+    let err = spool
+        .enqueue_batch(vec![
+            NewJob::new("a", Vec::new()),
+            NewJob::new("b", Vec::new()),
+            NewJob::new("", Vec::new()),
+        ])
+        .unwrap_err();
+    assert_eq!(err.code(), jobspool::ErrorCode::InvalidArgument);
+    assert!(err.to_string().contains("job 2 of the batch"), "{err}");
+    // A single job needs no place.
+    let err = spool.enqueue(NewJob::new("", Vec::new())).unwrap_err();
+    assert!(!err.to_string().contains("of the batch"), "{err}");
 }
 
 fn batch_enqueue_with_one_invalid_job_stores_nothing_and_emits_nothing(b: TestBackend) {

@@ -429,6 +429,24 @@ impl NewJob {
 }
 
 impl NewJob {
+    /// [`NewJob::validate`] of each job of a batch; in a batch of several, an
+    /// `INVALID_ARGUMENT` says which job (counting from 0) it is about.
+    pub(crate) fn validate_all(
+        jobs: &[NewJob],
+        now_ms: i64,
+        payload_limit: usize,
+    ) -> Result<(), Error> {
+        for (i, j) in jobs.iter().enumerate() {
+            j.validate(now_ms, payload_limit).map_err(|e| match e {
+                Error::InvalidArgument(m) if jobs.len() > 1 => {
+                    Error::InvalidArgument(format!("job {i} of the batch: {m}"))
+                }
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Checks everything that does not depend on the store.
     pub(crate) fn validate(&self, now_ms: i64, payload_limit: usize) -> Result<(), Error> {
         validate_name("kind (type)", &self.kind)?;

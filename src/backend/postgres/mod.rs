@@ -253,9 +253,7 @@ impl Backend for PgBackend {
     fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         let sh = self.live()?;
         let now = sh.cfg.clock.now_ms();
-        for j in &jobs {
-            j.validate(now, sh.cfg.payload_limit)?;
-        }
+        NewJob::validate_all(&jobs, now, sh.cfg.payload_limit)?;
         if !jobs.is_empty() && enqueue::fits_one_statement(&jobs) {
             sh.ops.fetch_add(1, Ordering::Relaxed);
             return sh.combiner.enqueue(

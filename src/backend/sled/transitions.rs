@@ -26,9 +26,7 @@ impl Backend for SledBackend {
         let sh = self.sh()?;
         // Checks that need no state run here, off the writer thread.
         let now = sh.cfg.clock.now_ms();
-        for j in &jobs {
-            j.validate(now, sh.cfg.payload_limit)?;
-        }
+        NewJob::validate_all(&jobs, now, sh.cfg.payload_limit)?;
         match self.call(Op::Enqueue(jobs))? {
             Reply::Enqueued(j) => Ok(j),
             other => Err(unexpected(&other)),
