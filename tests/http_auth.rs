@@ -437,3 +437,25 @@ fn the_login_cookie_holds_a_session_id_named_per_port_and_logout_revokes_it() {
     assert_eq!(with(&c).status, 401, "revoked");
     assert_eq!(with(&second).status, 200, "other sessions stay");
 }
+
+/// The login form sent a page's visitor back to its path only: the filters in its query
+/// were lost.
+#[test]
+fn regression_the_login_form_keeps_the_pages_query() {
+    let (_dir, _clock, spool) = fresh();
+    let server = serve(&spool);
+    let addr = server.addr();
+    let r = request(
+        addr,
+        "GET",
+        "/jobs?status=dead_letter&queue=a%20b",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+    let page = r.text();
+    assert!(
+        page.contains("name=\"next\" value=\"/jobs?status=dead_letter&amp;queue=a%20b\""),
+        "{page}"
+    );
+}

@@ -218,7 +218,28 @@ fn logged_in(settings: &Settings, to: &str) -> Response {
 
 /// The login form (also the answer to a page request without the token).
 fn login_page(req: &Request, status: u16, error: &str) -> Response {
-    let next = if req.path == "/login" { "/" } else { &req.path };
+    // Back to the page asked for, its filters included (but never a token in the address).
+    let next = if req.path == "/login" {
+        "/".to_string()
+    } else {
+        let query: Vec<String> = req
+            .query
+            .iter()
+            .filter(|(k, _)| k != "token")
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    super::request::percent_encode(k),
+                    super::request::percent_encode(v)
+                )
+            })
+            .collect();
+        if query.is_empty() {
+            req.path.clone()
+        } else {
+            format!("{}?{}", req.path, query.join("&"))
+        }
+    };
     let error = if error.is_empty() {
         String::new()
     } else {
@@ -236,7 +257,7 @@ fn login_page(req: &Request, status: u16, error: &str) -> Response {
          <label>Token <input type=\"password\" name=\"token\" autocomplete=\"off\" autofocus>\
          </label><button type=\"submit\">Log in</button></form></body></html>",
         nonce = req.nonce,
-        next = esc(next),
+        next = esc(&next),
     );
     Response::html(status, &req.nonce, body)
 }
