@@ -559,3 +559,105 @@ fn schedule_create_has_no_priority_flag() {
         -7
     );
 }
+
+// ---- 7. human output passed control characters through ---------------------------------
+
+/// Plain-text output as a string, exit 0 asserted.
+fn ok_text(db: &Path, args: &[&str]) -> String {
+    let o = run(db, args);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", describe(&o));
+    String::from_utf8(o.stdout).expect("UTF-8 output")
+}
+
+/// No control character but the newline ending each line.
+fn assert_no_raw_controls(what: &str, text: &str) {
+    for line in text.lines() {
+        assert!(
+            !line.chars().any(char::is_control),
+            "{what}: a raw control character in {line:?}"
+        );
+    }
+}
+
+#[test]
+fn regression_human_output_escapes_control_characters() {
+    let dir = tempdir();
+    let db = db_path(&dir);
+    // A payload that would print a line of its own, with DEL and C1 (CSI) too; metadata
+    // (printed as JSON) with C1; a command whose stderr clears the screen.
+    let payload = r#""line1\n        status: completed\u007f\u009b2J""#;
+    let spoof = ok_json(
+        &db,
+        &[
+            "enqueue",
+            "--type",
+            "esc",
+            "--payload",
+            payload,
+            "--metadata",
+            "k=a\u{9b}b\\c",
+        ],
+    );
+    let spoof_id = spoof["id"].as_str().unwrap().to_string();
+    let failing = ok_json(&db, &["enqueue", "--type", "clear", "--max-retries", "1"]);
+    let failing_id = failing["id"].as_str().unwrap().to_string();
+    let o = run(
+        &db,
+        &[
+            "work",
+            "--handler",
+            "clear=printf 'boom\\033[2J\\r\\tthere\\n' >&2; exit 65",
+            "--queue",
+            "default",
+            "--stop-when-empty",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+
+    // `get`: one line per field, the payload's newline and the rest escaped.
+    let got = ok_text(&db, &["get", &spoof_id]);
+    assert_no_raw_controls("get", &got);
+    assert_eq!(
+        got.lines()
+            .filter(|l| l.trim_start().starts_with("status:"))
+            .count(),
+        1,
+        "{got}"
+    );
+    assert!(
+        got.contains(r"line1\n        status: completed\u{7f}\u{9b}2J"),
+        "{got}"
+    );
+    // Metadata is printed as JSON: JSON's escapes, C1 included, so it stays JSON.
+    assert!(got.contains(r#"{"k":"a\u009bb\\c"}"#), "{got}");
+
+    let got = ok_text(&db, &["get", &failing_id]);
+    assert_no_raw_controls("get of the failed job", &got);
+    assert!(got.contains(r"boom\u{1b}[2J\r\tthere"), "{got}");
+
+    // `events`: one line per event, the error escaped.
+    let events = ok_text(&db, &["events"]);
+    assert_no_raw_controls("events", &events);
+    assert!(events.contains(r"boom\u{1b}[2J"), "{events}");
+    let json_lines = run(&db, &["events", "--json"]);
+    assert_eq!(
+        events.lines().count(),
+        String::from_utf8_lossy(&json_lines.stdout).lines().count()
+    );
+
+    // `--json` is unchanged: the exact text.
+    let job = ok_json(&db, &["get", &spoof_id]);
+    assert_eq!(
+        job["payload"],
+        "line1\n        status: completed\u{7f}\u{9b}2J"
+    );
+    assert_eq!(job["metadata"]["k"], "a\u{9b}b\\c");
+    let job = ok_json(&db, &["get", &failing_id]);
+    assert!(
+        job["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("boom\u{1b}[2J\r\tthere"),
+        "{job}"
+    );
+}

@@ -2,7 +2,14 @@
 //! the JSON an operation returns, so output is the same whether the database was opened
 //! directly or reached through a control socket. A closed stdout (a
 //! broken pipe, e.g. `| head`) ends the process quietly.
+//!
+//! Plain-text output never passes a control character through: job and event fields hold
+//! text from anyone who can enqueue (payloads, a failed command's stderr), and a raw newline
+//! would let such text print lines of its own, a raw escape sequence drive the terminal.
+//! Every string printed goes through [`escaped`] (`--json` output is left exactly as
+//! produced: JSON escapes what needs it).
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use jobspool::{json, Error};
@@ -84,7 +91,7 @@ impl Out {
         let mut s = String::new();
         if let Value::Object(m) = v {
             for (k, v) in m {
-                s.push_str(&format!("{k:>14}: {}\n", shown(v)));
+                s.push_str(&format!("{:>14}: {}\n", escaped(k), shown(v)));
             }
         }
         line(s.trim_end());
@@ -151,7 +158,7 @@ impl Out {
         ));
         if let Value::Object(queues) = &v["queues"] {
             for (name, q) in queues {
-                line(&row(name, q));
+                line(&row(&escaped(name), q));
             }
         }
         // The totals carry no `paused`.
@@ -187,7 +194,7 @@ impl Out {
             "{:<20} {:<16} {:<16} {:<16} {:<8} {:<25} {}",
             "NAME", "CRON", "TIMEZONE", "JOB TYPE", "ENABLED", "NEXT RUN", "LAST RUN"
         ));
-        let or_dash = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+        let or_dash = |v: &Value| escaped(v.as_str().unwrap_or("-")).into_owned();
         for s in list {
             line(&format!(
                 "{:<20} {:<16} {:<16} {:<16} {:<8} {:<25} {}",
@@ -212,7 +219,7 @@ impl Out {
         let mut rest = String::new();
         if let Value::Object(m) = v {
             for (k, v) in m.iter().filter(|(k, _)| *k != "seq" && *k != "name") {
-                rest.push_str(&format!(" {k}={}", shown(v)));
+                rest.push_str(&format!(" {}={}", escaped(k), shown(v)));
             }
         }
         line(&format!(
@@ -223,17 +230,58 @@ impl Out {
     }
 }
 
-/// A string field as its text, anything else as JSON.
+/// A string field as its text, anything else as JSON; control characters escaped either
+/// way (see [`escaped`]).
 fn shown(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => escaped(s).into_owned(),
+        other => json_escaped(&other.to_string()).into_owned(),
     }
 }
 
-/// A string field (empty when missing).
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
+/// A string field (empty when missing), control characters escaped.
+fn text(v: &Value) -> Cow<'_, str> {
+    escaped(v.as_str().unwrap_or_default())
+}
+
+/// `s` safe to print on a terminal: every control character (C0, `\n`, `\r` and `\t` and
+/// ESC among them, DEL, C1) written as an escape, `\n`, `\r`, `\t`, or `\u{1b}` for the
+/// others, and a backslash doubled, so that text which itself reads `\n` is told from an
+/// escaped newline. Other text, non-ASCII included, is printed as it is.
+fn escaped(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c == '\\' || c.is_control()) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// JSON text (an object, an array) safe to print: JSON already escapes C0 characters in its
+/// strings but not DEL and C1, which get JSON's own `\u007f` form here, so the text stays
+/// JSON.
+fn json_escaped(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A counter field (0 when missing).
