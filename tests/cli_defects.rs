@@ -661,3 +661,78 @@ fn regression_human_output_escapes_control_characters() {
         "{job}"
     );
 }
+
+// ---- 8. work accepted names enqueue refuses, then served nothing -----------------------
+
+#[test]
+fn regression_work_refuses_names_enqueue_refuses() {
+    let dir = tempdir();
+    let db = db_path(&dir);
+    // (`work` is run on a database of its own, to show it creates none.)
+    let work_db = dir.path().join("work-db");
+    let long = "x".repeat(300);
+    // (Each name, first refused by `enqueue`, then by `work` as a queue or a handler type.)
+    for name in ["", " ", "a\tb", "a\nb", "a\u{1b}b", "a\u{9b}b", &long] {
+        let (code, _) = err_json(&db, &["enqueue", "--type", "t", "--queue", name]);
+        assert_eq!(code, "INVALID_ARGUMENT", "enqueue --queue {name:?}");
+        let (code, message) = err_json(
+            &work_db,
+            &[
+                "work",
+                "--handler",
+                "t=true",
+                "--queue",
+                "ok",
+                "--queue",
+                name,
+                "--stop-when-empty",
+            ],
+        );
+        assert_eq!(code, "INVALID_ARGUMENT", "work --queue {name:?}: {message}");
+        assert!(message.contains("--queue"), "{message}");
+        if name.is_empty() {
+            continue; // `--handler =true` is not of the form TYPE=COMMAND.
+        }
+        let (code, _) = err_json(&db, &["enqueue", "--type", name]);
+        assert_eq!(code, "INVALID_ARGUMENT", "enqueue --type {name:?}");
+        let handler = format!("{name}=true");
+        let (code, message) = err_json(
+            &work_db,
+            &[
+                "work",
+                "--handler",
+                "t=true",
+                "--handler",
+                &handler,
+                "--stop-when-empty",
+            ],
+        );
+        assert_eq!(
+            code, "INVALID_ARGUMENT",
+            "work --handler {handler:?}: {message}"
+        );
+        assert!(message.contains("--handler"), "{message}");
+    }
+    // Refused before the database is opened: nothing was created.
+    assert!(!work_db.exists());
+    // The longest name enqueue takes, work takes too.
+    let longest = "q".repeat(256);
+    let handler = format!("{longest}=true");
+    let id = ok_json(&db, &["enqueue", "--type", &longest, "--queue", &longest])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = run(
+        &db,
+        &[
+            "work",
+            "--handler",
+            &handler,
+            "--queue",
+            &longest,
+            "--stop-when-empty",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    assert_eq!(ok_json(&db, &["get", &id])["status"], "completed");
+}

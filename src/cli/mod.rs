@@ -194,6 +194,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             http,
         } => {
             let handlers = work::parse_handlers(handlers)?;
+            work::check_queues(queues)?;
             let secs =
                 |flag, v, min| input::in_range(flag, v, min..=86_400).map(Duration::from_secs);
             let db = db_path(&cli)?;
