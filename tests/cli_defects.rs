@@ -736,3 +736,25 @@ fn regression_work_refuses_names_enqueue_refuses() {
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
     assert_eq!(ok_json(&db, &["get", &id])["status"], "completed");
 }
+
+// ---- 9. serve on a held database spoke of `work` ---------------------------------------
+
+#[test]
+fn regression_serve_on_a_held_database_names_serve() {
+    let dir = tempdir();
+    let db = db_path(&dir);
+    let mut holder = Bg::spawn(&db, &["work", "--handler", "t=true"]);
+    holder.wait_socket(&db);
+    let (code, message) = err_json(&db, &["serve", "--http", "127.0.0.1:0"]);
+    assert_eq!(code, "DATABASE_IN_USE", "{message}");
+    assert!(message.contains("serves its control socket"), "{message}");
+    assert!(message.contains("`serve` needs the database"), "{message}");
+    assert!(!message.contains("`work` needs"), "{message}");
+    assert!(!message.contains("only one `work`"), "{message}");
+    assert!(!message.contains("handlers"), "{message}");
+    // `work` still says what it says.
+    let (code, message) = err_json(&db, &["work", "--handler", "t=true", "--stop-when-empty"]);
+    assert_eq!(code, "DATABASE_IN_USE", "{message}");
+    assert!(message.contains("only one `work`"), "{message}");
+    holder.term();
+}
