@@ -758,3 +758,73 @@ fn regression_serve_on_a_held_database_names_serve() {
     assert!(message.contains("only one `work`"), "{message}");
     holder.term();
 }
+
+// ---- 10. --timeout-ms advertised a range it then refused --------------------------------
+
+#[test]
+fn regression_timeout_ms_errors_give_the_real_range() {
+    let dir = tempdir();
+    let db = db_path(&dir);
+    let max = jobspool::limits::MAX_DELAY_MS;
+    let range = format!("1..={max}");
+    let over = (max + 1).to_string();
+    // Past u64, past the limit, and 0: one message, with the range that is accepted.
+    for value in ["18446744073709551616", "18446744073709551615", &over, "0"] {
+        let (code, message) = err_json(&db, &["enqueue", "--type", "t", "--timeout-ms", value]);
+        assert_eq!(code, "INVALID_ARGUMENT", "{value}: {message}");
+        assert!(message.contains("--timeout-ms"), "{value}: {message}");
+        assert!(message.contains(&range), "{value}: {message}");
+        assert!(!message.contains("timeoutMs"), "{value}: {message}");
+    }
+    // The end of the range is accepted.
+    let job = ok_json(
+        &db,
+        &["enqueue", "--type", "t", "--timeout-ms", &max.to_string()],
+    );
+    assert_eq!(job["timeoutMs"], max);
+
+    // Names and keys: the flag typed, not the field behind it.
+    let long_key = "k".repeat(2000);
+    for (args, flag) in [
+        (vec!["enqueue", "--type", ""], "--type must not be empty"),
+        (vec!["enqueue", "--type", "t", "--queue", "a\tb"], "--queue"),
+        (
+            vec!["enqueue", "--type", "t", "--dedupe-key", ""],
+            "--dedupe-key",
+        ),
+        (
+            vec!["enqueue", "--type", "t", "--tenant-id", &long_key],
+            "--tenant-id",
+        ),
+        (
+            vec![
+                "schedule",
+                "create",
+                "--name",
+                "n",
+                "--cron",
+                "@daily",
+                "--job-type",
+                " ",
+            ],
+            "--job-type",
+        ),
+        (
+            vec![
+                "schedule",
+                "create",
+                "--name",
+                "",
+                "--cron",
+                "@daily",
+                "--job-type",
+                "t",
+            ],
+            "--name",
+        ),
+    ] {
+        let (code, message) = err_json(&db, &args);
+        assert_eq!(code, "INVALID_ARGUMENT", "{args:?}: {message}");
+        assert!(message.starts_with(flag), "{args:?}: {message}");
+    }
+}

@@ -390,18 +390,25 @@ fn schedule(cli: &Cli, cmd: &ScheduleCmd, out: &Out) -> Result<(), Error> {
             description,
             disabled,
             replace,
-        } => Op::ScheduleCreate(ScheduleInput {
-            name: name.clone(),
-            cron_expression: cron.clone(),
-            job_type: job_type.clone(),
-            description: description.clone(),
-            timezone: timezone.clone(),
-            payload: payload_json(&read_payload(payload.as_deref())?),
-            max_retries: input::max_retries(*max_retries)?,
-            enabled: Some(!disabled),
-            queue: queue.clone(),
-            priority: input::priority(*priority)?,
-            replace: Some(*replace),
+        } => Op::ScheduleCreate({
+            input::names(&[
+                ("--name", Some(name)),
+                ("--job-type", Some(job_type)),
+                ("--queue", queue.as_ref()),
+            ])?;
+            ScheduleInput {
+                name: name.clone(),
+                cron_expression: cron.clone(),
+                job_type: job_type.clone(),
+                description: description.clone(),
+                timezone: timezone.clone(),
+                payload: payload_json(&read_payload(payload.as_deref())?),
+                max_retries: input::max_retries(*max_retries)?,
+                enabled: Some(!disabled),
+                queue: queue.clone(),
+                priority: input::priority(*priority)?,
+                replace: Some(*replace),
+            }
         }),
         ScheduleCmd::Toggle { name, enabled } => Op::ScheduleToggle(ToggleInput {
             name: name.clone(),
