@@ -88,13 +88,7 @@ impl Out {
             line(&d.raw);
             return;
         }
-        let mut s = String::new();
-        if let Value::Object(m) = v {
-            for (k, v) in m {
-                s.push_str(&format!("{:>14}: {}\n", escaped(k), shown(v)));
-            }
-        }
-        line(s.trim_end());
+        line(&job_text(v));
     }
 
     /// A `{"jobs": [...]}` page.
@@ -230,6 +224,21 @@ impl Out {
     }
 }
 
+/// A job as `key: value` lines, the keys right-aligned to the longest.
+fn job_text(v: &Value) -> String {
+    let Value::Object(m) = v else {
+        return String::new();
+    };
+    let keys: Vec<Cow<'_, str>> = m.keys().map(|k| escaped(k)).collect();
+    let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+    let mut s = String::new();
+    for (k, v) in keys.iter().zip(m.values()) {
+        s.push_str(&format!("{k:>width$}: {}\n", shown(v)));
+    }
+    s.truncate(s.trim_end().len());
+    s
+}
+
 /// A string field as its text, anything else as JSON; control characters escaped either
 /// way (see [`escaped`]).
 fn shown(v: &Value) -> String {
@@ -287,4 +296,45 @@ fn json_escaped(s: &str) -> Cow<'_, str> {
 /// A counter field (0 when missing).
 fn num(v: &Value) -> u64 {
     v.as_u64().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_get_keys_stay_aligned() {
+        // A job whose payload and result are not JSON: the two longest keys there are.
+        let job = serde_json::json!({
+            "id": "01a23666-5894-740a-977e-f3ea1d980cae",
+            "type": "t",
+            "payload": "AAE=",
+            "payloadEncoding": "base64",
+            "maxRetries": 3,
+            "result": "/w==",
+            "resultEncoding": "base64",
+        });
+        let text = job_text(&job);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 7, "{text}");
+        let colons: Vec<usize> = lines.iter().map(|l| l.find(": ").unwrap()).collect();
+        assert!(colons.iter().all(|c| *c == colons[0]), "{text}");
+        assert!(lines.contains(&"payloadEncoding: base64"), "{text}");
+        assert!(lines.contains(&"             id: 01a23666-5894-740a-977e-f3ea1d980cae"));
+    }
+
+    #[test]
+    fn escaped_shows_every_control_character_as_an_escape() {
+        assert_eq!(escaped("plain, ünïcode"), "plain, ünïcode");
+        assert_eq!(escaped("a\nb\r\tc"), "a\\nb\\r\\tc");
+        assert_eq!(
+            escaped("\u{1b}[2J\u{0}\u{7f}\u{9b}"),
+            "\\u{1b}[2J\\u{0}\\u{7f}\\u{9b}"
+        );
+        assert_eq!(escaped("C:\\dir\\n"), "C:\\\\dir\\\\n");
+        assert_eq!(
+            shown(&serde_json::json!({"k": "\u{1b}\u{9b}\n"})),
+            "{\"k\":\"\\u001b\\u009b\\n\"}"
+        );
+    }
 }
