@@ -559,3 +559,272 @@ fn schedule_create_has_no_priority_flag() {
         -7
     );
 }
+
+// ---- 7. human output passed control characters through ---------------------------------
+
+/// Plain-text output as a string, exit 0 asserted.
+fn ok_text(db: &Path, args: &[&str]) -> String {
+    let o = run(db, args);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", describe(&o));
+    String::from_utf8(o.stdout).expect("UTF-8 output")
+}
+
+/// No control character but the newline ending each line.
+fn assert_no_raw_controls(what: &str, text: &str) {
+    for line in text.lines() {
+        assert!(
+            !line.chars().any(char::is_control),
+            "{what}: a raw control character in {line:?}"
+        );
+    }
+}
+
+#[test]
+fn regression_human_output_escapes_control_characters() {
+    let dir = tempdir();
+    let db = db_path(&dir);
+    // A payload that would print a line of its own, with DEL and C1 (CSI) too; metadata
+    // (printed as JSON) with C1; a command whose stderr clears the screen.
+    let payload = r#""line1\n        status: completed\u007f\u009b2J""#;
+    let spoof = ok_json(
+        &db,
+        &[
+            "enqueue",
+            "--type",
+            "esc",
+            "--payload",
+            payload,
+            "--metadata",
+            "k=a\u{9b}b\\c",
+        ],
+    );
+    let spoof_id = spoof["id"].as_str().unwrap().to_string();
+    let failing = ok_json(&db, &["enqueue", "--type", "clear", "--max-retries", "1"]);
+    let failing_id = failing["id"].as_str().unwrap().to_string();
+    let o = run(
+        &db,
+        &[
+            "work",
+            "--handler",
+            "clear=printf 'boom\\033[2J\\r\\tthere\\n' >&2; exit 65",
+            "--queue",
+            "default",
+            "--stop-when-empty",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+
+    // `get`: one line per field, the payload's newline and the rest escaped.
+    let got = ok_text(&db, &["get", &spoof_id]);
+    assert_no_raw_controls("get", &got);
+    assert_eq!(
+        got.lines()
+            .filter(|l| l.trim_start().starts_with("status:"))
+            .count(),
+        1,
+        "{got}"
+    );
+    assert!(
+        got.contains(r"line1\n        status: completed\u{7f}\u{9b}2J"),
+        "{got}"
+    );
+    // Metadata is printed as JSON: JSON's escapes, C1 included, so it stays JSON.
+    assert!(got.contains(r#"{"k":"a\u009bb\\c"}"#), "{got}");
+
+    let got = ok_text(&db, &["get", &failing_id]);
+    assert_no_raw_controls("get of the failed job", &got);
+    assert!(got.contains(r"boom\u{1b}[2J\r\tthere"), "{got}");
+
+    // `events`: one line per event, the error escaped.
+    let events = ok_text(&db, &["events"]);
+    assert_no_raw_controls("events", &events);
+    assert!(events.contains(r"boom\u{1b}[2J"), "{events}");
+    let json_lines = run(&db, &["events", "--json"]);
+    assert_eq!(
+        events.lines().count(),
+        String::from_utf8_lossy(&json_lines.stdout).lines().count()
+    );
+
+    // `--json` is unchanged: the exact text.
+    let job = ok_json(&db, &["get", &spoof_id]);
+    assert_eq!(
+        job["payload"],
+        "line1\n        status: completed\u{7f}\u{9b}2J"
+    );
+    assert_eq!(job["metadata"]["k"], "a\u{9b}b\\c");
+    let job = ok_json(&db, &["get", &failing_id]);
+    assert!(
+        job["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("boom\u{1b}[2J\r\tthere"),
+        "{job}"
+    );
+}
+
+// ---- 8. work accepted names enqueue refuses, then served nothing -----------------------
+
+#[test]
+fn regression_work_refuses_names_enqueue_refuses() {
+    let dir = tempdir();
+    let db = db_path(&dir);
+    // (`work` is run on a database of its own, to show it creates none.)
+    let work_db = dir.path().join("work-db");
+    let long = "x".repeat(300);
+    // (Each name, first refused by `enqueue`, then by `work` as a queue or a handler type.)
+    for name in ["", " ", "a\tb", "a\nb", "a\u{1b}b", "a\u{9b}b", &long] {
+        let (code, _) = err_json(&db, &["enqueue", "--type", "t", "--queue", name]);
+        assert_eq!(code, "INVALID_ARGUMENT", "enqueue --queue {name:?}");
+        let (code, message) = err_json(
+            &work_db,
+            &[
+                "work",
+                "--handler",
+                "t=true",
+                "--queue",
+                "ok",
+                "--queue",
+                name,
+                "--stop-when-empty",
+            ],
+        );
+        assert_eq!(code, "INVALID_ARGUMENT", "work --queue {name:?}: {message}");
+        assert!(message.contains("--queue"), "{message}");
+        if name.is_empty() {
+            continue; // `--handler =true` is not of the form TYPE=COMMAND.
+        }
+        let (code, _) = err_json(&db, &["enqueue", "--type", name]);
+        assert_eq!(code, "INVALID_ARGUMENT", "enqueue --type {name:?}");
+        let handler = format!("{name}=true");
+        let (code, message) = err_json(
+            &work_db,
+            &[
+                "work",
+                "--handler",
+                "t=true",
+                "--handler",
+                &handler,
+                "--stop-when-empty",
+            ],
+        );
+        assert_eq!(
+            code, "INVALID_ARGUMENT",
+            "work --handler {handler:?}: {message}"
+        );
+        assert!(message.contains("--handler"), "{message}");
+    }
+    // Refused before the database is opened: nothing was created.
+    assert!(!work_db.exists());
+    // The longest name enqueue takes, work takes too.
+    let longest = "q".repeat(256);
+    let handler = format!("{longest}=true");
+    let id = ok_json(&db, &["enqueue", "--type", &longest, "--queue", &longest])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = run(
+        &db,
+        &[
+            "work",
+            "--handler",
+            &handler,
+            "--queue",
+            &longest,
+            "--stop-when-empty",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    assert_eq!(ok_json(&db, &["get", &id])["status"], "completed");
+}
+
+// ---- 9. serve on a held database spoke of `work` ---------------------------------------
+
+#[test]
+fn regression_serve_on_a_held_database_names_serve() {
+    let dir = tempdir();
+    let db = db_path(&dir);
+    let mut holder = Bg::spawn(&db, &["work", "--handler", "t=true"]);
+    holder.wait_socket(&db);
+    let (code, message) = err_json(&db, &["serve", "--http", "127.0.0.1:0"]);
+    assert_eq!(code, "DATABASE_IN_USE", "{message}");
+    assert!(message.contains("serves its control socket"), "{message}");
+    assert!(message.contains("`serve` needs the database"), "{message}");
+    assert!(!message.contains("`work` needs"), "{message}");
+    assert!(!message.contains("only one `work`"), "{message}");
+    assert!(!message.contains("handlers"), "{message}");
+    // `work` still says what it says.
+    let (code, message) = err_json(&db, &["work", "--handler", "t=true", "--stop-when-empty"]);
+    assert_eq!(code, "DATABASE_IN_USE", "{message}");
+    assert!(message.contains("only one `work`"), "{message}");
+    holder.term();
+}
+
+// ---- 10. --timeout-ms advertised a range it then refused --------------------------------
+
+#[test]
+fn regression_timeout_ms_errors_give_the_real_range() {
+    let dir = tempdir();
+    let db = db_path(&dir);
+    let max = jobspool::limits::MAX_DELAY_MS;
+    let range = format!("1..={max}");
+    let over = (max + 1).to_string();
+    // Past u64, past the limit, and 0: one message, with the range that is accepted.
+    for value in ["18446744073709551616", "18446744073709551615", &over, "0"] {
+        let (code, message) = err_json(&db, &["enqueue", "--type", "t", "--timeout-ms", value]);
+        assert_eq!(code, "INVALID_ARGUMENT", "{value}: {message}");
+        assert!(message.contains("--timeout-ms"), "{value}: {message}");
+        assert!(message.contains(&range), "{value}: {message}");
+        assert!(!message.contains("timeoutMs"), "{value}: {message}");
+    }
+    // The end of the range is accepted.
+    let job = ok_json(
+        &db,
+        &["enqueue", "--type", "t", "--timeout-ms", &max.to_string()],
+    );
+    assert_eq!(job["timeoutMs"], max);
+
+    // Names and keys: the flag typed, not the field behind it.
+    let long_key = "k".repeat(2000);
+    for (args, flag) in [
+        (vec!["enqueue", "--type", ""], "--type must not be empty"),
+        (vec!["enqueue", "--type", "t", "--queue", "a\tb"], "--queue"),
+        (
+            vec!["enqueue", "--type", "t", "--dedupe-key", ""],
+            "--dedupe-key",
+        ),
+        (
+            vec!["enqueue", "--type", "t", "--tenant-id", &long_key],
+            "--tenant-id",
+        ),
+        (
+            vec![
+                "schedule",
+                "create",
+                "--name",
+                "n",
+                "--cron",
+                "@daily",
+                "--job-type",
+                " ",
+            ],
+            "--job-type",
+        ),
+        (
+            vec![
+                "schedule",
+                "create",
+                "--name",
+                "",
+                "--cron",
+                "@daily",
+                "--job-type",
+                "t",
+            ],
+            "--name",
+        ),
+    ] {
+        let (code, message) = err_json(&db, &args);
+        assert_eq!(code, "INVALID_ARGUMENT", "{args:?}: {message}");
+        assert!(message.starts_with(flag), "{args:?}: {message}");
+    }
+}

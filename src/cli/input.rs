@@ -1,5 +1,7 @@
 //! Turning flags into operation inputs: payloads read from files or stdin (bounded), and
-//! numbers converted to their types with errors that name the flag.
+//! numbers converted to their types with errors that name the flag. Names and keys are
+//! checked here too, by the rules of [`limits`], only so that an error names the flag the
+//! user typed (`--type`) rather than the field (`kind (type)`); no rule is made here.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -82,6 +84,21 @@ pub(crate) fn max_retries(n: Option<i128>) -> Result<Option<u32>, Error> {
     )
 }
 
+/// `--timeout-ms`: 1 ms..=[`limits::MAX_DELAY_MS`] (10 years), the range of `timeoutMs`.
+pub(crate) fn timeout_ms(n: Option<i128>) -> Result<Option<u64>, Error> {
+    opt_in_range("--timeout-ms", n, 1..=i128::from(limits::MAX_DELAY_MS))
+}
+
+/// Names given as flags (`--type`, `--queue`, ...), checked by the library's rule for names
+/// ([`limits::validate_name`]) so that an error names the flag, not the field. The operation
+/// checks them again, by the same rule.
+pub(crate) fn names(flags: &[(&str, Option<&String>)]) -> Result<(), Error> {
+    flags
+        .iter()
+        .filter_map(|(flag, name)| name.map(|n| (flag, n)))
+        .try_for_each(|(flag, name)| limits::validate_name(flag, name))
+}
+
 /// `--priority`: a 32-bit signed number, higher first.
 pub(crate) fn priority(n: Option<i128>) -> Result<Option<i32>, Error> {
     opt_in_range("--priority", n, i128::from(i32::MIN)..=i128::from(i32::MAX))
@@ -134,7 +151,16 @@ pub(crate) fn enqueue_input(a: &EnqueueArgs) -> Result<EnqueueInput, Error> {
     let payload = read_payload(a.payload.as_deref())?;
     let priority = priority(a.priority)?;
     let max_retries = max_retries(a.max_retries)?;
-    let timeout_ms = opt_in_range("--timeout-ms", a.timeout_ms, 1..=i128::from(u64::MAX))?;
+    let timeout_ms = timeout_ms(a.timeout_ms)?;
+    names(&[("--type", Some(&a.kind)), ("--queue", a.queue.as_ref())])?;
+    for (flag, key) in [
+        ("--dedupe-key", &a.dedupe_key),
+        ("--tenant-id", &a.tenant_id),
+        ("--user-id", &a.user_id),
+        ("--trace-id", &a.trace_id),
+    ] {
+        limits::validate_key(flag, key.as_ref())?;
+    }
     let mut metadata = BTreeMap::new();
     for kv in &a.metadata {
         let (k, v) = kv.split_once('=').ok_or_else(|| {

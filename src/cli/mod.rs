@@ -194,6 +194,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
             http,
         } => {
             let handlers = work::parse_handlers(handlers)?;
+            work::check_queues(queues)?;
             let secs =
                 |flag, v, min| input::in_range(flag, v, min..=86_400).map(Duration::from_secs);
             let db = db_path(&cli)?;
@@ -206,7 +207,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 grace: secs("--grace-secs", *grace_secs, 0)?,
                 stop_when_empty: *stop_when_empty,
             };
-            let (spool, _socket) = open_serving(&cli, &db)?;
+            let (spool, _socket) = open_serving(&cli, &db, Serving::Work)?;
             let _http = http::start(&spool, http, out)?;
             work::run(&spool, opts)?;
             spool.close()?;
@@ -218,7 +219,7 @@ fn run(cli: Cli, out: &Out) -> Result<(), Error> {
                 ));
             }
             let db = db_path(&cli)?;
-            let (spool, _socket) = open_serving(&cli, &db)?;
+            let (spool, _socket) = open_serving(&cli, &db, Serving::Serve)?;
             let _http = http::start(&spool, http, out)?;
             http::wait_for_signal()?;
             spool.close()?;
@@ -320,18 +321,18 @@ fn repair_text(r: &jobspool::RepairReport) -> String {
     s
 }
 
-/// `work` needs the database itself: when its holder serves a reachable socket, say so
-/// (instead of the generic DATABASE_IN_USE, which says the holder serves none).
 /// Opens the database for a long-running command (`work`, `serve`), with the control socket
 /// that lets every other command reach it meanwhile (on PostgreSQL they connect to it
-/// themselves: no socket).
+/// themselves: no socket). `command` names the command for the error when another process
+/// holds the database.
 fn open_serving(
     cli: &Cli,
     db: &std::path::Path,
+    command: Serving,
 ) -> Result<(jobspool::Spool, Option<control::ControlSocket>), Error> {
     let spool = target::builder(cli)
         .open(db)
-        .map_err(|e| held_by_a_server(e, db))?;
+        .map_err(|e| held_by_a_server(e, db, command))?;
     let socket = if target::is_postgres(db) {
         None
     } else {
@@ -340,18 +341,36 @@ fn open_serving(
     Ok((spool, socket))
 }
 
-fn held_by_a_server(e: Error, db: &std::path::Path) -> Error {
+/// The long-running commands that need the database itself.
+#[derive(Clone, Copy)]
+enum Serving {
+    Work,
+    Serve,
+}
+
+/// `work` and `serve` need the database itself: when its holder serves a reachable socket,
+/// say so (instead of the generic DATABASE_IN_USE, which says the holder serves none), and
+/// what the command run can do about it.
+fn held_by_a_server(e: Error, db: &std::path::Path, command: Serving) -> Error {
     if !matches!(e, Error::DatabaseInUse { .. }) || control::Client::connect_db(db).is_err() {
         return e;
     }
+    let needs = match command {
+        Serving::Work => {
+            "`work` needs the database itself and only one `work` can run per database: stop \
+             the other holder, or give its `work` the handlers you need"
+        }
+        Serving::Serve => {
+            "`serve` needs the database itself: stop the other holder, or, when it is a \
+             `work`, serve the HTTP API from that `work` (it takes the same --http flags)"
+        }
+    };
     Error::Remote {
         code: ErrorCode::DatabaseInUse,
         message: format!(
             "database at {} is held by another process (`jobspool work`, `jobspool events \
              --follow`, or an application embedding jobspool) that serves its control \
-             socket; other commands reach the database through it, but `work` needs the \
-             database itself and only one `work` can run per database: stop the other \
-             holder, or give its `work` the handlers you need",
+             socket; other commands reach the database through it, but {needs}",
             db.display()
         ),
     }
@@ -371,18 +390,25 @@ fn schedule(cli: &Cli, cmd: &ScheduleCmd, out: &Out) -> Result<(), Error> {
             description,
             disabled,
             replace,
-        } => Op::ScheduleCreate(ScheduleInput {
-            name: name.clone(),
-            cron_expression: cron.clone(),
-            job_type: job_type.clone(),
-            description: description.clone(),
-            timezone: timezone.clone(),
-            payload: payload_json(&read_payload(payload.as_deref())?),
-            max_retries: input::max_retries(*max_retries)?,
-            enabled: Some(!disabled),
-            queue: queue.clone(),
-            priority: input::priority(*priority)?,
-            replace: Some(*replace),
+        } => Op::ScheduleCreate({
+            input::names(&[
+                ("--name", Some(name)),
+                ("--job-type", Some(job_type)),
+                ("--queue", queue.as_ref()),
+            ])?;
+            ScheduleInput {
+                name: name.clone(),
+                cron_expression: cron.clone(),
+                job_type: job_type.clone(),
+                description: description.clone(),
+                timezone: timezone.clone(),
+                payload: payload_json(&read_payload(payload.as_deref())?),
+                max_retries: input::max_retries(*max_retries)?,
+                enabled: Some(!disabled),
+                queue: queue.clone(),
+                priority: input::priority(*priority)?,
+                replace: Some(*replace),
+            }
         }),
         ScheduleCmd::Toggle { name, enabled } => Op::ScheduleToggle(ToggleInput {
             name: name.clone(),

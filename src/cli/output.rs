@@ -2,7 +2,14 @@
 //! the JSON an operation returns, so output is the same whether the database was opened
 //! directly or reached through a control socket. A closed stdout (a
 //! broken pipe, e.g. `| head`) ends the process quietly.
+//!
+//! Plain-text output never passes a control character through: job and event fields hold
+//! text from anyone who can enqueue (payloads, a failed command's stderr), and a raw newline
+//! would let such text print lines of its own, a raw escape sequence drive the terminal.
+//! Every string printed goes through [`escaped`] (`--json` output is left exactly as
+//! produced: JSON escapes what needs it).
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use jobspool::{json, Error};
@@ -81,13 +88,7 @@ impl Out {
             line(&d.raw);
             return;
         }
-        let mut s = String::new();
-        if let Value::Object(m) = v {
-            for (k, v) in m {
-                s.push_str(&format!("{k:>14}: {}\n", shown(v)));
-            }
-        }
-        line(s.trim_end());
+        line(&job_text(v));
     }
 
     /// A `{"jobs": [...]}` page.
@@ -151,7 +152,7 @@ impl Out {
         ));
         if let Value::Object(queues) = &v["queues"] {
             for (name, q) in queues {
-                line(&row(name, q));
+                line(&row(&escaped(name), q));
             }
         }
         // The totals carry no `paused`.
@@ -187,7 +188,7 @@ impl Out {
             "{:<20} {:<16} {:<16} {:<16} {:<8} {:<25} {}",
             "NAME", "CRON", "TIMEZONE", "JOB TYPE", "ENABLED", "NEXT RUN", "LAST RUN"
         ));
-        let or_dash = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+        let or_dash = |v: &Value| escaped(v.as_str().unwrap_or("-")).into_owned();
         for s in list {
             line(&format!(
                 "{:<20} {:<16} {:<16} {:<16} {:<8} {:<25} {}",
@@ -212,7 +213,7 @@ impl Out {
         let mut rest = String::new();
         if let Value::Object(m) = v {
             for (k, v) in m.iter().filter(|(k, _)| *k != "seq" && *k != "name") {
-                rest.push_str(&format!(" {k}={}", shown(v)));
+                rest.push_str(&format!(" {}={}", escaped(k), shown(v)));
             }
         }
         line(&format!(
@@ -223,20 +224,117 @@ impl Out {
     }
 }
 
-/// A string field as its text, anything else as JSON.
+/// A job as `key: value` lines, the keys right-aligned to the longest.
+fn job_text(v: &Value) -> String {
+    let Value::Object(m) = v else {
+        return String::new();
+    };
+    let keys: Vec<Cow<'_, str>> = m.keys().map(|k| escaped(k)).collect();
+    let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+    let mut s = String::new();
+    for (k, v) in keys.iter().zip(m.values()) {
+        s.push_str(&format!("{k:>width$}: {}\n", shown(v)));
+    }
+    s.truncate(s.trim_end().len());
+    s
+}
+
+/// A string field as its text, anything else as JSON; control characters escaped either
+/// way (see [`escaped`]).
 fn shown(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => escaped(s).into_owned(),
+        other => json_escaped(&other.to_string()).into_owned(),
     }
 }
 
-/// A string field (empty when missing).
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
+/// A string field (empty when missing), control characters escaped.
+fn text(v: &Value) -> Cow<'_, str> {
+    escaped(v.as_str().unwrap_or_default())
+}
+
+/// `s` safe to print on a terminal: every control character (C0, `\n`, `\r` and `\t` and
+/// ESC among them, DEL, C1) written as an escape, `\n`, `\r`, `\t`, or `\u{1b}` for the
+/// others, and a backslash doubled, so that text which itself reads `\n` is told from an
+/// escaped newline. Other text, non-ASCII included, is printed as it is.
+fn escaped(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c == '\\' || c.is_control()) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// JSON text (an object, an array) safe to print: JSON already escapes C0 characters in its
+/// strings but not DEL and C1, which get JSON's own `\u007f` form here, so the text stays
+/// JSON.
+fn json_escaped(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A counter field (0 when missing).
 fn num(v: &Value) -> u64 {
     v.as_u64().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_get_keys_stay_aligned() {
+        // A job whose payload and result are not JSON: the two longest keys there are.
+        let job = serde_json::json!({
+            "id": "01a23666-5894-740a-977e-f3ea1d980cae",
+            "type": "t",
+            "payload": "AAE=",
+            "payloadEncoding": "base64",
+            "maxRetries": 3,
+            "result": "/w==",
+            "resultEncoding": "base64",
+        });
+        let text = job_text(&job);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 7, "{text}");
+        let colons: Vec<usize> = lines.iter().map(|l| l.find(": ").unwrap()).collect();
+        assert!(colons.iter().all(|c| *c == colons[0]), "{text}");
+        assert!(lines.contains(&"payloadEncoding: base64"), "{text}");
+        assert!(lines.contains(&"             id: 01a23666-5894-740a-977e-f3ea1d980cae"));
+    }
+
+    #[test]
+    fn escaped_shows_every_control_character_as_an_escape() {
+        assert_eq!(escaped("plain, ünïcode"), "plain, ünïcode");
+        assert_eq!(escaped("a\nb\r\tc"), "a\\nb\\r\\tc");
+        assert_eq!(
+            escaped("\u{1b}[2J\u{0}\u{7f}\u{9b}"),
+            "\\u{1b}[2J\\u{0}\\u{7f}\\u{9b}"
+        );
+        assert_eq!(escaped("C:\\dir\\n"), "C:\\\\dir\\\\n");
+        assert_eq!(
+            shown(&serde_json::json!({"k": "\u{1b}\u{9b}\n"})),
+            "{\"k\":\"\\u001b\\u009b\\n\"}"
+        );
+    }
 }

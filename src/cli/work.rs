@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use jobspool::{Error, HandlerResult, JobContext, JobError, Spool, WorkerPool};
+use jobspool::{limits, Error, HandlerResult, JobContext, JobError, Spool, WorkerPool};
 
 use super::reaper::Registry;
 
@@ -32,13 +32,25 @@ pub(crate) struct WorkOptions {
     pub stop_when_empty: bool,
 }
 
+/// One `--handler TYPE=COMMAND`; the type is held to the rule `enqueue` holds `--type` to,
+/// so `work` cannot wait forever for jobs no enqueue can make.
 pub(crate) fn parse_handler(s: &str) -> Result<(String, String), Error> {
     match s.split_once('=') {
-        Some((t, c)) if !t.is_empty() && !c.trim().is_empty() => Ok((t.to_owned(), c.to_owned())),
+        Some((t, c)) if !t.is_empty() && !c.trim().is_empty() => {
+            limits::validate_name("the TYPE of --handler", t)?;
+            Ok((t.to_owned(), c.to_owned()))
+        }
         _ => Err(Error::InvalidArgument(format!(
             "--handler {s:?} is not of the form TYPE=COMMAND"
         ))),
     }
+}
+
+/// Every `--queue`, held to the rule `enqueue` holds its `--queue` to.
+pub(crate) fn check_queues(queues: &[String]) -> Result<(), Error> {
+    queues
+        .iter()
+        .try_for_each(|q| limits::validate_name("--queue", q))
 }
 
 /// Every `--handler`, each type once (a repeated type would silently replace the first).

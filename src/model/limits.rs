@@ -66,8 +66,11 @@ pub(crate) fn page_size(limit: Option<usize>) -> usize {
 }
 
 /// A name (type, queue, version, schedule): not empty or blank, at most [`MAX_NAME_LEN`] bytes, no
-/// control characters.
-pub(crate) fn validate_name(what: &str, s: &str) -> Result<(), Error> {
+/// control characters. `what` names the field or flag in the error.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming `what`.
+pub fn validate_name(what: &str, s: &str) -> Result<(), Error> {
     if s.is_empty() {
         return Err(Error::invalid(format!("{what} must not be empty")));
     }
@@ -90,8 +93,11 @@ pub(crate) fn validate_name(what: &str, s: &str) -> Result<(), Error> {
 }
 
 /// An optional key or id carried through: not empty, at most [`MAX_KEY_LEN`] bytes, without
-/// the NUL character.
-pub(crate) fn validate_key(what: &str, s: Option<&String>) -> Result<(), Error> {
+/// the NUL character. `what` names the field or flag in the error.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming `what`.
+pub fn validate_key(what: &str, s: Option<&String>) -> Result<(), Error> {
     match s {
         Some(s) if s.len() > MAX_KEY_LEN => Err(Error::invalid(format!(
             "{what} is longer than {MAX_KEY_LEN} bytes"
