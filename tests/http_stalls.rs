@@ -179,6 +179,21 @@ fn regression_login_bodies_are_bounded_before_they_are_read() {
     // Answered from the head, without waiting for the 100,000 bytes.
     let r = read_reply(&mut s);
     assert_eq!(r.status, 413, "{}", r.text());
+    // The other requests served without the token take no body at all.
+    for head in [
+        "GET /healthz HTTP/1.1",
+        "GET /login HTTP/1.1",
+        "GET /jobs?token=wrong HTTP/1.1",
+    ] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        s.write_all(
+            format!("{head}\r\nHost: {addr}\r\nContent-Length: 2000000\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let r = read_reply(&mut s);
+        assert_eq!(r.status, 413, "{head}: {}", r.text());
+    }
     // A form of the usual size still logs in.
     let body = format!("token={TOKEN}&next=%2F");
     let r = common::http::raw(

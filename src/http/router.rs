@@ -76,29 +76,32 @@ pub(crate) fn refusal(settings: &Settings, req: &Request) -> Option<Response> {
                 .header("Allow", "GET, HEAD, POST"),
         );
     }
-    // The login form is open to all: a body far smaller than the API's (a token and where
-    // to go next), so a client without the token cannot make the server hold megabytes.
-    if req.method == Method::Post && segs.as_slice() == ["login"] {
+    // Open to all: the health check and the login form; and a page address carrying the
+    // token, which `route` checks. Their bodies are read before anyone is known, so they
+    // stay small: a login form (a token and where to go next) at most, nothing for the rest.
+    let open = matches!(
+        (req.method, segs.as_slice()),
+        (Method::Get | Method::Head, ["healthz" | "login"]) | (Method::Post, ["login"])
+    ) || (!api && req.method != Method::Post && req.query("token").is_some());
+    if open {
         let length = req
             .header("content-length")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        if length > LOGIN_BODY_LIMIT {
+        let limit = if req.method == Method::Post {
+            LOGIN_BODY_LIMIT
+        } else {
+            0
+        };
+        if length > limit {
             return Some(Response::text(
                 413,
-                &format!("a login form is at most {LOGIN_BODY_LIMIT} bytes"),
+                &format!(
+                    "this request is answered without the token, so its body may be at most \
+                     {limit} bytes"
+                ),
             ));
         }
-    }
-    // Open to all: the health check and the login form.
-    if matches!(
-        (req.method, segs.as_slice()),
-        (Method::Get | Method::Head, ["healthz" | "login"]) | (Method::Post, ["login"])
-    ) {
-        return None;
-    }
-    // A page address carrying the token: `route` checks it.
-    if !api && req.method != Method::Post && req.query("token").is_some() {
         return None;
     }
     let proof = auth::proof(req, &settings.token, &settings.sessions);
