@@ -177,7 +177,11 @@ pub(super) fn recover(
     file_mode: u32,
     salvage: bool,
 ) -> Result<(journal::scan::Plan, u64)> {
-    let applied = writer::applied_of(tree)?;
+    // (`repair` goes on without a damaged position: the journal's start is then unchecked.)
+    let applied = match writer::applied_of(tree) {
+        Err(_) if salvage => None,
+        other => other?,
+    };
     let plan = journal::scan::plan(path, salvage, applied)?;
     crate::backend::failpoint::check("open-replay")?;
     journal::scan::apply(&plan, |changes| writer::apply_changes(tree, &changes))?;

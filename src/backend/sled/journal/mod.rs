@@ -303,15 +303,19 @@ impl Journal {
             new_segment: false,
         };
         if self.bytes >= self.segment_bytes {
-            // Seal the full segment; its last entries (and the seal) may still wait for
-            // their fsync.
+            // Seal the full segment and make it durable, seal included, before anything is
+            // written to the next one: a later segment's entries on disk then prove this
+            // one was whole, so an unsealed segment followed by entries is damage, never a
+            // power loss that kept a later write and lost an earlier one (the kernel writes
+            // back different files in no particular order). One fsync per segment.
             self.buf.clear();
             encode(&mut self.buf, &Entry::Seal(self.next_lsn));
             failpoint::check("journal-seal")?;
             (&self.current.file)
                 .write_all(&self.buf)
                 .map_err(|e| io("appending to the journal in", &self.dir, e))?;
-            appended.segments.push(self.current.clone());
+            durable::sync_segment(&self.current.file, &self.current.path)
+                .map_err(|e| io("fsync of the journal in", &self.dir, e))?;
             failpoint::check("journal-roll")?;
             let (current, ahead) =
                 new_segment(&self.dir, self.next_lsn, self.segment_bytes, self.file_mode)?;

@@ -199,7 +199,9 @@ pub(crate) fn plan(db_dir: &Path, salvage: bool, applied: Option<u64>) -> Result
                     if let Some(a) = applied.filter(|&a| expect.is_none() && lsn > a + 1) {
                         let detail = format!(
                             "the journal's first entry is {lsn}, yet sled holds entries only \
-                             up to {a}: the segments before it are missing"
+                             up to {a}: the segments before it are missing (a dry run of \
+                             `repair` reads only the journal and does not see this; `repair` \
+                             reports the entries it lacks)"
                         );
                         plan.skip(salvage, path, pos, pos, lost(a + 1, lsn), detail)?;
                     }

@@ -408,3 +408,37 @@ fn decode_rejects_garbage_without_panicking() {
     seal.push(0);
     assert!(decode_body(&seal).is_none());
 }
+
+#[test]
+fn a_damaged_journal_position_is_corruption_and_repair_goes_on_without_it() {
+    use crate::backend::sled::SledBackend;
+    use crate::backend::Backend;
+    use crate::model::config::Config;
+
+    struct Quiet;
+    impl crate::backend::Observer for Quiet {
+        fn committed(&self, _: &[crate::model::event::EventRecord]) {}
+        fn work_available(&self) {}
+    }
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("db");
+    let b = SledBackend::open(&path, Config::default(), std::sync::Arc::new(Quiet)).unwrap();
+    b.close().unwrap();
+    drop(b);
+    for bad in [vec![0xff; 8], vec![1, 2, 3]] {
+        {
+            let db = crate::backend::sled::open::open_db(&path, &Config::default()).unwrap();
+            db.insert(crate::backend::codec::keys::META_JOURNAL, bad)
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = SledBackend::open(&path, Config::default(), std::sync::Arc::new(Quiet))
+            .err()
+            .expect("a damaged journal position");
+        assert_eq!(err.code(), "CORRUPTION", "{err}");
+        assert!(err.to_string().contains("mjournal"), "{err}");
+        SledBackend::repair(&path, &Config::default(), false).unwrap();
+        let b = SledBackend::open(&path, Config::default(), std::sync::Arc::new(Quiet)).unwrap();
+        b.close().unwrap();
+    }
+}

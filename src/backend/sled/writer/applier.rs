@@ -90,26 +90,27 @@ pub(crate) fn record_applied(tree: &sled::Tree, lsn: u64) -> Result<()> {
 }
 
 /// What sled says it holds of the journal (`keys::META_JOURNAL`): `None` in a database
-/// written before the key existed.
+/// written before the key existed. A value of the wrong length, or past any lsn a journal
+/// reaches (2^62: a billion groups a second for a century), is `CORRUPTION`.
 pub(crate) fn applied_of(tree: &sled::Tree) -> Result<Option<u64>> {
     let key = crate::backend::codec::keys::META_JOURNAL;
-    match tree
+    let Some(v) = tree
         .get(key)
         .map_err(|e| Error::storage("reading sled", e))?
-    {
-        None => Ok(None),
-        Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
-            Ok(b) => Ok(Some(u64::from_be_bytes(b))),
-            Err(_) => Err(Error::Corruption {
-                tree: "meta",
-                key: "m/journal".into(),
-                detail: format!(
-                    "{} bytes where the journal position (8) belongs; restore the database \
-                     directory from a backup",
-                    v.len()
-                ),
-            }),
-        },
+    else {
+        return Ok(None);
+    };
+    match <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes) {
+        Ok(lsn) if lsn < 1 << 62 => Ok(Some(lsn)),
+        _ => Err(Error::Corruption {
+            tree: "meta",
+            key: "mjournal".into(),
+            detail: format!(
+                "{:02x?} where the journal position (8 bytes, below 2^62) belongs; `jobspool \
+                 repair` replays the journal without it",
+                v.as_ref()
+            ),
+        }),
     }
 }
 
