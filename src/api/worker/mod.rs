@@ -341,10 +341,13 @@ impl WorkerPool {
         // claim it at once, and must not run it beside its old handler. A handler still
         // running after the wait keeps its job under its lease, which is no longer renewed:
         // the job comes back when the lease expires (or when this database is next opened).
+        // (Handlers that returned with their slot still theirs are recording their outcome:
+        // wait for those too, so the completions flushed below include them.)
         let deadline = Instant::now() + HANDLER_EXIT_WAIT;
-        while left
+        while (left
             .iter()
             .any(|(_, sl)| sl.running.load(Ordering::Acquire))
+            || s.busy.load(Ordering::Acquire) > 0)
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(5));

@@ -245,6 +245,17 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
     };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| handler(&ctx)));
+    // The outcome is this slot's to record only if `stop` (or a timeout, or a lost lease)
+    // has not taken the slot: decide and take it under one lock, so a job whose outcome
+    // is being recorded is never also handed back. Only then is the handler not running.
+    let still_ours = {
+        let mut slots = s.slots.lock();
+        let ours = slots.get(&id).is_some_and(|sl| sl.token == token);
+        if ours {
+            slots.remove(&id);
+        }
+        ours
+    };
     running.store(false, Ordering::Release);
     s.sizing.observe_handler(started.elapsed());
     let seconds = started.elapsed().as_secs_f64();
@@ -255,9 +266,8 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
         Err(_) => "panicked",
     };
     s.spool.engine().observe_handler(label, seconds);
-    // The slot goes when the outcome is recorded; a timed-out or released slot is gone
-    // already and its late outcome is discarded (the token is stale by then).
-    let still_ours = s.slots.lock().get(&id).is_some_and(|sl| sl.token == token);
+    // A timed-out or released slot is gone already and its late outcome is discarded (the
+    // token is stale by then).
     if still_ours {
         // Completions go to the engine's completer without waiting for their fsync: the
         // job counts as finished once durable, and the worker moves on meanwhile. Should
@@ -312,10 +322,6 @@ pub(super) fn run_handler(s: &PoolShared, job: Job, token: u64) {
             duration_ms,
             "job returned after its lease was lost (timed out or released); outcome discarded"
         );
-    }
-    let mut slots = s.slots.lock();
-    if slots.get(&id).is_some_and(|sl| sl.token == token) {
-        slots.remove(&id);
     }
 }
 
