@@ -38,6 +38,8 @@ pub(crate) struct Registry {
     /// For a database several `work` share (PostgreSQL): the directory holding one `dir`
     /// per `work` process.
     shared: Option<PathBuf>,
+    /// Why nothing is recorded or reaped (a shared directory this user cannot trust).
+    disabled: Option<String>,
 }
 
 impl Drop for Registry {
@@ -96,7 +98,13 @@ impl Registry {
             dir: db.join(DIR),
             boot: boot_id(),
             shared: None,
+            disabled: None,
         }
+    }
+
+    /// Why this registry records nothing, if it does not.
+    pub(crate) fn disabled(&self) -> Option<&str> {
+        self.disabled.as_deref()
     }
 
     /// The registry of this `work` process when several may share a database
@@ -110,15 +118,33 @@ impl Registry {
         Self::in_shared(user.join(DIR))
     }
 
-    /// This process's registry under `shared`.
+    /// This process's registry under `shared` (created 0700 with its parent when missing;
+    /// both must be this user's own, and not links, else the registry is disabled).
     fn in_shared(shared: PathBuf) -> Registry {
         let me = std::process::id();
-        let start = stat(&me.to_string()).map_or(0, |(_, _, s)| s);
-        Registry {
-            dir: shared.join(format!("{me}-{start}")),
+        let mut reg = Registry {
+            dir: shared.join(format!("{me}-0")),
             boot: boot_id(),
-            shared: Some(shared),
+            shared: Some(shared.clone()),
+            disabled: None,
+        };
+        for d in shared.parent().into_iter().chain([shared.as_path()]) {
+            // Created, or there already: either way it is checked before use.
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(d);
+            if !private_dir(d) {
+                reg.disabled = Some(format!(
+                    "{} is not a directory of this user's that only it can use",
+                    d.display()
+                ));
+                return reg;
+            }
         }
+        // Without this process's start time another `work` could take it for gone.
+        match stat(&me.to_string()) {
+            Some((_, _, start)) => reg.dir = shared.join(format!("{me}-{start}")),
+            None => reg.disabled = Some("this process's /proc/self/stat cannot be read".into()),
+        }
+        reg
     }
 
     /// Records the group led by `pid` (best effort: without a record only the parent-death
@@ -128,16 +154,11 @@ impl Registry {
             // Already gone: nothing left to record.
             return Record { path: None };
         };
-        let _ = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir);
-        if let Some(shared) = &self.shared {
-            // Not in a directory someone else made (or could write to).
-            if !shared.parent().is_some_and(private_dir) || !private_dir(shared) {
-                return Record { path: None };
-            }
+        if self.disabled.is_some() {
+            return Record { path: None };
         }
+        // (Inside a directory checked to be this user's only, when shared.)
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&self.dir);
         let path = self.dir.join(pid.to_string());
         let written = std::fs::OpenOptions::new()
             .write(true)
@@ -158,7 +179,7 @@ impl Registry {
         let Some(shared) = &self.shared else {
             return self.reap_dir(&self.dir);
         };
-        if !shared.parent().is_some_and(private_dir) || !private_dir(shared) {
+        if self.disabled.is_some() {
             return 0;
         }
         let Ok(entries) = std::fs::read_dir(shared) else {
@@ -235,5 +256,75 @@ impl Registry {
             let _ = std::fs::remove_file(path);
         }
         killed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_registry_is_used_only_in_this_users_private_directories() {
+        let d = tempfile::tempdir().unwrap();
+        // Made here, 0700: used, under this process's pid and start time.
+        let ok = Registry::in_shared(d.path().join("u").join(DIR));
+        assert_eq!(ok.disabled(), None);
+        assert!(ok.dir.ends_with(format!(
+            "{}-{}",
+            std::process::id(),
+            stat(&std::process::id().to_string()).unwrap().2
+        )));
+        // Open to others: not used.
+        let open = d.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let reg = Registry::in_shared(open.join(DIR));
+        assert!(reg.disabled().is_some_and(|w| w.contains("open")));
+        assert!(reg.register(std::process::id()).path.is_none());
+        assert_eq!(reg.reap(), 0);
+        // A link to a directory of ours: not used either.
+        let target = d.path().join("target");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&target)
+            .unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(Registry::in_shared(link.join(DIR)).disabled().is_some());
+    }
+
+    #[test]
+    fn only_the_directories_of_work_processes_that_are_gone_are_reaped() {
+        let d = tempfile::tempdir().unwrap();
+        let shared = d.path().join("u").join(DIR);
+        let me = Registry::in_shared(shared.clone());
+        assert_eq!(me.disabled(), None);
+        // A live process (this one, as another registry would see it) and a gone one.
+        let live = shared.join(format!(
+            "{}-{}",
+            std::process::id(),
+            stat(&std::process::id().to_string()).unwrap().2
+        ));
+        let gone = shared.join("999999999-1");
+        for dir in [&live, &gone] {
+            std::fs::create_dir_all(dir).unwrap();
+            // A record of a group that no longer exists: nothing to kill, but it goes.
+            std::fs::write(dir.join("999999998"), "boot 1\n").unwrap();
+        }
+        let other = Registry {
+            dir: shared.join("1-1"),
+            boot: boot_id(),
+            shared: Some(shared.clone()),
+            disabled: None,
+        };
+        assert_eq!(other.reap(), 0);
+        assert!(
+            live.join("999999998").exists(),
+            "a live work's records stay"
+        );
+        assert!(
+            !gone.exists(),
+            "a gone work's directory is reaped and removed"
+        );
     }
 }

@@ -80,6 +80,13 @@ pub(crate) fn run(spool: &Spool, opts: WorkOptions) -> Result<(), Error> {
     } else {
         Registry::new(&opts.db)
     });
+    if let Some(why) = registry.disabled() {
+        eprintln!(
+            "jobspool: not recording the commands' process groups ({why}): after a kill -9 of \
+             this `work`, what its commands started may keep running; set XDG_RUNTIME_DIR to a \
+             private directory"
+        );
+    }
     let killed = registry.reap();
     if killed > 0 {
         let whose = if shared {
