@@ -253,12 +253,29 @@ fn text(v: &Value) -> Cow<'_, str> {
     escaped(v.as_str().unwrap_or_default())
 }
 
-/// `s` safe to print on a terminal: every control character (C0, `\n`, `\r` and `\t` and
-/// ESC among them, DEL, C1) written as an escape, `\n`, `\r`, `\t`, or `\u{1b}` for the
-/// others, and a backslash doubled, so that text which itself reads `\n` is told from an
-/// escaped newline. Other text, non-ASCII included, is printed as it is.
+/// Whether `c` must not reach a terminal as it is: a control character (C0, DEL, C1), or
+/// one that moves or hides text without being visible (the line and paragraph separators,
+/// the bidirectional controls that can reorder a line, zero-width characters, the BOM).
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// `s` safe to print on a terminal: every character of [`unsafe_char`] (C0, `\n`, `\r` and
+/// `\t` and ESC among them, DEL, C1, bidirectional and zero-width controls) written as an
+/// escape, `\n`, `\r`, `\t`, or `\u{1b}` for the others, and a backslash doubled, so that
+/// text which itself reads `\n` is told from an escaped newline. Other text, non-ASCII
+/// included, is printed as it is.
 fn escaped(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| c == '\\' || c.is_control()) {
+    if !s.chars().any(|c| c == '\\' || unsafe_char(c)) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -268,7 +285,7 @@ fn escaped(s: &str) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
             c => out.push(c),
         }
     }
@@ -279,12 +296,12 @@ fn escaped(s: &str) -> Cow<'_, str> {
 /// strings but not DEL and C1, which get JSON's own `\u007f` form here, so the text stays
 /// JSON.
 fn json_escaped(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if c.is_control() {
+        if unsafe_char(c) {
             out.push_str(&format!("\\u{:04x}", u32::from(c)));
         } else {
             out.push(c);
@@ -332,6 +349,11 @@ mod tests {
             "\\u{1b}[2J\\u{0}\\u{7f}\\u{9b}"
         );
         assert_eq!(escaped("C:\\dir\\n"), "C:\\\\dir\\\\n");
+        // Characters that reorder or hide text within a line.
+        assert_eq!(
+            escaped("a\u{202e}b\u{2066}c\u{200b}d\u{2028}e\u{feff}"),
+            "a\\u{202e}b\\u{2066}c\\u{200b}d\\u{2028}e\\u{feff}"
+        );
         assert_eq!(
             shown(&serde_json::json!({"k": "\u{1b}\u{9b}\n"})),
             "{\"k\":\"\\u001b\\u009b\\n\"}"
