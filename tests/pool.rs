@@ -29,6 +29,7 @@ conformance!(
     shutdown_waits_for_handlers_that_finish_within_the_grace_period,
     regression_shutdown_hands_a_job_back_only_after_its_handler_returned,
     job_type_without_a_handler_is_not_claimed,
+    regression_a_pool_refuses_names_no_job_can_have,
     pool_serves_only_its_queues,
     oversized_handler_result_ends_the_job_without_storing_it
 );
@@ -649,6 +650,29 @@ fn regression_shutdown_hands_a_job_back_only_after_its_handler_returned(b: TestB
     let j = spool.get(id).unwrap();
     assert_eq!((j.status, j.attempts), (JobStatus::Pending, 0));
     assert!(j.executions[0].released);
+}
+
+/// A pool for a queue or type name that enqueue refuses (empty, a control character, over
+/// 256 bytes) started, and then ran nothing, forever.
+fn regression_a_pool_refuses_names_no_job_can_have(b: TestBackend) {
+    let store = b.store();
+    let spool = open(&store);
+    let long = "q".repeat(300);
+    for (queue, kind) in [
+        ("", "t"),
+        ("bad\tq", "t"),
+        (long.as_str(), "t"),
+        ("q", ""),
+        ("q", "a\nb"),
+    ] {
+        let err = WorkerPool::builder(&spool)
+            .handler(kind, |_| Ok(None))
+            .queues([queue])
+            .start()
+            .err()
+            .unwrap_or_else(|| panic!("a pool for queue {queue:?} and type {kind:?} started"));
+        assert_eq!(err.code(), jobspool::ErrorCode::InvalidArgument, "{err}");
+    }
 }
 
 fn job_type_without_a_handler_is_not_claimed(b: TestBackend) {

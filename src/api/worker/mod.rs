@@ -155,7 +155,9 @@ impl WorkerPoolBuilder {
     /// Starts the threads.
     ///
     /// # Errors
-    /// `INVALID_ARGUMENT` for no handlers, zero concurrency or a zero lease.
+    /// `INVALID_ARGUMENT` for no handlers, a concurrency of 0 or over 4,096, a lease under
+    /// 10 ms, or a queue or handler type name that no job can have (empty, over 256 bytes,
+    /// holding a control character: the rules of `enqueue`).
     pub fn start(self) -> Result<WorkerPool> {
         if self.handlers.is_empty() {
             return Err(Error::invalid("a worker pool needs at least one handler"));
@@ -165,6 +167,13 @@ impl WorkerPoolBuilder {
         }
         if self.lease < Duration::from_millis(10) {
             return Err(Error::invalid("the lease must be at least 10 ms"));
+        }
+        // Names no job can have would make a pool that never runs anything.
+        for kind in self.handlers.keys() {
+            crate::model::limits::validate_name("a handler's job type", kind)?;
+        }
+        for queue in self.queues.iter().chain(self.queue_limits.keys()) {
+            crate::model::limits::validate_name("a pool's queue", queue)?;
         }
         let mut kinds: Vec<String> = self.handlers.keys().cloned().collect();
         kinds.sort();
