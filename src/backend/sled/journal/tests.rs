@@ -16,6 +16,14 @@ fn collect(dir: &Path) -> (u64, Vec<Vec<Change>>) {
     (n, got)
 }
 
+/// An observer for the tests that open a database: nothing to tell anyone.
+struct Quiet;
+
+impl crate::backend::Observer for Quiet {
+    fn committed(&self, _: &[crate::model::event::EventRecord]) {}
+    fn work_available(&self) {}
+}
+
 fn only_segment(dir: &Path) -> PathBuf {
     let segs = segments(&dir.join(DIR)).unwrap();
     assert_eq!(segs.len(), 1);
@@ -295,11 +303,6 @@ fn regression_open_refuses_a_journal_whose_head_is_gone_and_replays_one_missing_
     use crate::backend::Backend;
     use crate::model::config::Config;
 
-    struct Quiet;
-    impl crate::backend::Observer for Quiet {
-        fn committed(&self, _: &[crate::model::event::EventRecord]) {}
-        fn work_available(&self) {}
-    }
     // A database closed cleanly (sled holds everything), then a crash image: three groups
     // in three segments after what sled holds, each pausing a queue.
     let image = |damage: &dyn Fn(&[PathBuf])| -> (tempfile::TempDir, PathBuf) {
@@ -415,11 +418,6 @@ fn a_damaged_journal_position_is_corruption_and_repair_goes_on_without_it() {
     use crate::backend::Backend;
     use crate::model::config::Config;
 
-    struct Quiet;
-    impl crate::backend::Observer for Quiet {
-        fn committed(&self, _: &[crate::model::event::EventRecord]) {}
-        fn work_available(&self) {}
-    }
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("db");
     let b = SledBackend::open(&path, Config::default(), std::sync::Arc::new(Quiet)).unwrap();
