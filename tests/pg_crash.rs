@@ -40,16 +40,24 @@ struct Acked {
     storage_errors: Mutex<u64>,
 }
 
-#[test]
-fn server_crash_mid_load_loses_nothing_acknowledged() {
+/// A durable throwaway cluster of the test's own, or `None` (skipped, or failed under
+/// `JOBSPOOL_TEST_REQUIRE_BACKENDS=postgres`) without the server binaries.
+fn durable_cluster_or_skip(name: &str) -> Option<Cluster> {
     if pg::bin_dir().is_none() {
         pg::skip_or_fail(
-            TEST,
+            name,
             "no PostgreSQL server binaries to start a cluster of its own",
         );
-        return;
+        return None;
     }
-    let cluster = Cluster::start(&Options::durable()).unwrap();
+    Some(Cluster::start(&Options::durable()).unwrap())
+}
+
+#[test]
+fn server_crash_mid_load_loses_nothing_acknowledged() {
+    let Some(cluster) = durable_cluster_or_skip(TEST) else {
+        return;
+    };
     let url = cluster.url();
     let schema = "crash";
     let spool = open(&url, schema).unwrap();
@@ -185,14 +193,9 @@ fn server_crash_mid_load_loses_nothing_acknowledged() {
 #[test]
 fn background_threads_survive_a_server_restart() {
     const NAME: &str = "background_threads_survive_a_server_restart";
-    if pg::bin_dir().is_none() {
-        pg::skip_or_fail(
-            NAME,
-            "no PostgreSQL server binaries to start a cluster of its own",
-        );
+    let Some(cluster) = durable_cluster_or_skip(NAME) else {
         return;
-    }
-    let cluster = Cluster::start(&Options::durable()).unwrap();
+    };
     let url = cluster.url();
     let schema = "background";
     let background = Spool::builder()
@@ -267,14 +270,9 @@ fn background_threads_survive_a_server_restart() {
 #[test]
 fn worker_pool_survives_a_server_restart() {
     const NAME: &str = "worker_pool_survives_a_server_restart";
-    if pg::bin_dir().is_none() {
-        pg::skip_or_fail(
-            NAME,
-            "no PostgreSQL server binaries to start a cluster of its own",
-        );
+    let Some(cluster) = durable_cluster_or_skip(NAME) else {
         return;
-    }
-    let cluster = Cluster::start(&Options::durable()).unwrap();
+    };
     let url = cluster.url();
     let spool = open(&url, "pool").unwrap();
     let ran = Arc::new(Mutex::new(BTreeSet::new()));
@@ -330,14 +328,9 @@ fn worker_pool_survives_a_server_restart() {
 #[test]
 fn buffered_enqueues_survive_a_server_crash_after_flush() {
     const NAME: &str = "buffered_enqueues_survive_a_server_crash_after_flush";
-    if pg::bin_dir().is_none() {
-        pg::skip_or_fail(
-            NAME,
-            "no PostgreSQL server binaries to start a cluster of its own",
-        );
+    let Some(cluster) = durable_cluster_or_skip(NAME) else {
         return;
-    }
-    let cluster = Cluster::start(&Options::durable()).unwrap();
+    };
     let url = cluster.url();
     let buffered = |schema: &str, poll_only: bool| {
         Spool::builder()
