@@ -84,7 +84,7 @@ fn tables_are_versioned_and_a_newer_version_is_refused() {
             "SELECT version FROM \"{}\".schema_version",
             s.name
         )),
-        "3"
+        "4"
     );
     // Reopening the same version keeps the data.
     let spool = s.open(&c);
@@ -121,7 +121,7 @@ fn regression_a_version_1_schema_migrates_keeping_jobs_counts_and_events() {
             "SELECT version FROM \"{}\".schema_version",
             s.name
         )),
-        "3"
+        "4"
     );
     let st = spool.stats().unwrap();
     assert_eq!((st.total.pending, st.total.cancelled), (4, 1));
@@ -145,6 +145,95 @@ fn regression_a_version_1_schema_migrates_keeping_jobs_counts_and_events() {
     assert_eq!(new.len(), 1);
     assert_eq!((new[0].seq, new[0].event.job_id()), (7, Some(fresh.id)));
     assert_eq!(spool.stats().unwrap().total.pending, 5);
+    spool.close().unwrap();
+}
+
+/// Version 4 moved the counts from every commit to the sequencer. A schema that version 3
+/// left with a commit not numbered yet (its staged row carries no count deltas: the commit
+/// counted itself) and counts in several sessions' shards must open with each job counted
+/// once, number the staged event after the old ones, and count new commits once.
+#[test]
+fn regression_a_version_3_schema_with_a_staged_commit_migrates_counting_each_job_once() {
+    let Some(s) = Schema::new("pg_backend::a_version_3_schema_migrates") else {
+        return;
+    };
+    let dump = include_str!("fixtures/pg-v3.sql").replace("@SCHEMA@", &format!("\"{}\"", s.name));
+    s.psql(&dump);
+    let c = clock();
+    let spool = s.open(&c);
+    assert_eq!(
+        s.psql(&format!(
+            "SELECT version FROM \"{}\".schema_version",
+            s.name
+        )),
+        "4"
+    );
+    let st = spool.stats().unwrap();
+    assert_eq!(st.total.pending, 4);
+    assert_eq!(st.queues["other"].counts.pending, 2);
+    let evs = spool.events_since(0, 100).unwrap();
+    assert_eq!(
+        evs.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=4).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        evs[3].event.job_id().map(|id| id.to_string()).as_deref(),
+        Some("01a236e4-ee67-7ce6-b9d4-d3fc6e8d4ecc"),
+        "the staged commit's event comes after the numbered ones"
+    );
+    let fresh = spool
+        .enqueue(NewJob::new("mail", Vec::new()).queue("other"))
+        .unwrap();
+    let st = spool.stats().unwrap();
+    assert_eq!(
+        (st.total.pending, st.queues["other"].counts.pending),
+        (5, 3)
+    );
+    let new = spool.events_since(4, 100).unwrap();
+    assert_eq!(new.len(), 1);
+    assert_eq!((new[0].seq, new[0].event.job_id()), (5, Some(fresh.id)));
+    assert_eq!(
+        s.psql(&format!(
+            "SELECT sum(n) FROM \"{}\".job_count WHERE shard = 0",
+            s.name
+        )),
+        "1",
+        "the sequencer counted the new job, and only it"
+    );
+    spool.close().unwrap();
+}
+
+/// Counts move with the numbering of commits: a transaction that changes counts without
+/// appending an event (delayed jobs becoming due) stages a row of no events, which the
+/// sequencer counts and the event log does not keep.
+#[test]
+fn counts_of_a_commit_without_events_are_applied_and_leave_no_log_row() {
+    let Some(s) = Schema::new("pg_backend::counts_of_a_commit_without_events") else {
+        return;
+    };
+    let c = clock();
+    let spool = s.open(&c);
+    spool
+        .enqueue(NewJob::new("t", Vec::new()).delay(Duration::from_secs(60)))
+        .unwrap();
+    let st = spool.stats().unwrap();
+    assert_eq!((st.total.pending, st.total.delayed), (1, 1));
+    c.advance_ms(61_000);
+    let st = spool.stats().unwrap();
+    assert_eq!((st.total.pending, st.total.delayed), (1, 0));
+    assert_eq!(
+        s.psql(&format!(
+            "SELECT count(*) || ' ' || coalesce(sum(n), 0) FROM \"{}\".event_log",
+            s.name
+        )),
+        "1 1",
+        "one log row, the enqueue's"
+    );
+    assert_eq!(
+        s.psql(&format!("SELECT count(*) FROM \"{}\".event_staged", s.name)),
+        "0"
+    );
+    assert_eq!(spool.events_since(0, 10).unwrap().len(), 1);
     spool.close().unwrap();
 }
 

@@ -230,8 +230,9 @@ impl PgBackend {
     fn after_commit(&self, done: Done) {
         self.sh.commits.fetch_add(1, Ordering::Relaxed);
         if let Some(staged) = done.staged {
-            // The sequencer numbers them (which makes them durable) and delivers them.
-            {
+            // The sequencer numbers them (which makes them durable), delivers them, and
+            // applies the counts they carry. (A row of no events leaves nothing to deliver.)
+            if !staged.events.is_empty() {
                 let mut own = self.sh.own.lock();
                 if own.len() < notify::MAX_OWN_BATCHES {
                     own.insert(staged.batch, (std::time::Instant::now(), staged.events));
@@ -278,17 +279,21 @@ impl Backend for PgBackend {
     }
 
     fn stats(&self) -> Result<Stats> {
-        // Due delayed jobs first become ready, so `delayed` counts only future ones; with no
-        // delayed job at all (the counters say so) the read alone answers, in one round
-        // trip and without a transaction to commit (callers may poll it often).
-        let stats = query::stats(self.live()?)?;
+        // The counts are those of numbered commits: numbered first, a caller sees what it
+        // just did. Due delayed jobs first become ready, so `delayed` counts only future
+        // ones; with no delayed job at all (the counters say so) the read alone answers,
+        // without a transaction to commit (callers may poll it often).
+        let sh = self.live()?;
+        notify::sequence(sh)?;
+        let stats = query::stats(sh)?;
         if stats.total.delayed == 0 {
             return Ok(stats);
         }
         if self.write(lease::stage_due)? == 0 {
             return Ok(stats);
         }
-        query::stats(self.live()?)
+        notify::sequence(sh)?;
+        query::stats(sh)
     }
 
     fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {

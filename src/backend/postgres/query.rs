@@ -57,10 +57,12 @@ pub(super) fn list(sh: &Shared, q: &ListQuery) -> Result<Vec<Job>> {
     rows.iter().map(|r| job_from_row(r, true)).collect()
 }
 
-/// Stats from the counter rows (call after staging due jobs, so `delayed` is exact).
+/// Stats from the counter rows (call after numbering, so they include the caller's own
+/// commits, and after staging due jobs, so `delayed` is exact).
 pub(super) fn stats(sh: &Shared) -> Result<Stats> {
-    // One statement (one round trip): the counter rows summed over their shards, then the
-    // paused queues as rows of state -1.
+    // One statement (one round trip): the counter rows summed over their shards (shard 0 is
+    // the sequencer's; older builds wrote others), then the paused queues as rows of
+    // state -1.
     let sql = sh.sql(
         "SELECT queue, state, sum(n)::int8 FROM @.job_count GROUP BY queue, state \
            HAVING sum(n) <> 0 \

@@ -1,7 +1,8 @@
-//! One operation's transaction: the jobs it read (locked), the jobs it changed, the events
-//! it appends and the counter moves, written at the end in a fixed order (jobs, counts in
-//! key order, then the event counter), so two transactions never wait on each other in a
-//! cycle.
+//! One operation's transaction: the jobs it read (locked, in id order), the jobs it changed,
+//! and, written at the end, the events it appends and the count moves it makes, staged
+//! together for the sequencer (see `notify`), which numbers the events and applies the
+//! counts. The job rows are the only rows a transaction locks, so two transactions never
+//! wait on each other in a cycle.
 
 use std::collections::BTreeMap;
 
@@ -187,14 +188,7 @@ impl<'a, 'b> Ctx<'a, 'b> {
         }
         let counts = CountParams::new(&deltas);
         let mut done = Done { staged: None, wake };
-        if events.is_empty() {
-            if !counts.is_empty() {
-                t.execute(
-                    &sh.sql(COUNTS),
-                    &[&counts.queues, &counts.states, &counts.ns],
-                )
-                .pg("updating the job counts")?;
-            }
+        if events.is_empty() && counts.is_empty() {
             return Ok(done);
         }
         let appended = Appended::new(&events, now)?;
@@ -209,17 +203,8 @@ impl<'a, 'b> Ctx<'a, 'b> {
     }
 }
 
-/// Adds count deltas to the (queue, state) rows of this session's shard (its backend pid
-/// modulo 16: concurrent sessions mostly update different rows). Count rows are always
-/// locked in (queue, state) order within a shard, so two transactions never wait on each
-/// other's count rows in a cycle.
-const COUNTS: &str = "INSERT INTO @.job_count AS jc (queue, state, shard, n) \
-     SELECT q, s, (pg_backend_pid() % 16)::int2, n \
-     FROM unnest($1::text[], $2::int2[], $3::int8[]) AS u(q, s, n) \
-     ORDER BY q, s \
-     ON CONFLICT (queue, state, shard) DO UPDATE SET n = jc.n + EXCLUDED.n";
-
-/// Count deltas as statement parameters ($1-$3 of [`COUNTS`]), zero deltas left out.
+/// Count deltas as statement parameters ($1-$3 of [`closing_statement`]), in (queue, state)
+/// order, zero deltas left out.
 pub(super) struct CountParams<'a> {
     pub queues: Vec<&'a str>,
     pub states: Vec<i16>,
@@ -275,6 +260,11 @@ impl Appended {
             lens.push(i32::try_from(row.len()).unwrap_or(i32::MAX));
             rows.push(serde_json::Value::Array(row));
         }
+        if rows.is_empty() {
+            // A row of no events: it carries the counts.
+            rows.push(serde_json::Value::Array(Vec::new()));
+            lens.push(0);
+        }
         Ok(Appended {
             k: i64::try_from(events.len()).unwrap_or(i64::MAX),
             now,
@@ -292,19 +282,27 @@ pub(super) fn closing_params<'a>(
     [&c.queues, &c.states, &c.ns, &a.k, &a.now, &a.rows, &a.lens]
 }
 
-/// The statement that ends every transaction that appends events: `before` (more CTEs, each
-/// ending in a comma, with parameters from $8 on), then the counts ($1-$3) and the events,
-/// staged as rows of JSON arrays under one batch number ($4 how many events, $5 the time,
-/// $6 the arrays, $7 their lengths), for this process's sequencer thread to number (see
-/// `notify`). It returns the batch number, once a staged row. Nothing here is locked by every transaction, and nothing is notified: `NOTIFY`
-/// takes a database-wide lock that a transaction holds through its commit's WAL flush,
-/// which would serialize the commits.
+/// The statement that ends every transaction that appends events or moves counts: `before`
+/// (more CTEs, each ending in a comma, with parameters from $8 on), then the staged rows, for
+/// the sequencer to number (see `notify`): the events as rows of JSON arrays under one batch
+/// number ($4 how many events, $5 the time, $6 the arrays, $7 their lengths; one row of no
+/// events when there are none), the count deltas ($1-$3) on the first row. It returns the
+/// batch number, once a staged row.
+///
+/// No row is locked by every transaction, and nothing is notified: `NOTIFY` takes a
+/// database-wide lock that a transaction holds through its commit's WAL flush, which would
+/// serialize the commits.
 pub(super) fn closing_statement(sh: &Shared, before: &str) -> String {
     sh.sql(&format!(
-        "WITH {before} cnt AS ({COUNTS}), \
-              b AS (SELECT nextval('@.event_batch') AS batch WHERE $4::int8 > 0) \
-         INSERT INTO @.event_staged (batch, part, at_ms, n, events) \
-         SELECT b.batch, u.part, $5, u.n, u.events \
+        "WITH {before} \
+              b AS (SELECT nextval('@.event_batch') AS batch \
+                    WHERE $4::int8 > 0 OR cardinality($1::text[]) > 0) \
+         INSERT INTO @.event_staged (batch, part, at_ms, n, events, \
+                                     count_queues, count_states, count_deltas) \
+         SELECT b.batch, u.part, $5, u.n, u.events, \
+                CASE WHEN u.part = 1 THEN $1::text[] END, \
+                CASE WHEN u.part = 1 THEN $2::int2[] END, \
+                CASE WHEN u.part = 1 THEN $3::int8[] END \
          FROM b, unnest($6::json[], $7::int4[]) WITH ORDINALITY AS u(events, n, part) \
          RETURNING batch"
     ))
