@@ -203,6 +203,27 @@ fn regression_a_version_3_schema_with_a_staged_commit_migrates_counting_each_job
     spool.close().unwrap();
 }
 
+/// A transaction with more events than one staged row holds (512) stages several rows; its
+/// count deltas ride on the first only, so each job is counted once, however many rows.
+#[test]
+fn a_transaction_staged_in_several_rows_counts_each_job_once() {
+    let Some(s) = Schema::new("pg_backend::a_transaction_staged_in_several_rows") else {
+        return;
+    };
+    let c = clock();
+    let spool = s.open(&c);
+    spool
+        .enqueue_batch((0..1300).map(|_| NewJob::new("t", Vec::new())).collect())
+        .unwrap();
+    let st = spool.stats().unwrap();
+    assert_eq!((st.total.pending, st.total.running), (1300, 0));
+    assert_eq!(spool.claim(&spool.claim_request(600)).unwrap().len(), 600);
+    let st = spool.stats().unwrap();
+    assert_eq!((st.total.pending, st.total.running), (700, 600));
+    assert_eq!(spool.events_since(0, 5000).unwrap().len(), 1900);
+    spool.close().unwrap();
+}
+
 /// Counts move with the numbering of commits: a transaction that changes counts without
 /// appending an event (delayed jobs becoming due) stages a row of no events, which the
 /// sequencer counts and the event log does not keep.

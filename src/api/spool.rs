@@ -289,10 +289,13 @@ impl Spool {
         self.inner.backend().list(query)
     }
 
-    /// Counts by status, global and per queue, from counters (`jobs.stats`).
+    /// Counts by status, global and per queue, from counters (`jobs.stats`). They count
+    /// durable changes only, this handle's own included (on PostgreSQL a call first numbers
+    /// what is committed but not numbered yet, which waits for a WAL flush when there is any).
     ///
     /// # Errors
-    /// Only when the handle is closed or poisoned.
+    /// When the handle is closed or poisoned; on PostgreSQL, `STORAGE` when the server
+    /// cannot be reached.
     pub fn stats(&self) -> Result<Stats> {
         self.inner.backend().stats()
     }

@@ -279,12 +279,12 @@ impl Backend for PgBackend {
     }
 
     fn stats(&self) -> Result<Stats> {
-        // The counts are those of numbered commits: numbered first, a caller sees what it
-        // just did. Due delayed jobs first become ready, so `delayed` counts only future
-        // ones; with no delayed job at all (the counters say so) the read alone answers,
-        // without a transaction to commit (callers may poll it often).
+        // The counts are those of numbered commits: numbered first (a commit, with a WAL
+        // flush, when anything is staged), a caller sees what it just did. Due delayed jobs
+        // first become ready, so `delayed` counts only future ones; with no delayed job at
+        // all (the counters say so) the read answers without staging them.
         let sh = self.live()?;
-        notify::sequence(sh)?;
+        notify::number(sh)?;
         let stats = query::stats(sh)?;
         if stats.total.delayed == 0 {
             return Ok(stats);
@@ -292,21 +292,21 @@ impl Backend for PgBackend {
         if self.write(lease::stage_due)? == 0 {
             return Ok(stats);
         }
-        notify::sequence(sh)?;
+        notify::number(sh)?;
         query::stats(sh)
     }
 
     fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
         let sh = self.live()?;
         // Numbered first: a caller reads the events of what it just did.
-        notify::sequence(sh)?;
+        notify::number(sh)?;
         query::events_since(sh, after_seq, limit)
     }
 
     fn last_seq(&self) -> u64 {
         let seen = *self.sh.delivered.lock();
         self.live()
-            .and_then(notify::sequence)
+            .and_then(notify::number)
             .map_or(seen, |v| v.max(seen))
     }
 

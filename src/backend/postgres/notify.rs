@@ -13,7 +13,8 @@
 //!   staged), and holds the session advisory lock on this spool's owner id, which tells
 //!   other processes that this one is alive (see `maint::recover_dead_owners`).
 //!
-//! Readers (`events_since`, `last_seq`) number first, so a caller reads its own events.
+//! Readers (`events_since`, `last_seq`, `stats`) number first ([`number`]), so a caller reads
+//! its own events and sees its own jobs counted.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -53,7 +54,7 @@ const FETCH: i64 = 1000;
 /// `sequence_events`): one round trip, which writes and waits for a WAL flush only when
 /// there are events to number. Returns the last numbered seq: every event up to it is
 /// durable and readable, with no gap.
-pub(super) fn sequence(sh: &Shared) -> Result<u64> {
+fn sequence(sh: &Shared) -> Result<u64> {
     let sql = sh.sql("SELECT @.sequence_events($1)");
     let channel = (!sh.cfg.pg_poll_only).then(|| sh.channel.clone());
     let v: i64 = sh
@@ -88,6 +89,12 @@ pub(super) fn number_and_deliver(sh: &Shared) -> Result<()> {
 pub(super) fn catch_up(sh: &Shared, number: bool) -> Result<()> {
     let upto = newest(sh, number)?;
     deliver(sh, upto)
+}
+
+/// Numbers what is staged (anyone's), for a reader: returns the last numbered seq. Under
+/// `Buffered`, numbering this process's commits waited for a WAL flush, which counts as one.
+pub(super) fn number(sh: &Shared) -> Result<u64> {
+    newest(sh, true)
 }
 
 /// The newest numbered seq; with `number`, after numbering what is staged.

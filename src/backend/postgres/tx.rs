@@ -1,8 +1,9 @@
 //! One operation's transaction: the jobs it read (locked, in id order), the jobs it changed,
 //! and, written at the end, the events it appends and the count moves it makes, staged
 //! together for the sequencer (see `notify`), which numbers the events and applies the
-//! counts. The job rows are the only rows a transaction locks, so two transactions never
-//! wait on each other in a cycle.
+//! counts. No transaction locks a row that every transaction writes (a count or counter
+//! row): job rows are locked in id order, so two transactions never wait on each other in
+//! a cycle over them.
 
 use std::collections::BTreeMap;
 
