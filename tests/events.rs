@@ -28,7 +28,8 @@ conformance!(
     every_subscriber_gets_every_event_and_close_disconnects_them,
     buffered_subscriber_gets_events_only_once_they_are_durable,
     concurrent_writers_get_seqs_that_never_contradict_commit_order,
-    pages_of_a_large_batch_and_of_single_commits_read_the_same_as_the_whole_log
+    pages_of_a_large_batch_and_of_single_commits_read_the_same_as_the_whole_log,
+    regression_events_since_with_limit_zero_returns_no_events
 );
 
 /// `json::event` of the last event, checked to have `seq`, `name` first, then exactly
@@ -524,4 +525,16 @@ fn pages_of_a_large_batch_and_of_single_commits_read_the_same_as_the_whole_log(b
             assert_eq!(got, want, "events_since({after}, {limit})");
         }
     }
+}
+
+// sled returned one event for `events_since(_, 0)` (the limit was checked only after an
+// event was pushed), PostgreSQL none: "up to `limit` events" is none for 0, on both.
+fn regression_events_since_with_limit_zero_returns_no_events(b: TestBackend) {
+    let (_store, _clock, spool) = b.fresh();
+    for _ in 0..3 {
+        spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    }
+    assert_eq!(spool.events_since(0, 1).unwrap().len(), 1);
+    assert!(spool.events_since(0, 0).unwrap().is_empty());
+    assert!(spool.events_since(1, 0).unwrap().is_empty());
 }

@@ -30,7 +30,8 @@ conformance!(
     release_returns_the_job_to_pending_without_counting_the_attempt,
     claim_wait_wakes_when_a_job_is_enqueued_from_another_thread,
     claim_wait_returns_empty_when_nothing_arrives,
-    complete_with_an_oversized_result_is_rejected_and_changes_nothing
+    complete_with_an_oversized_result_is_rejected_and_changes_nothing,
+    regression_lease_calls_on_an_unknown_job_report_job_not_found_on_every_backend
 );
 
 fn start() -> chrono::DateTime<Utc> {
@@ -331,6 +332,33 @@ fn lease_calls_on_an_unknown_job_report_not_found_or_stale(b: TestBackend) {
         matches!(e.code().as_str(), "JOB_NOT_FOUND" | "STALE_LEASE"),
         "unexpected {e}"
     );
+}
+
+// PostgreSQL answered STALE_LEASE where sled answers JOB_NOT_FOUND (the documented error
+// for a job that does not exist), so the same call got a different code per backend.
+fn regression_lease_calls_on_an_unknown_job_report_job_not_found_on_every_backend(b: TestBackend) {
+    let store = b.store();
+    let (spool, _clock) = open(&store);
+    let missing: JobId = "01900000-0000-7000-8000-000000000000".parse().unwrap();
+    let lease = jobspool::Lease::new(missing, 1);
+    let seq = spool.last_seq();
+    let results = [
+        ("complete", spool.complete(lease, None).map(|_| ())),
+        ("fail", spool.fail(lease, "x", Retry::Backoff).map(|_| ())),
+        (
+            "extend_lease",
+            spool
+                .extend_lease(lease, Duration::from_secs(1))
+                .map(|_| ()),
+        ),
+        ("release", spool.release(lease).map(|_| ())),
+    ];
+    for (call, r) in results {
+        let e = r.expect_err(call);
+        assert_eq!(e.code().as_str(), "JOB_NOT_FOUND", "{call}: {e}");
+        assert!(e.is_not_found(), "{call}: {e}");
+    }
+    assert_eq!(spool.last_seq(), seq, "no event for a refused call");
 }
 
 fn lease_expiry_counts_an_attempt_and_schedules_a_retry(b: TestBackend) {

@@ -676,3 +676,45 @@ fn a_lost_connection_is_storage_and_the_next_call_reconnects() {
     spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     assert_eq!(spool.stats().unwrap().total.pending, through + 1);
 }
+
+/// The sequencer thread added `Buffered`'s `max_delay` to an `Instant` and panicked on
+/// overflow for `Duration::MAX` (sled takes it as "only when flushed"): from then on no
+/// commit of the spool was numbered except by an explicit flush.
+#[test]
+fn regression_buffered_with_the_longest_max_delay_does_not_panic_the_sequencer() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(schema) = Schema::new("regression_buffered_longest_max_delay") else {
+        return;
+    };
+    // Count panics on the sequencer threads (the previous hook still runs).
+    let panics = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&panics);
+    let prev = Arc::new(std::panic::take_hook());
+    let chained = Arc::clone(&prev);
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some("jobspool-pg-seq") {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        chained(info);
+    }));
+    let spool = schema
+        .builder(&clock())
+        .durability(Durability::Buffered {
+            max_delay: Duration::MAX,
+        })
+        .open(&schema.url)
+        .expect("opening the spool");
+    let rx = spool.subscribe();
+    spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
+    // Give the sequencer time to look at the staged commit.
+    std::thread::sleep(Duration::from_millis(300));
+    spool.flush().unwrap();
+    let ev = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("sent once flushed");
+    assert_eq!(ev.seq, 1);
+    spool.close().unwrap();
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| prev(info)));
+    assert_eq!(panics.load(Ordering::SeqCst), 0, "the sequencer panicked");
+}

@@ -148,11 +148,10 @@ pub(super) fn check_lease(ctx: &mut Ctx<'_, '_>, job: &Job, token: u64) -> Resul
     }
 }
 
-/// The running job `id`, locked, if `token` holds its lease (see [`check_lease`]).
+/// The running job `id`, locked, if `token` holds its lease (see [`check_lease`]);
+/// `JOB_NOT_FOUND` when there is no such job, as on sled.
 pub(super) fn leased(ctx: &mut Ctx<'_, '_>, id: JobId, token: u64) -> Result<Job> {
-    let Some((_, job)) = ctx.load_locked(&[id], false)?.pop() else {
-        return Err(Error::StaleLease { id: id.to_string() });
-    };
+    let (_, job) = ctx.must_locked(id, false)?;
     check_lease(ctx, &job, token)?;
     Ok(job)
 }

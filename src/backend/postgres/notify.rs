@@ -356,16 +356,21 @@ pub(super) fn run_sequencer(sh: &Arc<Shared>) {
                 }
                 let wait = match *staged {
                     None => TICK,
-                    Some(since) => {
-                        let due = match last {
-                            Some(l) => (since + delay).max(l + NUMBERING_GAP),
-                            None => since + delay,
-                        };
-                        match due.checked_duration_since(Instant::now()) {
-                            Some(w) if !w.is_zero() => w,
-                            _ => break,
+                    Some(since) => match since.checked_add(delay) {
+                        // A `max_delay` beyond what an `Instant` can hold: numbered only
+                        // when flushed (or read), as on sled.
+                        None => TICK,
+                        Some(due) => {
+                            let due = match last {
+                                Some(l) => due.max(l + NUMBERING_GAP),
+                                None => due,
+                            };
+                            match due.checked_duration_since(Instant::now()) {
+                                Some(w) if !w.is_zero() => w,
+                                _ => break,
+                            }
                         }
-                    }
+                    },
                 };
                 sh.staged_cv.wait_for(&mut staged, wait);
             }

@@ -343,6 +343,9 @@ impl SledBackend {
 
     fn read_events(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
         let sh = self.sh()?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let want = after_seq.saturating_add(1);
         // The block holding `want` starts at or before it: step back to it, then forward.
         // (Durable blocks pending in the overlay count: they are the newest; blocks not yet
