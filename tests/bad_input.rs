@@ -213,6 +213,22 @@ fn library_rejects_each_bad_input_with_its_code_and_changes_nothing() {
     spool.close().unwrap();
 }
 
+/// An empty database path was tried as a directory (`STORAGE: creating : No such file or
+/// directory`); a schema starting with `pg_` passed the name check and failed on the server
+/// (`STORAGE`, 42939). Both are the caller's input: `INVALID_ARGUMENT`, saying what to use.
+#[test]
+fn regression_an_empty_database_or_a_pg_schema_is_invalid_argument_not_storage() {
+    let err = Spool::open("").unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT", "{err}");
+    assert!(err.to_string().contains("postgres://"), "{err}");
+    let err = Spool::builder()
+        .schema("pg_catalog")
+        .open("postgres://nobody@127.0.0.1:1/none")
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT", "{err}");
+    assert!(err.to_string().contains("pg_"), "{err}");
+}
+
 fn cli(db: &Path, args: &[&str], stdin: Option<&[u8]>) -> (i32, String) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobspool"))

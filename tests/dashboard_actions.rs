@@ -57,9 +57,7 @@ fn flash_on(s: &dashboard_common::Served, to: &str, cookie: &str) -> String {
 }
 
 fn cancelled_by(spool: &Spool, id: JobId) -> Option<String> {
-    spool
-        .events_since(0, 100_000)
-        .unwrap()
+    common::all_events(spool)
         .into_iter()
         .find_map(|r| match r.event {
             Event::JobCancelled {

@@ -29,7 +29,7 @@ conformance!(
     buffered_subscriber_gets_events_only_once_they_are_durable,
     concurrent_writers_get_seqs_that_never_contradict_commit_order,
     pages_of_a_large_batch_and_of_single_commits_read_the_same_as_the_whole_log,
-    regression_events_since_with_limit_zero_returns_no_events
+    regression_events_since_limit_outside_1_to_10000_is_invalid_argument
 );
 
 /// `json::event` of the last event, checked to have `seq`, `name` first, then exactly
@@ -528,13 +528,19 @@ fn pages_of_a_large_batch_and_of_single_commits_read_the_same_as_the_whole_log(b
 }
 
 // sled returned one event for `events_since(_, 0)` (the limit was checked only after an
-// event was pushed), PostgreSQL none: "up to `limit` events" is none for 0, on both.
-fn regression_events_since_with_limit_zero_returns_no_events(b: TestBackend) {
+// event was pushed), PostgreSQL none, and the control client refused it: now every door
+// refuses a limit outside 1..=10000.
+fn regression_events_since_limit_outside_1_to_10000_is_invalid_argument(b: TestBackend) {
     let (_store, _clock, spool) = b.fresh();
     for _ in 0..3 {
         spool.enqueue(NewJob::new("t", Vec::new())).unwrap();
     }
     assert_eq!(spool.events_since(0, 1).unwrap().len(), 1);
-    assert!(spool.events_since(0, 0).unwrap().is_empty());
-    assert!(spool.events_since(1, 0).unwrap().is_empty());
+    // Every door takes 1..=10000, the Rust API as the socket, HTTP and CLI do.
+    for limit in [0, 10_001, usize::MAX] {
+        let err = spool.events_since(0, limit).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT", "limit {limit}: {err}");
+        assert!(err.to_string().contains("1..=10000"), "{err}");
+    }
+    assert_eq!(spool.events_since(0, 10_000).unwrap().len(), 3);
 }

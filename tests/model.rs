@@ -643,7 +643,7 @@ impl Harness {
             self.model.jobs.len(),
             "list holds exactly the model's jobs"
         );
-        let events = self.spool.events_since(0, 100_000).unwrap();
+        let events = common::all_events(&self.spool);
         let names: Vec<&str> = events.iter().map(|e| e.event.name()).collect();
         assert_eq!(names, self.model.events, "event log");
         for (i, e) in events.iter().enumerate() {

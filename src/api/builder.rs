@@ -119,7 +119,8 @@ impl Builder {
     }
 
     /// PostgreSQL only: the schema that holds jobspool's tables. Default = `jobspool`.
-    /// Lower-case letters, digits and `_` (1 to 48 of them, not starting with a digit):
+    /// Lower-case letters, digits and `_` (1 to 48 of them, not starting with a digit or
+    /// `pg_`, which PostgreSQL keeps for itself):
     /// several independent queues can share one database, one schema each.
     #[must_use]
     pub fn schema(mut self, name: impl Into<String>) -> Self {
@@ -177,6 +178,11 @@ impl Builder {
             }
         }
         cfg.default_backoff.validate()?;
+        if path.as_ref().as_os_str().is_empty() {
+            return Err(Error::invalid(
+                "the database is empty: give a directory path or a postgres:// URL",
+            ));
+        }
         Spool::start(cfg, path.as_ref())
     }
 

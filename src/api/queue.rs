@@ -131,10 +131,10 @@ pub trait Queue {
     /// `INVALID_ARGUMENT`, `STORAGE`.
     fn resume_queue(&self, queue: &str) -> Result<()>;
 
-    /// Up to `limit` events with `seq > after_seq`, in order.
+    /// Up to `limit` (1..=10000) events with `seq > after_seq`, in order.
     ///
     /// # Errors
-    /// `CORRUPTION`, `STORAGE`.
+    /// `INVALID_ARGUMENT` (a limit outside 1..=10000), `CORRUPTION`, `STORAGE`.
     fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>>;
 
     /// Removes what the retention settings allow; returns how many jobs went.

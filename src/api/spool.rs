@@ -300,11 +300,16 @@ impl Spool {
         self.inner.backend().stats()
     }
 
-    /// Up to `limit` events with `seq > after_seq`, in order (replay after downtime).
+    /// Up to `limit` (1..=10000) events with `seq > after_seq`, in order (replay after
+    /// downtime; page by passing the last seq returned).
     ///
     /// # Errors
+    /// `INVALID_ARGUMENT` (a limit outside 1..=10000, as every other door refuses it),
     /// `CORRUPTION`, `STORAGE`.
     pub fn events_since(&self, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        let limit =
+            crate::model::limits::check_page_size("limit", limit, crate::model::limits::MAX_PAGE)?;
         self.inner.backend().events_since(after_seq, limit)
     }
 

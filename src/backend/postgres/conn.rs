@@ -36,8 +36,15 @@ pub(crate) fn redact(url: &str) -> String {
 }
 
 /// A schema name: lower-case ASCII letters, digits and `_`, starting with a letter or `_`,
-/// at most 48 bytes (the notification channel adds a prefix and must fit in 63).
+/// at most 48 bytes (the notification channel adds a prefix and must fit in 63), and not
+/// starting with `pg_`, which PostgreSQL keeps for its own schemas.
 pub(crate) fn validate_schema(name: &str) -> Result<()> {
+    if name.starts_with("pg_") {
+        return Err(Error::invalid(format!(
+            "schema {name:?} starts with \"pg_\", which PostgreSQL keeps for its own \
+             schemas; choose another name"
+        )));
+    }
     let ok = !name.is_empty()
         && name.len() <= 48
         && name
