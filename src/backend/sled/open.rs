@@ -341,12 +341,20 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledch
             tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
         }
         Some(v) if v.as_ref() == [codec::FORMAT_VERSION] => {}
+        Some(v) if v.as_ref() == [1] => {
+            // Format 1 records stay readable; what is written from now on is the current
+            // format, and the marker says so before any of it is: a build that reads only
+            // format 1 refuses the database at open instead of meeting records it cannot
+            // read (sled's flush reaches the file system; the checkpoint makes it durable).
+            tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
+            tree.flush()?;
+        }
         Some(v) => {
             return Err(Error::Corruption {
                 tree: "meta",
                 key: "m/format".into(),
                 detail: format!(
-                "database format {:?}, this build reads format {}; use a matching jobspool version",
+                "database format {:?}, this build reads formats 1 to {}; use a matching jobspool version",
                 v.as_ref(),
                 codec::FORMAT_VERSION
             ),

@@ -4,7 +4,8 @@
 //! or not, fails here.
 //!
 //! The fixtures were written by the code of their first commit. To write them again (only
-//! for a deliberate format change, with a new `FORMAT_VERSION`):
+//! for a deliberate format change, with a new `FORMAT_VERSION`; move the old ones to
+//! `records/v<N>/` first, with a test that they still decode, as `v1/` has):
 //! `JOBSPOOL_WRITE_FIXTURES=1 cargo test --lib golden::write_fixtures -- --ignored`.
 
 use std::collections::BTreeMap;
@@ -460,6 +461,84 @@ fn dedupe_value_matches_its_fixture() {
     assert_eq!(bytes, id(1).as_bytes());
     let key = [&[keys::DEDUPE][..], bytes].concat();
     assert_eq!(keys::id_of(&key), Some(id(1)));
+}
+
+macro_rules! fixture_v1 {
+    ($name:literal) => {
+        &include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/records/v1/",
+            $name
+        ))[..]
+    };
+}
+
+/// Format 1 (fixed-width integers), written by builds before format 2: every record kind
+/// still decodes to its sample, so a database those builds wrote opens.
+#[test]
+fn format_1_records_still_decode() {
+    fn check_v1<T>(tree: &'static str, key: &[u8], bytes: &[u8], expected: &T)
+    where
+        T: PartialEq + std::fmt::Debug + Stored,
+    {
+        assert_eq!(bytes[0], 1, "a format 1 fixture");
+        let decoded: T = codec::decode(tree, key, bytes).expect("the format 1 fixture decodes");
+        assert_eq!(&decoded, expected, "decoding the format 1 {tree} fixture");
+        assert!(
+            codec::encode(expected).unwrap().len() < bytes.len() || bytes.len() <= 2,
+            "format 2 is smaller"
+        );
+    }
+    check_v1(
+        "jobs",
+        &keys::job(&id(1)),
+        fixture_v1!("job_full.bin"),
+        &job_full(),
+    );
+    check_v1(
+        "jobs",
+        &keys::job(&id(2)),
+        fixture_v1!("job_empty.bin"),
+        &job_empty(),
+    );
+    check_v1(
+        "events",
+        &keys::event(1),
+        fixture_v1!("event_block.bin"),
+        &event_block(),
+    );
+    let key = keys::named(keys::SCHEDULE, "nightly");
+    check_v1(
+        "schedules",
+        &key,
+        fixture_v1!("schedule_full.bin"),
+        &schedule_full(),
+    );
+    let key = keys::named(keys::SCHEDULE, "off");
+    check_v1(
+        "schedules",
+        &key,
+        fixture_v1!("schedule_empty.bin"),
+        &schedule_empty(),
+    );
+    let key = keys::named(keys::QUEUE, "mail");
+    check_v1("queues", &key, fixture_v1!("queue_paused.bin"), &true);
+    check_v1(
+        "meta",
+        keys::META_STATE,
+        fixture_v1!("meta_state.bin"),
+        &meta(),
+    );
+    // The index fields are read from either format alike.
+    let v1 = crate::backend::records::JobIndex::decode(
+        "jobs",
+        &keys::job(&id(1)),
+        fixture_v1!("job_full.bin"),
+    )
+    .unwrap();
+    let v2 = codec::encode(&job_full()).unwrap();
+    let v2 = crate::backend::records::JobIndex::decode("jobs", &keys::job(&id(1)), &v2).unwrap();
+    assert_eq!(v1, v2);
 }
 
 #[test]
