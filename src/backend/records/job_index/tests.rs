@@ -165,18 +165,27 @@ fn every_damaged_byte_is_refused_or_read_as_the_full_decode_reads_it() {
     }
 }
 
+/// An `i64` as the record format writes one of this size (a time in ms, or beyond): bincode's
+/// variable-length form of 9 bytes (the marker 253, then the zigzag value big-endian).
+fn wide_i64(v: i64) -> [u8; 9] {
+    let zigzag = ((v << 1) ^ (v >> 63)) as u64;
+    let mut out = [253u8; 9];
+    out[1..].copy_from_slice(&zigzag.to_be_bytes());
+    out
+}
+
 #[test]
 fn a_timestamp_out_of_range_is_refused_with_the_full_decode_error() {
     let mut job = full();
     // Valid for the record type (any i64), out of range for a time: an execution's.
     let bytes = codec::encode(&job).unwrap();
-    let started = (T0 + 1_100).to_be_bytes();
+    let started = wide_i64(T0 + 1_100);
     let at = bytes
-        .windows(8)
+        .windows(9)
         .position(|w| w == started)
         .expect("the first execution's start is in the record");
     let mut bad = bytes.clone();
-    bad[at..at + 8].copy_from_slice(&i64::MAX.to_be_bytes());
+    bad[at..at + 9].copy_from_slice(&wide_i64(i64::MAX));
     assert!(!agree(&bad));
     let err = JobIndex::decode("jobs", b"jx", &bad).unwrap_err();
     assert_eq!(err.code(), "CORRUPTION");
@@ -184,9 +193,9 @@ fn a_timestamp_out_of_range_is_refused_with_the_full_decode_error() {
     // And the job's own timestamps.
     job.executions.clear();
     let bytes = codec::encode(&job).unwrap();
-    let created = T0.to_be_bytes();
-    let at = bytes.windows(8).position(|w| w == created).unwrap();
+    let created = wide_i64(T0);
+    let at = bytes.windows(9).position(|w| w == created).unwrap();
     let mut bad = bytes.clone();
-    bad[at..at + 8].copy_from_slice(&i64::MIN.to_be_bytes());
+    bad[at..at + 9].copy_from_slice(&wide_i64(i64::MIN));
     assert!(!agree(&bad));
 }
