@@ -541,6 +541,56 @@ fn buffered_enqueues_are_durable_after_flush_with_and_without_a_pooler() {
     }
 }
 
+/// A `Buffered` commit the server loses in a crash (`synchronous_commit = off`) can lose
+/// the advance of the `event_batch` sequence with it, so after the restart another
+/// transaction draws the same batch number. The process whose commit was lost must not
+/// deliver its lost events in place of the other transaction's: its subscribers get what
+/// the log holds. (The crash is simulated: the lost commit's staged row and job are removed
+/// and the sequence is set back, which is what recovery leaves.)
+#[test]
+fn regression_a_buffered_commit_lost_in_a_crash_is_not_delivered_for_a_reused_batch() {
+    let Some(s) = Schema::new("pg_backend::regression_a_buffered_commit_lost_in_a_crash") else {
+        return;
+    };
+    let c = clock();
+    let p = s
+        .builder(&c)
+        .durability(Durability::Buffered {
+            max_delay: Duration::from_secs(600),
+        })
+        .open(&s.url)
+        .unwrap();
+    let sub = p.subscribe();
+    let lost = p.enqueue(NewJob::new("t", b"lost".to_vec())).unwrap();
+    let batch = s.psql(&format!("SELECT batch FROM \"{}\".event_staged", s.name));
+    assert!(!batch.is_empty(), "the commit is staged, not numbered yet");
+    s.psql(&format!(
+        "DELETE FROM \"{0}\".event_staged; DELETE FROM \"{0}\".job; \
+         SELECT setval('\"{0}\".event_batch', {1}, false)",
+        s.name, batch
+    ));
+    let q = s.open(&c);
+    let kept = q.enqueue(NewJob::new("t", b"kept".to_vec())).unwrap();
+    q.flush().unwrap();
+    assert_eq!(
+        s.psql(&format!("SELECT batch FROM \"{}\".event_log", s.name)),
+        batch,
+        "the surviving commit drew the lost commit's batch number"
+    );
+    let first = sub.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(first.seq, 1);
+    assert_eq!(first.event.name(), "job.enqueued");
+    assert_eq!(
+        first.event.job_id(),
+        Some(kept.id),
+        "delivered the lost job {} instead of the logged one",
+        lost.id
+    );
+    assert_eq!(p.events_since(0, 10).unwrap(), vec![first]);
+    q.close().unwrap();
+    p.close().unwrap();
+}
+
 #[test]
 fn a_stopped_spools_running_jobs_are_recovered_by_another_without_waiting_for_the_lease() {
     let Some(s) = Schema::new("pg_backend::a_stopped_spools_running_jobs") else {

@@ -232,7 +232,11 @@ impl PgBackend {
         if let Some(staged) = done.staged {
             // The sequencer numbers them (which makes them durable), delivers them, and
             // applies the counts they carry. (A row of no events leaves nothing to deliver.)
-            if !staged.events.is_empty() {
+            // Only a durable commit's events are kept to be delivered from memory: a
+            // `Buffered` commit (`synchronous_commit = off`) that a server crash loses can
+            // take the advance of `event_batch` with it, and another transaction then draws
+            // the same batch number; the log's JSON is read back instead.
+            if !staged.events.is_empty() && !self.sh.buffered() {
                 let mut own = self.sh.own.lock();
                 if own.len() < notify::MAX_OWN_BATCHES {
                     own.insert(staged.batch, (std::time::Instant::now(), staged.events));
