@@ -224,6 +224,30 @@ fn a_transaction_staged_in_several_rows_counts_each_job_once() {
     spool.close().unwrap();
 }
 
+/// `stats` moved at most 1,000 due delayed jobs to ready per call, so with more due (and no
+/// claim running to move them) `delayed` still counted jobs that were due.
+#[test]
+fn regression_stats_count_every_due_job_as_ready_beyond_one_chunk() {
+    let Some(s) = Schema::new("pg_backend::stats_count_every_due_job_as_ready") else {
+        return;
+    };
+    let c = clock();
+    let spool = s.open(&c);
+    spool
+        .enqueue_batch(
+            (0..2500)
+                .map(|_| NewJob::new("t", Vec::new()).delay(Duration::from_secs(60)))
+                .collect(),
+        )
+        .unwrap();
+    let st = spool.stats().unwrap();
+    assert_eq!((st.total.pending, st.total.delayed), (2500, 2500));
+    c.advance_ms(61_000);
+    let st = spool.stats().unwrap();
+    assert_eq!((st.total.pending, st.total.delayed), (2500, 0));
+    spool.close().unwrap();
+}
+
 /// Counts move with the numbering of commits: a transaction that changes counts without
 /// appending an event (delayed jobs becoming due) stages a row of no events, which the
 /// sequencer counts and the event log does not keep.

@@ -9,7 +9,7 @@ use crate::model::job::{Job, JobId, JobStatus};
 use crate::model::types::{ClaimRequest, Claimed, Lease, Retry};
 
 /// Most delayed jobs one transaction moves to ready.
-const STAGE_CHUNK: i64 = 1000;
+pub(super) const STAGE_CHUNK: u64 = 1000;
 
 /// Moves delayed jobs that are due to ready (state 1 to 0), at most [`STAGE_CHUNK`].
 pub(super) fn stage_due(ctx: &mut Ctx<'_, '_>) -> Result<u64> {
@@ -22,7 +22,7 @@ pub(super) fn stage_due(ctx: &mut Ctx<'_, '_>) -> Result<u64> {
                    ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  RETURNING queue",
             ),
-            &[&ctx.now, &STAGE_CHUNK],
+            &[&ctx.now, &(STAGE_CHUNK as i64)],
         )
         .pg("staging due jobs")?;
     for r in &rows {

@@ -293,7 +293,17 @@ impl Backend for PgBackend {
         if stats.total.delayed == 0 {
             return Ok(stats);
         }
-        if self.write(lease::stage_due)? == 0 {
+        // A transaction stages at most a chunk; a backlog of due jobs (no claim has run for
+        // a while: a paused queue, no workers) takes several, up to 100 per call.
+        let mut moved = 0;
+        for _ in 0..100 {
+            let n = self.write(lease::stage_due)?;
+            moved += n;
+            if n < lease::STAGE_CHUNK {
+                break;
+            }
+        }
+        if moved == 0 {
             return Ok(stats);
         }
         notify::number(sh)?;

@@ -173,6 +173,9 @@ DROP INDEX @.job_owner;
 ///   the events, and a reader numbers first to see its own commits.
 /// - Rows staged by an older build carry no deltas (its commits updated their counts
 ///   themselves); counts in shards other than 0 stay, and readers sum the shards.
+/// - Numbering moves whole transactions (all the rows of the batches it picks): moving
+///   1,000 rows a pass could split a transaction of more than 512 events, and a transaction
+///   committing between two passes then got seqs between its rows.
 const V4: &str = r#"
 ALTER TABLE @.event_staged DROP CONSTRAINT event_staged_n_check;
 ALTER TABLE @.event_staged ADD CONSTRAINT event_staged_n_check CHECK (n >= 0);
@@ -194,11 +197,12 @@ BEGIN
     PERFORM set_config('synchronous_commit', 'on', true);
     PERFORM pg_advisory_xact_lock(hashtext('jobspool.sequence_events.@.'));
     LOOP
+        -- Whole transactions (batches) at a time: a transaction committing between two
+        -- passes must not get seqs between the rows of one that committed before it.
         WITH s AS (
-                DELETE FROM @.event_staged AS e USING (
-                    SELECT batch, part FROM @.event_staged ORDER BY batch, part LIMIT 1000
-                ) AS pick
-                WHERE e.batch = pick.batch AND e.part = pick.part
+                DELETE FROM @.event_staged AS e
+                WHERE e.batch IN (
+                    SELECT batch FROM @.event_staged ORDER BY batch, part LIMIT 1000)
                 RETURNING e.batch, e.part, e.at_ms, e.n, e.events,
                           e.count_queues, e.count_states, e.count_deltas),
              r AS (SELECT s.*, sum(s.n) OVER (ORDER BY s.batch, s.part) AS upto FROM s),
