@@ -349,15 +349,26 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledch
             tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
             tree.flush()?;
         }
+        Some(v) if v.len() == 1 && v[0] > codec::FORMAT_VERSION => {
+            return Err(Error::Storage {
+                context: format!(
+                    "the database is in storage format {}, written by a newer jobspool; this \
+                     build reads formats 1 to {}: upgrade jobspool (nothing was changed)",
+                    v[0],
+                    codec::FORMAT_VERSION
+                ),
+                source: None,
+            })
+        }
         Some(v) => {
             return Err(Error::Corruption {
                 tree: "meta",
                 key: "m/format".into(),
                 detail: format!(
-                "database format {:?}, this build reads formats 1 to {}; use a matching jobspool version",
-                v.as_ref(),
-                codec::FORMAT_VERSION
-            ),
+                    "{:02x?} where the storage format version (one byte, 1 to {}) belongs",
+                    v.as_ref(),
+                    codec::FORMAT_VERSION
+                ),
             })
         }
     }

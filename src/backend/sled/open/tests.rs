@@ -119,3 +119,28 @@ fn the_first_damaged_record_in_id_order_is_reported() {
     assert_eq!(err.code(), "CORRUPTION");
     assert!(err.to_string().contains("j/01"), "{err}");
 }
+
+/// The storage format marker: a format 1 database is moved to the current format (its
+/// records still read); a newer format is refused as `STORAGE` saying to upgrade (it is not
+/// damage); a marker that is no format at all is `CORRUPTION`.
+#[test]
+fn the_format_marker_upgrades_format_1_and_refuses_newer_or_damaged_ones() {
+    let now = 5_000;
+    let (db, _, expected) = stored(10, now);
+    db.insert(b"mformat", &[1u8][..]).unwrap();
+    let mut st = State::new(3);
+    load(&db, &mut st, now).unwrap();
+    assert_eq!(st.snapshot(), expected.snapshot());
+    assert_eq!(
+        db.get(b"mformat").unwrap().unwrap().as_ref(),
+        [codec::FORMAT_VERSION]
+    );
+    db.insert(b"mformat", &[codec::FORMAT_VERSION + 1][..])
+        .unwrap();
+    let err = load(&db, &mut State::new(3), now).unwrap_err();
+    assert_eq!(err.code(), "STORAGE", "{err}");
+    assert!(err.to_string().contains("upgrade jobspool"), "{err}");
+    db.insert(b"mformat", &[2u8, 0][..]).unwrap();
+    let err = load(&db, &mut State::new(3), now).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION", "{err}");
+}
