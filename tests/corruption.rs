@@ -73,16 +73,19 @@ fn assert_job_corruption(path: &Path, id: JobId) -> String {
 
 #[test]
 fn garbage_job_record_fails_open_with_corruption_naming_tree_and_id() {
-    let dir = tempdir();
-    let path = db_path(&dir);
-    let ids = make_db(&path);
-    // Version byte 1, then 0xff: every length prefix claims ~2^64 bytes.
-    overwrite(&path, &job_key(ids[1]), |_| {
-        let mut v = vec![1u8];
-        v.extend_from_slice(&[0xff; 64]);
-        v
-    });
-    assert_job_corruption(&path, ids[1]);
+    // Format 1, then 0xff: every length prefix claims ~2^64 bytes. Format 2, then 0xff: no
+    // valid integer marker.
+    for format in [1u8, 2] {
+        let dir = tempdir();
+        let path = db_path(&dir);
+        let ids = make_db(&path);
+        overwrite(&path, &job_key(ids[1]), |_| {
+            let mut v = vec![format];
+            v.extend_from_slice(&[0xff; 64]);
+            v
+        });
+        assert_job_corruption(&path, ids[1]);
+    }
 }
 
 #[test]
@@ -90,9 +93,21 @@ fn huge_length_prefix_in_job_record_is_corruption_not_an_allocation() {
     let dir = tempdir();
     let path = db_path(&dir);
     let ids = make_db(&path);
-    // A valid record up to its first length-prefixed field, then a claim of 2^62 bytes.
+    // A record's first field (the id) is length-prefixed: a claim of 2^62 bytes there, in
+    // format 2 (the marker 253 and 8 bytes) and in format 1 (8 bytes).
     overwrite(&path, &job_key(ids[0]), |old| {
-        let mut v = old[..1].to_vec();
+        assert_eq!(old[0], 2, "written in format 2");
+        let mut v = vec![2u8, 253];
+        v.extend_from_slice(&(1u64 << 62).to_be_bytes());
+        v.extend_from_slice(&[0xab; 16]);
+        v
+    });
+    assert_job_corruption(&path, ids[0]);
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let ids = make_db(&path);
+    overwrite(&path, &job_key(ids[0]), |_| {
+        let mut v = vec![1u8];
         v.extend_from_slice(&(1u64 << 62).to_be_bytes());
         v.extend_from_slice(&[0xab; 16]);
         v

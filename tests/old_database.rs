@@ -247,6 +247,40 @@ fn a_version_1_database_opens_and_reads_back_as_written() {
     spool.resume_queue("mail").unwrap();
     assert_eq!(spool.last_seq(), 14);
     spool.close().unwrap();
+
+    // Records of both formats side by side (the old ones read as format 1, what changes
+    // written as format 2): an old job runs to completion, and all of it reads back after
+    // another open.
+    let spool = Spool::builder()
+        .clock(clock.clone())
+        .maintenance(false)
+        .scheduler(false)
+        .open(&path)
+        .expect("the upgraded database opens again");
+    let claimed = spool.claim(&spool.claim_request(10)).unwrap();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the one pending old job in a queue not paused"
+    );
+    assert_eq!(claimed[0].job.id, email.id);
+    spool.complete(claimed[0].lease, None).unwrap();
+    spool.close().unwrap();
+    let spool = Spool::builder()
+        .clock(clock)
+        .maintenance(false)
+        .scheduler(false)
+        .open(&path)
+        .expect("the database opens a third time");
+    assert_eq!(spool.get(email.id).unwrap().status, JobStatus::Completed);
+    assert_eq!(spool.get(report.id).unwrap().status, JobStatus::Completed);
+    let events = all_events(&spool);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<u64>>(),
+        (1..=16).collect::<Vec<u64>>()
+    );
+    assert_eq!(events[15].event.name(), "job.completed");
+    spool.close().unwrap();
 }
 
 fn copy_dir(from: &Path, to: &Path) {

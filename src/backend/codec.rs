@@ -225,9 +225,16 @@ mod tests {
         assert_eq!(err.code(), "CORRUPTION");
         let err = decode::<Pair>("jobs", b"jabc", &[9, 1, 2]).unwrap_err();
         assert!(err.to_string().contains("format version 9"));
-        // A length prefix claiming 2^60 bytes must not allocate.
-        let mut evil = vec![FORMAT_VERSION, 0, 0, 0, 7];
-        evil.extend_from_slice(&[0xff; 12]);
+        // A length prefix claiming 2^60 bytes must not allocate, in either format: format 2
+        // writes the u32 as one byte and the length as the marker 253 and 8 bytes.
+        let mut evil = vec![FORMAT_VERSION, 7, 253];
+        evil.extend_from_slice(&(1u64 << 60).to_be_bytes());
+        evil.extend_from_slice(&[b'a'; 12]);
+        let err = decode::<Pair>("jobs", b"jabc", &evil).unwrap_err();
+        assert!(err.to_string().contains("jobs"));
+        let mut evil = vec![FORMAT_V1, 0, 0, 0, 7];
+        evil.extend_from_slice(&(1u64 << 60).to_be_bytes());
+        evil.extend_from_slice(&[b'a'; 12]);
         let err = decode::<Pair>("jobs", b"jabc", &evil).unwrap_err();
         assert!(err.to_string().contains("jobs"));
     }

@@ -173,6 +173,10 @@ DROP INDEX @.job_owner;
 ///   the events, and a reader numbers first to see its own commits.
 /// - Rows staged by an older build carry no deltas (its commits updated their counts
 ///   themselves); counts in shards other than 0 stay, and readers sum the shards.
+/// - Version 4 also marks the records (`record` columns) written in storage format 2
+///   (variable-length integers; `codec`): builds that read only format 1 know at most
+///   version 3, and so refuse the tables at open instead of meeting records they cannot
+///   read. Every process on a schema is upgraded together.
 /// - Numbering moves whole transactions (all the rows of the batches it picks): moving
 ///   1,000 rows a pass could split a transaction of more than 512 events, and a transaction
 ///   committing between two passes then got seqs between its rows.

@@ -29,7 +29,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::model::job::JobId;
 
 /// A job id as stored: its 16 bytes, as uuid's serde writes them for a binary format
-/// (`serialize_bytes`: a u64 length, then the bytes).
+/// (`serialize_bytes`: a length, then the bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IdRecord([u8; 16]);
 

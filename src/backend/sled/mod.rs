@@ -176,8 +176,17 @@ impl SledBackend {
             let seed = uuid::Uuid::new_v4().as_u64_pair().0;
             let mut st = State::new(seed);
             let now = cfg.clock.now_ms();
+            // A format 1 database: `load` moves its marker to the current format, which must
+            // be durable before any record in that format is (journal entries are fsynced at
+            // once; sled's own flush is not an fsync), or an older build could accept the
+            // old marker after a power loss and meet records it cannot read.
+            let upgrading = matches!(tree.get(b"mformat"), Ok(Some(v)) if v.as_ref() == [1]);
             let digest = load(&tree, &mut st, now)
                 .map_err(|e| (sledcheck::at_path(path, e), nothing_to_replay))?;
+            if upgrading {
+                writer::sync_sled(&db, path, &data_file, &synced_blobs, cfg.file_mode)
+                    .map_err(|e| (e, nothing_to_replay))?;
+            }
             if nothing_to_replay {
                 // sled must hold the job records the last clean close counted.
                 sledcheck::verify_jobs(path, &digest).map_err(|e| (e, true))?;

@@ -345,9 +345,8 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledch
             // Format 1 records stay readable; what is written from now on is the current
             // format, and the marker says so before any of it is: a build that reads only
             // format 1 refuses the database at open instead of meeting records it cannot
-            // read (sled's flush reaches the file system; the checkpoint makes it durable).
+            // read (the open fsyncs sled's files right after this, see `SledBackend::open`).
             tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
-            tree.flush()?;
         }
         Some(v) if v.len() == 1 && v[0] > codec::FORMAT_VERSION => {
             return Err(Error::Storage {

@@ -146,8 +146,18 @@ fn the_view_reads_what_the_full_decode_reads() {
 
 #[test]
 fn every_damaged_byte_is_refused_or_read_as_the_full_decode_reads_it() {
-    for job in [full(), bare()] {
-        let good = codec::encode(&job).unwrap();
+    // Format 2 as written now, and a format 1 record as older builds wrote it.
+    let v1 = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/records/v1/job_full.bin"
+    ))
+    .to_vec();
+    let records = [
+        codec::encode(&full()).unwrap(),
+        codec::encode(&bare()).unwrap(),
+        v1,
+    ];
+    for good in records {
         let mut refused = 0;
         for i in 0..good.len() {
             for new in [0x00, 0xff, 0x80, 0x7f, good[i] ^ 1, good[i] ^ 0x40] {
