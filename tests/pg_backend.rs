@@ -46,6 +46,21 @@ impl Schema {
     fn psql(&self, sql: &str) -> String {
         pg::psql(&self.url, sql).expect("psql")
     }
+
+    /// Loads `dump` (tables an older version wrote, `@SCHEMA@` for the schema), opens the
+    /// spool, and checks the tables were migrated to the current version.
+    fn open_migrated(&self, dump: &str, clock: &ManualClock) -> Spool {
+        self.psql(&dump.replace("@SCHEMA@", &format!("\"{}\"", self.name)));
+        let spool = self.open(clock);
+        assert_eq!(
+            self.psql(&format!(
+                "SELECT version FROM \"{}\".schema_version",
+                self.name
+            )),
+            "4"
+        );
+        spool
+    }
 }
 
 impl Drop for Schema {
@@ -112,17 +127,8 @@ fn regression_a_version_1_schema_migrates_keeping_jobs_counts_and_events() {
     let Some(s) = Schema::new("pg_backend::a_version_1_schema_migrates") else {
         return;
     };
-    let dump = include_str!("fixtures/pg-v1.sql").replace("@SCHEMA@", &format!("\"{}\"", s.name));
-    s.psql(&dump);
     let c = clock();
-    let spool = s.open(&c);
-    assert_eq!(
-        s.psql(&format!(
-            "SELECT version FROM \"{}\".schema_version",
-            s.name
-        )),
-        "4"
-    );
+    let spool = s.open_migrated(include_str!("fixtures/pg-v1.sql"), &c);
     let st = spool.stats().unwrap();
     assert_eq!((st.total.pending, st.total.cancelled), (4, 1));
     assert_eq!(st.queues["other"].counts.pending, 1);
@@ -157,17 +163,8 @@ fn regression_a_version_3_schema_with_a_staged_commit_migrates_counting_each_job
     let Some(s) = Schema::new("pg_backend::a_version_3_schema_migrates") else {
         return;
     };
-    let dump = include_str!("fixtures/pg-v3.sql").replace("@SCHEMA@", &format!("\"{}\"", s.name));
-    s.psql(&dump);
     let c = clock();
-    let spool = s.open(&c);
-    assert_eq!(
-        s.psql(&format!(
-            "SELECT version FROM \"{}\".schema_version",
-            s.name
-        )),
-        "4"
-    );
+    let spool = s.open_migrated(include_str!("fixtures/pg-v3.sql"), &c);
     let st = spool.stats().unwrap();
     assert_eq!(st.total.pending, 4);
     assert_eq!(st.queues["other"].counts.pending, 2);
