@@ -173,6 +173,11 @@ pub(crate) mod keys {
     /// go on across sessions, so at open the journal must start at or before the entry
     /// after it (else its head is missing: see `journal::scan`).
     pub const META_JOURNAL: &[u8] = b"mjournal";
+    /// The first lsn of the oldest journal segment a checkpoint kept (u64 BE; the
+    /// segments before it hold no live value and are deleted). sled only, never journaled:
+    /// at open the journal's first segment must start there (else segments holding job
+    /// records, payloads or events are missing).
+    pub const META_LOG_START: &[u8] = b"mlogstart";
 }
 
 #[cfg(test)]

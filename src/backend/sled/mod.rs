@@ -3,6 +3,7 @@
 
 mod holder;
 pub(crate) mod journal;
+pub(crate) mod logstore;
 mod open;
 mod ops;
 mod overlay;
@@ -51,6 +52,10 @@ pub(crate) struct Shared {
     pub path: PathBuf,
     pub db: sled::Db,
     pub tree: sled::Tree,
+    /// Where the job records, payloads and event blocks are: the journal's segments.
+    pub log: Arc<logstore::LogStore>,
+    /// sled and the log, for the overlay's reads.
+    pub base: logstore::Base,
     pub data_file: File,
     pub cfg: Config,
     pub state: Mutex<State>,
@@ -124,6 +129,7 @@ impl SledBackend {
             let data_file = File::open(path.join("db"))
                 .map_err(|e| Error::storage("opening the data file for fsync", e))?;
             let synced_blobs = Mutex::new(HashSet::new());
+            let log = logstore::LogStore::new(path);
             recover(
                 &db,
                 &tree,
@@ -132,6 +138,7 @@ impl SledBackend {
                 &synced_blobs,
                 cfg.file_mode,
                 true,
+                &log,
             )?
             .0
         };
@@ -164,36 +171,57 @@ impl SledBackend {
             let nothing_to_replay = journal::segments(&path.join(journal::DIR))
                 .map_err(|e| (e, true))?
                 .is_empty();
-
-            if !nothing_to_replay {
-                sledcheck::unseal(path, cfg.file_mode).map_err(|e| (e, true))?;
-            }
+            // A database of format 1 or 2 has its journal replayed into sled and emptied
+            // (sled's files can no longer be put back after that); format 3 keeps it.
+            let old_layout =
+                matches!(open::store_format(&tree), Ok(Some(f)) if f < open::STORE_FORMAT);
+            let restorable = nothing_to_replay || !old_layout;
+            let log = Arc::new(logstore::LogStore::new(path));
             let synced_blobs = Mutex::new(HashSet::new());
-            let next_lsn =
-                recover_journal(&db, &tree, path, &data_file, &synced_blobs, cfg.file_mode)
-                    .map_err(|e| (e, nothing_to_replay))?;
+            let next_lsn = recover_journal(
+                &db,
+                &tree,
+                path,
+                &data_file,
+                &synced_blobs,
+                cfg.file_mode,
+                &log,
+            )
+            .map_err(|e| (e, restorable))?;
+            let mut journal = journal::Journal::create(
+                path,
+                next_lsn,
+                cfg.journal_segment_bytes,
+                cfg.file_mode,
+                log.clone(),
+            )
+            .map_err(|e| (e, restorable))?;
+            open::migrate(&tree, path, &mut journal, &log, || {
+                writer::sync_sled(&db, path, &data_file, &synced_blobs, cfg.file_mode)
+            })
+            .map_err(|e| (sledcheck::at_path(path, e), restorable))?;
 
             let seed = uuid::Uuid::new_v4().as_u64_pair().0;
             let mut st = State::new(seed);
             let now = cfg.clock.now_ms();
-            // A format 1 database: `load` moves its marker to the current format, which must
-            // be durable before any record in that format is (journal entries are fsynced at
-            // once; sled's own flush is not an fsync), or an older build could accept the
-            // old marker after a power loss and meet records it cannot read.
-            let upgrading = matches!(tree.get(b"mformat"), Ok(Some(v)) if v.as_ref() == [1]);
-            let digest = load(&tree, &mut st, now)
-                .map_err(|e| (sledcheck::at_path(path, e), nothing_to_replay))?;
-            if upgrading {
-                writer::sync_sled(&db, path, &data_file, &synced_blobs, cfg.file_mode)
-                    .map_err(|e| (e, nothing_to_replay))?;
-            }
-            if nothing_to_replay {
-                // sled must hold the job records the last clean close counted.
-                sledcheck::verify_jobs(path, &digest).map_err(|e| (e, true))?;
-            }
-            Ok((db, tree, data_file, synced_blobs, st, next_lsn))
+            let digest = load(&tree, &log, &mut st, now)
+                .map_err(|e| (sledcheck::at_path(path, e), restorable))?;
+            // The job records must be the ones the last clean close counted; from here on
+            // the database changes, and the record no longer counts them.
+            sledcheck::verify_jobs(path, &digest).map_err(|e| (e, restorable))?;
+            sledcheck::unseal(path, cfg.file_mode).map_err(|e| (e, restorable))?;
+            Ok((
+                db,
+                tree,
+                data_file,
+                synced_blobs,
+                st,
+                next_lsn,
+                log,
+                journal,
+            ))
         })();
-        let (db, tree, data_file, synced_blobs, st, next_lsn) = match opened {
+        let (db, tree, data_file, synced_blobs, st, next_lsn, log, journal) = match opened {
             Ok(opened) => {
                 if let Some(k) = kept {
                     k.discard();
@@ -211,8 +239,6 @@ impl SledBackend {
                 })
             }
         };
-        let journal =
-            journal::Journal::create(path, next_lsn, cfg.journal_segment_bytes, cfg.file_mode)?;
         // sled made its files with the umask; a database from an older version (or opened
         // with the other `share_with_group`) has other modes: set them all (see `perms`).
         perms::tighten_tree(path, cfg.file_mode)?;
@@ -221,7 +247,12 @@ impl SledBackend {
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             db,
+            base: logstore::Base {
+                tree: tree.clone(),
+                log: log.clone(),
+            },
             tree,
+            log,
             data_file,
             cfg,
             state: Mutex::new(st),
@@ -348,12 +379,12 @@ impl SledBackend {
     fn read_job_unnamed(&self, id: JobId, with_payload: bool) -> Result<Option<Job>> {
         let sh = self.sh()?;
         let key = keys::job(&id);
-        let Some(bytes) = sh.overlay.read_durable(&sh.tree, &key)? else {
+        let Some(bytes) = sh.overlay.read_durable(&sh.base, &key)? else {
             return Ok(None);
         };
         let mut job: Job = codec::decode("jobs", &key, &bytes)?;
         if with_payload {
-            if let Some(p) = sh.overlay.read_durable(&sh.tree, &keys::payload(&id))? {
+            if let Some(p) = sh.overlay.read_durable(&sh.base, &keys::payload(&id))? {
                 job.payload = p.to_vec();
             }
         }

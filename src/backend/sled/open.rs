@@ -1,16 +1,15 @@
 //! Opening the store: sled with its lock retried, the journal replayed into it, and the
 //! in-memory indexes rebuilt from the records (read on two threads).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use parking_lot::Mutex;
 
+use super::logstore::LogStore;
 use super::stage::{Meta, StoredEvent};
 use super::state::{Batch, Indexer, State};
 use super::{journal, sledcheck, writer};
@@ -150,10 +149,11 @@ pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
     }
 }
 
-/// Applies the journal to sled (sled is made durable only by checkpoints, so it may have
-/// lost the latest groups), makes the result durable and empties the journal. The whole
-/// journal is checked before anything is applied: damage is `CORRUPTION` and changes
-/// nothing (see `journal::scan`).
+/// Reads the whole journal: rebuilds the directory of the values it holds (`log`) and
+/// applies its other changes to sled from the first entry sled lacks (sled is made durable
+/// only by checkpoints, so it may have lost the latest groups), makes sled durable, and
+/// seals the last segment where its entries end. The whole journal is checked before
+/// anything is applied: damage is `CORRUPTION` and changes nothing (see `journal::scan`).
 pub(super) fn recover_journal(
     db: &sled::Db,
     tree: &sled::Tree,
@@ -161,13 +161,25 @@ pub(super) fn recover_journal(
     data_file: &File,
     synced_blobs: &Mutex<HashSet<OsString>>,
     file_mode: u32,
+    log: &LogStore,
 ) -> Result<u64> {
-    Ok(recover(db, tree, path, data_file, synced_blobs, file_mode, false)?.1)
+    Ok(recover(
+        db,
+        tree,
+        path,
+        data_file,
+        synced_blobs,
+        file_mode,
+        false,
+        log,
+    )?
+    .1)
 }
 
 /// [`recover_journal`], skipping damage when `salvage` (`repair`); returns the plan it
 /// applied (what was dropped in it) and the lsn the next journal starts at (lsns go on
 /// across sessions: see `keys::META_JOURNAL`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn recover(
     db: &sled::Db,
     tree: &sled::Tree,
@@ -176,202 +188,251 @@ pub(super) fn recover(
     synced_blobs: &Mutex<HashSet<OsString>>,
     file_mode: u32,
     salvage: bool,
+    log: &LogStore,
 ) -> Result<(journal::scan::Plan, u64)> {
     // (`repair` goes on without a damaged position: the journal's start is then unchecked.)
     let applied = match writer::applied_of(tree) {
         Err(_) if salvage => None,
         other => other?,
     };
+    // A database of format 1 or 2 kept every value in sled: its journal is replayed into
+    // sled whole and emptied, as those versions did, before `migrate` moves the values.
+    let old_layout = matches!(store_format(tree), Ok(Some(f)) if f < STORE_FORMAT);
+    if old_layout {
+        let plan = journal::scan::plan(path, salvage, applied)?;
+        crate::backend::failpoint::check("open-replay")?;
+        journal::scan::apply(&plan, |_, changes| writer::apply_changes(tree, &changes))?;
+        let last = applied.unwrap_or(0).max(plan.last_lsn.unwrap_or(0));
+        writer::record_applied(tree, last)?;
+        writer::sync_sled(db, path, data_file, synced_blobs, file_mode)?;
+        journal::clear(path)?;
+        return Ok((plan, last + 1));
+    }
+    let start = match writer::log_start_of(tree) {
+        Err(_) if salvage => None,
+        other => other?,
+    };
+    drop_retired(path, start, salvage)?;
     let plan = journal::scan::plan(path, salvage, applied)?;
     crate::backend::failpoint::check("open-replay")?;
-    journal::scan::apply(&plan, |changes| writer::apply_changes(tree, &changes))?;
+    journal::scan::apply(&plan, |at, changes| {
+        for (i, loc) in LogStore::locate(at.seg, at.pos as u64, &changes) {
+            log.set(&changes[i].0, loc);
+        }
+        if applied.map_or(true, |a| at.lsn > a) {
+            for (k, v) in &changes {
+                if !super::logstore::resident(k) {
+                    match v {
+                        Some(v) => tree.insert(k, v.clone()),
+                        None => tree.remove(k),
+                    }
+                    .map_err(|e| Error::storage("writing to sled", e))?;
+                }
+            }
+        }
+        Ok(())
+    })?;
     let last = applied.unwrap_or(0).max(plan.last_lsn.unwrap_or(0));
     writer::record_applied(tree, last)?;
     // Even with nothing replayed: what sled read back may still sit only in the page cache
-    // (the last process was killed before a checkpoint), and the journal goes next.
+    // (the last process was killed before a checkpoint).
     writer::sync_sled(db, path, data_file, synced_blobs, file_mode)?;
-    journal::clear(path)?;
+    // The last segment ends where its valid entries do: seal it there (a segment without
+    // entries is left to be reused by the next one, which has its name).
+    if let Some((tail, end)) = &plan.tail {
+        if *end > 0 {
+            journal::seal_at(tail, *end as u64, last + 1)?;
+        }
+    }
+    for (seg_path, offsets) in &plan.segments {
+        let first = seg_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(journal::first_lsn_of);
+        let Some(first) = first else { continue };
+        if offsets.is_empty() && first == last + 1 {
+            continue; // the empty tail, reused
+        }
+        let len = std::fs::metadata(seg_path)
+            .map_err(|e| Error::storage(format!("reading {}", seg_path.display()), e))?
+            .len();
+        log.add_segment(first, seg_path, len)?;
+    }
     Ok((plan, last + 1))
 }
 
-/// How many key ranges the job records are split into for loading: enough that two
-/// threads taking them in turn finish close together.
-const LOAD_RANGES: u128 = 64;
+/// Deletes the segments a checkpoint retired (wholly before the oldest segment it kept,
+/// `start`) but did not get to delete; the first one left must start at or before
+/// `start`, else segments holding values are missing: `CORRUPTION`.
+fn drop_retired(path: &Path, start: Option<u64>, salvage: bool) -> Result<()> {
+    let Some(start) = start else { return Ok(()) };
+    let dir = path.join(journal::DIR);
+    let segs = journal::segments(&dir)?;
+    for (first, p) in &segs {
+        if *first < start {
+            std::fs::remove_file(p)
+                .map_err(|e| Error::storage(format!("removing {}", p.display()), e))?;
+        }
+    }
+    let first_left = segs.iter().map(|(f, _)| *f).find(|f| *f >= start);
+    if first_left.is_none() && !salvage {
+        return Err(journal::scan::corrupt(
+            &dir,
+            0,
+            format!(
+                "the journal holds no segment, yet the last checkpoint kept segments from \
+                 entry {start}: the job records, payloads and events they hold are missing"
+            ),
+        ));
+    }
+    if let Some(f) = first_left.filter(|f| *f > start) {
+        if !salvage {
+            return Err(journal::scan::corrupt(
+                &dir.join(journal::segment_name(f)),
+                0,
+                format!(
+                    "the journal's oldest segment starts at entry {f}, yet the last checkpoint \
+                     kept segments from entry {start}: segments holding job records, payloads \
+                     or events are missing"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
-/// Indexes every job record. sled's iteration and the decoding dominate opening a large
-/// database, so the id range is cut into [`LOAD_RANGES`] ranges (ids are time-ordered
-/// UUIDs; the cuts are evenly spaced between the first and the last), which this thread
-/// and a second one take in turn, each reading its ranges' records into a [`Batch`] of
-/// what the indexes need (see `JobIndex`). Between its ranges this thread gathers the
-/// batches read so far into the indexes, in id order; the ordered sets are built at the
-/// end. A damaged record stops the reading of the ranges after its own; the error of the
-/// first damaged record in id order is returned.
-pub(super) fn load_jobs(tree: &sled::Tree, st: &mut State, now: i64) -> Result<()> {
-    let bound = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| -> Result<Option<u128>> {
-        Ok(match item {
-            Some(kv) => keys::id_of(&kv?.0).map(|id| id.0.as_u128()),
-            None => None,
-        })
-    };
-    let first = tree.scan_prefix([keys::JOB]).next();
-    if first.is_none() {
+/// The layout of the store (sled's `mformat`): 1 and 2 kept every value in sled (records
+/// in format 1, then 2); 3 keeps job records, payloads and event blocks in the journal's
+/// segments (see `logstore`), with records in format 2.
+pub(crate) const STORE_FORMAT: u8 = 3;
+
+/// The store's layout as sled records it (`None`: a new database), checked: a newer one is
+/// `STORAGE` (upgrade), a malformed one `CORRUPTION`.
+pub(super) fn store_format(tree: &sled::Tree) -> Result<Option<u8>> {
+    match tree.get(b"mformat")? {
+        None => Ok(None),
+        Some(v) if v.len() == 1 && (1..=STORE_FORMAT).contains(&v[0]) => Ok(Some(v[0])),
+        Some(v) if v.len() == 1 && v[0] > STORE_FORMAT => Err(Error::Storage {
+            context: format!(
+                "the database is in storage format {}, written by a newer jobspool; this \
+                 build reads formats 1 to {STORE_FORMAT}: upgrade jobspool (nothing was \
+                 changed)",
+                v[0]
+            ),
+            source: None,
+        }),
+        Some(v) => Err(Error::Corruption {
+            tree: "meta",
+            key: "m/format".into(),
+            detail: format!(
+                "{:02x?} where the storage format version (one byte, 1 to {STORE_FORMAT}) \
+                 belongs",
+                v.as_ref()
+            ),
+        }),
+    }
+}
+
+/// A database of format 1 or 2 (every value in sled; its journal already replayed into
+/// sled and emptied): moves the job records, payloads and event blocks into journal
+/// entries (fsynced as they are written), then out of sled, then marks the database as
+/// format 3 and makes sled durable. A crash midway leaves format 2 with the values in both
+/// places; the next open moves them again (the same values). New databases just get the
+/// marker.
+pub(super) fn migrate(
+    tree: &sled::Tree,
+    path: &Path,
+    journal: &mut journal::Journal,
+    log: &LogStore,
+    sync: impl Fn() -> Result<()>,
+) -> Result<()> {
+    let format = store_format(tree)?;
+    if format == Some(STORE_FORMAT) {
         return Ok(());
     }
-    let first = bound(first)?;
-    let last = bound(tree.scan_prefix([keys::JOB]).next_back())?;
-    let mut cuts = vec![vec![keys::JOB]];
-    // (A key too short for an id is read, in one range, and its record decoded.)
-    if let (Some(first), Some(last)) = (first, last) {
-        let step = (last.saturating_sub(first) / LOAD_RANGES).max(1);
-        cuts.extend((1..LOAD_RANGES).filter_map(|i| {
-            let at = first.checked_add(step.checked_mul(i)?)?;
-            (at <= last).then(|| {
-                let mut k = vec![keys::JOB];
-                k.extend_from_slice(&at.to_be_bytes());
-                k
-            })
-        }));
-    }
-    cuts.push(vec![keys::JOB + 1]);
-    let ranges = cuts.len() - 1;
-    let next = AtomicUsize::new(0);
-    // The first range (in id order) found to hold a damaged record.
-    let failed = AtomicUsize::new(usize::MAX);
-    // The most jobs a range held so far: room for as many (up to `BATCH_ROOM`) upfront.
-    let most_yet = AtomicUsize::new(0);
-    // The next range to read, while any is left before a damaged one.
-    let take = || {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        (i < ranges && i < failed.load(Ordering::Relaxed)).then_some(i)
-    };
-    let read = |i: usize| {
-        let read = read_range(
-            tree,
-            &cuts[i],
-            &cuts[i + 1],
-            || failed.load(Ordering::Relaxed) < i,
-            most_yet.load(Ordering::Relaxed),
-        );
-        if let Ok(b) = &read {
-            most_yet.fetch_max(b.len(), Ordering::Relaxed);
-        }
-        if read.is_err() {
-            failed.fetch_min(i, Ordering::Relaxed);
-        }
-        read
-    };
-    // Ranges read, waiting to be indexed in order; the first not indexed yet.
-    let mut waiting: BTreeMap<usize, Result<Batch>> = BTreeMap::new();
-    let mut indexed = 0;
-    let mut ix = Indexer::default();
-    let mut index_waiting = |waiting: &mut BTreeMap<usize, Result<Batch>>| {
-        while let Some(entry) = waiting.first_entry() {
-            if *entry.key() != indexed || entry.get().is_err() {
-                break;
+    if format.is_some() {
+        const CHUNK: usize = 4 * 1024 * 1024;
+        let mut changes: Vec<journal::Change> = Vec::new();
+        let mut bytes = 0;
+        let mut moved: Vec<sled::IVec> = Vec::new();
+        let mut flush = |changes: &mut Vec<journal::Change>| -> Result<()> {
+            if changes.is_empty() {
+                return Ok(());
             }
-            if let Ok(batch) = entry.remove() {
-                st.index_batch(&mut ix, batch, now);
-            }
-            indexed += 1;
-        }
-    };
-    std::thread::scope(|scope| {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let other = scope.spawn(|| {
-            while let Some(i) = take() {
-                if tx.send((i, read(i))).is_err() {
-                    break;
+            let lsn = journal.next_lsn();
+            let appended = journal.append(changes)?;
+            journal::sync(path, &appended.segments, appended.new_segment)?;
+            log.apply_group(lsn, changes);
+            changes.clear();
+            Ok(())
+        };
+        for prefix in [keys::JOB, keys::PAYLOAD, keys::EVENT] {
+            for item in tree.scan_prefix([prefix]) {
+                let (k, v) = item?;
+                if !super::logstore::resident(&k) {
+                    return Err(Error::Corruption {
+                        tree: "sled",
+                        key: codec::show_key(&k),
+                        detail: format!(
+                            "a key of {} bytes where a job record, payload or event block key \
+                             belongs; nothing was changed",
+                            k.len()
+                        ),
+                    });
+                }
+                bytes += k.len() + v.len() + 9;
+                moved.push(k.clone());
+                changes.push((k, Some(v)));
+                if bytes >= CHUNK {
+                    flush(&mut changes)?;
+                    bytes = 0;
                 }
             }
-            drop(tx);
-        });
-        // This thread reads ranges too, and indexes between them what both read.
-        while let Some(i) = take() {
-            waiting.insert(i, read(i));
-            waiting.extend(rx.try_iter());
-            index_waiting(&mut waiting);
         }
-        for (i, read) in rx {
-            waiting.insert(i, read);
-            index_waiting(&mut waiting);
+        flush(&mut changes)?;
+        for k in moved {
+            tree.remove(k)?;
         }
-        if let Err(panic) = other.join() {
-            std::panic::resume_unwind(panic);
+        writer::record_applied(tree, journal.next_lsn() - 1)?;
+    }
+    tree.insert(b"mformat", &[STORE_FORMAT])?;
+    // Before any group of the new layout: an older build must meet the new marker, never
+    // a sled without the records it expects.
+    sync()
+}
+
+/// Indexes every job record, reading each segment that holds any once, in one go.
+pub(super) fn load_jobs(log: &LogStore, st: &mut State, now: i64) -> Result<()> {
+    let mut locs = log.job_locs();
+    locs.sort_unstable_by_key(|(_, l)| (l.seg, l.off));
+    let mut ix = Indexer::default();
+    let mut i = 0;
+    while i < locs.len() {
+        let seg = locs[i].1.seg;
+        let n = locs[i..].partition_point(|(_, l)| l.seg == seg);
+        let bytes = log.read_segment(seg)?;
+        let mut batch = Batch::with_capacity(n);
+        for (k, loc) in &locs[i..i + n] {
+            let key = super::logstore::unfixed(k);
+            let v = log.slice(&bytes, &key, *loc)?;
+            batch.push(&JobIndex::decode("jobs", &key, v)?);
         }
-    });
-    // Left over only after a damaged record: the first range (in id order) that has one
-    // (every range before it was read to its end).
-    for read in waiting.into_values() {
-        read?;
+        st.index_batch(&mut ix, batch, now);
+        i += n;
     }
     st.finish_index(ix);
     Ok(())
 }
 
-/// The most jobs a batch makes room for before reading (ranges are about even, unless
-/// ids were made in bursts: most of them may then be in few ranges).
-const BATCH_ROOM: usize = 1 << 15;
-
-/// The job records from key `lo` (included) to `hi` (excluded), read into a batch with
-/// room for `expect` jobs; stops early (with what it read) once `stop` says so (a range
-/// before it holds a damaged record).
-fn read_range(
-    tree: &sled::Tree,
-    lo: &[u8],
-    hi: &[u8],
-    stop: impl Fn() -> bool,
-    expect: usize,
-) -> Result<Batch> {
-    let mut batch = Batch::with_capacity((expect + expect / 8).min(BATCH_ROOM));
-    for (n, item) in tree.range(lo..hi).enumerate() {
-        let (k, v) = item?;
-        batch.push(&JobIndex::decode("jobs", &k, &v)?);
-        if n % 1024 == 1023 && stop() {
-            break;
-        }
-    }
-    Ok(batch)
-}
-
 /// Rebuilds the in-memory indexes from the records; returns what it found of the job
 /// records (for `sledcheck`).
-pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledcheck::Digest> {
-    match tree.get(b"mformat")? {
-        None => {
-            tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
-        }
-        Some(v) if v.as_ref() == [codec::FORMAT_VERSION] => {}
-        Some(v) if v.as_ref() == [1] => {
-            // Format 1 records stay readable; what is written from now on is the current
-            // format, and the marker says so before any of it is: a build that reads only
-            // format 1 refuses the database at open instead of meeting records it cannot
-            // read (the open fsyncs sled's files right after this, see `SledBackend::open`).
-            tree.insert(b"mformat", &[codec::FORMAT_VERSION])?;
-        }
-        Some(v) if v.len() == 1 && v[0] > codec::FORMAT_VERSION => {
-            return Err(Error::Storage {
-                context: format!(
-                    "the database is in storage format {}, written by a newer jobspool; this \
-                     build reads formats 1 to {}: upgrade jobspool (nothing was changed)",
-                    v[0],
-                    codec::FORMAT_VERSION
-                ),
-                source: None,
-            })
-        }
-        Some(v) => {
-            return Err(Error::Corruption {
-                tree: "meta",
-                key: "m/format".into(),
-                detail: format!(
-                    "{:02x?} where the storage format version (one byte, 1 to {}) belongs",
-                    v.as_ref(),
-                    codec::FORMAT_VERSION
-                ),
-            })
-        }
-    }
-    load_jobs(tree, st, now)?;
+pub(super) fn load(
+    tree: &sled::Tree,
+    log: &LogStore,
+    st: &mut State,
+    now: i64,
+) -> Result<sledcheck::Digest> {
+    load_jobs(log, st, now)?;
     for item in tree.scan_prefix([keys::QUEUE]) {
         let (k, v) = item?;
         let paused: bool = codec::decode("queues", &k, &v)?;
@@ -383,10 +444,12 @@ pub(super) fn load(tree: &sled::Tree, st: &mut State, now: i64) -> Result<sledch
         let meta: Meta = codec::decode("meta", keys::META_STATE, &v)?;
         next_seq = meta.next_seq.max(1);
     }
-    if let Some((k, v)) = tree.scan_prefix([keys::EVENT]).next_back().transpose()? {
-        let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
-        if let Some(first) = keys::seq_of(&k) {
-            next_seq = next_seq.max(first + block.len() as u64);
+    if let Some(k) = log.last_key_upto(&[keys::EVENT], &[keys::EVENT + 1]) {
+        if let Some(v) = log.get(&k)? {
+            let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
+            if let Some(first) = keys::seq_of(&k) {
+                next_seq = next_seq.max(first + block.len() as u64);
+            }
         }
     }
     st.next_seq = next_seq;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::backend::sled::journal::Change;
+use crate::backend::sled::logstore::Base;
 use crate::model::error::Result;
 
 /// One pending value: the journal lsn of the group that wrote it, and the value (`None` =
@@ -344,7 +345,7 @@ impl Overlay {
     }
 
     /// `tree.get(key)` as it will be once every pending change is in sled: the writer's view.
-    pub fn read(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<sled::IVec>> {
+    pub fn read(&self, tree: &Base, key: &[u8]) -> Result<Option<sled::IVec>> {
         #[cfg(test)]
         if self.fail_reads.lock().iter().any(|k| k == key) {
             return Err(crate::model::error::Error::Storage {
@@ -357,16 +358,16 @@ impl Overlay {
         }
         match self.get(key) {
             Some(v) => Ok(v),
-            None => Ok(tree.get(key)?),
+            None => tree.get(key),
         }
     }
 
     /// `tree.get(key)` as it is once every durable change is in sled: a reader's view,
     /// nothing a crash could take back.
-    pub fn read_durable(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<sled::IVec>> {
+    pub fn read_durable(&self, tree: &Base, key: &[u8]) -> Result<Option<sled::IVec>> {
         match self.get_durable(key, self.synced()) {
             Some(v) => Ok(v),
-            None => Ok(tree.get(key)?),
+            None => tree.get(key),
         }
     }
 
@@ -375,20 +376,20 @@ impl Overlay {
     /// sled meanwhile is found there.
     pub fn scan<'a>(
         &self,
-        tree: &'a sled::Tree,
+        tree: &'a Base,
         from: &[u8],
         to: &[u8],
     ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + 'a {
         Merge {
             pending: self.range(from, to, None).into_iter().peekable(),
-            sled: tree.range(from.to_vec()..to.to_vec()).peekable(),
+            sled: tree.range(from, to).peekable(),
         }
     }
 
     /// As [`Overlay::scan`], durable changes only: a reader's view.
     pub fn scan_durable<'a>(
         &self,
-        tree: &'a sled::Tree,
+        tree: &'a Base,
         from: &[u8],
         to: &[u8],
     ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + 'a {
@@ -397,7 +398,7 @@ impl Overlay {
                 .range(from, to, Some(self.synced()))
                 .into_iter()
                 .peekable(),
-            sled: tree.range(from.to_vec()..to.to_vec()).peekable(),
+            sled: tree.range(from, to).peekable(),
         }
     }
 }
@@ -410,7 +411,7 @@ struct Merge<P: Iterator, S: Iterator> {
 impl<P, S> Iterator for Merge<P, S>
 where
     P: Iterator<Item = (sled::IVec, Option<sled::IVec>)>,
-    S: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    S: Iterator<Item = Result<(sled::IVec, sled::IVec)>>,
 {
     type Item = Result<(sled::IVec, sled::IVec)>;
 
@@ -420,7 +421,7 @@ where
                 Some(Ok((k, _))) => Some(k.clone()),
                 Some(Err(_)) => {
                     let e = self.sled.next()?.err()?;
-                    return Some(Err(e.into()));
+                    return Some(Err(e));
                 }
                 None => None,
             };
@@ -442,7 +443,7 @@ where
                     None => continue, // removed
                 }
             }
-            return self.sled.next().map(|r| r.map_err(Into::into));
+            return self.sled.next();
         }
     }
 }

@@ -324,11 +324,11 @@ impl SledBackend {
                     k
                 },
             );
-            for item in sh.overlay.scan_durable(&sh.tree, &start, &[keys::JOB + 1]) {
+            for item in sh.overlay.scan_durable(&sh.base, &start, &[keys::JOB + 1]) {
                 let (k, v) = item?;
                 let mut j: Job = codec::decode("jobs", &k, &v)?;
                 if matches(&j) {
-                    if let Some(p) = sh.overlay.read_durable(&sh.tree, &keys::payload(&j.id))? {
+                    if let Some(p) = sh.overlay.read_durable(&sh.base, &keys::payload(&j.id))? {
                         j.payload = p.to_vec();
                     }
                     out.push(j);
@@ -351,18 +351,15 @@ impl SledBackend {
         // (Durable blocks pending in the overlay count: they are the newest; blocks not yet
         // durable are not shown.)
         let mut upto = keys::event(want).to_vec();
+        let in_log = sh.log.last_key_upto(&[keys::EVENT], &upto);
         upto.push(0);
-        let in_sled = match sh.tree.range(vec![keys::EVENT]..upto.clone()).next_back() {
-            Some(item) => Some(item?.0),
-            None => None,
-        };
         let pending = sh.overlay.last_key_durable(&[keys::EVENT], &upto);
-        let from = match in_sled.max(pending) {
+        let from = match in_log.max(pending) {
             Some(k) => k.to_vec(),
             None => keys::event(want).to_vec(),
         };
         let mut out = Vec::new();
-        for item in sh.overlay.scan_durable(&sh.tree, &from, &[keys::EVENT + 1]) {
+        for item in sh.overlay.scan_durable(&sh.base, &from, &[keys::EVENT + 1]) {
             let (k, v) = item?;
             let first = keys::seq_of(&k).unwrap_or(0);
             let block: Vec<StoredEvent> = codec::decode("events", &k, &v)?;
@@ -387,7 +384,7 @@ impl SledBackend {
         let mut out = Vec::new();
         for item in sh
             .overlay
-            .scan_durable(&sh.tree, &[keys::SCHEDULE], &[keys::SCHEDULE + 1])
+            .scan_durable(&sh.base, &[keys::SCHEDULE], &[keys::SCHEDULE + 1])
         {
             let (k, v) = item?;
             out.push(codec::decode("schedules", &k, &v)?);

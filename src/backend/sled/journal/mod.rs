@@ -24,6 +24,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::logstore::LogStore;
 use crate::backend::{durable, failpoint};
 use crate::model::error::{Error, Result};
 
@@ -70,11 +71,11 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::storage(format!("{what} {}", path.display()), e)
 }
 
-fn segment_name(first_lsn: u64) -> String {
+pub(crate) fn segment_name(first_lsn: u64) -> String {
     format!("wal-{first_lsn:020}")
 }
 
-fn first_lsn_of(name: &str) -> Option<u64> {
+pub(crate) fn first_lsn_of(name: &str) -> Option<u64> {
     name.strip_prefix("wal-")?.parse().ok()
 }
 
@@ -249,6 +250,10 @@ pub(crate) struct Segment {
 pub(crate) struct Journal {
     dir: PathBuf,
     current: Arc<Segment>,
+    /// The current segment's first lsn (its name).
+    current_first: u64,
+    /// Told where each entry went, and of each new segment.
+    log: Arc<LogStore>,
     /// Zeros written ahead of the appends in `current` (see `ahead`).
     ahead: ahead::Ahead,
     segment_bytes: u64,
@@ -274,14 +279,18 @@ impl Journal {
         next_lsn: u64,
         segment_bytes: u64,
         file_mode: u32,
+        log: Arc<LogStore>,
     ) -> Result<Journal> {
         let dir = db_dir.join(DIR);
         let (current, ahead) = new_segment(&dir, next_lsn, segment_bytes, file_mode)?;
         sync_dir(&dir)?;
         sync_dir(db_dir)?; // the journal directory's own entry
+        log.add_segment(next_lsn, &current.path, 0)?;
         Ok(Journal {
             dir,
             current: Arc::new(current),
+            current_first: next_lsn,
+            log,
             ahead,
             segment_bytes,
             file_mode,
@@ -319,6 +328,8 @@ impl Journal {
             failpoint::check("journal-roll")?;
             let (current, ahead) =
                 new_segment(&self.dir, self.next_lsn, self.segment_bytes, self.file_mode)?;
+            self.log.add_segment(self.next_lsn, &current.path, 0)?;
+            self.current_first = self.next_lsn;
             self.current = Arc::new(current);
             self.ahead = ahead;
             self.bytes = 0;
@@ -334,7 +345,10 @@ impl Journal {
         (&self.current.file)
             .write_all(&self.buf)
             .map_err(|e| io("appending to the journal in", &self.dir, e))?;
+        let at = self.bytes;
         self.bytes += self.buf.len() as u64;
+        self.log
+            .appended(self.next_lsn, self.current_first, at, self.bytes);
         self.next_lsn += 1;
         self.ahead.after_append(&self.current.file, self.bytes);
         if self.buf.capacity() > 4 * 1024 * 1024 {
@@ -343,6 +357,51 @@ impl Journal {
         appended.segments.push(self.current.clone());
         Ok(appended)
     }
+}
+
+impl Journal {
+    /// The first lsn of the segment being appended to.
+    pub fn current_segment(&self) -> u64 {
+        self.current_first
+    }
+
+    /// At a clean close: ends the current segment with a seal naming the next lsn and cuts
+    /// its preallocated rest; a segment without entries is cut to nothing (the next open
+    /// starts its segment under the same name). Durable on return.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.bytes == 0 {
+            self.current
+                .file
+                .set_len(0)
+                .map_err(|e| io("truncating", &self.current.path, e))?;
+            return durable::sync_segment(&self.current.file, &self.current.path)
+                .map_err(|e| io("fsync of", &self.current.path, e));
+        }
+        seal_at(&self.current.path, self.bytes, self.next_lsn)?;
+        self.log
+            .appended_bytes(self.current_first, self.bytes + SEAL_BYTES);
+        Ok(())
+    }
+}
+
+/// Bytes of a seal entry.
+pub(crate) const SEAL_BYTES: u64 = (HEADER + MIN_BODY) as u64;
+
+/// Writes a seal naming `next_lsn` at `at` in the segment at `path`, cuts the file right
+/// after it, and fsyncs it.
+pub(crate) fn seal_at(path: &Path, at: u64, next_lsn: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = Vec::new();
+    encode(&mut buf, &Entry::Seal(next_lsn));
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io("opening", path, e))?;
+    f.write_all_at(&buf, at)
+        .map_err(|e| io("sealing", path, e))?;
+    f.set_len(at + buf.len() as u64)
+        .map_err(|e| io("truncating", path, e))?;
+    durable::sync_segment(&f, path).map_err(|e| io("fsync of", path, e))
 }
 
 /// A new preallocated segment (empty), and its zeros (none yet).
@@ -413,24 +472,18 @@ pub(crate) fn sync(db_dir: &Path, segments: &[Arc<Segment>], new_segment: bool) 
     Ok(())
 }
 
-/// Deletes the segments whose every entry is at or below `durable_lsn` (in sled's own
-/// durable state), keeping the one that starts after it.
-pub(crate) fn truncate(db_dir: &Path, durable_lsn: u64) -> Result<()> {
+/// Deletes the segments that start at the lsns `firsts` (retired by a checkpoint).
+pub(crate) fn remove_segments(db_dir: &Path, firsts: &[u64]) -> Result<()> {
+    if firsts.is_empty() {
+        return Ok(());
+    }
     let dir = db_dir.join(DIR);
-    let segs = segments(&dir)?;
     failpoint::check("journal-truncate")?;
-    let mut removed = false;
-    for pair in segs.windows(2) {
-        // Segment 0 holds [first0, first1 - 1].
-        if pair[1].0 <= durable_lsn + 1 {
-            std::fs::remove_file(&pair[0].1).map_err(|e| io("removing", &pair[0].1, e))?;
-            removed = true;
-        }
+    for first in firsts {
+        let p = dir.join(segment_name(*first));
+        std::fs::remove_file(&p).map_err(|e| io("removing", &p, e))?;
     }
-    if removed {
-        sync_dir(&dir)?;
-    }
-    Ok(())
+    sync_dir(&dir)
 }
 
 /// Applies every entry of the journal, in order, with `apply`; returns how many.
@@ -441,9 +494,12 @@ pub(crate) fn truncate(db_dir: &Path, durable_lsn: u64) -> Result<()> {
 /// acknowledged); a bad entry with a valid one after it, an entry out of sequence, or a seal
 /// followed by a segment that resumes elsewhere, is `CORRUPTION` naming segment and offset.
 #[cfg(test)]
-pub(crate) fn replay(db_dir: &Path, apply: impl FnMut(Vec<Change>) -> Result<()>) -> Result<u64> {
+pub(crate) fn replay(
+    db_dir: &Path,
+    mut apply: impl FnMut(Vec<Change>) -> Result<()>,
+) -> Result<u64> {
     let plan = scan::plan(db_dir, false, None)?;
-    scan::apply(&plan, apply)
+    scan::apply(&plan, |_, changes| apply(changes))
 }
 
 /// Removes every segment (after a replay was made durable in sled).

@@ -146,6 +146,9 @@ pub(crate) struct Plan {
     pub entries: u64,
     /// The lsn of the last group to apply.
     pub last_lsn: Option<u64>,
+    /// The last segment read when it ends without a seal: its path and where its valid
+    /// entries end (open seals it there).
+    pub tail: Option<(PathBuf, usize)>,
 }
 
 impl Plan {
@@ -276,6 +279,9 @@ pub(crate) fn plan(db_dir: &Path, salvage: bool, applied: Option<u64>) -> Result
                     break;
                 }
             }
+            if next_segment.is_none() {
+                plan.tail = Some((path.clone(), pos));
+            }
             break; // a torn tail, or zeros: this segment's entries end here
         }
         plan.segments.push((path.clone(), offsets));
@@ -287,16 +293,29 @@ pub(crate) fn plan(db_dir: &Path, salvage: bool, applied: Option<u64>) -> Result
     Ok(plan)
 }
 
+/// Where a group is: its segment (by first lsn), its offset there, its lsn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At3 {
+    pub seg: u64,
+    pub pos: usize,
+    pub lsn: u64,
+}
+
 /// Applies the groups `plan` names, in order; returns how many.
-pub(crate) fn apply(plan: &Plan, mut f: impl FnMut(Vec<Change>) -> Result<()>) -> Result<u64> {
+pub(crate) fn apply(plan: &Plan, mut f: impl FnMut(At3, Vec<Change>) -> Result<()>) -> Result<u64> {
     for (path, offsets) in &plan.segments {
         if offsets.is_empty() {
             continue;
         }
+        let seg = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(super::first_lsn_of)
+            .unwrap_or(0);
         let bytes = std::fs::read(path).map_err(|e| io("reading", path, e))?;
         for &pos in offsets {
             match parse_at(&bytes, pos) {
-                At::Entry(Entry::Group(_, changes), _) => f(changes)?,
+                At::Entry(Entry::Group(lsn, changes), _) => f(At3 { seg, pos, lsn }, changes)?,
                 _ => {
                     return Err(corrupt(
                         path,

@@ -1,4 +1,5 @@
-//! Unit tests of the parent module: loading the job records on two threads.
+//! Unit tests of the parent module: loading the job records from the journal's segments,
+//! the format marker.
 
 use super::*;
 use crate::model::clock::to_datetime;
@@ -26,13 +27,22 @@ fn job(st: &mut State, n: u64, at_ms: i64) -> Job {
     }
 }
 
-/// A temporary tree holding `count` job records (ids spread over time, then a burst in
-/// one millisecond), and the state `apply` builds from the same jobs at `now`.
-fn stored(count: u64, now: i64) -> (sled::Db, Vec<JobId>, State) {
-    let db = sled::Config::new().temporary(true).open().unwrap();
+/// A temporary journal holding `count` job records (ids spread over time, then a burst in
+/// one millisecond) in small segments, the directory of it, and the state `apply` builds
+/// from the same jobs at `now`. `damage` replaces the records of those indexes with bytes
+/// that do not decode.
+fn stored(
+    count: u64,
+    now: i64,
+    damage: &[usize],
+) -> (tempfile::TempDir, LogStore, Vec<JobId>, State) {
+    let d = tempfile::tempdir().unwrap();
+    let log = std::sync::Arc::new(LogStore::new(d.path()));
+    let mut journal = journal::Journal::create(d.path(), 1, 64 * 1024, 0o600, log.clone()).unwrap();
     let mut ids = Vec::new();
     let mut expected = State::new(1);
     let mut gen = State::new(2);
+    let mut group = Vec::new();
     for n in 0..count {
         let at = if n < count / 2 {
             1_000 + n as i64 * 37
@@ -40,107 +50,92 @@ fn stored(count: u64, now: i64) -> (sled::Db, Vec<JobId>, State) {
             900_000
         };
         let j = job(&mut gen, n, at);
-        db.insert(keys::job(&j.id), codec::encode(&j).unwrap())
-            .unwrap();
-        expected.apply(None, Some(&j), now);
-        expected.last_id = expected.last_id.max(j.id.0.as_u128());
+        let v: sled::IVec = if damage.contains(&(n as usize)) {
+            vec![codec::FORMAT_VERSION, 0xff].into()
+        } else {
+            expected.apply(None, Some(&j), now);
+            expected.last_id = expected.last_id.max(j.id.0.as_u128());
+            codec::encode(&j).unwrap().into()
+        };
+        group.push((keys::job(&j.id).to_vec().into(), Some(v)));
+        if group.len() == 50 || n + 1 == count {
+            let lsn = journal.next_lsn();
+            journal.append(&group).unwrap();
+            log.apply_group(lsn, &group);
+            group.clear();
+        }
         ids.push(j.id);
     }
-    (db, ids, expected)
+    drop(journal);
+    let log = std::sync::Arc::try_unwrap(log).ok().unwrap();
+    (d, log, ids, expected)
 }
 
 #[test]
 fn loading_gives_the_state_apply_gives() {
     let now = 1_000 + 3_000 * 37;
-    let (db, _, expected) = stored(5_000, now);
-    // Other keys around the jobs are not read as jobs.
-    db.insert(b"mstate", &[1]).unwrap();
-    db.insert(b"p\x01", &[1]).unwrap();
+    let (_d, log, _, expected) = stored(5_000, now, &[]);
     let mut st = State::new(3);
-    load_jobs(&db, &mut st, now).unwrap();
+    load_jobs(&log, &mut st, now).unwrap();
     assert_eq!(st.snapshot(), expected.snapshot());
     assert_eq!(st.digest, expected.digest);
     assert_eq!(st.digest.count, 5_000);
     assert_eq!(st.stats(), expected.stats());
 
     // One job, and none.
-    let (db, _, expected) = stored(1, now);
+    let (_d, log, _, expected) = stored(1, now, &[]);
     let mut st = State::new(3);
-    load_jobs(&db, &mut st, now).unwrap();
+    load_jobs(&log, &mut st, now).unwrap();
     assert_eq!(st.snapshot(), expected.snapshot());
-    let empty = sled::Config::new().temporary(true).open().unwrap();
+    let (_d, log, _, _) = stored(0, now, &[]);
     let mut st = State::new(3);
-    load_jobs(&empty, &mut st, now).unwrap();
+    load_jobs(&log, &mut st, now).unwrap();
     assert_eq!(st.snapshot(), State::new(3).snapshot());
 }
 
 #[test]
-fn the_first_damaged_record_in_id_order_is_reported() {
-    let (db, ids, _) = stored(20_000, 5_000);
-    // Damaged far apart: the first is reported, whichever thread reads what first.
-    for n in [19_000, 7_000] {
-        db.insert(keys::job(&ids[n]), &[codec::FORMAT_VERSION, 0xff][..])
-            .unwrap();
-    }
-    for _ in 0..5 {
-        let err = load_jobs(&db, &mut State::new(3), 5_000).unwrap_err();
-        assert_eq!(err.code(), "CORRUPTION");
-        let key = codec::show_key(&keys::job(&ids[7_000]));
-        assert!(err.to_string().contains(&key), "{err}");
-    }
-    // Two neighbouring ranges (the ids span 64 s: a range is about 1 s) of many records,
-    // damaged at the end of the first and the start of the second: the two threads read
-    // them at once, the second fails first, and still the first one's damage is reported.
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let mut gen = State::new(2);
-    let mut ids = Vec::new();
-    for (n, at) in [(1, 1_000), (20_000, 11_500), (20_000, 12_500), (1, 65_000)] {
-        for i in 0..n {
-            let j = job(&mut gen, i, at);
-            db.insert(keys::job(&j.id), codec::encode(&j).unwrap())
-                .unwrap();
-            ids.push(j.id);
-        }
-    }
-    for n in [20_000, 20_001] {
-        db.insert(keys::job(&ids[n]), &[codec::FORMAT_VERSION, 0xff][..])
-            .unwrap();
-    }
-    for _ in 0..3 {
-        let err = load_jobs(&db, &mut State::new(3), 5_000).unwrap_err();
-        let key = codec::show_key(&keys::job(&ids[20_000]));
-        assert!(err.to_string().contains(&key), "{err}");
-    }
-
-    // A key too short for an id (so no bounds to cut ranges at): still read, and reported.
-    let (db, _, _) = stored(100, 5_000);
-    db.insert([keys::JOB, 1], &[0u8][..]).unwrap();
-    let err = load_jobs(&db, &mut State::new(3), 5_000).unwrap_err();
+fn a_damaged_record_is_reported_by_its_key() {
+    let (_d, log, ids, _) = stored(2_000, 5_000, &[700, 1_900]);
+    let err = load_jobs(&log, &mut State::new(3), 5_000).unwrap_err();
     assert_eq!(err.code(), "CORRUPTION");
-    assert!(err.to_string().contains("j/01"), "{err}");
+    let key = codec::show_key(&keys::job(&ids[700]));
+    assert!(err.to_string().contains(&key), "{err}");
 }
 
-/// The storage format marker: a format 1 database is moved to the current format (its
-/// records still read); a newer format is refused as `STORAGE` saying to upgrade (it is not
-/// damage); a marker that is no format at all is `CORRUPTION`.
 #[test]
-fn the_format_marker_upgrades_format_1_and_refuses_newer_or_damaged_ones() {
-    let now = 5_000;
-    let (db, _, expected) = stored(10, now);
-    db.insert(b"mformat", &[1u8][..]).unwrap();
-    let mut st = State::new(3);
-    load(&db, &mut st, now).unwrap();
-    assert_eq!(st.snapshot(), expected.snapshot());
-    assert_eq!(
-        db.get(b"mformat").unwrap().unwrap().as_ref(),
-        [codec::FORMAT_VERSION]
-    );
-    db.insert(b"mformat", &[codec::FORMAT_VERSION + 1][..])
-        .unwrap();
-    let err = load(&db, &mut State::new(3), now).unwrap_err();
+fn a_record_whose_segment_bytes_changed_is_corruption_not_a_misread() {
+    let (d, log, ids, _) = stored(300, 5_000, &[]);
+    let loc = log.loc(&keys::job(&ids[10])).unwrap();
+    let path = d
+        .path()
+        .join(journal::DIR)
+        .join(journal::segment_name(loc.seg));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[loc.off as usize + 3] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = load_jobs(&log, &mut State::new(3), 5_000).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION");
+    assert!(err.to_string().contains("checksum"), "{err}");
+    let err = log.get(&keys::job(&ids[10])).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION");
+}
+
+/// The storage format marker: formats 1 and 2 are read (and moved), a newer format is
+/// refused as `STORAGE` saying to upgrade (it is not damage); a marker that is no format
+/// at all is `CORRUPTION`.
+#[test]
+fn the_format_marker_refuses_newer_or_damaged_ones() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    assert_eq!(store_format(&db).unwrap(), None);
+    for f in 1..=STORE_FORMAT {
+        db.insert(b"mformat", &[f][..]).unwrap();
+        assert_eq!(store_format(&db).unwrap(), Some(f));
+    }
+    db.insert(b"mformat", &[STORE_FORMAT + 1][..]).unwrap();
+    let err = store_format(&db).unwrap_err();
     assert_eq!(err.code(), "STORAGE", "{err}");
     assert!(err.to_string().contains("upgrade jobspool"), "{err}");
     db.insert(b"mformat", &[2u8, 0][..]).unwrap();
-    let err = load(&db, &mut State::new(3), now).unwrap_err();
+    let err = store_format(&db).unwrap_err();
     assert_eq!(err.code(), "CORRUPTION", "{err}");
 }

@@ -104,7 +104,7 @@ const MAINTENANCE_CHUNK: usize = 5_000;
 
 /// Everything an op may touch.
 pub(crate) struct Ctx<'a> {
-    pub tree: &'a sled::Tree,
+    pub tree: &'a crate::backend::sled::logstore::Base,
     pub overlay: &'a Overlay,
     pub st: &'a mut State,
     pub staged: &'a mut Staged,

@@ -14,7 +14,8 @@ const NOW: i64 = 1_795_896_000_000;
 
 struct Scratch {
     _db: sled::Db,
-    tree: sled::Tree,
+    tree: crate::backend::sled::logstore::Base,
+    lsn: u64,
     overlay: Overlay,
     st: State,
     cfg: Config,
@@ -23,10 +24,11 @@ struct Scratch {
 impl Scratch {
     fn new() -> Scratch {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree: sled::Tree = (*db).clone();
+        let tree = crate::backend::sled::logstore::Base::sled_only((*db).clone());
         Scratch {
             _db: db,
             tree,
+            lsn: 0,
             overlay: Overlay::default(),
             st: State::new(7),
             cfg: Config::default(),
@@ -51,21 +53,18 @@ impl Scratch {
     /// Applies `op` and writes what it staged to the tree (events aside), as a committed group.
     fn commit(&mut self, op: Op) -> Reply {
         let (reply, staged) = self.run(op);
+        // Kept in the overlay as a durable group (job records are not sled's to hold).
+        let mut changes: Vec<crate::backend::sled::journal::Change> = Vec::new();
         for (id, job) in staged.jobs {
-            match job {
-                Some(j) => self
-                    .tree
-                    .insert(keys::job(&id), codec::encode(&j).unwrap())
-                    .unwrap(),
-                None => self.tree.remove(keys::job(&id)).unwrap(),
-            };
+            let v = job.map(|j| codec::encode(&j).unwrap().into());
+            changes.push((keys::job(&id).to_vec().into(), v));
         }
         for (k, v) in staged.raw {
-            match v {
-                Some(v) => self.tree.insert(k, v).unwrap(),
-                None => self.tree.remove(k).unwrap(),
-            };
+            changes.push((k.into(), v));
         }
+        self.lsn += 1;
+        self.overlay.insert(self.lsn, &changes);
+        self.overlay.mark_synced(self.lsn);
         reply.unwrap()
     }
 

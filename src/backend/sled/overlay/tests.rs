@@ -1,6 +1,7 @@
 //! The overlay: both views, versions, and the memory they take.
 
 use super::*;
+use crate::backend::sled::logstore::Base;
 
 fn c(k: &str, v: Option<&str>) -> Change {
     (k.as_bytes().into(), v.map(|v| v.as_bytes().into()))
@@ -9,8 +10,9 @@ fn c(k: &str, v: Option<&str>) -> Change {
 #[test]
 fn reads_and_scans_see_pending_changes_over_sled() {
     let db = sled::Config::new().temporary(true).open().unwrap();
+    let db = Base::sled_only((*db).clone());
     for k in ["a", "b", "d", "f"] {
-        db.insert(k, k).unwrap();
+        db.tree.insert(k, k).unwrap();
     }
     let o = Overlay::default();
     o.insert(1, &[c("b", None), c("c", Some("C")), c("d", Some("D"))]);
@@ -55,7 +57,8 @@ fn s(v: Option<sled::IVec>) -> Option<String> {
 #[test]
 fn readers_see_the_newest_durable_version_and_versions_stay_bounded() {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    db.insert("a", "a0").unwrap();
+    let db = Base::sled_only((*db).clone());
+    db.tree.insert("a", "a0").unwrap();
     let o = Overlay::default();
     o.insert(1, &[c("a", Some("A1")), c("b", Some("B1"))]);
     // Not durable: readers see sled's value (or nothing); the writer sees group 1.

@@ -63,7 +63,12 @@ pub(super) fn run_applier(shared: &Shared, rx: &Receiver<Vec<(u64, Vec<Change>)>
 /// Writes the last value of every key `groups` change into sled (in key order), then drops
 /// the groups from the overlay.
 pub(super) fn apply_coalesced(shared: &Shared, groups: &mut Vec<(u64, Vec<Change>)>) -> Result<()> {
-    let last = coalesce(groups);
+    // The values the journal keeps: into the directory, in order (each group's own).
+    let others: Vec<(u64, Vec<&Change>)> = groups
+        .iter()
+        .map(|(lsn, changes)| (*lsn, shared.log.apply_group(*lsn, changes)))
+        .collect();
+    let last = coalesce(&others);
     crate::backend::failpoint::check("applier-write")?;
     write_all(&shared.tree, &last)?;
     if let Some((lsn, _)) = groups.last() {
@@ -114,17 +119,41 @@ pub(crate) fn applied_of(tree: &sled::Tree) -> Result<Option<u64>> {
     }
 }
 
+/// The first lsn of the oldest journal segment the last checkpoint kept
+/// (`keys::META_LOG_START`), `None` in a database that never had one.
+pub(crate) fn log_start_of(tree: &sled::Tree) -> Result<Option<u64>> {
+    let key = crate::backend::codec::keys::META_LOG_START;
+    let Some(v) = tree
+        .get(key)
+        .map_err(|e| Error::storage("reading sled", e))?
+    else {
+        return Ok(None);
+    };
+    match <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes) {
+        Ok(lsn) if lsn < 1 << 62 => Ok(Some(lsn)),
+        _ => Err(Error::Corruption {
+            tree: "meta",
+            key: "mlogstart".into(),
+            detail: format!(
+                "{:02x?} where the journal's first kept segment (8 bytes, below 2^62) \
+                 belongs; `jobspool repair` reads the journal without it",
+                v.as_ref()
+            ),
+        }),
+    }
+}
+
 /// A key and the value to leave it with (`None`: removed).
 type Last<'a> = (&'a [u8], &'a Option<sled::IVec>);
 
 /// The last value of each key `groups` change (groups in lsn order), in key order: what
 /// sled holds after applying the groups one by one, with one write per key.
-fn coalesce(groups: &[(u64, Vec<Change>)]) -> Vec<Last<'_>> {
+fn coalesce<'a>(groups: &[(u64, Vec<&'a Change>)]) -> Vec<Last<'a>> {
     let n = groups.iter().map(|(_, changes)| changes.len()).sum();
     let mut last: fxhash::FxHashMap<&[u8], &Option<sled::IVec>> =
         fxhash::FxHashMap::with_capacity_and_hasher(n, Default::default());
     for (_, changes) in groups {
-        for (k, v) in changes {
+        for (k, v) in changes.iter().copied() {
             last.insert(k, v);
         }
     }

@@ -42,6 +42,15 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
     if lsn <= shared.durable_lsn.load(Ordering::Acquire) {
         return Ok(());
     }
+    // The segments that may go once sled holds everything up to `lsn` durably: none of
+    // their values is live. The oldest one kept is recorded in sled before the flush.
+    let retire = shared.log.retire(lsn);
+    if let Some(start) = retire.start {
+        shared.tree.insert(
+            crate::backend::codec::keys::META_LOG_START,
+            &start.to_be_bytes(),
+        )?;
+    }
     // The record the flush makes true (see `sledcheck`): written after sled is durable,
     // before the journal that covers it goes.
     let record = sledcheck::prepare(&shared.tree, &shared.path)?;
@@ -55,7 +64,9 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<()> {
     sledcheck::write(&shared.path, &record, shared.cfg.file_mode)?;
     shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
     shared.durable_lsn.store(lsn, Ordering::Release);
-    journal::truncate(&shared.path, lsn)
+    journal::remove_segments(&shared.path, &retire.delete)?;
+    shared.log.forget(&retire.delete);
+    Ok(())
 }
 
 /// Makes sled's state durable: sled's `flush` uses `sync_file_range`, which is not durable,

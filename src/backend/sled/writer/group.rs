@@ -67,7 +67,7 @@ pub(super) fn apply_group(
                         Err(e)
                     } else {
                         let mut ctx = Ctx {
-                            tree: &shared.tree,
+                            tree: &shared.base,
                             overlay: &shared.overlay,
                             st: &mut st,
                             staged: &mut *staged,

@@ -21,14 +21,14 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
-use crate::backend::sled::journal::{self, Change, Journal, Segment};
+use crate::backend::sled::journal::{Change, Journal, Segment};
 use crate::backend::sled::ops::{Op, Reply};
 use crate::backend::sled::Shared;
 use crate::model::error::{Error, Result};
 use crate::model::event::EventRecord;
 
 pub(crate) use answer::{answer_slot, AnswerRx, NoAnswer};
-pub(crate) use applier::{applied_of, apply_changes, record_applied};
+pub(crate) use applier::{applied_of, apply_changes, log_start_of, record_applied};
 pub(crate) use checkpoint::sync_sled;
 pub(crate) use group::admit;
 
@@ -145,13 +145,13 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
     let _ = applier.join();
     drop(stop_tx);
     let _ = checkpointer.join();
-    // A clean stop: sled holds everything, the journal is not needed to reopen.
+    // A clean stop: sled holds everything but the values the journal keeps; the current
+    // segment is sealed where its entries end.
     let result = match shared.poisoned_error() {
         Some(e) => Err(e),
         None => checkpoint(&shared)
             .and_then(|()| {
-                // sled now holds exactly the records: count them into the checkpoint
-                // record (see `sledcheck`), before the journal goes.
+                // Count the job records into the checkpoint record (see `sledcheck`).
                 let jobs = shared.state.lock().digest;
                 crate::backend::sled::sledcheck::seal(
                     &shared.tree,
@@ -169,7 +169,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
                     shared.cfg.file_mode,
                 )
             })
-            .and_then(|()| journal::clear(&shared.path)),
+            .and_then(|()| journal.finish()),
     };
     if let Err(e) = &result {
         shared.poison(e);

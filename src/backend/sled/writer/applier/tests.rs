@@ -27,7 +27,9 @@ impl Observer for Quiet {
 /// The keys only sled holds (bookkeeping of checkpoints and of the journal), which the
 /// groups never write.
 fn sled_only(key: &[u8]) -> bool {
-    key == b"mcheckpoint" || key == crate::backend::codec::keys::META_JOURNAL
+    key == b"mcheckpoint"
+        || key == crate::backend::codec::keys::META_JOURNAL
+        || key == crate::backend::codec::keys::META_LOG_START
 }
 
 fn contents(tree: &sled::Tree) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -85,7 +87,11 @@ fn coalesced_groups_leave_sled_as_applying_them_one_by_one_does() {
         for (_, changes) in &groups {
             apply_changes(&one_by_one, changes).unwrap();
         }
-        let last = coalesce(&groups);
+        let refs: Vec<(u64, Vec<&Change>)> = groups
+            .iter()
+            .map(|(lsn, changes)| (*lsn, changes.iter().collect()))
+            .collect();
+        let last = coalesce(&refs);
         assert!(
             last.windows(2).all(|w| w[0].0 < w[1].0),
             "one write per key, in key order"
@@ -156,16 +162,16 @@ fn sled_after_close_holds_what_the_groups_wrote() {
     let expected: Vec<(Vec<u8>, Vec<u8>)> = {
         let sh = b.sh().unwrap();
         sh.overlay
-            .scan(&sh.tree, &[], &[0xff; 16])
+            .scan(&sh.base, &[], &[0xff; 16])
             .map(|r| r.unwrap())
-            .filter(|(k, _)| !sled_only(k))
+            .filter(|(k, _)| !sled_only(k) && !crate::backend::sled::logstore::resident(k))
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect()
     };
     let before: Vec<_> = ids.iter().map(|id| b.get(*id).unwrap()).collect();
     assert!(
-        expected.len() > 600,
-        "the workload wrote {} keys",
+        expected.len() > 2,
+        "the workload wrote {} keys to sled",
         expected.len()
     );
     b.close().unwrap();

@@ -1,0 +1,544 @@
+//! Values that live in the journal: job records (`j`), payloads (`p`) and event-log blocks
+//! (`e`). They are written once, in the group's journal entry, and never copied into sled;
+//! an in-memory key directory maps each to where its latest value sits in a segment
+//! (segment, offset, length, crc32). sled holds only the small keys (dedupe, schedules,
+//! queues, meta).
+//!
+//! Segments are therefore kept while they hold a live value, and deleted oldest first once
+//! they hold none (and sled holds their other changes durably): oldest first, so a removal
+//! in a later segment never outlives an older put of the same key it cancels. When the
+//! segments hold much more than their live values, the checkpointer has the writer copy the
+//! oldest segment's live values forward (a compaction group: the same keys and values,
+//! appended again), after which the segment holds none and goes.
+//!
+//! Open rebuilds the directory by reading every segment, in order (see `open`).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::ops::Bound;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::backend::codec::keys;
+use crate::backend::sled::journal::Change;
+use crate::model::error::{Error, Result};
+
+/// A resident key, fixed width: the prefix byte and 16 bytes (an event key's 8 bytes of
+/// seq are followed by zeros, which keeps event keys in seq order among themselves).
+type Key = [u8; 17];
+
+/// Whether `key`'s value lives in the journal rather than in sled.
+pub(crate) fn resident(key: &[u8]) -> bool {
+    matches!(
+        (key.first(), key.len()),
+        (Some(&keys::JOB | &keys::PAYLOAD), 17) | (Some(&keys::EVENT), 9)
+    )
+}
+
+fn fixed(key: &[u8]) -> Option<Key> {
+    if !resident(key) {
+        return None;
+    }
+    let mut k = [0u8; 17];
+    k[..key.len()].copy_from_slice(key);
+    Some(k)
+}
+
+/// The key as written (an event key without its padding).
+pub(crate) fn unfixed(k: &Key) -> sled::IVec {
+    if k[0] == keys::EVENT {
+        sled::IVec::from(&k[..9])
+    } else {
+        sled::IVec::from(&k[..])
+    }
+}
+
+/// Where a value is: its segment (by first lsn), offset and length in it, and its crc32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub seg: u64,
+    pub off: u32,
+    pub len: u32,
+    pub crc: u32,
+}
+
+/// The offsets within an entry (from the entry's first byte) of the values its puts write,
+/// one per change (`None` for a removal), per the journal's encoding.
+pub(crate) fn value_offsets(changes: &[Change]) -> impl Iterator<Item = Option<usize>> + '_ {
+    // len u32 | crc u32 | lsn u64 | count u32, then per op: kind u8 | klen u32 | key
+    // [| vlen u32 | value].
+    let mut at = 8 + 12;
+    changes.iter().map(move |(k, v)| {
+        at += 1 + 4 + k.len();
+        v.as_ref().map(|v| {
+            at += 4;
+            let here = at;
+            at += v.len();
+            here
+        })
+    })
+}
+
+#[derive(Default)]
+struct Keydir {
+    map: BTreeMap<Key, Loc>,
+    /// Live value bytes per segment.
+    live: BTreeMap<u64, u64>,
+    live_total: u64,
+}
+
+impl Keydir {
+    fn set(&mut self, k: Key, loc: Option<Loc>) {
+        let old = match loc {
+            Some(loc) => {
+                *self.live.entry(loc.seg).or_default() += u64::from(loc.len);
+                self.live_total += u64::from(loc.len);
+                self.map.insert(k, loc)
+            }
+            None => self.map.remove(&k),
+        };
+        if let Some(old) = old {
+            if let Some(n) = self.live.get_mut(&old.seg) {
+                *n -= u64::from(old.len);
+            }
+            self.live_total -= u64::from(old.len);
+        }
+    }
+}
+
+/// The key directory and the segments' read handles.
+pub(crate) struct LogStore {
+    dir: PathBuf,
+    keydir: RwLock<Keydir>,
+    /// Read handles of the segments, by first lsn. A deleted segment's handle stays
+    /// readable for whoever cloned it before.
+    files: RwLock<BTreeMap<u64, Arc<File>>>,
+    /// Where each group's entry was appended (segment, offset), until the applier has
+    /// moved its values into the directory.
+    positions: Mutex<BTreeMap<u64, (u64, u64)>>,
+    /// Bytes in segments (file sizes as written, the current one as appended so far).
+    seg_bytes: Mutex<BTreeMap<u64, u64>>,
+}
+
+/// What the checkpointer may do with the segments.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Retire {
+    /// Segments to delete (oldest first): no live values, every entry durable in sled.
+    pub delete: Vec<u64>,
+    /// The first lsn of the oldest segment kept.
+    pub start: Option<u64>,
+}
+
+impl LogStore {
+    pub fn new(db_dir: &Path) -> LogStore {
+        LogStore {
+            dir: db_dir.join(super::journal::DIR),
+            keydir: RwLock::default(),
+            files: RwLock::default(),
+            positions: Mutex::default(),
+            seg_bytes: Mutex::default(),
+        }
+    }
+
+    /// A segment to read values from (opened once, when it is created or found at open).
+    pub fn add_segment(&self, seg: u64, path: &Path, bytes: u64) -> Result<()> {
+        let f = File::open(path)
+            .map_err(|e| Error::storage(format!("opening {}", path.display()), e))?;
+        self.files.write().insert(seg, Arc::new(f));
+        self.seg_bytes.lock().insert(seg, bytes);
+        Ok(())
+    }
+
+    /// The writer appended group `lsn` at `off` in `seg`, ending at `end`.
+    pub fn appended(&self, lsn: u64, seg: u64, off: u64, end: u64) {
+        self.positions.lock().insert(lsn, (seg, off));
+        self.seg_bytes.lock().insert(seg, end);
+    }
+
+    /// Segment `seg` now holds `bytes`.
+    pub fn appended_bytes(&self, seg: u64, bytes: u64) {
+        self.seg_bytes.lock().insert(seg, bytes);
+    }
+
+    /// The locations of `changes`' resident values, for group `lsn` written at (`seg`,
+    /// `off`): (index in `changes`, where), removals as `None`.
+    pub fn locate(seg: u64, off: u64, changes: &[Change]) -> Vec<(usize, Option<Loc>)> {
+        value_offsets(changes)
+            .enumerate()
+            .filter(|(i, _)| resident(&changes[*i].0))
+            .map(|(i, at)| {
+                let loc = at.and_then(|at| {
+                    let v = changes[i].1.as_ref()?;
+                    Some(Loc {
+                        seg,
+                        off: u32::try_from(off + at as u64).ok()?,
+                        len: u32::try_from(v.len()).ok()?,
+                        crc: crc32fast::hash(v),
+                    })
+                });
+                (i, loc)
+            })
+            .collect()
+    }
+
+    /// Group `lsn`'s resident values are now found in the directory (the applier, once
+    /// the group is durable). Returns the group's other changes, for sled.
+    pub fn apply_group<'c>(&self, lsn: u64, changes: &'c [Change]) -> Vec<&'c Change> {
+        let pos = self.positions.lock().remove(&lsn);
+        let mut others = Vec::new();
+        let mut dir = self.keydir.write();
+        match pos {
+            Some((seg, off)) => {
+                for (i, loc) in Self::locate(seg, off, changes) {
+                    if let Some(k) = fixed(&changes[i].0) {
+                        dir.set(k, loc);
+                    }
+                }
+            }
+            // (Not journaled through `appended`: cannot happen for a written group.)
+            None => debug_assert!(false, "group {lsn} applied without a position"),
+        }
+        drop(dir);
+        for c in changes {
+            if !resident(&c.0) {
+                others.push(c);
+            }
+        }
+        others
+    }
+
+    /// Sets `key` to `loc` (`None`: removed), as the open's scan of the journal does.
+    pub fn set(&self, key: &[u8], loc: Option<Loc>) {
+        if let Some(k) = fixed(key) {
+            self.keydir.write().set(k, loc);
+        }
+    }
+
+    /// Where `key`'s value is, if the directory has it.
+    pub fn loc(&self, key: &[u8]) -> Option<Loc> {
+        fixed(key).and_then(|k| self.keydir.read().map.get(&k).copied())
+    }
+
+    /// `key`'s value, read from its segment.
+    pub fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
+        match self.loc(key) {
+            None => Ok(None),
+            Some(loc) => self.read(key, loc).map(Some),
+        }
+    }
+
+    /// The value at `loc` (of `key`, for errors), checked against its crc.
+    pub fn read(&self, key: &[u8], loc: Loc) -> Result<sled::IVec> {
+        let file = self.files.read().get(&loc.seg).cloned();
+        let path = || self.dir.join(super::journal::segment_name(loc.seg));
+        let Some(file) = file else {
+            return Err(Error::Corruption {
+                tree: "journal",
+                key: crate::backend::codec::show_key(key),
+                detail: format!(
+                    "its value is in segment {}, which is gone",
+                    path().display()
+                ),
+            });
+        };
+        let mut buf = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut buf, u64::from(loc.off))
+            .map_err(|e| Error::storage(format!("reading {}", path().display()), e))?;
+        if crc32fast::hash(&buf) != loc.crc {
+            return Err(Error::Corruption {
+                tree: "journal",
+                key: crate::backend::codec::show_key(key),
+                detail: format!(
+                    "its value ({} bytes at offset {} of {}) fails its checksum: the segment \
+                     changed after it was written; restore from a backup",
+                    loc.len,
+                    loc.off,
+                    path().display()
+                ),
+            });
+        }
+        Ok(buf.into())
+    }
+
+    /// The whole segment `seg` (open reads each once to index its job records).
+    pub fn read_segment(&self, seg: u64) -> Result<Vec<u8>> {
+        let p = self.dir.join(super::journal::segment_name(seg));
+        std::fs::read(&p).map_err(|e| Error::storage(format!("reading {}", p.display()), e))
+    }
+
+    /// The value at `loc` within `bytes` (its whole segment), checked against its crc.
+    pub fn slice<'b>(&self, bytes: &'b [u8], key: &[u8], loc: Loc) -> Result<&'b [u8]> {
+        let (off, len) = (loc.off as usize, loc.len as usize);
+        match bytes.get(off..off + len) {
+            Some(v) if crc32fast::hash(v) == loc.crc => Ok(v),
+            _ => Err(Error::Corruption {
+                tree: "journal",
+                key: crate::backend::codec::show_key(key),
+                detail: format!(
+                    "its value ({len} bytes at offset {off} of segment {}) is cut short or \
+                     fails its checksum: the segment changed after it was read; restore from \
+                     a backup",
+                    self.dir
+                        .join(super::journal::segment_name(loc.seg))
+                        .display()
+                ),
+            }),
+        }
+    }
+
+    /// The resident keys in `[from, to)` with their locations, at most `n`, in key order.
+    fn locs_in(&self, from: Bound<Key>, to: &[u8], n: usize) -> Vec<(Key, Loc)> {
+        let dir = self.keydir.read();
+        dir.map
+            .range((from, Bound::Unbounded))
+            .take_while(|(k, _)| unfixed(k).as_ref() < to)
+            .take(n)
+            .map(|(k, l)| (*k, *l))
+            .collect()
+    }
+
+    /// Iterates the resident keys of `[from, to)` and their values, in key order.
+    pub fn range<'a>(&'a self, from: &[u8], to: &[u8]) -> LogRange<'a> {
+        let mut start = [0u8; 17];
+        let n = from.len().min(17);
+        start[..n].copy_from_slice(&from[..n]);
+        // A `from` longer than a key (never, in practice) starts after its prefix.
+        let from = if from.len() > 17 {
+            Bound::Excluded(start)
+        } else {
+            Bound::Included(start)
+        };
+        LogRange {
+            log: self,
+            next: Some(from),
+            to: to.to_vec(),
+            buf: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The last resident key at or after `from` and at or before `upto`.
+    pub fn last_key_upto(&self, from: &[u8], upto: &[u8]) -> Option<sled::IVec> {
+        let (lo, hi) = (pad(from), pad(upto));
+        let dir = self.keydir.read();
+        dir.map
+            .range((Bound::Included(lo), Bound::Included(hi)))
+            .next_back()
+            .map(|(k, _)| unfixed(k))
+    }
+
+    /// Live value bytes in all segments.
+    pub fn live_bytes(&self) -> u64 {
+        self.keydir.read().live_total
+    }
+
+    /// Bytes the segments hold (the current one as far as written).
+    pub fn segment_bytes(&self) -> u64 {
+        self.seg_bytes.lock().values().sum()
+    }
+
+    /// Which segments can go, given that sled holds every entry up to `durable_lsn`
+    /// durably (the newest segment, being appended to, never goes): the oldest ones, in order,
+    /// while they hold no live value and every entry in them is durable in sled.
+    pub fn retire(&self, durable_lsn: u64) -> Retire {
+        let files = self.files.read();
+        let dir = self.keydir.read();
+        let firsts: Vec<u64> = files.keys().copied().collect();
+        let current = firsts.last().copied().unwrap_or(0);
+        let mut out = Retire::default();
+        for (i, &seg) in firsts.iter().enumerate() {
+            let next = firsts.get(i + 1).copied();
+            let whole_durable = next.is_some_and(|n| n <= durable_lsn + 1);
+            let empty = dir.live.get(&seg).copied().unwrap_or(0) == 0;
+            if seg != current && whole_durable && empty {
+                out.delete.push(seg);
+            } else {
+                out.start = Some(seg);
+                break;
+            }
+        }
+        out
+    }
+
+    /// Forgets deleted segments.
+    pub fn forget(&self, segs: &[u64]) {
+        let mut files = self.files.write();
+        let mut bytes = self.seg_bytes.lock();
+        let mut dir = self.keydir.write();
+        for s in segs {
+            files.remove(s);
+            bytes.remove(s);
+            dir.live.remove(s);
+        }
+    }
+
+    /// The oldest segment, when compacting it is worth it: it is not the newest, it holds
+    /// live values, and the segments hold more than twice the live values plus `slack`.
+    pub fn compaction_candidate(&self, slack: u64) -> Option<u64> {
+        let total = self.segment_bytes();
+        let dir = self.keydir.read();
+        if total <= 2 * dir.live_total + slack {
+            return None;
+        }
+        let files = self.files.read();
+        let (&oldest, _) = files.iter().next()?;
+        let (&current, _) = files.iter().next_back()?;
+        (oldest != current && dir.live.get(&oldest).copied().unwrap_or(0) > 0).then_some(oldest)
+    }
+
+    /// The resident keys whose value is in segment `seg`.
+    pub fn keys_in(&self, seg: u64) -> Vec<sled::IVec> {
+        let dir = self.keydir.read();
+        dir.map
+            .iter()
+            .filter(|(_, l)| l.seg == seg)
+            .map(|(k, _)| unfixed(k))
+            .collect()
+    }
+
+    /// The number of resident keys (jobs' records and payloads, event blocks).
+    pub fn len(&self) -> usize {
+        self.keydir.read().map.len()
+    }
+
+    /// The resident job records' keys and locations, in id order.
+    pub fn job_locs(&self) -> Vec<(Key, Loc)> {
+        let dir = self.keydir.read();
+        let lo = {
+            let mut k = [0u8; 17];
+            k[0] = keys::JOB;
+            k
+        };
+        dir.map
+            .range(lo..)
+            .take_while(|(k, _)| k[0] == keys::JOB)
+            .map(|(k, l)| (*k, *l))
+            .collect()
+    }
+}
+
+/// `key` as a bound in the directory's key space (cut to its width, zeros after).
+fn pad(key: &[u8]) -> Key {
+    let mut k = [0u8; 17];
+    let n = key.len().min(17);
+    k[..n].copy_from_slice(&key[..n]);
+    k
+}
+
+/// Iterates a key range of the directory, reading values as it goes (in chunks, each
+/// under a short read lock).
+pub(crate) struct LogRange<'a> {
+    log: &'a LogStore,
+    next: Option<Bound<Key>>,
+    to: Vec<u8>,
+    buf: std::collections::VecDeque<(Key, Loc)>,
+}
+
+impl Iterator for LogRange<'_> {
+    type Item = Result<(sled::IVec, sled::IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() {
+            let from = self.next.take()?;
+            let chunk = self.log.locs_in(from, &self.to, 256);
+            if let Some((k, _)) = chunk.last() {
+                self.next = Some(Bound::Excluded(*k));
+            }
+            self.buf.extend(chunk);
+        }
+        let (k, loc) = self.buf.pop_front()?;
+        let key = unfixed(&k);
+        Some(self.log.read(&key, loc).map(|v| (key, v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_offsets_point_at_the_values_of_an_encoded_entry() {
+        let changes: Vec<Change> = vec![
+            (
+                sled::IVec::from(&b"jaaaaaaaaaaaaaaaa"[..]),
+                Some(sled::IVec::from(&b"rec"[..])),
+            ),
+            (sled::IVec::from(&b"x"[..]), None),
+            (
+                sled::IVec::from(&b"e00000001"[..]),
+                Some(sled::IVec::from(&b"events!"[..])),
+            ),
+        ];
+        let mut buf = vec![9u8; 5]; // the entry starts at offset 5
+        super::super::journal::encode_entry(&mut buf, 7, &changes);
+        let offs: Vec<_> = value_offsets(&changes).collect();
+        assert_eq!(offs[1], None);
+        let at = |o: usize, n: usize| &buf[5 + o..5 + o + n];
+        assert_eq!(at(offs[0].unwrap(), 3), b"rec");
+        assert_eq!(at(offs[2].unwrap(), 7), b"events!");
+    }
+
+    #[test]
+    fn resident_keys_are_exactly_the_job_payload_and_event_keys() {
+        assert!(resident(&keys::job(&crate::model::job::JobId::from_bytes(
+            [1; 16]
+        ))));
+        assert!(resident(&keys::payload(
+            &crate::model::job::JobId::from_bytes([1; 16])
+        )));
+        assert!(resident(&keys::event(5)));
+        assert!(!resident(b"mstate"));
+        assert!(!resident(&keys::named(keys::DEDUPE, "k")));
+        assert!(!resident(b"j"));
+    }
+}
+
+/// What the overlay reads under its pending changes: resident keys from the journal's
+/// segments, the rest from sled.
+pub(crate) struct Base {
+    pub tree: sled::Tree,
+    pub log: Arc<LogStore>,
+}
+
+impl Base {
+    /// sled alone, with an empty directory (unit tests of what reads through the overlay).
+    #[cfg(test)]
+    pub fn sled_only(tree: sled::Tree) -> Base {
+        Base {
+            tree,
+            log: Arc::new(LogStore::new(Path::new("."))),
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
+        if resident(key) {
+            self.log.get(key)
+        } else {
+            Ok(self.tree.get(key)?)
+        }
+    }
+
+    /// `[from, to)` in key order. A range within a resident prefix (`j`, `p`, `e`) is read
+    /// from the directory, any other from sled.
+    pub fn range<'a>(
+        &'a self,
+        from: &[u8],
+        to: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<(sled::IVec, sled::IVec)>> + 'a> {
+        let in_log = from
+            .first()
+            .is_some_and(|p| [keys::JOB, keys::PAYLOAD, keys::EVENT].contains(p))
+            && to <= &[from[0] + 1][..];
+        if in_log {
+            Box::new(self.log.range(from, to))
+        } else {
+            Box::new(
+                self.tree
+                    .range(from.to_vec()..to.to_vec())
+                    .map(|r| r.map_err(Into::into)),
+            )
+        }
+    }
+}
