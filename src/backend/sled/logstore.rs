@@ -398,11 +398,6 @@ impl LogStore {
             .collect()
     }
 
-    /// The number of resident keys (jobs' records and payloads, event blocks).
-    pub fn len(&self) -> usize {
-        self.keydir.read().map.len()
-    }
-
     /// The resident job records' keys and locations, in id order.
     pub fn job_locs(&self) -> Vec<(Key, Loc)> {
         let dir = self.keydir.read();

@@ -272,7 +272,10 @@ impl SledBackend {
         let s2 = shared.clone();
         let writer = std::thread::Builder::new()
             .name("jobspool-writer".into())
-            .spawn(move || writer::run(s2, journal, rx))
+            .spawn({
+                let compact_tx = tx.clone();
+                move || writer::run(s2, journal, rx, compact_tx)
+            })
             .map_err(|e| Error::storage("starting the writer thread", e))?;
         let backend = SledBackend {
             counters: shared.metrics.clone(),

@@ -135,6 +135,11 @@ impl Overlay {
         self.map.lock().map.get(key).and_then(newest).cloned()
     }
 
+    /// Whether any change of `key` is pending.
+    pub fn pending(&self, key: &[u8]) -> bool {
+        self.map.lock().map.contains_key(key)
+    }
+
     /// The durable pending value of `key` (as [`Overlay::get`], durable groups only).
     fn get_durable(&self, key: &[u8], synced: u64) -> Option<Option<sled::IVec>> {
         self.map

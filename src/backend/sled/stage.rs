@@ -34,6 +34,9 @@ pub(crate) struct Staged {
     pub events: Vec<EventRecord>,
     /// When each event was appended (for retention), parallel to `events`.
     pub event_times: Vec<i64>,
+    /// Resident values copied forward unchanged (compaction), written first in the entry,
+    /// so any change of the same key in the group comes after and wins.
+    pub compact: Vec<(sled::IVec, sled::IVec)>,
 }
 
 impl Staged {
@@ -54,9 +57,13 @@ impl Staged {
         self.raw.clear();
         self.events.clear();
         self.event_times.clear();
+        self.compact.clear();
     }
 
     pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty() && self.raw.is_empty() && self.events.is_empty()
+        self.jobs.is_empty()
+            && self.raw.is_empty()
+            && self.events.is_empty()
+            && self.compact.is_empty()
     }
 }

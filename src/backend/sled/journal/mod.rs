@@ -360,11 +360,6 @@ impl Journal {
 }
 
 impl Journal {
-    /// The first lsn of the segment being appended to.
-    pub fn current_segment(&self) -> u64 {
-        self.current_first
-    }
-
     /// At a clean close: ends the current segment with a seal naming the next lsn and cuts
     /// its preallocated rest; a segment without entries is cut to nothing (the next open
     /// starts its segment under the same name). Durable on return.

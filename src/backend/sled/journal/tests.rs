@@ -467,10 +467,7 @@ fn regression_open_refuses_a_journal_whose_head_is_gone_and_replays_one_missing_
         .expect("the journal's head is missing");
     assert_eq!(err.code(), "CORRUPTION", "{err}");
     // (The segment kept at the close comes first: the gap after it shows.)
-    assert!(
-        err.to_string().contains("entries are missing"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("entries are missing"), "{err}");
     // Nothing was applied, and the journal is kept for `repair`.
     assert_eq!(segments(&path.join(DIR)).unwrap().len(), 3);
 }

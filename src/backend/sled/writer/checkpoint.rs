@@ -18,7 +18,11 @@ use crate::model::error::{Error, Result};
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The checkpointer: once a second, makes what sled holds durable and trims the journal.
-pub(super) fn run_checkpointer(shared: &Shared, stop: &Receiver<()>) {
+pub(super) fn run_checkpointer(
+    shared: &Shared,
+    stop: &Receiver<()>,
+    compact: &crossbeam_channel::Sender<super::Command>,
+) {
     let _guard = PoisonOnPanic::new(shared, "checkpoint");
     while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
         stop.recv_timeout(CHECKPOINT_EVERY)
@@ -28,6 +32,31 @@ pub(super) fn run_checkpointer(shared: &Shared, stop: &Receiver<()>) {
         }
         if let Err(e) = checkpoint(shared) {
             shared.poison(&e);
+            return;
+        }
+        request_compaction(shared, compact);
+    }
+}
+
+/// Most keys one compaction command copies (one writer group).
+const COMPACT_CHUNK: usize = 2048;
+
+/// When the journal's segments hold more than twice their live values (plus two segments),
+/// asks the writer to copy the oldest segment's live values forward; once that group is
+/// durable and in the directory, the segment holds none and a checkpoint deletes it. A
+/// command repeated before the last one was applied is harmless: the writer copies only
+/// keys still in that segment with nothing pending.
+fn request_compaction(shared: &Shared, compact: &crossbeam_channel::Sender<super::Command>) {
+    let slack = 2 * shared.cfg.journal_segment_bytes;
+    let Some(seg) = shared.log.compaction_candidate(slack) else {
+        return;
+    };
+    let keys = shared.log.keys_in(seg);
+    for chunk in keys.chunks(COMPACT_CHUNK) {
+        if compact
+            .send(super::Command::Compact(chunk.to_vec(), seg))
+            .is_err()
+        {
             return;
         }
     }

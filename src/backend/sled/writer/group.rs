@@ -82,6 +82,11 @@ pub(super) fn apply_group(
                     sync = true;
                     answers.push((reply, Ok(Reply::Unit)));
                 }
+                Command::Compact(keys, seg) => {
+                    if shared.poisoned_error().is_none() {
+                        compact(shared, staged, &keys, seg);
+                    }
+                }
                 Command::Shutdown(reply) => {
                     // Answered by `run` once the final checkpoint is done.
                     sync = true;
@@ -145,6 +150,28 @@ pub(super) fn apply_group(
     )
 }
 
+/// Stages a copy of each of `keys` whose value is still in segment `seg` and has no newer
+/// version pending (in the overlay or this group): the same value, appended again.
+fn compact(shared: &Shared, staged: &mut Staged, keys: &[sled::IVec], seg: u64) {
+    for key in keys {
+        let changed_in_group = keys::id_of(key).is_some_and(|id| staged.jobs.contains_key(&id))
+            || staged.raw.contains_key(key.as_ref());
+        if changed_in_group || shared.overlay.pending(key) {
+            continue;
+        }
+        match shared.log.loc(key) {
+            Some(loc) if loc.seg == seg => {
+                // A value that no longer reads back stays where it is (its segment then
+                // stays too); the reader that meets it reports the damage.
+                if let Ok(v) = shared.log.read(key, loc) {
+                    staged.compact.push((key.clone(), v));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A written group: what the journal append touched, the entry's lsn, its changes.
 type WrittenGroup = (journal::Appended, u64, Vec<Change>);
 
@@ -175,8 +202,15 @@ fn write(
             shared.poisoned_error().is_some()
         });
     let mut changes: Vec<Change> = Vec::with_capacity(
-        staged.jobs.len() + staged.raw.len() + staged.events.len() / EVENTS_PER_BLOCK + 2,
+        staged.compact.len()
+            + staged.jobs.len()
+            + staged.raw.len()
+            + staged.events.len() / EVENTS_PER_BLOCK
+            + 2,
     );
+    for (k, v) in staged.compact.drain(..) {
+        changes.push((k, Some(v)));
+    }
     for (id, job) in staged.jobs.drain() {
         let key = sled::IVec::from(&keys::job(&id)[..]);
         let value = match job {

@@ -48,6 +48,9 @@ pub(crate) enum Command {
     Sync(AnswerTx<Result<Reply>>),
     /// Make everything durable and stop.
     Shutdown(AnswerTx<Result<Reply>>),
+    /// Copy these resident keys' values forward when they are still in this segment (see
+    /// `logstore`): sent by the checkpointer, answered by nobody.
+    Compact(Vec<sled::IVec>, u64),
 }
 
 type Answer = (AnswerTx<Result<Reply>>, Result<Reply>);
@@ -75,7 +78,12 @@ struct Written {
 /// next group, and one fsync covers every group written before it (group commit across
 /// groups as well as within one). When nothing else waits, the writer commits a group
 /// itself. Also starts the applier and the checkpointer, and stops them all in order.
-pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Command>) {
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    mut journal: Journal,
+    rx: Receiver<Command>,
+    compact_tx: crossbeam_channel::Sender<Command>,
+) {
     let _guard = PoisonOnPanic::new(&shared, "writer");
     let (sync_tx, sync_rx) = crossbeam_channel::bounded::<Written>(64);
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
@@ -96,7 +104,7 @@ pub(crate) fn run(shared: Arc<Shared>, mut journal: Journal, rx: Receiver<Comman
     let s3 = shared.clone();
     let checkpointer = std::thread::Builder::new()
         .name("jobspool-checkpoint".into())
-        .spawn(move || run_checkpointer(&s3, &stop_rx));
+        .spawn(move || run_checkpointer(&s3, &stop_rx, &compact_tx));
     let (Ok(applier), Ok(syncer), Ok(checkpointer)) = (applier, syncer, checkpointer) else {
         shared.poison(&Error::Storage {
             context: "cannot start the applier, syncer or checkpoint thread".into(),
