@@ -1,8 +1,9 @@
 //! Corrupt records (`CORRUPTION`): a stored record that fails to decode is
 //! a typed error naming the tree and the key; never a panic or an unbounded allocation.
 //!
-//! Records are damaged by opening the database directory with `sled` directly: a job record
-//! lives under `b'j'` + the 16 UUID bytes, an event under `b'e'` + the big-endian seq.
+//! Records are damaged on disk: a job record (`b'j'` + the 16 UUID bytes) or an event block
+//! (`b'e'` + the big-endian seq) by a later valid journal entry giving it other bytes,
+//! anything else by opening the database directory with `sled` directly.
 
 mod common;
 
@@ -34,8 +35,16 @@ fn make_db(path: &Path) -> Vec<JobId> {
     ids
 }
 
-/// Replaces the value under `key` with what `f` makes of the old value.
+/// Replaces the value under `key` with what `f` makes of the old value: job records and
+/// event blocks in the journal (a later, valid entry), the rest in sled.
 fn overwrite(path: &Path, key: &[u8], f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
+    if matches!(key.first(), Some(b'j' | b'e' | b'p')) {
+        let old = common::journal_value(path, key)
+            .0
+            .expect("the record to corrupt exists");
+        common::journal_put(path, key, &f(old));
+        return;
+    }
     let db = raw_sled(path);
     let old = db
         .get(key)

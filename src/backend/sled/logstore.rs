@@ -398,6 +398,12 @@ impl LogStore {
             .collect()
     }
 
+    /// Every resident key and its location, in key order.
+    pub fn all_locs(&self) -> Vec<(Key, Loc)> {
+        let dir = self.keydir.read();
+        dir.map.iter().map(|(k, l)| (*k, *l)).collect()
+    }
+
     /// The resident job records' keys and locations, in id order.
     pub fn job_locs(&self) -> Vec<(Key, Loc)> {
         let dir = self.keydir.read();
@@ -473,6 +479,89 @@ mod tests {
         let at = |o: usize, n: usize| &buf[5 + o..5 + o + n];
         assert_eq!(at(offs[0].unwrap(), 3), b"rec");
         assert_eq!(at(offs[2].unwrap(), 7), b"events!");
+    }
+
+    #[test]
+    fn churn_keeps_the_journal_near_its_live_values_and_every_value_reads_back() {
+        use crate::backend::sled::SledBackend;
+        use crate::backend::{Backend, Observer};
+        use crate::model::config::{Config, Retention};
+        use crate::model::job::NewJob;
+        use std::time::Duration;
+
+        struct Quiet;
+        impl Observer for Quiet {
+            fn committed(&self, _: &[crate::model::event::EventRecord]) {}
+            fn work_available(&self) {}
+        }
+        const SEG: u64 = 64 * 1024;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("db");
+        let clock = Arc::new(crate::model::clock::ManualClock::new(
+            crate::model::clock::to_datetime(1_700_000_000_000),
+        ));
+        let cfg = Config {
+            journal_segment_bytes: SEG,
+            clock: clock.clone(),
+            ..Config::default()
+        };
+        let b = SledBackend::open(&path, cfg.clone(), Arc::new(Quiet)).unwrap();
+        // Long-lived jobs, written first: their segment must be compacted, not kept.
+        let keep = b
+            .enqueue(
+                (0..50u8)
+                    .map(|i| NewJob::new("keep", vec![i; 500]))
+                    .collect(),
+            )
+            .unwrap();
+        let gone = Retention {
+            completed: Duration::ZERO,
+            cancelled: Duration::ZERO,
+            failed: Duration::ZERO,
+            dead_letter: Duration::ZERO,
+            events: Duration::ZERO,
+        };
+        let journal_bytes = || -> u64 {
+            std::fs::read_dir(path.join(super::super::journal::DIR))
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len())
+                .sum()
+        };
+        let mut written = 0;
+        for _ in 0..40 {
+            let jobs = b
+                .enqueue(
+                    (0..100)
+                        .map(|_| NewJob::new("t", vec![7u8; 1000]))
+                        .collect(),
+                )
+                .unwrap();
+            for e in &jobs {
+                b.cancel(e.job.id, None).unwrap();
+            }
+            clock.advance_ms(1_000);
+            b.prune(&gone).unwrap();
+            b.maintain_journal().unwrap();
+            written += 100 * 1000;
+        }
+        let sh = b.sh().unwrap();
+        let (live, total) = (sh.log.live_bytes(), sh.log.segment_bytes());
+        drop(sh);
+        assert!(live >= 50 * 500, "the kept payloads are live: {live}");
+        // Twice the live values plus the two segments of slack, the one being written
+        // (preallocated) and one partly written.
+        let bound = 2 * live + 4 * SEG;
+        assert!(total <= bound, "{total} bytes of segments for {live} live");
+        assert!(journal_bytes() <= bound, "{} on disk", journal_bytes());
+        assert!(journal_bytes() < written / 10);
+        b.close().unwrap();
+        drop(b);
+        let b = SledBackend::open(&path, cfg, Arc::new(Quiet)).unwrap();
+        for e in &keep {
+            let j = b.get(e.job.id).unwrap().unwrap();
+            assert_eq!(j.payload, e.job.payload);
+        }
+        assert_eq!(b.stats().unwrap().total.pending, 50);
     }
 
     #[test]

@@ -129,8 +129,8 @@ impl SledBackend {
             let data_file = File::open(path.join("db"))
                 .map_err(|e| Error::storage("opening the data file for fsync", e))?;
             let synced_blobs = Mutex::new(HashSet::new());
-            let log = logstore::LogStore::new(path);
-            recover(
+            let log = Arc::new(logstore::LogStore::new(path));
+            let (plan, next_lsn) = recover(
                 &db,
                 &tree,
                 path,
@@ -139,8 +139,13 @@ impl SledBackend {
                 cfg.file_mode,
                 true,
                 &log,
-            )?
-            .0
+            )?;
+            if !open::store_format(&tree).is_ok_and(|f| f.is_some_and(|f| f < open::STORE_FORMAT)) {
+                open::rewrite_journal(&tree, path, &log, next_lsn, cfg, || {
+                    writer::sync_sled(&db, path, &data_file, &synced_blobs, cfg.file_mode)
+                })?;
+            }
+            plan
         };
         Ok(crate::model::repair::RepairReport {
             dry_run,
@@ -364,6 +369,28 @@ impl SledBackend {
                 }
             }
         }
+    }
+
+    /// Runs the checkpointer's journal upkeep now and waits until what it asked for is
+    /// durable and in the directory (tests: the checkpointer runs once a second).
+    #[cfg(test)]
+    pub(crate) fn maintain_journal(&self) -> Result<()> {
+        let settle = || -> Result<()> {
+            self.flush()?;
+            let sh = self.sh()?;
+            while sh.metrics.unapplied.load(Ordering::Acquire) > 0 {
+                std::thread::yield_now();
+            }
+            Ok(())
+        };
+        let tx = self.tx.lock().clone().ok_or(Error::ShuttingDown)?;
+        for _ in 0..8 {
+            settle()?;
+            writer::maintain_journal(&*self.sh()?, &tx)?;
+        }
+        // A last checkpoint deletes what the last compaction emptied.
+        settle()?;
+        writer::maintain_journal(&*self.sh()?, &crossbeam_channel::bounded(0).0)
     }
 
     fn call_job(&self, op: Op) -> Result<Job> {

@@ -401,6 +401,63 @@ pub(super) fn migrate(
     sync()
 }
 
+/// After `repair` salvaged a damaged journal into `log`: writes every live value into
+/// fresh segments from `next_lsn` (fsynced), then records them as the journal's start in
+/// sled (made durable) and deletes every older segment, damage included, so the database
+/// opens again. A crash midway leaves the damaged segments in place: `repair` again.
+pub(super) fn rewrite_journal(
+    tree: &sled::Tree,
+    path: &Path,
+    log: &std::sync::Arc<LogStore>,
+    next_lsn: u64,
+    cfg: &Config,
+    sync: impl Fn() -> Result<()>,
+) -> Result<()> {
+    const CHUNK: usize = 4 * 1024 * 1024;
+    let old = journal::segments(&path.join(journal::DIR))?;
+    let mut journal = journal::Journal::create(
+        path,
+        next_lsn,
+        cfg.journal_segment_bytes,
+        cfg.file_mode,
+        log.clone(),
+    )?;
+    let mut changes: Vec<journal::Change> = Vec::new();
+    let mut bytes = 0;
+    let mut flush = |changes: &mut Vec<journal::Change>| -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let lsn = journal.next_lsn();
+        let appended = journal.append(changes)?;
+        journal::sync(path, &appended.segments, appended.new_segment)?;
+        log.apply_group(lsn, changes);
+        changes.clear();
+        Ok(())
+    };
+    for (k, loc) in log.all_locs() {
+        let key = super::logstore::unfixed(&k);
+        let v = log.read(&key, loc)?;
+        bytes += key.len() + v.len() + 9;
+        changes.push((key, Some(v)));
+        if bytes >= CHUNK {
+            flush(&mut changes)?;
+            bytes = 0;
+        }
+    }
+    flush(&mut changes)?;
+    journal.finish()?;
+    tree.insert(keys::META_LOG_START, &next_lsn.to_be_bytes())?;
+    writer::record_applied(tree, journal.next_lsn() - 1)?;
+    sync()?;
+    let firsts: Vec<u64> = old
+        .iter()
+        .map(|(f, _)| *f)
+        .filter(|f| *f < next_lsn)
+        .collect();
+    journal::remove_segments(path, &firsts)
+}
+
 /// Indexes every job record, reading each segment that holds any once, in one go.
 pub(super) fn load_jobs(log: &LogStore, st: &mut State, now: i64) -> Result<()> {
     let mut locs = log.job_locs();

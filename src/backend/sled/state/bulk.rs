@@ -66,11 +66,6 @@ impl Batch {
         }
     }
 
-    /// How many jobs it holds.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     fn part(&mut self, queue: &str, kind: &str) -> u32 {
         if let Some(last) = self.last {
             let (q, k) = &self.parts[last as usize];

@@ -46,7 +46,10 @@ const COMPACT_CHUNK: usize = 2048;
 /// durable and in the directory, the segment holds none and a checkpoint deletes it. A
 /// command repeated before the last one was applied is harmless: the writer copies only
 /// keys still in that segment with nothing pending.
-fn request_compaction(shared: &Shared, compact: &crossbeam_channel::Sender<super::Command>) {
+pub(super) fn request_compaction(
+    shared: &Shared,
+    compact: &crossbeam_channel::Sender<super::Command>,
+) {
     let slack = 2 * shared.cfg.journal_segment_bytes;
     let Some(seg) = shared.log.compaction_candidate(slack) else {
         return;

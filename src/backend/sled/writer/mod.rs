@@ -187,6 +187,19 @@ pub(crate) fn run(
     }
 }
 
+/// What the checkpointer does for the journal, at once (tests): a checkpoint (which
+/// deletes the segments holding no live value) and, when the segments have grown past
+/// their live values, a request to compact the oldest one.
+#[cfg(test)]
+pub(crate) fn maintain_journal(
+    shared: &Shared,
+    tx: &crossbeam_channel::Sender<Command>,
+) -> Result<()> {
+    checkpoint(shared)?;
+    checkpoint::request_compaction(shared, tx);
+    Ok(())
+}
+
 /// Marks the spool poisoned if the writer thread unwinds.
 struct PoisonOnPanic<'a>(&'a Shared, &'static str);
 
