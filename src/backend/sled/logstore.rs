@@ -26,9 +26,9 @@ use crate::backend::codec::keys;
 use crate::backend::sled::journal::Change;
 use crate::model::error::{Error, Result};
 
-/// A resident key, fixed width: the prefix byte and 16 bytes (an event key's 8 bytes of
-/// seq are followed by zeros, which keeps event keys in seq order among themselves).
-type Key = [u8; 17];
+/// A resident key, fixed width: the prefix byte and 16 bytes as a big-endian number (an
+/// event key's 8 bytes of seq are followed by zeros), which orders as the bytes do.
+pub(crate) type Key = (u8, u128);
 
 /// Whether `key`'s value lives in the journal rather than in sled.
 pub(crate) fn resident(key: &[u8]) -> bool {
@@ -39,20 +39,18 @@ pub(crate) fn resident(key: &[u8]) -> bool {
 }
 
 fn fixed(key: &[u8]) -> Option<Key> {
-    if !resident(key) {
-        return None;
-    }
-    let mut k = [0u8; 17];
-    k[..key.len()].copy_from_slice(key);
-    Some(k)
+    resident(key).then(|| pad(key))
 }
 
 /// The key as written (an event key without its padding).
 pub(crate) fn unfixed(k: &Key) -> sled::IVec {
-    if k[0] == keys::EVENT {
-        sled::IVec::from(&k[..9])
+    let mut out = [0u8; 17];
+    out[0] = k.0;
+    out[1..].copy_from_slice(&k.1.to_be_bytes());
+    if k.0 == keys::EVENT {
+        sled::IVec::from(&out[..9])
     } else {
-        sled::IVec::from(&k[..])
+        sled::IVec::from(&out[..])
     }
 }
 
@@ -290,11 +288,10 @@ impl LogStore {
     }
 
     /// The resident keys in `[from, to)` with their locations, at most `n`, in key order.
-    fn locs_in(&self, from: Bound<Key>, to: &[u8], n: usize) -> Vec<(Key, Loc)> {
+    fn locs_in(&self, from: Bound<Key>, to: Bound<Key>, n: usize) -> Vec<(Key, Loc)> {
         let dir = self.keydir.read();
         dir.map
-            .range((from, Bound::Unbounded))
-            .take_while(|(k, _)| unfixed(k).as_ref() < to)
+            .range((from, to))
             .take(n)
             .map(|(k, l)| (*k, *l))
             .collect()
@@ -302,19 +299,34 @@ impl LogStore {
 
     /// Iterates the resident keys of `[from, to)` and their values, in key order.
     pub fn range<'a>(&'a self, from: &[u8], to: &[u8]) -> LogRange<'a> {
-        let mut start = [0u8; 17];
-        let n = from.len().min(17);
-        start[..n].copy_from_slice(&from[..n]);
-        // A `from` longer than a key (never, in practice) starts after its prefix.
-        let from = if from.len() > 17 {
+        let start = pad(from);
+        // A `from` longer than a key (an event key and a byte: "after this one") starts
+        // after the key it extends.
+        let width = if from.first() == Some(&keys::EVENT) {
+            9
+        } else {
+            17
+        };
+        let from = if from.len() > width {
             Bound::Excluded(start)
         } else {
             Bound::Included(start)
         };
+        // `to` longer than a key (a key and a byte) still takes that key.
+        let width = if to.first() == Some(&keys::EVENT) {
+            9
+        } else {
+            17
+        };
+        let to = if to.len() > width {
+            Bound::Included(pad(to))
+        } else {
+            Bound::Excluded(pad(to))
+        };
         LogRange {
             log: self,
             next: Some(from),
-            to: to.to_vec(),
+            to,
             buf: std::collections::VecDeque::new(),
         }
     }
@@ -330,6 +342,7 @@ impl LogStore {
     }
 
     /// Live value bytes in all segments.
+    #[cfg(test)]
     pub fn live_bytes(&self) -> u64 {
         self.keydir.read().live_total
     }
@@ -407,25 +420,23 @@ impl LogStore {
     /// The resident job records' keys and locations, in id order.
     pub fn job_locs(&self) -> Vec<(Key, Loc)> {
         let dir = self.keydir.read();
-        let lo = {
-            let mut k = [0u8; 17];
-            k[0] = keys::JOB;
-            k
-        };
         dir.map
-            .range(lo..)
-            .take_while(|(k, _)| k[0] == keys::JOB)
+            .range((keys::JOB, 0)..(keys::JOB + 1, 0))
             .map(|(k, l)| (*k, *l))
             .collect()
     }
 }
 
-/// `key` as a bound in the directory's key space (cut to its width, zeros after).
+/// `key` in the directory's key space (cut to its width, zeros after): as a bound, at or
+/// after every key it is a prefix of.
 fn pad(key: &[u8]) -> Key {
-    let mut k = [0u8; 17];
-    let n = key.len().min(17);
-    k[..n].copy_from_slice(&key[..n]);
-    k
+    let Some((&prefix, rest)) = key.split_first() else {
+        return (0, 0);
+    };
+    let mut b = [0u8; 16];
+    let n = rest.len().min(16);
+    b[..n].copy_from_slice(&rest[..n]);
+    (prefix, u128::from_be_bytes(b))
 }
 
 /// Iterates a key range of the directory, reading values as it goes (in chunks, each
@@ -433,7 +444,7 @@ fn pad(key: &[u8]) -> Key {
 pub(crate) struct LogRange<'a> {
     log: &'a LogStore,
     next: Option<Bound<Key>>,
-    to: Vec<u8>,
+    to: Bound<Key>,
     buf: std::collections::VecDeque<(Key, Loc)>,
 }
 
@@ -443,7 +454,7 @@ impl Iterator for LogRange<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.buf.is_empty() {
             let from = self.next.take()?;
-            let chunk = self.log.locs_in(from, &self.to, 256);
+            let chunk = self.log.locs_in(from, self.to, 256);
             if let Some((k, _)) = chunk.last() {
                 self.next = Some(Bound::Excluded(*k));
             }

@@ -215,19 +215,24 @@ pub(super) fn recover(
     drop_retired(path, start, salvage)?;
     let plan = journal::scan::plan(path, salvage, applied)?;
     crate::backend::failpoint::check("open-replay")?;
-    journal::scan::apply(&plan, |at, changes| {
-        for (i, loc) in LogStore::locate(at.seg, at.pos as u64, &changes) {
-            log.set(&changes[i].0, loc);
-        }
-        if applied.map_or(true, |a| at.lsn > a) {
-            for (k, v) in &changes {
-                if !super::logstore::resident(k) {
-                    match v {
-                        Some(v) => tree.insert(k, v.clone()),
-                        None => tree.remove(k),
-                    }
-                    .map_err(|e| Error::storage("writing to sled", e))?;
+    journal::scan::apply_raw(&plan, |at, body| {
+        let replay = applied.map_or(true, |a| at.lsn > a);
+        for op in journal::raw_ops(body) {
+            if super::logstore::resident(op.key) {
+                let loc = op.value.map(|(off, v)| super::logstore::Loc {
+                    seg: at.seg,
+                    // (Segments are far below 4 GiB: the writer rolls them at their size.)
+                    off: u32::try_from(at.pos + 8 + off).unwrap_or(u32::MAX),
+                    len: u32::try_from(v.len()).unwrap_or(u32::MAX),
+                    crc: crc32fast::hash(v),
+                });
+                log.set(op.key, loc);
+            } else if replay {
+                match op.value {
+                    Some((_, v)) => tree.insert(op.key, v),
+                    None => tree.remove(op.key),
                 }
+                .map_err(|e| Error::storage("writing to sled", e))?;
             }
         }
         Ok(())

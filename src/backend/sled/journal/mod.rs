@@ -180,6 +180,41 @@ pub(crate) fn decode_body(body: &[u8]) -> Option<Entry> {
     r.is_empty().then_some(Entry::Group(lsn, changes))
 }
 
+/// One op of a checked entry body, borrowed: its key, and its value (`None`: a removal)
+/// with the value's offset in the body.
+pub(crate) struct RawOp<'a> {
+    pub key: &'a [u8],
+    pub value: Option<(usize, &'a [u8])>,
+}
+
+/// The ops of an entry body that [`decode_body`] accepts as a group, without copying
+/// anything (open reads every entry of the journal this way). Stops at anything malformed.
+pub(crate) fn raw_ops(body: &[u8]) -> impl Iterator<Item = RawOp<'_>> {
+    let count = body
+        .get(8..12)
+        .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+    let count = if count == SEAL { 0 } else { count as usize };
+    let mut at = MIN_BODY;
+    (0..count).map_while(move |_| {
+        let mut r = body.get(at..)?;
+        let start = r.len();
+        let kind = take(&mut r, 1)?[0];
+        let klen = u32::from_be_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
+        let key = take(&mut r, klen)?;
+        let value = match kind {
+            0 => None,
+            1 => {
+                let vlen = u32::from_be_bytes(take(&mut r, 4)?.try_into().ok()?) as usize;
+                let off = at + (start - r.len());
+                Some((off, take(&mut r, vlen)?))
+            }
+            _ => return None,
+        };
+        at += start - r.len();
+        Some(RawOp { key, value })
+    })
+}
+
 fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     if r.len() < n {
         return None;

@@ -301,6 +301,45 @@ pub(crate) struct At3 {
     pub lsn: u64,
 }
 
+/// Hands each group `plan` names to `f` as its checked body (`raw_ops` reads it), in order;
+/// returns how many. Nothing is copied out of the segment (open reads the whole journal so).
+pub(crate) fn apply_raw(plan: &Plan, mut f: impl FnMut(At3, &[u8]) -> Result<()>) -> Result<u64> {
+    for (path, offsets) in &plan.segments {
+        if offsets.is_empty() {
+            continue;
+        }
+        let seg = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(super::first_lsn_of)
+            .unwrap_or(0);
+        let bytes = std::fs::read(path).map_err(|e| io("reading", path, e))?;
+        for &pos in offsets {
+            let body = bytes.get(pos..pos + HEADER).and_then(|h| {
+                let len = u32_at(h, 0) as usize;
+                let body = bytes.get(pos + HEADER..pos + HEADER + len)?;
+                (len >= MIN_BODY && crc32fast::hash(body) == u32_at(h, 4)).then_some(body)
+            });
+            let Some(body) = body else {
+                return Err(corrupt(
+                    path,
+                    pos,
+                    "the entry changed between its check and its replay".into(),
+                ));
+            };
+            f(
+                At3 {
+                    seg,
+                    pos,
+                    lsn: u64_at(body, 0),
+                },
+                body,
+            )?;
+        }
+    }
+    Ok(plan.entries)
+}
+
 /// Applies the groups `plan` names, in order; returns how many.
 pub(crate) fn apply(plan: &Plan, mut f: impl FnMut(At3, Vec<Change>) -> Result<()>) -> Result<u64> {
     for (path, offsets) in &plan.segments {

@@ -557,3 +557,35 @@ fn a_damaged_journal_position_is_corruption_and_repair_goes_on_without_it() {
         b.close().unwrap();
     }
 }
+
+#[test]
+fn raw_ops_read_what_decode_body_reads() {
+    let changes = vec![
+        change("a", Some("1")),
+        change("bb", None),
+        change("ccc", Some("three")),
+        change("", Some("")),
+    ];
+    let mut buf = Vec::new();
+    encode_entry(&mut buf, 9, &changes);
+    let body = &buf[HEADER..];
+    let Some(Entry::Group(9, decoded)) = decode_body(body) else {
+        panic!("the entry decodes")
+    };
+    let raw: Vec<(Vec<u8>, Option<Vec<u8>>)> = raw_ops(body)
+        .map(|op| {
+            let value = op.value.map(|(off, v)| {
+                assert_eq!(&body[off..off + v.len()], v, "the offset is the value's");
+                v.to_vec()
+            });
+            (op.key.to_vec(), value)
+        })
+        .collect();
+    let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = decoded
+        .iter()
+        .map(|(k, v)| (k.to_vec(), v.as_ref().map(|v| v.to_vec())))
+        .collect();
+    assert_eq!(raw, want);
+    // A body cut short yields the ops before the cut, never a misread.
+    assert_eq!(raw_ops(&body[..body.len() - 3]).count(), 3);
+}
