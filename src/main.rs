@@ -4,8 +4,8 @@ mod cli;
 
 /// glibc's malloc serializes the writer, the applier and sled's epoch reclamation on its
 /// arena locks (each frees what another allocated); mimalloc does not. Measured on the
-/// burn-down bench: see README, Performance. It is built without transparent huge pages
-/// (Cargo.toml says why).
+/// burn-down bench: see docs/PERFORMANCE-HISTORY.md. It is built without transparent huge
+/// pages (Cargo.toml says why).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

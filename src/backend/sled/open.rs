@@ -22,7 +22,7 @@ use crate::model::error::{Error, Result};
 /// to files under `blobs/`; every sync fsyncs new blob files, so large payloads stay
 /// durable. Measured: with 512 KiB or larger segments sled 0.34's memory grows with every
 /// write (1M 400-byte inserts: >1.5 GB at 1 MiB), with 256 KiB it stays flat (~130 MB); see
-/// README, Performance.
+/// docs/PERFORMANCE-HISTORY.md.
 const SEGMENT_SIZE: usize = 256 * 1024;
 
 /// The segment size an existing database was created with (sled refuses another one).
