@@ -41,8 +41,9 @@ pub fn decode_event_block(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Reads `bytes` as a journal segment: every entry decodes or ends the segment (torn), and
-/// what decodes re-encodes to the same bytes.
+/// Reads `bytes` as a journal segment: every entry decodes or ends the segment (torn), what
+/// decodes re-encodes to the same bytes, and the in-place reader open uses (`raw_ops`) sees
+/// the same ops, each value at the offset it gives.
 ///
 /// # Errors
 /// None expected: a bad entry ends the read, it is not an error.
@@ -54,7 +55,23 @@ pub fn read_journal(bytes: &[u8]) -> Result<()> {
         bytes.len() as u64,
         std::path::Path::new("fuzz"),
         |lsn, c| {
+            let start = again.len();
             journal::encode_entry(&mut again, lsn, &c);
+            let body = &again[start + 8..];
+            let mut n = 0;
+            for (op, (k, v)) in journal::raw_ops(body).zip(&c) {
+                assert_eq!(op.key, k.as_ref());
+                match (op.value, v) {
+                    (Some((off, got)), Some(v)) => {
+                        assert_eq!(got, v.as_ref());
+                        assert_eq!(&body[off..off + got.len()], v.as_ref());
+                    }
+                    (None, None) => {}
+                    _ => panic!("raw_ops and decode_body disagree on a removal"),
+                }
+                n += 1;
+            }
+            assert_eq!(n, c.len(), "raw_ops reads every op");
             Ok(true)
         },
     )?;

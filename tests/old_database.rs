@@ -295,3 +295,61 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The previous release (storage format 2) opening a format 3 database replays the whole
+/// journal into sled and empties it before it refuses the format. The next open by this
+/// build finds the job records, payloads and events in sled and moves them back into the
+/// journal: every job and event is there, and stays there across further opens.
+#[test]
+fn regression_a_database_the_previous_release_replayed_into_sled_opens_with_everything() {
+    let dir = common::tempdir();
+    let path = common::db_path(&dir);
+    let open = || {
+        Spool::builder()
+            .maintenance(false)
+            .scheduler(false)
+            .open(&path)
+            .unwrap()
+    };
+    let spool = open();
+    let ids: Vec<_> = (0..5u8)
+        .map(|i| spool.enqueue(NewJob::new("t", vec![i; 300])).unwrap().id)
+        .collect();
+    spool.cancel(ids[4], None).unwrap();
+    let events = all_events(&spool);
+    spool.close().unwrap();
+    drop(spool);
+
+    // What the previous release does at open: every journal change into sled, then the
+    // journal emptied; it then refuses format 3, and sled keeps the values.
+    let (state, _) = common::journal_state(&path);
+    {
+        let db = common::raw_sled(&path);
+        for (k, v) in &state {
+            match v {
+                Some(v) => db.insert(k, v.as_slice()).unwrap(),
+                None => db.remove(k).unwrap(),
+            };
+        }
+        db.flush().unwrap();
+    }
+    for e in std::fs::read_dir(path.join("journal")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+
+    for _ in 0..2 {
+        let spool = open();
+        for (i, id) in ids.iter().enumerate() {
+            let job = spool.get(*id).unwrap();
+            assert_eq!(job.payload, vec![i as u8; 300]);
+        }
+        assert_eq!(spool.get(ids[4]).unwrap().status, JobStatus::Cancelled);
+        assert_eq!(all_events(&spool), events);
+        spool.close().unwrap();
+    }
+    // sled no longer holds them.
+    let db = common::raw_sled(&path);
+    assert!(db.scan_prefix(b"j").next().is_none());
+    assert!(db.scan_prefix(b"p").next().is_none());
+    assert!(db.scan_prefix(b"e").next().is_none());
+}

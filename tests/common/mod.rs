@@ -256,11 +256,11 @@ fn journal_segments(path: &Path) -> Vec<std::path::PathBuf> {
 
 /// Reads the journal of a closed database the way its format says (`len u32 | crc32 u32 |
 /// lsn u64 | count u32 | ops`, op = `kind u8 | key len u32 | key [| value len u32 |
-/// value]`, big-endian; a count of `u32::MAX` is a seal naming the next lsn): the value
-/// `key` was last given, and the lsn the next entry gets.
-pub fn journal_value(path: &Path, key: &[u8]) -> (Option<Vec<u8>>, u64) {
+/// value]`, big-endian; a count of `u32::MAX` is a seal naming the next lsn): every key's
+/// last value (`None`: removed), and the lsn the next entry gets.
+pub fn journal_state(path: &Path) -> (std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>, u64) {
     let u32_at = |b: &[u8], p: usize| u32::from_be_bytes(b[p..p + 4].try_into().unwrap());
-    let mut value = None;
+    let mut state = std::collections::BTreeMap::new();
     let mut next = 1;
     for seg in journal_segments(path) {
         let b = std::fs::read(&seg).unwrap();
@@ -278,7 +278,7 @@ pub fn journal_value(path: &Path, key: &[u8]) -> (Option<Vec<u8>>, u64) {
             for _ in 0..count {
                 let kind = body[r];
                 let klen = u32_at(body, r + 1) as usize;
-                let k = &body[r + 5..r + 5 + klen];
+                let k = body[r + 5..r + 5 + klen].to_vec();
                 r += 5 + klen;
                 let v = if kind == 1 {
                     let vlen = u32_at(body, r) as usize;
@@ -287,14 +287,18 @@ pub fn journal_value(path: &Path, key: &[u8]) -> (Option<Vec<u8>>, u64) {
                 } else {
                     None
                 };
-                if k == key {
-                    value = v;
-                }
+                state.insert(k, v);
             }
             pos += 8 + len;
         }
     }
-    (value, next)
+    (state, next)
+}
+
+/// [`journal_state`] of one key.
+pub fn journal_value(path: &Path, key: &[u8]) -> (Option<Vec<u8>>, u64) {
+    let (state, next) = journal_state(path);
+    (state.get(key).cloned().flatten(), next)
 }
 
 /// Appends to the journal of a closed database a valid entry (right checksum, next lsn)

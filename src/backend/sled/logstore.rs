@@ -222,15 +222,30 @@ impl LogStore {
 
     /// `key`'s value, read from its segment.
     pub fn get(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
-        match self.loc(key) {
+        let Some(k) = fixed(key) else { return Ok(None) };
+        // The segment's handle is taken with the location, under the directory's lock: a
+        // segment is deleted only once no key points into it, and a handle taken before
+        // stays readable after.
+        let found = {
+            let dir = self.keydir.read();
+            dir.map
+                .get(&k)
+                .map(|loc| (*loc, self.files.read().get(&loc.seg).cloned()))
+        };
+        match found {
             None => Ok(None),
-            Some(loc) => self.read(key, loc).map(Some),
+            Some((loc, file)) => self.read_in(file, key, loc).map(Some),
         }
     }
 
-    /// The value at `loc` (of `key`, for errors), checked against its crc.
+    /// The value at `loc` (of `key`, for errors), checked against its crc. (The caller
+    /// knows the segment is still there: the writer, which alone moves values.)
     pub fn read(&self, key: &[u8], loc: Loc) -> Result<sled::IVec> {
         let file = self.files.read().get(&loc.seg).cloned();
+        self.read_in(file, key, loc)
+    }
+
+    fn read_in(&self, file: Option<Arc<File>>, key: &[u8], loc: Loc) -> Result<sled::IVec> {
         let path = || self.dir.join(super::journal::segment_name(loc.seg));
         let Some(file) = file else {
             return Err(Error::Corruption {
@@ -287,13 +302,20 @@ impl LogStore {
         }
     }
 
-    /// The resident keys in `[from, to)` with their locations, at most `n`, in key order.
-    fn locs_in(&self, from: Bound<Key>, to: Bound<Key>, n: usize) -> Vec<(Key, Loc)> {
+    /// The resident keys in `[from, to)` with their locations and segments' handles (taken
+    /// under the directory's lock, as in [`LogStore::get`]), at most `n`, in key order.
+    fn locs_in(
+        &self,
+        from: Bound<Key>,
+        to: Bound<Key>,
+        n: usize,
+    ) -> Vec<(Key, Loc, Option<Arc<File>>)> {
         let dir = self.keydir.read();
+        let files = self.files.read();
         dir.map
             .range((from, to))
             .take(n)
-            .map(|(k, l)| (*k, *l))
+            .map(|(k, l)| (*k, *l, files.get(&l.seg).cloned()))
             .collect()
     }
 
@@ -445,7 +467,7 @@ pub(crate) struct LogRange<'a> {
     log: &'a LogStore,
     next: Option<Bound<Key>>,
     to: Bound<Key>,
-    buf: std::collections::VecDeque<(Key, Loc)>,
+    buf: std::collections::VecDeque<(Key, Loc, Option<Arc<File>>)>,
 }
 
 impl Iterator for LogRange<'_> {
@@ -455,14 +477,14 @@ impl Iterator for LogRange<'_> {
         if self.buf.is_empty() {
             let from = self.next.take()?;
             let chunk = self.log.locs_in(from, self.to, 256);
-            if let Some((k, _)) = chunk.last() {
+            if let Some((k, _, _)) = chunk.last() {
                 self.next = Some(Bound::Excluded(*k));
             }
             self.buf.extend(chunk);
         }
-        let (k, loc) = self.buf.pop_front()?;
+        let (k, loc, file) = self.buf.pop_front()?;
         let key = unfixed(&k);
-        Some(self.log.read(&key, loc).map(|v| (key, v)))
+        Some(self.log.read_in(file, &key, loc).map(|v| (key, v)))
     }
 }
 

@@ -140,7 +140,7 @@ impl SledBackend {
                 true,
                 &log,
             )?;
-            if !open::store_format(&tree).is_ok_and(|f| f.is_some_and(|f| f < open::STORE_FORMAT)) {
+            if !open::old_layout(&tree) {
                 open::rewrite_journal(&tree, path, &log, next_lsn, cfg, || {
                     writer::sync_sled(&db, path, &data_file, &synced_blobs, cfg.file_mode)
                 })?;

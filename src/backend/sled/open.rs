@@ -196,8 +196,10 @@ pub(super) fn recover(
         other => other?,
     };
     // A database of format 1 or 2 kept every value in sled: its journal is replayed into
-    // sled whole and emptied, as those versions did, before `migrate` moves the values.
-    let old_layout = matches!(store_format(tree), Ok(Some(f)) if f < STORE_FORMAT);
+    // sled whole and emptied, as those versions did, before `migrate` moves the values. So
+    // is one an older build opened after this one: it replayed the journal into sled and
+    // emptied it before it refused the format, and sled holds the values again.
+    let old_layout = old_layout(tree);
     if old_layout {
         let plan = journal::scan::plan(path, salvage, applied)?;
         crate::backend::failpoint::check("open-replay")?;
@@ -338,6 +340,15 @@ pub(super) fn store_format(tree: &sled::Tree) -> Result<Option<u8>> {
     }
 }
 
+/// Whether sled holds the job records, payloads and events: a database of format 1 or 2,
+/// or one an older build opened (see `recover`).
+pub(super) fn old_layout(tree: &sled::Tree) -> bool {
+    matches!(store_format(tree), Ok(Some(f)) if f < STORE_FORMAT)
+        || [keys::JOB, keys::PAYLOAD, keys::EVENT]
+            .iter()
+            .any(|p| tree.scan_prefix([*p]).next().is_some())
+}
+
 /// A database of format 1 or 2 (every value in sled; its journal already replayed into
 /// sled and emptied): moves the job records, payloads and event blocks into journal
 /// entries (fsynced as they are written), then out of sled, then marks the database as
@@ -352,10 +363,13 @@ pub(super) fn migrate(
     sync: impl Fn() -> Result<()>,
 ) -> Result<()> {
     let format = store_format(tree)?;
-    if format == Some(STORE_FORMAT) {
+    let in_sled = old_layout(tree);
+    if format == Some(STORE_FORMAT) && !in_sled {
         return Ok(());
     }
-    if format.is_some() {
+    if in_sled {
+        // The journal was emptied: these segments are its start.
+        tree.insert(keys::META_LOG_START, &journal.next_lsn().to_be_bytes())?;
         const CHUNK: usize = 4 * 1024 * 1024;
         let mut changes: Vec<journal::Change> = Vec::new();
         let mut bytes = 0;

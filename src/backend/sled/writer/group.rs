@@ -153,6 +153,16 @@ pub(super) fn apply_group(
 /// Stages a copy of each of `keys` whose value is still in segment `seg` and has no newer
 /// version pending (in the overlay or this group): the same value, appended again.
 fn compact(shared: &Shared, staged: &mut Staged, keys: &[sled::IVec], seg: u64) {
+    // A compaction that cannot fit is skipped (the segments stay), never a failed write:
+    // it is what frees the space.
+    let bytes: u64 = keys
+        .iter()
+        .filter_map(|k| shared.log.loc(k))
+        .map(|l| u64::from(l.len) + 64)
+        .sum();
+    if !super::space::room_for(shared, 2 * bytes) {
+        return;
+    }
     for key in keys {
         let changed_in_group = keys::id_of(key).is_some_and(|id| staged.jobs.contains_key(&id))
             || staged.raw.contains_key(key.as_ref());

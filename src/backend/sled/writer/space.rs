@@ -9,14 +9,31 @@ use crate::model::error::{Error, Result};
 /// that would leave less than this free, failing cleanly with `STORAGE` instead.
 pub(super) const RESERVE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Whether the filesystem has `bytes` to spare beyond what is kept free (compaction, which
+/// is skipped rather than fail when it has not).
+pub(super) fn room_for(shared: &Shared, bytes: u64) -> bool {
+    match nix::sys::statvfs::statvfs(shared.path.as_path()) {
+        Ok(vfs) => {
+            let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
+            free >= bytes.saturating_add(RESERVE_BYTES)
+        }
+        Err(_) => true,
+    }
+}
+
 pub(super) fn check_space(shared: &Shared, staged: &Staged) -> Result<()> {
     let Ok(vfs) = nix::sys::statvfs::statvfs(shared.path.as_path()) else {
         return Ok(()); // no answer: let sled try
     };
     let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
     let raw: usize = staged.raw.values().flatten().map(|v| v.len() + 64).sum();
-    // Twice: once in the journal, once in sled.
-    let need = 2 * (raw + staged.jobs.len() * 1024 + staged.events.len() * 256) as u64;
+    let compact: usize = staged
+        .compact
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 9)
+        .sum();
+    // Twice (a margin: records and payloads are written once, into the journal).
+    let need = 2 * (raw + compact + staged.jobs.len() * 1024 + staged.events.len() * 256) as u64;
     if free < need.saturating_add(RESERVE_BYTES) {
         return Err(Error::Storage {
             context: format!(
