@@ -315,7 +315,7 @@ fn regression_a_database_the_previous_release_replayed_into_sled_opens_with_ever
     let ids: Vec<_> = (0..5u8)
         .map(|i| spool.enqueue(NewJob::new("t", vec![i; 300])).unwrap().id)
         .collect();
-    spool.cancel(ids[4], None).unwrap();
+    spool.cancel(ids[4]).unwrap();
     let events = all_events(&spool);
     spool.close().unwrap();
     drop(spool);

@@ -156,11 +156,6 @@ impl LogStore {
         self.seg_bytes.lock().insert(seg, end);
     }
 
-    /// Segment `seg` now holds `bytes`.
-    pub fn appended_bytes(&self, seg: u64, bytes: u64) {
-        self.seg_bytes.lock().insert(seg, bytes);
-    }
-
     /// The locations of `changes`' resident values, for group `lsn` written at (`seg`,
     /// `off`): (index in `changes`, where), removals as `None`.
     pub fn locate(seg: u64, off: u64, changes: &[Change]) -> Vec<(usize, Option<Loc>)> {
@@ -595,6 +590,47 @@ mod tests {
             assert_eq!(j.payload, e.job.payload);
         }
         assert_eq!(b.stats().unwrap().total.pending, 50);
+    }
+
+    #[test]
+    fn reopening_goes_on_in_the_last_segment_and_cuts_a_torn_tail() {
+        use crate::backend::sled::SledBackend;
+        use crate::backend::{Backend, Observer};
+        use crate::model::config::Config;
+        use crate::model::job::NewJob;
+        use std::io::Write;
+
+        struct Quiet;
+        impl Observer for Quiet {
+            fn committed(&self, _: &[crate::model::event::EventRecord]) {}
+            fn work_available(&self) {}
+        }
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("db");
+        let segs =
+            || super::super::journal::segments(&path.join(super::super::journal::DIR)).unwrap();
+        let enqueue_one = |n: u8| {
+            let b = SledBackend::open(&path, Config::default(), Arc::new(Quiet)).unwrap();
+            b.enqueue(vec![NewJob::new("t", vec![n; 10])]).unwrap();
+            let total = b.stats().unwrap().total.pending;
+            b.close().unwrap();
+            total
+        };
+        for n in 0..5 {
+            assert_eq!(enqueue_one(n), u64::from(n) + 1);
+        }
+        assert_eq!(segs().len(), 1, "one segment for every open");
+        // A torn entry after the last one, as a crash mid-append leaves it.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&segs()[0].1)
+            .unwrap();
+        f.write_all(&[0, 0, 0, 40, 1, 2, 3, 4, 9, 9, 9, 9, 9])
+            .unwrap();
+        drop(f);
+        assert_eq!(enqueue_one(5), 6);
+        assert_eq!(enqueue_one(6), 7);
+        assert_eq!(segs().len(), 1);
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl SledBackend {
             let restorable = nothing_to_replay || !old_layout;
             let log = Arc::new(logstore::LogStore::new(path));
             let synced_blobs = Mutex::new(HashSet::new());
-            let next_lsn = recover_journal(
+            let (next_lsn, tail) = recover_journal(
                 &db,
                 &tree,
                 path,
@@ -193,13 +193,24 @@ impl SledBackend {
                 &log,
             )
             .map_err(|e| (e, restorable))?;
-            let mut journal = journal::Journal::create(
-                path,
-                next_lsn,
-                cfg.journal_segment_bytes,
-                cfg.file_mode,
-                log.clone(),
-            )
+            let mut journal = match tail {
+                Some(t) => journal::Journal::resume(
+                    path,
+                    t.first,
+                    t.end,
+                    next_lsn,
+                    cfg.journal_segment_bytes,
+                    cfg.file_mode,
+                    log.clone(),
+                ),
+                None => journal::Journal::create(
+                    path,
+                    next_lsn,
+                    cfg.journal_segment_bytes,
+                    cfg.file_mode,
+                    log.clone(),
+                ),
+            }
             .map_err(|e| (e, restorable))?;
             open::migrate(&tree, path, &mut journal, &log, || {
                 writer::sync_sled(&db, path, &data_file, &synced_blobs, cfg.file_mode)

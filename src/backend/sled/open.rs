@@ -151,8 +151,8 @@ pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
 
 /// Reads the whole journal: rebuilds the directory of the values it holds (`log`) and
 /// applies its other changes to sled from the first entry sled lacks (sled is made durable
-/// only by checkpoints, so it may have lost the latest groups), makes sled durable, and
-/// seals the last segment where its entries end. The whole journal is checked before
+/// only by checkpoints, so it may have lost the latest groups), and makes sled durable;
+/// returns the lsn the next entry gets and the last segment if it can take more. The whole journal is checked before
 /// anything is applied: damage is `CORRUPTION` and changes nothing (see `journal::scan`).
 pub(super) fn recover_journal(
     db: &sled::Db,
@@ -162,8 +162,8 @@ pub(super) fn recover_journal(
     synced_blobs: &Mutex<HashSet<OsString>>,
     file_mode: u32,
     log: &LogStore,
-) -> Result<u64> {
-    Ok(recover(
+) -> Result<(u64, Option<Tail>)> {
+    let (plan, next) = recover(
         db,
         tree,
         path,
@@ -172,8 +172,26 @@ pub(super) fn recover_journal(
         file_mode,
         false,
         log,
-    )?
-    .1)
+    )?;
+    // The last segment goes on taking entries when it ended unsealed: where its valid
+    // entries end, with the name the next entry would give it when it has none.
+    let tail = plan.tail.and_then(|(p, end)| {
+        let first = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(journal::first_lsn_of)?;
+        (end > 0 || first == next).then_some(Tail {
+            first,
+            end: end as u64,
+        })
+    });
+    Ok((next, tail))
+}
+
+/// The journal's last segment, to go on appending to: its first lsn, where its entries end.
+pub(super) struct Tail {
+    pub first: u64,
+    pub end: u64,
 }
 
 /// [`recover_journal`], skipping damage when `salvage` (`repair`); returns the plan it
@@ -244,22 +262,12 @@ pub(super) fn recover(
     // Even with nothing replayed: what sled read back may still sit only in the page cache
     // (the last process was killed before a checkpoint).
     writer::sync_sled(db, path, data_file, synced_blobs, file_mode)?;
-    // The last segment ends where its valid entries do: seal it there (a segment without
-    // entries is left to be reused by the next one, which has its name).
-    if let Some((tail, end)) = &plan.tail {
-        if *end > 0 {
-            journal::seal_at(tail, *end as u64, last + 1)?;
-        }
-    }
-    for (seg_path, offsets) in &plan.segments {
+    for (seg_path, _) in &plan.segments {
         let first = seg_path
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(journal::first_lsn_of);
         let Some(first) = first else { continue };
-        if offsets.is_empty() && first == last + 1 {
-            continue; // the empty tail, reused
-        }
         let len = std::fs::metadata(seg_path)
             .map_err(|e| Error::storage(format!("reading {}", seg_path.display()), e))?
             .len();

@@ -335,6 +335,61 @@ impl Journal {
         })
     }
 
+    /// Goes on appending to the segment that starts at `first` and whose entries end at
+    /// `end` (the journal's last segment, unsealed, as a close or a crash left it), with
+    /// `next_lsn` next: cuts whatever follows `end` (a torn entry), preallocates the
+    /// segment again and fsyncs that before anything is appended. A segment already full
+    /// is sealed instead, and a new one started. (A database opened and closed often, by
+    /// the CLI say, so keeps one segment instead of one per open.)
+    pub fn resume(
+        db_dir: &Path,
+        first: u64,
+        end: u64,
+        next_lsn: u64,
+        segment_bytes: u64,
+        file_mode: u32,
+        log: Arc<LogStore>,
+    ) -> Result<Journal> {
+        let dir = db_dir.join(DIR);
+        let path = dir.join(segment_name(first));
+        if end >= segment_bytes {
+            seal_at(&path, end, next_lsn)?;
+            log.add_segment(first, &path, end + SEAL_BYTES)?;
+            return Journal::create(db_dir, next_lsn, segment_bytes, file_mode, log);
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| io("opening", &path, e))?;
+        super::perms::set_file(&file, file_mode)
+            .map_err(|e| io("setting the mode of", &path, e))?;
+        file.set_len(end).map_err(|e| io("truncating", &path, e))?;
+        let prealloc = if preallocate(&file, &path, segment_bytes)? {
+            segment_bytes
+        } else {
+            0
+        };
+        durable::sync_segment(&file, &path).map_err(|e| io("fsync of", &path, e))?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(end))
+            .map_err(|e| io("seeking in", &path, e))?;
+        log.add_segment(first, &path, end)?;
+        Ok(Journal {
+            dir,
+            current: Arc::new(Segment { file, path }),
+            current_first: first,
+            log,
+            ahead: ahead::Ahead {
+                prealloc,
+                zeroed: end,
+            },
+            segment_bytes,
+            file_mode,
+            bytes: end,
+            next_lsn,
+            buf: Vec::new(),
+        })
+    }
+
     /// The lsn the next append gets.
     pub fn next_lsn(&self) -> u64 {
         self.next_lsn
@@ -395,22 +450,16 @@ impl Journal {
 }
 
 impl Journal {
-    /// At a clean close: ends the current segment with a seal naming the next lsn and cuts
-    /// its preallocated rest; a segment without entries is cut to nothing (the next open
-    /// starts its segment under the same name). Durable on return.
+    /// At a clean close: cuts the current segment's preallocated rest, so a closed database
+    /// takes only what it holds; the next open goes on appending to it ([`Journal::resume`]).
+    /// Durable on return.
     pub fn finish(&mut self) -> Result<()> {
-        if self.bytes == 0 {
-            self.current
-                .file
-                .set_len(0)
-                .map_err(|e| io("truncating", &self.current.path, e))?;
-            return durable::sync_segment(&self.current.file, &self.current.path)
-                .map_err(|e| io("fsync of", &self.current.path, e));
-        }
-        seal_at(&self.current.path, self.bytes, self.next_lsn)?;
-        self.log
-            .appended_bytes(self.current_first, self.bytes + SEAL_BYTES);
-        Ok(())
+        self.current
+            .file
+            .set_len(self.bytes)
+            .map_err(|e| io("truncating", &self.current.path, e))?;
+        durable::sync_segment(&self.current.file, &self.current.path)
+            .map_err(|e| io("fsync of", &self.current.path, e))
     }
 }
 
