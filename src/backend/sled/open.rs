@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -233,7 +234,11 @@ pub(super) fn recover(
         other => other?,
     };
     drop_retired(path, start, salvage)?;
+    let t0 = std::time::Instant::now();
     let plan = journal::scan::plan(path, salvage, applied)?;
+    if std::env::var_os("JS_T").is_some() {
+        eprintln!("plan {:?}", t0.elapsed());
+    }
     crate::backend::failpoint::check("open-replay")?;
     journal::scan::apply_raw(&plan, |at, body| {
         let replay = applied.map_or(true, |a| at.lsn > a);
@@ -257,6 +262,9 @@ pub(super) fn recover(
         }
         Ok(())
     })?;
+    if std::env::var_os("JS_T").is_some() {
+        eprintln!("apply {:?}", t0.elapsed());
+    }
     let last = applied.unwrap_or(0).max(plan.last_lsn.unwrap_or(0));
     writer::record_applied(tree, last)?;
     // Even with nothing replayed: what sled read back may still sit only in the page cache
@@ -485,24 +493,80 @@ pub(super) fn rewrite_journal(
     journal::remove_segments(path, &firsts)
 }
 
-/// Indexes every job record, reading each segment that holds any once, in one go.
+/// Indexes every job record, reading each segment that holds any once, whole. Segments
+/// are read and their records decoded on two threads (this one and a second) taking them
+/// in turn; this thread also gathers the batches into the indexes. A damaged record stops
+/// the reading; the error of the first segment (in order) holding one is returned.
 pub(super) fn load_jobs(log: &LogStore, st: &mut State, now: i64) -> Result<()> {
     let mut locs = log.job_locs();
-    locs.sort_unstable_by_key(|(_, l)| (l.seg, l.off));
-    let mut ix = Indexer::default();
+    // (Ids are time-ordered and so mostly written in order: a stable sort finds the runs.)
+    locs.sort_by_key(|(_, l)| (l.seg, l.off));
+    let mut runs = Vec::new();
     let mut i = 0;
     while i < locs.len() {
         let seg = locs[i].1.seg;
         let n = locs[i..].partition_point(|(_, l)| l.seg == seg);
-        let bytes = log.read_segment(seg)?;
-        let mut batch = Batch::with_capacity(n);
-        for (k, loc) in &locs[i..i + n] {
-            let key = super::logstore::unfixed(k);
-            let v = log.slice(&bytes, &key, *loc)?;
-            batch.push(&JobIndex::decode("jobs", &key, v)?);
-        }
-        st.index_batch(&mut ix, batch, now);
+        runs.push(i..i + n);
         i += n;
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(usize::MAX);
+    let take = || {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        (i < runs.len() && i < failed.load(Ordering::Relaxed)).then_some(i)
+    };
+    let read = |i: usize| -> Result<Batch> {
+        let run = &locs[runs[i].clone()];
+        let bytes = log.read_segment(run[0].1.seg)?;
+        let mut batch = Batch::with_capacity(run.len());
+        for (k, loc) in run {
+            let key = super::logstore::unfixed(k);
+            batch.push(&JobIndex::decode(
+                "jobs",
+                &key,
+                log.slice(&bytes, &key, *loc)?,
+            )?);
+        }
+        Ok(batch)
+    };
+    let read = |i: usize| {
+        let r = read(i);
+        if r.is_err() {
+            failed.fetch_min(i, Ordering::Relaxed);
+        }
+        (i, r)
+    };
+    let mut ix = Indexer::default();
+    let mut first_err: Option<(usize, Error)> = None;
+    let mut gather = |(i, r): (usize, Result<Batch>)| match r {
+        Ok(batch) => st.index_batch(&mut ix, batch, now),
+        Err(e) => {
+            if first_err.as_ref().map_or(true, |(j, _)| i < *j) {
+                first_err = Some((i, e));
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        let other = scope.spawn(|| {
+            while let Some(i) = take() {
+                if tx.send(read(i)).is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+        });
+        while let Some(i) = take() {
+            gather(read(i));
+            rx.try_iter().for_each(&mut gather);
+        }
+        rx.iter().for_each(&mut gather);
+        if let Err(panic) = other.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
+    if let Some((_, e)) = first_err {
+        return Err(e);
     }
     st.finish_index(ix);
     Ok(())

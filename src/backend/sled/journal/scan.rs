@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{decode_body, io, segments, Change, Entry, DIR, HEADER, MIN_BODY, SEAL};
+use super::{check_body, decode_body, io, segments, Change, Entry, DIR, HEADER, MIN_BODY, SEAL};
 use crate::model::error::{Error, Result};
 use crate::model::repair::DroppedRange;
 
@@ -79,7 +79,7 @@ fn parse_at(b: &[u8], pos: usize) -> At {
     if crc32fast::hash(body) != u32_at(rest, 4) {
         return At::Bad(format!("checksum mismatch over its {len} bytes"));
     }
-    match decode_body(body) {
+    match check_body(body) {
         Some(e) => At::Entry(e, pos + HEADER + len),
         None => At::Bad("the checksum holds but the body does not decode".into()),
     }
@@ -112,7 +112,7 @@ fn find_valid(b: &[u8], from: usize, lo: u64) -> Option<(usize, Entry)> {
             };
             let body = &b[p + HEADER..p + HEADER + len];
             if fits && (lo..=hi).contains(&lsn) && crc32fast::hash(body) == u32_at(b, p + 4) {
-                if let Some(e) = decode_body(body) {
+                if let Some(e) = check_body(body) {
                     return Some((p, e));
                 }
             }
@@ -353,8 +353,12 @@ pub(crate) fn apply(plan: &Plan, mut f: impl FnMut(At3, Vec<Change>) -> Result<(
             .unwrap_or(0);
         let bytes = std::fs::read(path).map_err(|e| io("reading", path, e))?;
         for &pos in offsets {
-            match parse_at(&bytes, pos) {
-                At::Entry(Entry::Group(lsn, changes), _) => f(At3 { seg, pos, lsn }, changes)?,
+            let body = match parse_at(&bytes, pos) {
+                At::Entry(Entry::Group(..), next) => decode_body(&bytes[pos + HEADER..next]),
+                _ => None,
+            };
+            match body {
+                Some(Entry::Group(lsn, changes)) => f(At3 { seg, pos, lsn }, changes)?,
                 _ => {
                     return Err(corrupt(
                         path,
