@@ -58,9 +58,17 @@ pub(crate) fn unfixed(k: &Key) -> sled::IVec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Loc {
     pub seg: u64,
-    pub off: u32,
+    pub off: u64,
     pub len: u32,
     pub crc: u32,
+}
+
+impl Loc {
+    /// What the value counts for in its segment: its bytes, and one so that an empty value
+    /// still keeps its segment.
+    fn weight(&self) -> u64 {
+        u64::from(self.len) + 1
+    }
 }
 
 /// The offsets within an entry (from the entry's first byte) of the values its puts write,
@@ -92,17 +100,17 @@ impl Keydir {
     fn set(&mut self, k: Key, loc: Option<Loc>) {
         let old = match loc {
             Some(loc) => {
-                *self.live.entry(loc.seg).or_default() += u64::from(loc.len);
-                self.live_total += u64::from(loc.len);
+                *self.live.entry(loc.seg).or_default() += loc.weight();
+                self.live_total += loc.weight();
                 self.map.insert(k, loc)
             }
             None => self.map.remove(&k),
         };
         if let Some(old) = old {
             if let Some(n) = self.live.get_mut(&old.seg) {
-                *n -= u64::from(old.len);
+                *n -= old.weight();
             }
-            self.live_total -= u64::from(old.len);
+            self.live_total -= old.weight();
         }
     }
 }
@@ -119,6 +127,8 @@ pub(crate) struct LogStore {
     positions: Mutex<BTreeMap<u64, (u64, u64)>>,
     /// Bytes in segments (file sizes as written, the current one as appended so far).
     seg_bytes: Mutex<BTreeMap<u64, u64>>,
+    /// A compaction was asked of the writer and it has not staged it yet.
+    pub compacting: std::sync::atomic::AtomicBool,
 }
 
 /// What the checkpointer may do with the segments.
@@ -138,6 +148,7 @@ impl LogStore {
             files: RwLock::default(),
             positions: Mutex::default(),
             seg_bytes: Mutex::default(),
+            compacting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -163,14 +174,12 @@ impl LogStore {
             .enumerate()
             .filter(|(i, _)| resident(&changes[*i].0))
             .map(|(i, at)| {
-                let loc = at.and_then(|at| {
-                    let v = changes[i].1.as_ref()?;
-                    Some(Loc {
-                        seg,
-                        off: u32::try_from(off + at as u64).ok()?,
-                        len: u32::try_from(v.len()).ok()?,
-                        crc: crc32fast::hash(v),
-                    })
+                // (A value's length fits: the journal's encoding has it as a u32.)
+                let loc = at.zip(changes[i].1.as_ref()).map(|(at, v)| Loc {
+                    seg,
+                    off: off + at as u64,
+                    len: u32::try_from(v.len()).unwrap_or(u32::MAX),
+                    crc: crc32fast::hash(v),
                 });
                 (i, loc)
             })
@@ -179,28 +188,24 @@ impl LogStore {
 
     /// Group `lsn`'s resident values are now found in the directory (the applier, once
     /// the group is durable). Returns the group's other changes, for sled.
-    pub fn apply_group<'c>(&self, lsn: u64, changes: &'c [Change]) -> Vec<&'c Change> {
-        let pos = self.positions.lock().remove(&lsn);
-        let mut others = Vec::new();
+    pub fn apply_group<'c>(&self, lsn: u64, changes: &'c [Change]) -> Result<Vec<&'c Change>> {
+        let Some((seg, off)) = self.positions.lock().remove(&lsn) else {
+            // (Every written group went through `appended`: a bug, never silently skipped.)
+            return Err(Error::Storage {
+                context: format!(
+                    "internal: group {lsn} reached the applier without its place in the journal"
+                ),
+                source: None,
+            });
+        };
         let mut dir = self.keydir.write();
-        match pos {
-            Some((seg, off)) => {
-                for (i, loc) in Self::locate(seg, off, changes) {
-                    if let Some(k) = fixed(&changes[i].0) {
-                        dir.set(k, loc);
-                    }
-                }
+        for (i, loc) in Self::locate(seg, off, changes) {
+            if let Some(k) = fixed(&changes[i].0) {
+                dir.set(k, loc);
             }
-            // (Not journaled through `appended`: cannot happen for a written group.)
-            None => debug_assert!(false, "group {lsn} applied without a position"),
         }
         drop(dir);
-        for c in changes {
-            if !resident(&c.0) {
-                others.push(c);
-            }
-        }
-        others
+        Ok(changes.iter().filter(|c| !resident(&c.0)).collect())
     }
 
     /// Sets `key` to `loc` (`None`: removed), as the open's scan of the journal does.
@@ -247,13 +252,14 @@ impl LogStore {
                 tree: "journal",
                 key: crate::backend::codec::show_key(key),
                 detail: format!(
-                    "its value is in segment {}, which is gone",
+                    "its value is in segment {}, which is gone; reopen the database (its \
+                     journal is checked then), or restore from a backup",
                     path().display()
                 ),
             });
         };
         let mut buf = vec![0u8; loc.len as usize];
-        file.read_exact_at(&mut buf, u64::from(loc.off))
+        file.read_exact_at(&mut buf, loc.off)
             .map_err(|e| Error::storage(format!("reading {}", path().display()), e))?;
         if crc32fast::hash(&buf) != loc.crc {
             return Err(Error::Corruption {
@@ -279,8 +285,11 @@ impl LogStore {
 
     /// The value at `loc` within `bytes` (its whole segment), checked against its crc.
     pub fn slice<'b>(&self, bytes: &'b [u8], key: &[u8], loc: Loc) -> Result<&'b [u8]> {
-        let (off, len) = (loc.off as usize, loc.len as usize);
-        match bytes.get(off..off + len) {
+        let (off, len) = (
+            usize::try_from(loc.off).unwrap_or(usize::MAX),
+            loc.len as usize,
+        );
+        match bytes.get(off..off.saturating_add(len)) {
             Some(v) if crc32fast::hash(v) == loc.crc => Ok(v),
             _ => Err(Error::Corruption {
                 tree: "journal",
@@ -373,8 +382,9 @@ impl LogStore {
     /// durably (the newest segment, being appended to, never goes): the oldest ones, in order,
     /// while they hold no live value and every entry in them is durable in sled.
     pub fn retire(&self, durable_lsn: u64) -> Retire {
-        let files = self.files.read();
+        // (Locks in one order everywhere: the directory, then the files, then the sizes.)
         let dir = self.keydir.read();
+        let files = self.files.read();
         let firsts: Vec<u64> = files.keys().copied().collect();
         let current = firsts.last().copied().unwrap_or(0);
         let mut out = Retire::default();
@@ -394,9 +404,12 @@ impl LogStore {
 
     /// Forgets deleted segments.
     pub fn forget(&self, segs: &[u64]) {
+        if segs.is_empty() {
+            return;
+        }
+        let mut dir = self.keydir.write();
         let mut files = self.files.write();
         let mut bytes = self.seg_bytes.lock();
-        let mut dir = self.keydir.write();
         for s in segs {
             files.remove(s);
             bytes.remove(s);
@@ -407,6 +420,9 @@ impl LogStore {
     /// The oldest segment, when compacting it is worth it: it is not the newest, it holds
     /// live values, and the segments hold more than twice the live values plus `slack`.
     pub fn compaction_candidate(&self, slack: u64) -> Option<u64> {
+        if self.compacting.load(std::sync::atomic::Ordering::Acquire) {
+            return None; // one at a time
+        }
         let total = self.segment_bytes();
         let dir = self.keydir.read();
         if total <= 2 * dir.live_total + slack {

@@ -128,6 +128,8 @@ impl SledBackend {
             let tree: sled::Tree = (*db).clone();
             let data_file = File::open(path.join("db"))
                 .map_err(|e| Error::storage("opening the data file for fsync", e))?;
+            // What repair drops is no longer what the last clean close counted.
+            sledcheck::unseal(path, cfg.file_mode)?;
             let synced_blobs = Mutex::new(HashSet::new());
             let log = Arc::new(logstore::LogStore::new(path));
             let (plan, next_lsn) = recover(
@@ -178,8 +180,7 @@ impl SledBackend {
                 .is_empty();
             // A database of format 1 or 2 has its journal replayed into sled and emptied
             // (sled's files can no longer be put back after that); format 3 keeps it.
-            let old_layout =
-                matches!(open::store_format(&tree), Ok(Some(f)) if f < open::STORE_FORMAT);
+            let old_layout = open::old_layout(&tree);
             let restorable = nothing_to_replay || !old_layout;
             let log = Arc::new(logstore::LogStore::new(path));
             let synced_blobs = Mutex::new(HashSet::new());

@@ -227,43 +227,68 @@ pub(super) fn recover(
         writer::record_applied(tree, last)?;
         writer::sync_sled(db, path, data_file, synced_blobs, file_mode)?;
         journal::clear(path)?;
+        let plan = journal::scan::Plan { tail: None, ..plan };
         return Ok((plan, last + 1));
     }
     let start = match writer::log_start_of(tree) {
         Err(_) if salvage => None,
         other => other?,
     };
-    drop_retired(path, start, salvage)?;
-    let t0 = std::time::Instant::now();
-    let plan = journal::scan::plan(path, salvage, applied)?;
-    if std::env::var_os("JS_T").is_some() {
-        eprintln!("plan {:?}", t0.elapsed());
+    let missing_head = drop_retired(path, start, salvage)?;
+    let mut plan = journal::scan::plan(path, salvage, applied)?;
+    plan.dropped.extend(missing_head);
+    // The journal must reach the last entry sled holds: a segment at its end that is gone
+    // (or cut) would otherwise drop its job records without a word. (Every entry is
+    // fsynced, with its directory entry, before the applier sees it.)
+    if let (Some(a), false) = (applied, salvage) {
+        // (A segment is named by its first entry: the ones before it existed.)
+        let last_first = plan
+            .segments
+            .last()
+            .and_then(|(p, _)| p.file_name()?.to_str().and_then(journal::first_lsn_of));
+        let reached = plan
+            .last_lsn
+            .unwrap_or(0)
+            .max(last_first.map_or(0, |f| f.saturating_sub(1)));
+        if reached < a {
+            return Err(journal::scan::corrupt(
+                &path.join(journal::DIR),
+                0,
+                format!(
+                    "the journal ends at entry {reached}, yet sled holds entries up to {a}: \
+                     segments at the journal's end are missing or cut short"
+                ),
+            ));
+        }
     }
     crate::backend::failpoint::check("open-replay")?;
+    // sled's keys: each one's last value in the whole journal, written once. (Replaying
+    // every retained entry, not only those after the last one sled says it holds, asks
+    // nothing of sled's own recovery; the ones before are the values sled holds anyway.)
+    let mut last_values: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
+        std::collections::HashMap::new();
     journal::scan::apply_raw(&plan, |at, body| {
-        let replay = applied.map_or(true, |a| at.lsn > a);
         for op in journal::raw_ops(body) {
             if super::logstore::resident(op.key) {
                 let loc = op.value.map(|(off, v)| super::logstore::Loc {
                     seg: at.seg,
-                    // (Segments are far below 4 GiB: the writer rolls them at their size.)
-                    off: u32::try_from(at.pos + 8 + off).unwrap_or(u32::MAX),
+                    off: (at.pos + 8 + off) as u64,
                     len: u32::try_from(v.len()).unwrap_or(u32::MAX),
                     crc: crc32fast::hash(v),
                 });
                 log.set(op.key, loc);
-            } else if replay {
-                match op.value {
-                    Some((_, v)) => tree.insert(op.key, v),
-                    None => tree.remove(op.key),
-                }
-                .map_err(|e| Error::storage("writing to sled", e))?;
+            } else {
+                last_values.insert(op.key.to_vec(), op.value.map(|(_, v)| v.to_vec()));
             }
         }
         Ok(())
     })?;
-    if std::env::var_os("JS_T").is_some() {
-        eprintln!("apply {:?}", t0.elapsed());
+    for (k, v) in last_values {
+        match v {
+            Some(v) => tree.insert(k, v),
+            None => tree.remove(k),
+        }
+        .map_err(|e| Error::storage("writing to sled", e))?;
     }
     let last = applied.unwrap_or(0).max(plan.last_lsn.unwrap_or(0));
     writer::record_applied(tree, last)?;
@@ -285,10 +310,15 @@ pub(super) fn recover(
 }
 
 /// Deletes the segments a checkpoint retired (wholly before the oldest segment it kept,
-/// `start`) but did not get to delete; the first one left must start at or before
-/// `start`, else segments holding values are missing: `CORRUPTION`.
-fn drop_retired(path: &Path, start: Option<u64>, salvage: bool) -> Result<()> {
-    let Some(start) = start else { return Ok(()) };
+/// `start`) but did not get to delete; the first one left must start at `start`, else
+/// segments holding values are missing: `CORRUPTION`, or with `salvage` the range of
+/// entries lost, to report.
+fn drop_retired(
+    path: &Path,
+    start: Option<u64>,
+    salvage: bool,
+) -> Result<Option<crate::model::repair::DroppedRange>> {
+    let Some(start) = start else { return Ok(None) };
     let dir = path.join(journal::DIR);
     let segs = journal::segments(&dir)?;
     for (first, p) in &segs {
@@ -298,30 +328,36 @@ fn drop_retired(path: &Path, start: Option<u64>, salvage: bool) -> Result<()> {
         }
     }
     let first_left = segs.iter().map(|(f, _)| *f).find(|f| *f >= start);
-    if first_left.is_none() && !salvage {
-        return Err(journal::scan::corrupt(
-            &dir,
-            0,
+    let (detail, at, lost) = match first_left {
+        None => (
             format!(
                 "the journal holds no segment, yet the last checkpoint kept segments from \
                  entry {start}: the job records, payloads and events they hold are missing"
             ),
-        ));
+            dir.clone(),
+            None,
+        ),
+        Some(f) if f > start => (
+            format!(
+                "the journal's oldest segment starts at entry {f}, yet the last checkpoint \
+                 kept segments from entry {start}: segments holding job records, payloads \
+                 or events are missing"
+            ),
+            dir.join(journal::segment_name(f)),
+            Some((start, f - 1)),
+        ),
+        Some(_) => return Ok(None),
+    };
+    if !salvage {
+        return Err(journal::scan::corrupt(&at, 0, detail));
     }
-    if let Some(f) = first_left.filter(|f| *f > start) {
-        if !salvage {
-            return Err(journal::scan::corrupt(
-                &dir.join(journal::segment_name(f)),
-                0,
-                format!(
-                    "the journal's oldest segment starts at entry {f}, yet the last checkpoint \
-                     kept segments from entry {start}: segments holding job records, payloads \
-                     or events are missing"
-                ),
-            ));
-        }
-    }
-    Ok(())
+    Ok(Some(crate::model::repair::DroppedRange {
+        segment: at,
+        offset: 0,
+        end: 0,
+        lsns: lost,
+        detail,
+    }))
 }
 
 /// The layout of the store (sled's `mformat`): 1 and 2 kept every value in sled (records
@@ -397,7 +433,7 @@ pub(super) fn migrate(
             let lsn = journal.next_lsn();
             let appended = journal.append(changes)?;
             journal::sync(path, &appended.segments, appended.new_segment)?;
-            log.apply_group(lsn, changes);
+            log.apply_group(lsn, changes)?;
             changes.clear();
             Ok(())
         };
@@ -466,7 +502,7 @@ pub(super) fn rewrite_journal(
         let lsn = journal.next_lsn();
         let appended = journal.append(changes)?;
         journal::sync(path, &appended.segments, appended.new_segment)?;
-        log.apply_group(lsn, changes);
+        log.apply_group(lsn, changes)?;
         changes.clear();
         Ok(())
     };

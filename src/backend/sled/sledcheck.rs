@@ -236,8 +236,9 @@ pub(crate) fn verify_jobs(path: &Path, found: &Digest) -> Result<()> {
         path,
         format!(
             "the checkpoint record ({FILE}, generation {gen}) counts {} job records (digest \
-             {:016x}), sled holds {} (digest {:016x}): sled's files lost or changed records \
-             since the last clean close",
+             {:016x}), the database holds {} (digest {:016x}): the journal's segments (or \
+             sled's files) lost or changed records since the last clean close; restore from \
+             a backup, or `jobspool repair` to keep what is left",
             sealed.count, sealed.sum, found.count, found.sum
         ),
     ))

@@ -392,7 +392,8 @@ impl Journal {
         super::perms::set_file(&file, file_mode)
             .map_err(|e| io("setting the mode of", &path, e))?;
         file.set_len(end).map_err(|e| io("truncating", &path, e))?;
-        let prealloc = if preallocate(&file, &path, segment_bytes)? {
+        // (A failed preallocation cuts the file back to its entries, never below.)
+        let prealloc = if preallocate(&file, &path, segment_bytes, end)? {
             segment_bytes
         } else {
             0
@@ -532,7 +533,7 @@ fn new_segment(
     // The umask may have cleared bits of `file_mode`, and an old file keeps its mode.
     super::perms::set_file(&file, file_mode).map_err(|e| io("setting the mode of", &path, e))?;
     let ahead = ahead::Ahead {
-        prealloc: if preallocate(&file, &path, bytes)? {
+        prealloc: if preallocate(&file, &path, bytes, 0)? {
             bytes
         } else {
             0
@@ -546,21 +547,22 @@ fn new_segment(
 /// append then writes no size change, and once the zeros written ahead (`ahead`) have
 /// turned the blocks into written ones, no block-map change either. Best effort: where the
 /// space is not there (or the filesystem cannot), the segment grows as it is written
-/// instead. Returns whether the blocks are allocated.
+/// instead: the file is cut back to `keep` bytes (what it held before). Returns whether the
+/// blocks are allocated.
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-fn preallocate(file: &File, path: &Path, bytes: u64) -> Result<bool> {
+fn preallocate(file: &File, path: &Path, bytes: u64, keep: u64) -> Result<bool> {
     use std::os::unix::io::AsRawFd;
     let len = i64::try_from(bytes).unwrap_or(i64::MAX);
     if nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, len).is_err() {
         // Undo a partial allocation: the reader must see no stale length.
-        file.set_len(0).map_err(|e| io("truncating", path, e))?;
+        file.set_len(keep).map_err(|e| io("truncating", path, e))?;
         return Ok(false);
     }
     Ok(true)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-fn preallocate(_: &File, _: &Path, _: u64) -> Result<bool> {
+fn preallocate(_: &File, _: &Path, _: u64, _: u64) -> Result<bool> {
     Ok(false)
 }
 

@@ -298,7 +298,6 @@ pub(crate) fn plan(db_dir: &Path, salvage: bool, applied: Option<u64>) -> Result
 pub(crate) struct At3 {
     pub seg: u64,
     pub pos: usize,
-    pub lsn: u64,
 }
 
 /// Hands each group `plan` names to `f` as its checked body (`raw_ops` reads it), in order;
@@ -327,14 +326,7 @@ pub(crate) fn apply_raw(plan: &Plan, mut f: impl FnMut(At3, &[u8]) -> Result<()>
                     "the entry changed between its check and its replay".into(),
                 ));
             };
-            f(
-                At3 {
-                    seg,
-                    pos,
-                    lsn: u64_at(body, 0),
-                },
-                body,
-            )?;
+            f(At3 { seg, pos }, body)?;
         }
     }
     Ok(plan.entries)
@@ -358,7 +350,7 @@ pub(crate) fn apply(plan: &Plan, mut f: impl FnMut(At3, Vec<Change>) -> Result<(
                 _ => None,
             };
             match body {
-                Some(Entry::Group(lsn, changes)) => f(At3 { seg, pos, lsn }, changes)?,
+                Some(Entry::Group(_, changes)) => f(At3 { seg, pos }, changes)?,
                 _ => {
                     return Err(corrupt(
                         path,

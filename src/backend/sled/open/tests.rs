@@ -61,7 +61,7 @@ fn stored(
         if group.len() == 50 || n + 1 == count {
             let lsn = journal.next_lsn();
             journal.append(&group).unwrap();
-            log.apply_group(lsn, &group);
+            log.apply_group(lsn, &group).unwrap();
             group.clear();
         }
         ids.push(j.id);

@@ -64,10 +64,10 @@ pub(super) fn run_applier(shared: &Shared, rx: &Receiver<Vec<(u64, Vec<Change>)>
 /// the groups from the overlay.
 pub(super) fn apply_coalesced(shared: &Shared, groups: &mut Vec<(u64, Vec<Change>)>) -> Result<()> {
     // The values the journal keeps: into the directory, in order (each group's own).
-    let others: Vec<(u64, Vec<&Change>)> = groups
+    let others = groups
         .iter()
-        .map(|(lsn, changes)| (*lsn, shared.log.apply_group(*lsn, changes)))
-        .collect();
+        .map(|(lsn, changes)| Ok((*lsn, shared.log.apply_group(*lsn, changes)?)))
+        .collect::<Result<Vec<(u64, Vec<&Change>)>>>()?;
     let last = coalesce(&others);
     crate::backend::failpoint::check("applier-write")?;
     write_all(&shared.tree, &last)?;

@@ -55,11 +55,16 @@ pub(super) fn request_compaction(
         return;
     };
     let keys = shared.log.keys_in(seg);
-    for chunk in keys.chunks(COMPACT_CHUNK) {
-        if compact
-            .send(super::Command::Compact(chunk.to_vec(), seg))
-            .is_err()
-        {
+    // One compaction at a time: the writer clears the flag once it staged the last chunk.
+    // Never blocks: a writer whose queue is full (or that is stopping) is asked again at
+    // the next checkpoint.
+    let chunks: Vec<&[sled::IVec]> = keys.chunks(COMPACT_CHUNK).collect();
+    let n = chunks.len();
+    shared.log.compacting.store(true, Ordering::Release);
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let cmd = super::Command::Compact(chunk.to_vec(), seg, i + 1 == n);
+        if compact.try_send(cmd).is_err() {
+            shared.log.compacting.store(false, Ordering::Release);
             return;
         }
     }

@@ -82,9 +82,12 @@ pub(super) fn apply_group(
                     sync = true;
                     answers.push((reply, Ok(Reply::Unit)));
                 }
-                Command::Compact(keys, seg) => {
+                Command::Compact(keys, seg, last) => {
                     if shared.poisoned_error().is_none() {
                         compact(shared, staged, &keys, seg);
+                    }
+                    if last {
+                        shared.log.compacting.store(false, Ordering::Release);
                     }
                 }
                 Command::Shutdown(reply) => {
@@ -163,20 +166,25 @@ fn compact(shared: &Shared, staged: &mut Staged, keys: &[sled::IVec], seg: u64) 
     if !super::space::room_for(shared, 2 * bytes) {
         return;
     }
+    let already: std::collections::HashSet<sled::IVec> =
+        staged.compact.iter().map(|(k, _)| k.clone()).collect();
     for key in keys {
         let changed_in_group = keys::id_of(key).is_some_and(|id| staged.jobs.contains_key(&id))
-            || staged.raw.contains_key(key.as_ref());
+            || staged.raw.contains_key(key.as_ref())
+            || already.contains(key);
         if changed_in_group || shared.overlay.pending(key) {
             continue;
         }
         match shared.log.loc(key) {
-            Some(loc) if loc.seg == seg => {
-                // A value that no longer reads back stays where it is (its segment then
-                // stays too); the reader that meets it reports the damage.
-                if let Ok(v) = shared.log.read(key, loc) {
-                    staged.compact.push((key.clone(), v));
+            Some(loc) if loc.seg == seg => match shared.log.read(key, loc) {
+                Ok(v) => staged.compact.push((key.clone(), v)),
+                // Damage: reported (the handle stops; reopening checks the journal), never
+                // left to pin the oldest segment and every one after it.
+                Err(e) => {
+                    shared.poison(&e);
+                    return;
                 }
-            }
+            },
             _ => {}
         }
     }

@@ -49,8 +49,8 @@ pub(crate) enum Command {
     /// Make everything durable and stop.
     Shutdown(AnswerTx<Result<Reply>>),
     /// Copy these resident keys' values forward when they are still in this segment (see
-    /// `logstore`): sent by the checkpointer, answered by nobody.
-    Compact(Vec<sled::IVec>, u64),
+    /// `logstore`): sent by the checkpointer, answered by nobody; `true` on the last chunk.
+    Compact(Vec<sled::IVec>, u64, bool),
 }
 
 type Answer = (AnswerTx<Result<Reply>>, Result<Reply>);
