@@ -649,6 +649,159 @@ mod tests {
         assert_eq!(segs().len(), 1);
     }
 
+    struct Quiet2;
+    impl crate::backend::Observer for Quiet2 {
+        fn committed(&self, _: &[crate::model::event::EventRecord]) {}
+        fn work_available(&self) {}
+    }
+
+    /// Small segments, a manual clock, and a retention that prunes at once.
+    fn small(
+        path: &Path,
+    ) -> (
+        crate::backend::sled::SledBackend,
+        Arc<crate::model::clock::ManualClock>,
+    ) {
+        let clock = Arc::new(crate::model::clock::ManualClock::new(
+            crate::model::clock::to_datetime(1_700_000_000_000),
+        ));
+        let cfg = crate::model::config::Config {
+            journal_segment_bytes: 64 * 1024,
+            clock: clock.clone(),
+            ..crate::model::config::Config::default()
+        };
+        let b = crate::backend::sled::SledBackend::open(path, cfg, Arc::new(Quiet2)).unwrap();
+        (b, clock)
+    }
+
+    fn churn(
+        b: &crate::backend::sled::SledBackend,
+        clock: &crate::model::clock::ManualClock,
+        rounds: usize,
+    ) {
+        use crate::backend::Backend;
+        use std::time::Duration;
+        let gone = crate::model::config::Retention {
+            completed: Duration::ZERO,
+            cancelled: Duration::ZERO,
+            failed: Duration::ZERO,
+            dead_letter: Duration::ZERO,
+            events: Duration::ZERO,
+        };
+        for _ in 0..rounds {
+            let jobs = b
+                .enqueue(
+                    (0..100)
+                        .map(|_| crate::model::job::NewJob::new("t", vec![7u8; 1000]))
+                        .collect(),
+                )
+                .unwrap();
+            for e in &jobs {
+                b.cancel(e.job.id, None).unwrap();
+            }
+            clock.advance_ms(1_000);
+            b.prune(&gone).unwrap();
+            b.maintain_journal().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_empty_payload_reads_back_through_churn_and_compaction() {
+        use crate::backend::Backend;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("db");
+        let (b, clock) = small(&path);
+        let id = b
+            .enqueue(vec![crate::model::job::NewJob::new("keep", Vec::new())])
+            .unwrap()[0]
+            .job
+            .id;
+        // Its record moves on to later segments (claimed, released); its empty payload
+        // stays where it was written, and is all that keeps that segment live.
+        churn(&b, &clock, 3);
+        let req = crate::model::types::ClaimRequest {
+            queues: Vec::new(),
+            exclude_queues: Vec::new(),
+            kinds: vec!["keep".into()],
+            max: 1,
+            lease_ms: 60_000,
+            worker_id: "w".into(),
+        };
+        let claimed = b.claim(&req).unwrap();
+        b.release(id, claimed[0].lease.token).unwrap();
+        churn(&b, &clock, 30);
+        // Every value still reads (the segment was compacted, not dropped).
+        let got = b.get(id).unwrap().unwrap();
+        assert!(got.payload.is_empty());
+        b.close().unwrap();
+    }
+
+    #[test]
+    fn regression_an_empty_value_keeps_its_segment() {
+        let d = tempfile::tempdir().unwrap();
+        let log = LogStore::new(d.path());
+        for seg in [1, 10] {
+            let p = d.path().join(format!("s{seg}"));
+            std::fs::write(&p, b"").unwrap();
+            log.add_segment(seg, &p, 100).unwrap();
+        }
+        let empty = Loc {
+            seg: 1,
+            off: 0,
+            len: 0,
+            crc: crc32fast::hash(b""),
+        };
+        log.set(
+            &keys::payload(&crate::model::job::JobId::from_bytes([3; 16])),
+            Some(empty),
+        );
+        // Segment 1 holds only an empty value: still live, so it stays.
+        assert_eq!(log.retire(u64::MAX / 2).delete, Vec::<u64>::new());
+        log.set(
+            &keys::payload(&crate::model::job::JobId::from_bytes([3; 16])),
+            None,
+        );
+        assert_eq!(log.retire(u64::MAX / 2).delete, vec![1]);
+    }
+
+    #[test]
+    fn regression_a_journal_missing_its_last_segments_is_corruption() {
+        use crate::backend::Backend;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("db");
+        let (b, _) = small(&path);
+        for _ in 0..5 {
+            b.enqueue(
+                (0..100)
+                    .map(|_| crate::model::job::NewJob::new("t", vec![1u8; 1000]))
+                    .collect(),
+            )
+            .unwrap();
+        }
+        b.close().unwrap();
+        drop(b);
+        let dir = path.join(super::super::journal::DIR);
+        let segs = super::super::journal::segments(&dir).unwrap();
+        assert!(segs.len() > 2, "{segs:?}");
+        std::fs::remove_file(&segs.last().unwrap().1).unwrap();
+        let err = crate::backend::sled::SledBackend::open(
+            &path,
+            crate::model::config::Config::default(),
+            Arc::new(Quiet2),
+        )
+        .err()
+        .expect("the journal's end is missing");
+        assert_eq!(
+            err.code(),
+            crate::model::error::ErrorCode::Corruption,
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("segments at the journal's end"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn resident_keys_are_exactly_the_job_payload_and_event_keys() {
         assert!(resident(&keys::job(&crate::model::job::JobId::from_bytes(

@@ -593,3 +593,14 @@ fn raw_ops_read_what_decode_body_reads() {
     // A body cut short yields the ops before the cut, never a misread.
     assert_eq!(raw_ops(&body[..body.len() - 3]).count(), 3);
 }
+
+#[test]
+fn regression_a_failed_preallocation_keeps_what_the_file_held() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("seg");
+    std::fs::write(&path, [5u8; 1000]).unwrap();
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    // More than any filesystem holds: the allocation fails.
+    assert!(!preallocate(&f, &path, u64::MAX / 4, 1000).unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), vec![5u8; 1000]);
+}
