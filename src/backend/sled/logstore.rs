@@ -38,7 +38,7 @@ pub(crate) fn resident(key: &[u8]) -> bool {
     )
 }
 
-fn fixed(key: &[u8]) -> Option<Key> {
+pub(crate) fn fixed(key: &[u8]) -> Option<Key> {
     resident(key).then(|| pad(key))
 }
 
@@ -208,10 +208,20 @@ impl LogStore {
         Ok(changes.iter().filter(|c| !resident(&c.0)).collect())
     }
 
-    /// Sets `key` to `loc` (`None`: removed), as the open's scan of the journal does.
+    /// Sets `key` to `loc` (`None`: removed).
+    #[cfg(test)]
     pub fn set(&self, key: &[u8], loc: Option<Loc>) {
         if let Some(k) = fixed(key) {
             self.keydir.write().set(k, loc);
+        }
+    }
+
+    /// Sets many keys (as [`fixed`] gives them), in order, under one lock: the open's scan
+    /// of the journal.
+    pub fn set_many(&self, items: impl Iterator<Item = (Key, Option<Loc>)>) {
+        let mut dir = self.keydir.write();
+        for (k, loc) in items {
+            dir.set(k, loc);
         }
     }
 

@@ -267,22 +267,30 @@ pub(super) fn recover(
     // nothing of sled's own recovery; the ones before are the values sled holds anyway.)
     let mut last_values: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
         std::collections::HashMap::new();
+    let mut batch: Vec<(super::logstore::Key, Option<super::logstore::Loc>)> =
+        Vec::with_capacity(READ_BATCH);
     journal::scan::apply_raw(&plan, |at, body| {
         for op in journal::raw_ops(body) {
-            if super::logstore::resident(op.key) {
-                let loc = op.value.map(|(off, v)| super::logstore::Loc {
-                    seg: at.seg,
-                    off: (at.pos + 8 + off) as u64,
-                    len: u32::try_from(v.len()).unwrap_or(u32::MAX),
-                    crc: crc32fast::hash(v),
-                });
-                log.set(op.key, loc);
+            if let Some(k) = super::logstore::fixed(op.key) {
+                batch.push((
+                    k,
+                    op.value.map(|(off, v)| super::logstore::Loc {
+                        seg: at.seg,
+                        off: (at.pos + 8 + off) as u64,
+                        len: u32::try_from(v.len()).unwrap_or(u32::MAX),
+                        crc: crc32fast::hash(v),
+                    }),
+                ));
             } else {
                 last_values.insert(op.key.to_vec(), op.value.map(|(_, v)| v.to_vec()));
             }
         }
+        if batch.len() >= READ_BATCH {
+            log.set_many(batch.drain(..));
+        }
         Ok(())
     })?;
+    log.set_many(batch.drain(..));
     for (k, v) in last_values {
         match v {
             Some(v) => tree.insert(k, v),
@@ -308,6 +316,9 @@ pub(super) fn recover(
     }
     Ok((plan, last + 1))
 }
+
+/// Keys set in the directory under one lock at open.
+const READ_BATCH: usize = 64 * 1024;
 
 /// Deletes the segments a checkpoint retired (wholly before the oldest segment it kept,
 /// `start`) but did not get to delete; the first one left must start at `start`, else
