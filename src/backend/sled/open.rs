@@ -437,17 +437,8 @@ pub(super) fn migrate(
         let mut changes: Vec<journal::Change> = Vec::new();
         let mut bytes = 0;
         let mut moved: Vec<sled::IVec> = Vec::new();
-        let mut flush = |changes: &mut Vec<journal::Change>| -> Result<()> {
-            if changes.is_empty() {
-                return Ok(());
-            }
-            let lsn = journal.next_lsn();
-            let appended = journal.append(changes)?;
-            journal::sync(path, &appended.segments, appended.new_segment)?;
-            log.apply_group(lsn, changes)?;
-            changes.clear();
-            Ok(())
-        };
+        let mut flush =
+            |changes: &mut Vec<journal::Change>| append_durably(journal, path, log, changes);
         for prefix in [keys::JOB, keys::PAYLOAD, keys::EVENT] {
             for item in tree.scan_prefix([prefix]) {
                 let (k, v) = item?;
@@ -483,6 +474,25 @@ pub(super) fn migrate(
     sync()
 }
 
+/// Appends `changes` as one entry, fsyncs it and points the directory at its values, then
+/// empties `changes` (migration and repair, before the writer starts).
+fn append_durably(
+    journal: &mut journal::Journal,
+    path: &Path,
+    log: &LogStore,
+    changes: &mut Vec<journal::Change>,
+) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let lsn = journal.next_lsn();
+    let appended = journal.append(changes)?;
+    journal::sync(path, &appended.segments, appended.new_segment)?;
+    log.apply_group(lsn, changes)?;
+    changes.clear();
+    Ok(())
+}
+
 /// After `repair` salvaged a damaged journal into `log`: writes every live value into
 /// fresh segments from `next_lsn` (fsynced), then records them as the journal's start in
 /// sled (made durable) and deletes every older segment, damage included, so the database
@@ -506,17 +516,8 @@ pub(super) fn rewrite_journal(
     )?;
     let mut changes: Vec<journal::Change> = Vec::new();
     let mut bytes = 0;
-    let mut flush = |changes: &mut Vec<journal::Change>| -> Result<()> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let lsn = journal.next_lsn();
-        let appended = journal.append(changes)?;
-        journal::sync(path, &appended.segments, appended.new_segment)?;
-        log.apply_group(lsn, changes)?;
-        changes.clear();
-        Ok(())
-    };
+    let mut flush =
+        |changes: &mut Vec<journal::Change>| append_durably(&mut journal, path, log, changes);
     for (k, loc) in log.all_locs() {
         let key = super::logstore::unfixed(&k);
         let v = log.read(&key, loc)?;

@@ -293,7 +293,16 @@ pub(crate) fn plan(db_dir: &Path, salvage: bool, applied: Option<u64>) -> Result
     Ok(plan)
 }
 
-/// Where a group is: its segment (by first lsn), its offset there, its lsn.
+/// The first lsn a segment's file name gives (0 for a name that is not a segment's: the
+/// scan lists only those).
+fn first_lsn_of_path(path: &Path) -> u64 {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(super::first_lsn_of)
+        .unwrap_or(0)
+}
+
+/// Where a group is: its segment (by first lsn) and its offset there.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct At3 {
     pub seg: u64,
@@ -307,11 +316,7 @@ pub(crate) fn apply_raw(plan: &Plan, mut f: impl FnMut(At3, &[u8]) -> Result<()>
         if offsets.is_empty() {
             continue;
         }
-        let seg = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(super::first_lsn_of)
-            .unwrap_or(0);
+        let seg = first_lsn_of_path(path);
         let bytes = std::fs::read(path).map_err(|e| io("reading", path, e))?;
         for &pos in offsets {
             let body = bytes.get(pos..pos + HEADER).and_then(|h| {
@@ -338,11 +343,7 @@ pub(crate) fn apply(plan: &Plan, mut f: impl FnMut(At3, Vec<Change>) -> Result<(
         if offsets.is_empty() {
             continue;
         }
-        let seg = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(super::first_lsn_of)
-            .unwrap_or(0);
+        let seg = first_lsn_of_path(path);
         let bytes = std::fs::read(path).map_err(|e| io("reading", path, e))?;
         for &pos in offsets {
             let body = match parse_at(&bytes, pos) {

@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// A key directory no test here reads (the journal only tells it where entries went).
+fn detached() -> std::sync::Arc<crate::backend::sled::logstore::LogStore> {
+    std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(Path::new(
+        ".",
+    )))
+}
+
 fn change(k: &str, v: Option<&str>) -> Change {
     (k.as_bytes().into(), v.map(|v| v.as_bytes().into()))
 }
@@ -33,16 +40,7 @@ fn only_segment(dir: &Path) -> PathBuf {
 #[test]
 fn entries_round_trip_in_order() {
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(
-        d.path(),
-        1,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600, detached()).unwrap();
     j.append(&[change("a", Some("1")), change("b", None)])
         .unwrap();
     j.append(&[change("c", Some(""))]).unwrap();
@@ -57,16 +55,7 @@ fn entries_round_trip_in_order() {
 
 fn three_entries() -> (tempfile::TempDir, PathBuf, Vec<u8>, usize) {
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(
-        d.path(),
-        1,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600, detached()).unwrap();
     for i in 0..3 {
         j.append(&[change(&format!("k{i}"), Some("v"))]).unwrap();
     }
@@ -157,32 +146,14 @@ fn bit_rot_before_valid_entries_is_corruption_naming_segment_and_offset() {
 #[test]
 fn a_damaged_seal_before_a_later_segment_is_corruption() {
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(
-        d.path(),
-        1,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600, detached()).unwrap();
     j.append(&[change("a", Some("1"))]).unwrap();
     let mut seal = Vec::new();
     encode(&mut seal, &Entry::Seal(2));
     seal[HEADER + 2] ^= 0x10; // the seal's lsn
     (&j.current.file).write_all(&seal).unwrap();
     drop(j);
-    let mut j = Journal::create(
-        d.path(),
-        2,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 2, SEGMENT_BYTES, 0o600, detached()).unwrap();
     j.append(&[change("b", Some("2"))]).unwrap();
     let msg = corruption_at(d.path());
     assert!(msg.contains("entry 2 follows in"), "{msg}");
@@ -194,16 +165,7 @@ fn a_damaged_seal_before_a_later_segment_is_corruption() {
 #[test]
 fn full_segments_are_sealed_and_replay_continues_across_them() {
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(
-        d.path(),
-        1,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600, detached()).unwrap();
     let big = "x".repeat(1024 * 1024);
     let mut rolled = 0;
     for i in 0..70 {
@@ -226,16 +188,7 @@ fn full_segments_are_sealed_and_replay_continues_across_them() {
 /// Segments of one entry each, the first starting at `first`: each is sealed (but the
 /// last) when the next entry is appended. Returns the segments' paths, oldest first.
 fn one_entry_segments(dir: &Path, first: u64, n: u64) -> Vec<PathBuf> {
-    let mut j = Journal::create(
-        dir,
-        first,
-        1,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(dir, first, 1, 0o600, detached()).unwrap();
     for i in 0..n {
         j.append(&[change(&format!("k{i}"), Some("v"))]).unwrap();
     }
@@ -288,28 +241,10 @@ fn regression_entries_missing_before_a_later_segment_are_corruption() {
     // Segment 1 lost its last entry and its seal; segment 2 resumes further on: entry 2
     // is gone, and may have been acknowledged.
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(
-        d.path(),
-        1,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600, detached()).unwrap();
     j.append(&[change("a", Some("1"))]).unwrap();
     drop(j);
-    let mut j = Journal::create(
-        d.path(),
-        3,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 3, SEGMENT_BYTES, 0o600, detached()).unwrap();
     j.append(&[change("c", Some("3"))]).unwrap();
     let msg = corruption_at(d.path());
     assert!(msg.contains("a valid entry 3 follows in"), "{msg}");
@@ -324,30 +259,10 @@ fn an_unsealed_segment_followed_by_an_empty_one_ends_the_journal() {
     // A crash between creating segment 2 and writing to it, with segment 1's seal not yet
     // durable: nothing after entry 1 was acknowledged.
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(
-        d.path(),
-        1,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600, detached()).unwrap();
     j.append(&[change("a", Some("1"))]).unwrap();
     drop(j);
-    drop(
-        Journal::create(
-            d.path(),
-            2,
-            SEGMENT_BYTES,
-            0o600,
-            std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-                std::path::Path::new("."),
-            )),
-        )
-        .unwrap(),
-    );
+    drop(Journal::create(d.path(), 2, SEGMENT_BYTES, 0o600, detached()).unwrap());
     assert_eq!(collect(d.path()).0, 1);
 }
 
@@ -407,16 +322,7 @@ fn regression_open_refuses_a_journal_whose_head_is_gone_and_replays_one_missing_
             .unwrap()
             .unwrap();
         drop(db);
-        let mut j = Journal::create(
-            &path,
-            applied + 1,
-            1,
-            0o600,
-            std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-                std::path::Path::new("."),
-            )),
-        )
-        .unwrap();
+        let mut j = Journal::create(&path, applied + 1, 1, 0o600, detached()).unwrap();
         for q in ["q1", "q2", "q3"] {
             let key = crate::backend::codec::keys::named(crate::backend::codec::keys::QUEUE, q);
             let value = crate::backend::codec::encode(&true).unwrap();
@@ -479,32 +385,14 @@ fn regression_open_refuses_a_journal_whose_head_is_gone_and_replays_one_missing_
 #[test]
 fn a_sealed_segment_followed_by_another_lsn_is_corruption() {
     let d = tempfile::tempdir().unwrap();
-    let mut j = Journal::create(
-        d.path(),
-        1,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 1, SEGMENT_BYTES, 0o600, detached()).unwrap();
     j.append(&[change("a", Some("1"))]).unwrap();
     let mut seal = Vec::new();
     encode(&mut seal, &Entry::Seal(2));
     (&j.current.file).write_all(&seal).unwrap();
     drop(j);
     // The next segment resumes at 5: entries 2 to 4 are gone.
-    let mut j = Journal::create(
-        d.path(),
-        5,
-        SEGMENT_BYTES,
-        0o600,
-        std::sync::Arc::new(crate::backend::sled::logstore::LogStore::new(
-            std::path::Path::new("."),
-        )),
-    )
-    .unwrap();
+    let mut j = Journal::create(d.path(), 5, SEGMENT_BYTES, 0o600, detached()).unwrap();
     j.append(&[change("b", Some("2"))]).unwrap();
     let err = replay(d.path(), |_| Ok(())).unwrap_err();
     assert_eq!(err.code(), "CORRUPTION");

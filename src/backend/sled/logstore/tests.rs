@@ -27,16 +27,11 @@ fn value_offsets_point_at_the_values_of_an_encoded_entry() {
 #[test]
 fn churn_keeps_the_journal_near_its_live_values_and_every_value_reads_back() {
     use crate::backend::sled::SledBackend;
-    use crate::backend::{Backend, Observer};
+    use crate::backend::Backend;
     use crate::model::config::{Config, Retention};
     use crate::model::job::NewJob;
     use std::time::Duration;
 
-    struct Quiet;
-    impl Observer for Quiet {
-        fn committed(&self, _: &[crate::model::event::EventRecord]) {}
-        fn work_available(&self) {}
-    }
     const SEG: u64 = 64 * 1024;
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("db");
@@ -110,16 +105,11 @@ fn churn_keeps_the_journal_near_its_live_values_and_every_value_reads_back() {
 #[test]
 fn reopening_goes_on_in_the_last_segment_and_cuts_a_torn_tail() {
     use crate::backend::sled::SledBackend;
-    use crate::backend::{Backend, Observer};
+    use crate::backend::Backend;
     use crate::model::config::Config;
     use crate::model::job::NewJob;
     use std::io::Write;
 
-    struct Quiet;
-    impl Observer for Quiet {
-        fn committed(&self, _: &[crate::model::event::EventRecord]) {}
-        fn work_available(&self) {}
-    }
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("db");
     let segs = || super::super::journal::segments(&path.join(super::super::journal::DIR)).unwrap();
@@ -147,8 +137,8 @@ fn reopening_goes_on_in_the_last_segment_and_cuts_a_torn_tail() {
     assert_eq!(segs().len(), 1);
 }
 
-struct Quiet2;
-impl crate::backend::Observer for Quiet2 {
+struct Quiet;
+impl crate::backend::Observer for Quiet {
     fn committed(&self, _: &[crate::model::event::EventRecord]) {}
     fn work_available(&self) {}
 }
@@ -168,7 +158,7 @@ fn small(
         clock: clock.clone(),
         ..crate::model::config::Config::default()
     };
-    let b = crate::backend::sled::SledBackend::open(path, cfg, Arc::new(Quiet2)).unwrap();
+    let b = crate::backend::sled::SledBackend::open(path, cfg, Arc::new(Quiet)).unwrap();
     (b, clock)
 }
 
@@ -285,7 +275,7 @@ fn regression_a_journal_missing_its_last_segments_is_corruption() {
     let err = crate::backend::sled::SledBackend::open(
         &path,
         crate::model::config::Config::default(),
-        Arc::new(Quiet2),
+        Arc::new(Quiet),
     )
     .err()
     .expect("the journal's end is missing");

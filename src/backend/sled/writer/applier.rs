@@ -95,34 +95,30 @@ pub(crate) fn record_applied(tree: &sled::Tree, lsn: u64) -> Result<()> {
 }
 
 /// What sled says it holds of the journal (`keys::META_JOURNAL`): `None` in a database
-/// written before the key existed. A value of the wrong length, or past any lsn a journal
-/// reaches (2^62: a billion groups a second for a century), is `CORRUPTION`.
+/// written before the key existed.
 pub(crate) fn applied_of(tree: &sled::Tree) -> Result<Option<u64>> {
-    let key = crate::backend::codec::keys::META_JOURNAL;
-    let Some(v) = tree
-        .get(key)
-        .map_err(|e| Error::storage("reading sled", e))?
-    else {
-        return Ok(None);
-    };
-    match <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes) {
-        Ok(lsn) if lsn < 1 << 62 => Ok(Some(lsn)),
-        _ => Err(Error::Corruption {
-            tree: "meta",
-            key: "mjournal".into(),
-            detail: format!(
-                "{:02x?} where the journal position (8 bytes, below 2^62) belongs; `jobspool \
-                 repair` replays the journal without it",
-                v.as_ref()
-            ),
-        }),
-    }
+    meta_lsn(
+        tree,
+        crate::backend::codec::keys::META_JOURNAL,
+        "mjournal",
+        "journal position",
+    )
 }
 
 /// The first lsn of the oldest journal segment the last checkpoint kept
 /// (`keys::META_LOG_START`), `None` in a database that never had one.
 pub(crate) fn log_start_of(tree: &sled::Tree) -> Result<Option<u64>> {
-    let key = crate::backend::codec::keys::META_LOG_START;
+    meta_lsn(
+        tree,
+        crate::backend::codec::keys::META_LOG_START,
+        "mlogstart",
+        "journal's first kept segment",
+    )
+}
+
+/// An lsn sled keeps under `key`. A value of the wrong length, or past any lsn a journal
+/// reaches (2^62: a billion groups a second for a century), is `CORRUPTION`.
+fn meta_lsn(tree: &sled::Tree, key: &[u8], name: &str, what: &str) -> Result<Option<u64>> {
     let Some(v) = tree
         .get(key)
         .map_err(|e| Error::storage("reading sled", e))?
@@ -133,10 +129,10 @@ pub(crate) fn log_start_of(tree: &sled::Tree) -> Result<Option<u64>> {
         Ok(lsn) if lsn < 1 << 62 => Ok(Some(lsn)),
         _ => Err(Error::Corruption {
             tree: "meta",
-            key: "mlogstart".into(),
+            key: name.into(),
             detail: format!(
-                "{:02x?} where the journal's first kept segment (8 bytes, below 2^62) \
-                 belongs; `jobspool repair` reads the journal without it",
+                "{:02x?} where the {what} (8 bytes, below 2^62) belongs; `jobspool repair` \
+                 reads the journal without it",
                 v.as_ref()
             ),
         }),
