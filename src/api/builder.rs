@@ -187,8 +187,9 @@ impl Builder {
     }
 
     /// Salvages a database whose journal is damaged (open fails with `CORRUPTION` naming a
-    /// journal segment and offset): applies every readable journal entry, skipping the
-    /// damaged stretches, makes the result durable and empties the journal, so the database
+    /// journal segment and offset): reads every readable journal entry, skipping the
+    /// damaged stretches, writes the job records, payloads and events still there into fresh
+    /// segments, makes the result durable and deletes the old segments, so the database
     /// opens again. The report names every stretch skipped and the entries lost with it.
     /// With `dry_run` the journal is only read (the database's lock is not taken) and
     /// nothing changes. On an intact journal this does what open's recovery does.

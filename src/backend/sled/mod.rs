@@ -111,9 +111,10 @@ pub(crate) struct SledBackend {
 }
 
 impl SledBackend {
-    /// Salvages a journal that open refuses as damaged: applies every readable entry to sled,
-    /// skipping damaged stretches, makes sled durable and empties the journal; with `dry_run`
-    /// only reads the journal (without taking the database's lock) and changes nothing.
+    /// Salvages a journal that open refuses as damaged: reads every readable entry, skipping
+    /// damaged stretches, writes the live values into fresh segments, makes sled durable and
+    /// deletes the old segments; with `dry_run` only reads the journal (without taking the
+    /// database's lock) and changes nothing.
     pub fn repair(
         path: &Path,
         cfg: &Config,

@@ -4,10 +4,12 @@
 //! after it makes the data durable: two device round trips per commit. So a group is
 //! committed by appending its changes (the exact puts and removes of sled keys) to a journal
 //! segment and `fdatasync`ing that file, once for every group written since the last sync.
-//! Readers see the changes at once through the overlay; sled gets them only once their entry
-//! is durable (the applier), and is made durable itself by a checkpoint (sled flush + fsync
-//! of its files) once a second; segments wholly covered by a checkpoint are deleted. On open
-//! every entry still in the journal is applied again, in order (see [`replay`]).
+//! Readers see the changes at once through the overlay; the key directory (job records,
+//! payloads, events: they stay in the segments, see `logstore`) and sled get them only once
+//! their entry is durable (the applier); sled is made durable by a checkpoint (sled flush +
+//! fsync of its files) once a second. Segments are deleted oldest first once none of their
+//! values is live and a checkpoint covers them. On open every segment is read again, in
+//! order (`open::recover`).
 //!
 //! An entry is `len u32 | crc32 u32 | body`, body = `lsn u64 | count u32 | ops`, op =
 //! `kind u8 (1 put, 0 remove) | key len u32 | key | value len u32 | value` (big-endian). A

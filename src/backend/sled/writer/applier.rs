@@ -1,5 +1,6 @@
-//! The applier thread: moves durable groups into sled, then out of the overlay. Also the
-//! plain key-by-key apply the journal replay uses on open.
+//! The applier thread: points the key directory at durable groups' job records, payloads
+//! and events, moves their other changes into sled, then drops them from the overlay. Also
+//! the plain key-by-key apply the replay of an old-layout journal uses on open.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -21,12 +22,12 @@ const APPLY_LAG: Duration = Duration::from_millis(10);
 /// Most groups the applier writes at once.
 const APPLY_MAX_GROUPS: usize = 4096;
 
-/// The applier: moves durable groups into sled, in order, then out of the overlay.
+/// The applier: moves durable groups into the directory and sled, in order, then out of
+/// the overlay.
 ///
 /// It lets durable groups collect for up to `APPLY_LAG` and writes only the last value of
-/// each key: a job claimed and then completed meanwhile reaches sled once. Safe because
-/// sled needs no atomicity of its own: every group is durable in the journal first, and
-/// the replay on open rewrites every key the journal holds since the last checkpoint.
+/// each sled key. Safe because sled needs no atomicity of its own: every group is durable
+/// in the journal first, and the open writes each sled key's last value in the journal.
 pub(super) fn run_applier(shared: &Shared, rx: &Receiver<Vec<(u64, Vec<Change>)>>) {
     let _guard = PoisonOnPanic::new(shared, "applier");
     let mut groups: Vec<(u64, Vec<Change>)> = Vec::new();
