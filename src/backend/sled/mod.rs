@@ -133,7 +133,7 @@ impl SledBackend {
             sledcheck::unseal(path, cfg.file_mode)?;
             let synced_blobs = Mutex::new(HashSet::new());
             let log = Arc::new(logstore::LogStore::new(path));
-            let (plan, next_lsn) = recover(
+            let (plan, next_lsn, _) = recover(
                 &db,
                 &tree,
                 path,
@@ -185,7 +185,7 @@ impl SledBackend {
             let restorable = nothing_to_replay || !old_layout;
             let log = Arc::new(logstore::LogStore::new(path));
             let synced_blobs = Mutex::new(HashSet::new());
-            let (next_lsn, tail) = recover_journal(
+            let (next_lsn, tail, scanned) = recover_journal(
                 &db,
                 &tree,
                 path,
@@ -222,7 +222,7 @@ impl SledBackend {
             let seed = uuid::Uuid::new_v4().as_u64_pair().0;
             let mut st = State::new(seed);
             let now = cfg.clock.now_ms();
-            let digest = load(&tree, &log, &mut st, now)
+            let digest = load(&tree, &log, &mut st, now, scanned)
                 .map_err(|e| (sledcheck::at_path(path, e), restorable))?;
             // The job records must be the ones the last clean close counted; from here on
             // the database changes, and the record no longer counts them.

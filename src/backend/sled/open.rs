@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -15,7 +14,6 @@ use super::stage::{Meta, StoredEvent};
 use super::state::{Batch, Indexer, State};
 use super::{journal, sledcheck, writer};
 use crate::backend::codec::{self, keys};
-use crate::backend::records::JobIndex;
 use crate::model::config::Config;
 use crate::model::error::{Error, Result};
 
@@ -163,8 +161,8 @@ pub(super) fn recover_journal(
     synced_blobs: &Mutex<HashSet<OsString>>,
     file_mode: u32,
     log: &LogStore,
-) -> Result<(u64, Option<Tail>)> {
-    let (plan, next) = recover(
+) -> Result<(u64, Option<Tail>, Option<Batch>)> {
+    let (plan, next, jobs) = recover(
         db,
         tree,
         path,
@@ -186,7 +184,7 @@ pub(super) fn recover_journal(
             end: end as u64,
         })
     });
-    Ok((next, tail))
+    Ok((next, tail, jobs))
 }
 
 /// The journal's last segment, to go on appending to: its first lsn, where its entries end.
@@ -196,8 +194,9 @@ pub(super) struct Tail {
 }
 
 /// [`recover_journal`], skipping damage when `salvage` (`repair`); returns the plan it
-/// applied (what was dropped in it) and the lsn the next journal starts at (lsns go on
-/// across sessions: see `keys::META_JOURNAL`).
+/// applied (what was dropped in it), the lsn the next journal starts at (lsns go on
+/// across sessions: see `keys::META_JOURNAL`) and, unless `salvage` or the database kept
+/// its values in sled, the job records' index fields (see [`jobs::scan_jobs`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn recover(
     db: &sled::Db,
@@ -208,7 +207,7 @@ pub(super) fn recover(
     file_mode: u32,
     salvage: bool,
     log: &LogStore,
-) -> Result<(journal::scan::Plan, u64)> {
+) -> Result<(journal::scan::Plan, u64, Option<Batch>)> {
     // (`repair` goes on without a damaged position: the journal's start is then unchecked.)
     let applied = match writer::applied_of(tree) {
         Err(_) if salvage => None,
@@ -228,7 +227,7 @@ pub(super) fn recover(
         writer::sync_sled(db, path, data_file, synced_blobs, file_mode)?;
         journal::clear(path)?;
         let plan = journal::scan::Plan { tail: None, ..plan };
-        return Ok((plan, last + 1));
+        return Ok((plan, last + 1, None));
     }
     let start = match writer::log_start_of(tree) {
         Err(_) if salvage => None,
@@ -269,27 +268,46 @@ pub(super) fn recover(
         std::collections::HashMap::new();
     let mut batch: Vec<(super::logstore::Key, Option<super::logstore::Loc>)> =
         Vec::with_capacity(READ_BATCH);
-    journal::scan::apply_raw(&plan, |at, body| {
-        for op in journal::raw_ops(body) {
-            if let Some(k) = super::logstore::fixed(op.key) {
-                batch.push((
-                    k,
-                    op.value.map(|(off, v)| super::logstore::Loc {
-                        seg: at.seg,
-                        off: (at.pos + 8 + off) as u64,
-                        len: u32::try_from(v.len()).unwrap_or(u32::MAX),
-                        crc: crc32fast::hash(v),
-                    }),
-                ));
-            } else {
-                last_values.insert(op.key.to_vec(), op.value.map(|(_, v)| v.to_vec()));
+    let mut build_directory = || {
+        journal::scan::apply_raw(&plan, |at, body| {
+            for op in journal::raw_ops(body) {
+                if let Some(k) = super::logstore::fixed(op.key) {
+                    batch.push((
+                        k,
+                        op.value.map(|(off, v)| super::logstore::Loc {
+                            seg: at.seg,
+                            off: (at.pos + 8 + off) as u64,
+                            len: u32::try_from(v.len()).unwrap_or(u32::MAX),
+                            crc: crc32fast::hash(v),
+                        }),
+                    ));
+                } else {
+                    last_values.insert(op.key.to_vec(), op.value.map(|(_, v)| v.to_vec()));
+                }
             }
-        }
-        if batch.len() >= READ_BATCH {
-            log.set_many(batch.drain(..));
-        }
-        Ok(())
-    })?;
+            if batch.len() >= READ_BATCH {
+                log.set_many(batch.drain(..));
+            }
+            Ok(())
+        })
+    };
+    // The job records are indexed from the same entries on a second thread meanwhile
+    // (not for `repair`, which indexes nothing).
+    let (built, jobs) = std::thread::scope(|scope| {
+        let jobs = (!salvage)
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("jobspool-open".into())
+                    .spawn_scoped(scope, || jobs::scan_jobs(&plan))
+                    .ok()
+            })
+            .flatten();
+        let built = build_directory();
+        let jobs = jobs.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (built, jobs)
+    });
+    built?;
+    let jobs = jobs.transpose()?;
     log.set_many(batch.drain(..));
     for (k, v) in last_values {
         match v {
@@ -314,7 +332,7 @@ pub(super) fn recover(
             .len();
         log.add_segment(first, seg_path, len)?;
     }
-    Ok((plan, last + 1))
+    Ok((plan, last + 1, jobs))
 }
 
 /// Keys set in the directory under one lock at open.
@@ -371,94 +389,24 @@ fn drop_retired(
     }))
 }
 
-/// Indexes every job record, reading each segment that holds any once, whole. Segments
-/// are read and their records decoded on two threads (this one and a second) taking them
-/// in turn; this thread also gathers the batches into the indexes. A damaged record stops
-/// the reading; the error of the first segment (in order) holding one is returned.
-pub(super) fn load_jobs(log: &LogStore, st: &mut State, now: i64) -> Result<()> {
-    let mut locs = log.job_locs();
-    // (Ids are time-ordered and so mostly written in order: a stable sort finds the runs.)
-    locs.sort_by_key(|(_, l)| (l.seg, l.off));
-    let mut runs = Vec::new();
-    let mut i = 0;
-    while i < locs.len() {
-        let seg = locs[i].1.seg;
-        let n = locs[i..].partition_point(|(_, l)| l.seg == seg);
-        runs.push(i..i + n);
-        i += n;
-    }
-    let next = AtomicUsize::new(0);
-    let failed = AtomicUsize::new(usize::MAX);
-    let take = || {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        (i < runs.len() && i < failed.load(Ordering::Relaxed)).then_some(i)
-    };
-    let read = |i: usize| -> Result<Batch> {
-        let run = &locs[runs[i].clone()];
-        let bytes = log.read_segment(run[0].1.seg)?;
-        let mut batch = Batch::with_capacity(run.len());
-        for (k, loc) in run {
-            let key = super::logstore::unfixed(k);
-            batch.push(&JobIndex::decode(
-                "jobs",
-                &key,
-                log.slice(&bytes, &key, *loc)?,
-            )?);
-        }
-        Ok(batch)
-    };
-    let read = |i: usize| {
-        let r = read(i);
-        if r.is_err() {
-            failed.fetch_min(i, Ordering::Relaxed);
-        }
-        (i, r)
-    };
-    let mut ix = Indexer::default();
-    let mut first_err: Option<(usize, Error)> = None;
-    let mut gather = |(i, r): (usize, Result<Batch>)| match r {
-        Ok(batch) => st.index_batch(&mut ix, batch, now),
-        Err(e) => {
-            if first_err.as_ref().map_or(true, |(j, _)| i < *j) {
-                first_err = Some((i, e));
-            }
-        }
-    };
-    std::thread::scope(|scope| {
-        let (tx, rx) = crossbeam_channel::bounded(2);
-        let other = scope.spawn(|| {
-            while let Some(i) = take() {
-                if tx.send(read(i)).is_err() {
-                    break;
-                }
-            }
-            drop(tx);
-        });
-        while let Some(i) = take() {
-            gather(read(i));
-            rx.try_iter().for_each(&mut gather);
-        }
-        rx.iter().for_each(&mut gather);
-        if let Err(panic) = other.join() {
-            std::panic::resume_unwind(panic);
-        }
-    });
-    if let Some((_, e)) = first_err {
-        return Err(e);
-    }
-    st.finish_index(ix);
-    Ok(())
-}
-
-/// Rebuilds the in-memory indexes from the records; returns what it found of the job
-/// records (for `sledcheck`).
+/// Rebuilds the in-memory indexes from the records (their index fields as `recover` read
+/// them, else through the directory); returns what it found of the job records (for
+/// `sledcheck`).
 pub(super) fn load(
     tree: &sled::Tree,
     log: &LogStore,
     st: &mut State,
     now: i64,
+    scanned: Option<Batch>,
 ) -> Result<sledcheck::Digest> {
-    load_jobs(log, st, now)?;
+    match scanned {
+        Some(batch) => {
+            let mut ix = Indexer::default();
+            st.index_batch(&mut ix, batch, now);
+            st.finish_index(ix);
+        }
+        None => jobs::load_jobs(log, st, now)?,
+    }
     for item in tree.scan_prefix([keys::QUEUE]) {
         let (k, v) = item?;
         let paused: bool = codec::decode("queues", &k, &v)?;
@@ -482,6 +430,7 @@ pub(super) fn load(
     Ok(st.digest)
 }
 
+mod jobs;
 mod migrate;
 pub(super) use migrate::{migrate, old_layout, rewrite_journal};
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Unit tests of the parent module: loading the job records from the journal's segments,
 //! the format marker.
 
+use super::jobs::load_jobs;
 use super::*;
 use crate::model::clock::to_datetime;
 use crate::model::job::{Job, JobId, JobStatus, LeaseState, NewJob};
@@ -138,4 +139,120 @@ fn the_format_marker_refuses_newer_or_damaged_ones() {
     db.insert(b"mformat", &[2u8, 0][..]).unwrap();
     let err = store_format(&db).unwrap_err();
     assert_eq!(err.code(), "CORRUPTION", "{err}");
+}
+
+/// A journal where jobs change after they are written: every third gets a later version
+/// (completed), every fifth is removed, every seventh has a first version that does not
+/// decode and a good one after it; the state `apply` builds from the same changes.
+fn churned(count: u64, now: i64) -> (tempfile::TempDir, LogStore, State) {
+    let d = tempfile::tempdir().unwrap();
+    let log = std::sync::Arc::new(LogStore::new(d.path()));
+    let mut journal = journal::Journal::create(d.path(), 1, 64 * 1024, 0o600, log.clone()).unwrap();
+    let mut expected = State::new(1);
+    let mut gen = State::new(2);
+    let mut write = |group: &[(sled::IVec, Option<sled::IVec>)]| {
+        let lsn = journal.next_lsn();
+        journal.append(group).unwrap();
+        log.apply_group(lsn, group).unwrap();
+    };
+    let mut jobs = Vec::new();
+    for chunk in 0..count.div_ceil(40) {
+        let mut group = Vec::new();
+        for n in chunk * 40..((chunk + 1) * 40).min(count) {
+            let j = job(&mut gen, n, 1_000 + n as i64 * 11);
+            let key: sled::IVec = keys::job(&j.id).to_vec().into();
+            if n % 7 == 0 {
+                group.push((key.clone(), Some(vec![codec::FORMAT_VERSION, 0xff].into())));
+            }
+            group.push((key, Some(codec::encode(&j).unwrap().into())));
+            expected.apply(None, Some(&j), now);
+            expected.last_id = expected.last_id.max(j.id.0.as_u128());
+            jobs.push(j);
+        }
+        write(&group);
+    }
+    // The later changes, in other entries (and segments).
+    let mut group = Vec::new();
+    for (n, j) in jobs.iter().enumerate() {
+        let key: sled::IVec = keys::job(&j.id).to_vec().into();
+        if n % 5 == 0 {
+            expected.apply(Some(j), None, now);
+            group.push((key, None));
+        } else if n % 3 == 0 {
+            let done = Job {
+                status: JobStatus::Completed,
+                lease: None,
+                completed_at: Some(to_datetime(now - 1)),
+                updated_at: to_datetime(now - 1),
+                ..j.clone()
+            };
+            expected.apply(Some(j), Some(&done), now);
+            group.push((key, Some(codec::encode(&done).unwrap().into())));
+        }
+        if group.len() == 30 {
+            write(&group);
+            group.clear();
+        }
+    }
+    write(&group);
+    drop(journal);
+    let log = std::sync::Arc::try_unwrap(log).ok().unwrap();
+    (d, log, expected)
+}
+
+/// The state from the job records `scan_jobs` gathers from the journal; the same when
+/// it drops superseded versions from its batch every few entries.
+fn scanned(d: &Path, now: i64) -> Result<State> {
+    let plan = journal::scan::plan(d, false, None)?;
+    let often = state_of(jobs::scan_jobs_compacting_at(&plan, 64)?, now);
+    let st = state_of(jobs::scan_jobs(&plan)?, now);
+    assert_eq!(often.snapshot(), st.snapshot());
+    Ok(st)
+}
+
+fn state_of(batch: Batch, now: i64) -> State {
+    let mut st = State::new(3);
+    let mut ix = Indexer::default();
+    st.index_batch(&mut ix, batch, now);
+    st.finish_index(ix);
+    st
+}
+
+#[test]
+fn scanning_the_journal_gives_the_state_apply_gives_and_loading_gives() {
+    let now = 1_000 + 3_000 * 11;
+    let (d, log, expected) = churned(3_000, now);
+    let st = scanned(d.path(), now).unwrap();
+    assert_eq!(st.snapshot(), expected.snapshot());
+    assert_eq!(st.digest, expected.digest);
+    assert_eq!(st.digest.count, 3_000 - 600);
+    assert_eq!(st.stats(), expected.stats());
+    let mut loaded = State::new(3);
+    load_jobs(&log, &mut loaded, now).unwrap();
+    assert_eq!(loaded.snapshot(), st.snapshot());
+
+    // The mixed set of `stored`, and an empty journal.
+    let (d, _, _, expected) = stored(2_000, now, &[]);
+    assert_eq!(
+        scanned(d.path(), now).unwrap().snapshot(),
+        expected.snapshot()
+    );
+    let (d, _, _, _) = stored(0, now, &[]);
+    assert_eq!(
+        scanned(d.path(), now).unwrap().snapshot(),
+        State::new(3).snapshot()
+    );
+}
+
+#[test]
+fn scanning_reports_a_damaged_latest_record_by_its_key() {
+    let (d, _, ids, _) = stored(2_000, 5_000, &[700, 1_900]);
+    let err = scanned(d.path(), 5_000).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION");
+    let key = codec::show_key(&keys::job(&ids[700]));
+    let other = codec::show_key(&keys::job(&ids[1_900]));
+    assert!(
+        err.to_string().contains(&key) || err.to_string().contains(&other),
+        "{err}"
+    );
 }

@@ -19,6 +19,8 @@ use crate::model::job::{JobId, JobStatus};
 /// million jobs are loaded at once).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    /// What this version of the job's record is (see [`Batch::keep_latest`]).
+    version: Version,
     id: JobId,
     /// Pending: when it is due; running: when its lease expires (if `leased`); terminal:
     /// when it finished.
@@ -27,6 +29,16 @@ struct Entry {
     part: u32,
     status: JobStatus,
     leased: bool,
+}
+
+/// A job record version in a batch gathered from the journal in write order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    Live,
+    /// The record was removed (pruned): earlier versions are gone with it.
+    Removed,
+    /// The record did not decode: its error is in [`Batch::damaged`].
+    Damaged,
 }
 
 /// The index fields of a run of job records (see the module docs).
@@ -38,6 +50,8 @@ pub(crate) struct Batch {
     /// The number of the last pair used (records of one pair come in runs).
     last: Option<u32>,
     entries: Vec<Entry>,
+    /// Why each damaged version failed, by job (the latest failure).
+    damaged: HashMap<JobId, crate::model::error::Error>,
 }
 
 impl Batch {
@@ -45,6 +59,7 @@ impl Batch {
     pub fn push(&mut self, ix: &JobIndex<'_>) {
         let part = self.part(ix.queue, ix.kind);
         self.entries.push(Entry {
+            version: Version::Live,
             id: ix.id,
             part,
             status: ix.status,
@@ -56,6 +71,55 @@ impl Batch {
             },
             leased: ix.lease_expires_ms.is_some(),
         });
+    }
+
+    /// Records that job `id`'s record was removed after the versions pushed so far.
+    pub fn push_removed(&mut self, id: JobId) {
+        self.entries.push(Entry::gone(id, Version::Removed));
+    }
+
+    /// Records a version of job `id`'s record that failed to decode with `err`: the
+    /// error [`Batch::keep_latest`] returns unless a later version supersedes it.
+    pub fn push_damaged(&mut self, id: JobId, err: crate::model::error::Error) {
+        self.entries.push(Entry::gone(id, Version::Damaged));
+        self.damaged.insert(id, err);
+    }
+
+    /// The number of versions held (live, removed or damaged).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Keeps each job's latest version, given versions pushed in write order, and drops
+    /// removed jobs; leaves the entries in id order. Calling it midway (to bound memory)
+    /// and pushing on gives the same result as not: a removal only cancels the versions
+    /// before it, which this drops.
+    pub fn compact(&mut self) {
+        // (Stable: a job's versions stay in write order, the latest last.)
+        self.entries.sort_by_key(|e| e.id);
+        let mut keep = 0;
+        for i in 0..self.entries.len() {
+            let e = self.entries[i];
+            let superseded = self.entries.get(i + 1).is_some_and(|n| n.id == e.id);
+            if !superseded && e.version != Version::Removed {
+                self.entries[keep] = e;
+                keep += 1;
+            }
+        }
+        self.entries.truncate(keep);
+    }
+
+    /// [`Batch::compact`], once every version is in: a job whose latest version is a
+    /// damaged one is that version's error.
+    pub fn keep_latest(&mut self) -> crate::model::error::Result<()> {
+        self.compact();
+        if let Some(e) = self.entries.iter().find(|e| e.version == Version::Damaged) {
+            if let Some(err) = self.damaged.remove(&e.id) {
+                return Err(err);
+            }
+        }
+        self.damaged = HashMap::new();
+        Ok(())
     }
 
     /// An empty batch with room for `jobs` jobs.
@@ -87,6 +151,21 @@ impl Batch {
         };
         self.last = Some(ix);
         ix
+    }
+}
+
+impl Entry {
+    /// A removed or damaged version of job `id` (only its id and version count).
+    fn gone(id: JobId, version: Version) -> Entry {
+        Entry {
+            version,
+            id,
+            at_ms: 0,
+            priority: 0,
+            part: 0,
+            status: JobStatus::Pending,
+            leased: false,
+        }
     }
 }
 
@@ -126,6 +205,11 @@ impl State {
         let mut global: Vec<Option<u32>> = vec![None; batch.parts.len()];
         let mut local: Vec<PartCounts> = vec![[0; 7]; batch.parts.len()];
         for e in &batch.entries {
+            debug_assert_eq!(
+                e.version,
+                Version::Live,
+                "a batch indexed before keep_latest"
+            );
             let s = e.status.index();
             ix.by_status[s].push(e.id);
             self.digest.add(e.id.as_bytes());
