@@ -96,7 +96,7 @@ impl Batch {
     /// before it, which this drops.
     pub fn compact(&mut self) {
         // (Stable: a job's versions stay in write order, the latest last.)
-        self.entries.sort_by_key(|e| e.id);
+        self.entries.sort_by_key(|e| e.id.0.as_u128());
         let mut keep = 0;
         for i in 0..self.entries.len() {
             let e = self.entries[i];

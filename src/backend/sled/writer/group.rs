@@ -12,6 +12,7 @@ use crate::backend::sled::stage::{Meta, Staged, StoredEvent};
 use crate::backend::sled::Shared;
 use crate::model::config::Durability;
 use crate::model::error::{Error, Result};
+use crate::model::job::{Job, JobId};
 
 /// Most events in one log block (~130 bytes each). sled leaves hold up to 17 items and a
 /// leaf over a quarter segment becomes a blob file: small blocks keep leaves inline.
@@ -229,7 +230,11 @@ fn write(
     for (k, v) in staged.compact.drain(..) {
         changes.push((k, Some(v)));
     }
-    for (id, job) in staged.jobs.drain() {
+    // In id order (ids grow with time): the journal then holds job records nearly sorted,
+    // which open's index builds take in one pass (see `open/jobs.rs`).
+    let mut jobs: Vec<(JobId, Option<Job>)> = staged.jobs.drain().collect();
+    jobs.sort_unstable_by_key(|(id, _)| id.0.as_u128());
+    for (id, job) in jobs {
         let key = sled::IVec::from(&keys::job(&id)[..]);
         let value = match job {
             Some(j) => Some(codec::encode(&j)?.into()),
