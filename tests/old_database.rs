@@ -353,3 +353,37 @@ fn regression_a_database_the_previous_release_replayed_into_sled_opens_with_ever
     assert!(db.scan_prefix(b"p").next().is_none());
     assert!(db.scan_prefix(b"e").next().is_none());
 }
+
+/// Regression: a database a newer jobspool wrote (a newer storage format, its job records in
+/// an encoding this build does not read) is refused as `STORAGE` saying to upgrade, before
+/// anything reads its records: not `CORRUPTION` from the first record that does not decode
+/// (open indexes the records while it reads the journal, so the format is checked first).
+#[test]
+fn regression_a_newer_format_database_is_refused_as_storage_before_its_records_are_read() {
+    let dir = common::tempdir();
+    let path = common::db_path(&dir);
+    let spool = Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(&path)
+        .unwrap();
+    let id = spool.enqueue(NewJob::new("t", vec![1])).unwrap().id;
+    spool.close().unwrap();
+    drop(spool);
+    let mut key = vec![b'j'];
+    key.extend_from_slice(id.as_bytes());
+    // A record in a format version after the ones this build reads.
+    common::journal_put(&path, &key, &[0x7f, 1, 2, 3]);
+    {
+        let db = common::raw_sled(&path);
+        db.insert(b"mformat", &[9u8][..]).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Spool::builder()
+        .maintenance(false)
+        .scheduler(false)
+        .open(&path)
+        .unwrap_err();
+    assert_eq!(err.code(), jobspool::ErrorCode::Storage, "{err}");
+    assert!(err.to_string().contains("upgrade jobspool"), "{err}");
+}

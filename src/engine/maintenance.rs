@@ -19,8 +19,9 @@ const PRUNE_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 /// How many maintenance ticks of `interval` between pruning passes: a tenth of the
 /// shortest retention, so what waits to be pruned stays within a tenth of what is kept
 /// (disk under a 60 s retention: a pass every 6 s, not a saw-tooth of a minute's worth),
-/// and at most a minute (the default retentions, a day or more: once a minute). A pass
-/// with nothing due only walks the start of the finished-jobs index.
+/// and at most a minute (the default retentions, a day or more: once a minute); every
+/// tick when ticks are further apart than that. A pass with nothing due only walks the
+/// start of the finished-jobs index.
 fn prune_every(retention: &Retention, interval: Duration) -> u32 {
     let shortest = [
         retention.completed,
@@ -33,7 +34,7 @@ fn prune_every(retention: &Retention, interval: Duration) -> u32 {
     .min()
     .unwrap_or(PRUNE_AT_MOST_EVERY);
     let every = (shortest / 10).min(PRUNE_AT_MOST_EVERY);
-    let ticks = every.as_millis() / interval.as_millis().max(1);
+    let ticks = every.as_nanos() / interval.as_nanos().max(1);
     u32::try_from(ticks).unwrap_or(u32::MAX).max(1)
 }
 
@@ -114,7 +115,11 @@ mod tests {
         // Retention shorter than ten ticks: every tick; never zero, whatever the interval.
         assert_eq!(prune_every(&retention(3), second), 1);
         assert_eq!(prune_every(&retention(0), second), 1);
-        assert_eq!(prune_every(&retention(60), Duration::ZERO), 6_000);
+        assert_eq!(
+            prune_every(&retention(60), Duration::from_micros(100)),
+            60_000
+        );
+        assert_eq!(prune_every(&retention(60), Duration::ZERO), u32::MAX);
         assert_eq!(
             prune_every(&Retention::default(), Duration::from_secs(600)),
             1

@@ -1,5 +1,5 @@
 //! Opening the store: sled with its lock retried, the journal replayed into it, and the
-//! in-memory indexes rebuilt from the records (read on two threads).
+//! key directory and in-memory indexes rebuilt from the journal (on two threads).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -195,8 +195,10 @@ pub(super) struct Tail {
 
 /// [`recover_journal`], skipping damage when `salvage` (`repair`); returns the plan it
 /// applied (what was dropped in it), the lsn the next journal starts at (lsns go on
-/// across sessions: see `keys::META_JOURNAL`) and, unless `salvage` or the database kept
-/// its values in sled, the job records' index fields (see [`jobs::scan_jobs`]).
+/// across sessions: see `keys::META_JOURNAL`) and the job records' index fields (see
+/// [`jobs::scan_jobs`]); those are `None` with `salvage`, for a database that kept its
+/// values in sled, or when the second thread could not be started (`load` then reads the
+/// records through the directory).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn recover(
     db: &sled::Db,
@@ -208,6 +210,14 @@ pub(super) fn recover(
     salvage: bool,
     log: &LogStore,
 ) -> Result<(journal::scan::Plan, u64, Option<Batch>)> {
+    // A newer format is refused before anything reads the journal (its records may not
+    // decode here: that is no damage). (`repair` goes on past a damaged marker.)
+    match store_format(tree) {
+        Err(e) if !(salvage && e.code() == crate::model::error::ErrorCode::Corruption) => {
+            return Err(e)
+        }
+        _ => {}
+    }
     // (`repair` goes on without a damaged position: the journal's start is then unchecked.)
     let applied = match writer::applied_of(tree) {
         Err(_) if salvage => None,
@@ -432,9 +442,10 @@ pub(super) fn load(
 
 mod jobs;
 mod migrate;
-pub(super) use migrate::{migrate, old_layout, rewrite_journal};
+use migrate::store_format;
 #[cfg(test)]
-use migrate::{store_format, STORE_FORMAT};
+use migrate::STORE_FORMAT;
+pub(super) use migrate::{migrate, old_layout, rewrite_journal};
 
 #[cfg(test)]
 mod tests;

@@ -44,7 +44,7 @@ pub(crate) struct Record {
 }
 
 /// The job records sled holds: how many, and a sum of a hash of each id (order-free, so
-/// it can be summed while open indexes them on two threads).
+/// it can be summed in whatever order open indexes them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Digest {
     pub count: u64,

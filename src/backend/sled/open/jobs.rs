@@ -22,8 +22,9 @@ pub(in crate::backend::sled) fn scan_jobs(plan: &journal::scan::Plan) -> Result<
 }
 
 /// [`scan_jobs`], dropping superseded versions once `compact_at` are gathered, and again
-/// whenever the batch doubles since the last time: its memory stays within about twice
-/// the live jobs' (40 bytes each).
+/// whenever the batch doubles since the last time: it holds at most about twice the
+/// larger of `compact_at` and the number of live jobs (40 bytes each), and what it
+/// returns is shrunk to the live jobs.
 pub(in crate::backend::sled) fn scan_jobs_compacting_at(
     plan: &journal::scan::Plan,
     compact_at: usize,
@@ -38,19 +39,8 @@ pub(in crate::backend::sled) fn scan_jobs_compacting_at(
             let id = JobId(uuid::Uuid::from_u128(id));
             match op.value {
                 None => batch.push_removed(id),
-                Some((_, v)) => match JobIndex::decode("jobs", op.key, v) {
-                    Ok(ix) if ix.id == id => batch.push(&ix),
-                    Ok(ix) => batch.push_damaged(
-                        id,
-                        Error::Corruption {
-                            tree: "jobs",
-                            key: crate::backend::codec::show_key(op.key),
-                            detail: format!(
-                                "the record under this key is job {}'s; restore from a backup",
-                                ix.id
-                            ),
-                        },
-                    ),
+                Some((_, v)) => match decode_record(id, op.key, v) {
+                    Ok(ix) => batch.push(&ix),
                     Err(e) => batch.push_damaged(id, e),
                 },
             }
@@ -63,6 +53,23 @@ pub(in crate::backend::sled) fn scan_jobs_compacting_at(
     })?;
     batch.keep_latest()?;
     Ok(batch)
+}
+
+/// The index fields of job `id`'s record `bytes` (stored under `key`): a record that does
+/// not decode, or that is another job's, is `CORRUPTION`.
+fn decode_record<'a>(id: JobId, key: &[u8], bytes: &'a [u8]) -> Result<JobIndex<'a>> {
+    let ix = JobIndex::decode("jobs", key, bytes)?;
+    if ix.id != id {
+        return Err(Error::Corruption {
+            tree: "jobs",
+            key: crate::backend::codec::show_key(key),
+            detail: format!(
+                "the record under this key is job {}'s; restore from a backup",
+                ix.id
+            ),
+        });
+    }
+    Ok(ix)
 }
 
 /// Versions gathered before [`scan_jobs`] first drops superseded ones.
@@ -96,11 +103,8 @@ pub(in crate::backend::sled) fn load_jobs(log: &LogStore, st: &mut State, now: i
         let mut batch = Batch::with_capacity(run.len());
         for (k, loc) in run {
             let key = logstore::unfixed(k);
-            batch.push(&JobIndex::decode(
-                "jobs",
-                &key,
-                log.slice(&bytes, &key, *loc)?,
-            )?);
+            let id = JobId(uuid::Uuid::from_u128(k.1));
+            batch.push(&decode_record(id, &key, log.slice(&bytes, &key, *loc)?)?);
         }
         Ok(batch)
     };

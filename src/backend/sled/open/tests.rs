@@ -143,7 +143,9 @@ fn the_format_marker_refuses_newer_or_damaged_ones() {
 
 /// A journal where jobs change after they are written: every third gets a later version
 /// (completed), every fifth is removed, every seventh has a first version that does not
-/// decode and a good one after it; the state `apply` builds from the same changes.
+/// decode with a good one in a later entry, every eleventh a damaged version then a
+/// removal; the jobs of queue `gone` are all removed. Also the state `apply` builds from
+/// the same changes.
 fn churned(count: u64, now: i64) -> (tempfile::TempDir, LogStore, State) {
     let d = tempfile::tempdir().unwrap();
     let log = std::sync::Arc::new(LogStore::new(d.path()));
@@ -155,18 +157,25 @@ fn churned(count: u64, now: i64) -> (tempfile::TempDir, LogStore, State) {
         journal.append(group).unwrap();
         log.apply_group(lsn, group).unwrap();
     };
+    let bad: sled::IVec = vec![codec::FORMAT_VERSION, 0xff].into();
     let mut jobs = Vec::new();
     for chunk in 0..count.div_ceil(40) {
         let mut group = Vec::new();
         for n in chunk * 40..((chunk + 1) * 40).min(count) {
-            let j = job(&mut gen, n, 1_000 + n as i64 * 11);
-            let key: sled::IVec = keys::job(&j.id).to_vec().into();
-            if n % 7 == 0 {
-                group.push((key.clone(), Some(vec![codec::FORMAT_VERSION, 0xff].into())));
+            let mut j = job(&mut gen, n, 1_000 + n as i64 * 11);
+            if n % 13 == 0 {
+                j.queue = "gone".into();
             }
-            group.push((key, Some(codec::encode(&j).unwrap().into())));
-            expected.apply(None, Some(&j), now);
-            expected.last_id = expected.last_id.max(j.id.0.as_u128());
+            let key: sled::IVec = keys::job(&j.id).to_vec().into();
+            let v: sled::IVec = codec::encode(&j).unwrap().into();
+            group.push((
+                key,
+                Some(if n % 7 == 0 || n % 11 == 0 {
+                    bad.clone()
+                } else {
+                    v
+                }),
+            ));
             jobs.push(j);
         }
         write(&group);
@@ -175,8 +184,8 @@ fn churned(count: u64, now: i64) -> (tempfile::TempDir, LogStore, State) {
     let mut group = Vec::new();
     for (n, j) in jobs.iter().enumerate() {
         let key: sled::IVec = keys::job(&j.id).to_vec().into();
-        if n % 5 == 0 {
-            expected.apply(Some(j), None, now);
+        let removed = n % 5 == 0 || n % 11 == 0 || n % 13 == 0;
+        if removed {
             group.push((key, None));
         } else if n % 3 == 0 {
             let done = Job {
@@ -186,8 +195,16 @@ fn churned(count: u64, now: i64) -> (tempfile::TempDir, LogStore, State) {
                 updated_at: to_datetime(now - 1),
                 ..j.clone()
             };
-            expected.apply(Some(j), Some(&done), now);
+            expected.apply(None, Some(&done), now);
             group.push((key, Some(codec::encode(&done).unwrap().into())));
+        } else {
+            expected.apply(None, Some(j), now);
+            if n % 7 == 0 {
+                group.push((key, Some(codec::encode(j).unwrap().into())));
+            }
+        }
+        if !removed {
+            expected.last_id = expected.last_id.max(j.id.0.as_u128());
         }
         if group.len() == 30 {
             write(&group);
@@ -200,14 +217,18 @@ fn churned(count: u64, now: i64) -> (tempfile::TempDir, LogStore, State) {
     (d, log, expected)
 }
 
-/// The state from the job records `scan_jobs` gathers from the journal; the same when
-/// it drops superseded versions from its batch every few entries.
+/// The state from the job records `scan_jobs` gathers from the journal; the same (or the
+/// same error) when it drops superseded versions from its batch every few entries.
 fn scanned(d: &Path, now: i64) -> Result<State> {
     let plan = journal::scan::plan(d, false, None)?;
-    let often = state_of(jobs::scan_jobs_compacting_at(&plan, 64)?, now);
-    let st = state_of(jobs::scan_jobs(&plan)?, now);
-    assert_eq!(often.snapshot(), st.snapshot());
-    Ok(st)
+    let often = jobs::scan_jobs_compacting_at(&plan, 64).map(|b| state_of(b, now));
+    let once = jobs::scan_jobs(&plan).map(|b| state_of(b, now));
+    match (&often, &once) {
+        (Ok(a), Ok(b)) => assert_eq!(a.snapshot(), b.snapshot()),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        _ => panic!("compacting midway changed the outcome: {often:?} / {once:?}"),
+    }
+    once
 }
 
 fn state_of(batch: Batch, now: i64) -> State {
@@ -225,7 +246,12 @@ fn scanning_the_journal_gives_the_state_apply_gives_and_loading_gives() {
     let st = scanned(d.path(), now).unwrap();
     assert_eq!(st.snapshot(), expected.snapshot());
     assert_eq!(st.digest, expected.digest);
-    assert_eq!(st.digest.count, 3_000 - 600);
+    let removed = (0..3_000).filter(|n| n % 5 == 0 || n % 11 == 0 || n % 13 == 0);
+    assert_eq!(st.digest.count, 3_000 - removed.count() as u64);
+    assert!(
+        !st.snapshot().contains("gone"),
+        "a queue of removed jobs only"
+    );
     assert_eq!(st.stats(), expected.stats());
     let mut loaded = State::new(3);
     load_jobs(&log, &mut loaded, now).unwrap();
@@ -246,13 +272,34 @@ fn scanning_the_journal_gives_the_state_apply_gives_and_loading_gives() {
 
 #[test]
 fn scanning_reports_a_damaged_latest_record_by_its_key() {
-    let (d, _, ids, _) = stored(2_000, 5_000, &[700, 1_900]);
+    // (Of two, the lower id.)
+    let (d, _, ids, _) = stored(2_000, 5_000, &[1_900, 700]);
     let err = scanned(d.path(), 5_000).unwrap_err();
     assert_eq!(err.code(), "CORRUPTION");
     let key = codec::show_key(&keys::job(&ids[700]));
-    let other = codec::show_key(&keys::job(&ids[1_900]));
+    assert!(err.to_string().contains(&key), "{err}");
+}
+
+#[test]
+fn scanning_reports_a_record_stored_under_another_jobs_key() {
+    let (d, _, ids, _) = stored(300, 5_000, &[]);
+    let mut gen = State::new(9);
+    let other = job(&mut gen, 1, 1_000);
+    let log = std::sync::Arc::new(LogStore::new(d.path()));
+    let plan = journal::scan::plan(d.path(), false, None).unwrap();
+    let next = plan.last_lsn.unwrap() + 1;
+    let mut journal = journal::Journal::create(d.path(), next, 64 * 1024, 0o600, log).unwrap();
+    let key: sled::IVec = keys::job(&ids[40]).to_vec().into();
+    journal
+        .append(&[(key, Some(codec::encode(&other).unwrap().into()))])
+        .unwrap();
+    drop(journal);
+    let err = scanned(d.path(), 5_000).unwrap_err();
+    assert_eq!(err.code(), "CORRUPTION");
     assert!(
-        err.to_string().contains(&key) || err.to_string().contains(&other),
+        err.to_string()
+            .contains(&codec::show_key(&keys::job(&ids[40]))),
         "{err}"
     );
+    assert!(err.to_string().contains("job "), "{err}");
 }

@@ -31,6 +31,8 @@ struct Entry {
     leased: bool,
 }
 
+const _: () = assert!(std::mem::size_of::<Entry>() == 40);
+
 /// A job record version in a batch gathered from the journal in write order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Version {
@@ -119,6 +121,7 @@ impl Batch {
             }
         }
         self.damaged = HashMap::new();
+        self.entries.shrink_to_fit();
         Ok(())
     }
 
@@ -247,6 +250,10 @@ impl State {
         }
         drop(batch.entries);
         for (pair, c) in batch.parts.into_iter().zip(local) {
+            // (A pair only superseded or removed versions used names no queue.)
+            if c.iter().all(|n| *n == 0) {
+                continue;
+            }
             let sum = ix.counts.entry(pair).or_insert([0; 7]);
             sum.iter_mut().zip(c).for_each(|(s, c)| *s += c);
         }

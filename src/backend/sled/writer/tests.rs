@@ -230,7 +230,10 @@ fn a_groups_job_records_are_journaled_in_id_order() {
             .collect();
         if ids.len() == 500 {
             groups += 1;
-            assert!(ids.windows(2).all(|w| w[0] < w[1]), "job records out of id order");
+            assert!(
+                ids.windows(2).all(|w| w[0] < w[1]),
+                "job records out of id order"
+            );
         }
         Ok(())
     })
