@@ -90,7 +90,7 @@ pub(crate) fn value_offsets(changes: &[Change]) -> impl Iterator<Item = Option<u
 
 #[derive(Default)]
 struct Keydir {
-    map: BTreeMap<Key, Loc>,
+    map: dirmap::DirMap,
     /// Live value bytes per segment.
     live: BTreeMap<u64, u64>,
     live_total: u64,
@@ -327,9 +327,9 @@ impl LogStore {
         let dir = self.keydir.read();
         let files = self.files.read();
         dir.map
-            .range((from, to))
+            .range(from, to)
             .take(n)
-            .map(|(k, l)| (*k, *l, files.get(&l.seg).cloned()))
+            .map(|(k, l)| (k, *l, files.get(&l.seg).cloned()))
             .collect()
     }
 
@@ -371,10 +371,12 @@ impl LogStore {
     pub fn last_key_upto(&self, from: &[u8], upto: &[u8]) -> Option<sled::IVec> {
         let (lo, hi) = (pad(from), pad(upto));
         let dir = self.keydir.read();
-        dir.map
-            .range((Bound::Included(lo), Bound::Included(hi)))
+        let last = dir
+            .map
+            .range(Bound::Included(lo), Bound::Included(hi))
             .next_back()
-            .map(|(k, _)| unfixed(k))
+            .map(|(k, _)| unfixed(&k));
+        last
     }
 
     /// Live value bytes in all segments.
@@ -450,26 +452,24 @@ impl LogStore {
         dir.map
             .iter()
             .filter(|(_, l)| l.seg == seg)
-            .map(|(k, _)| unfixed(k))
+            .map(|(k, _)| unfixed(&k))
             .collect()
     }
 
     /// Every resident key and its location, in key order.
     pub fn all_locs(&self) -> Vec<(Key, Loc)> {
         let dir = self.keydir.read();
-        dir.map.iter().map(|(k, l)| (*k, *l)).collect()
+        dir.map.iter().map(|(k, l)| (k, *l)).collect()
     }
 
     /// The resident job records' keys and locations, in id order.
     pub fn job_locs(&self) -> Vec<(Key, Loc)> {
         let dir = self.keydir.read();
-        dir.map
-            .range((keys::JOB, 0)..(keys::JOB + 1, 0))
-            .map(|(k, l)| (*k, *l))
-            .collect()
+        dir.map.of_prefix(keys::JOB).map(|(k, l)| (k, *l)).collect()
     }
 }
 
+mod dirmap;
 mod read;
 use read::pad;
 pub(crate) use read::{Base, LogRange};
