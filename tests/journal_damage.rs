@@ -186,3 +186,94 @@ fn repair_salvages_all_but_the_damaged_entry() {
     assert_eq!(spool.stats().unwrap().total.pending, 4);
     spool.close().unwrap();
 }
+
+/// The offsets of a segment's entries (`len u32 | crc u32 | body`, then zeros or a seal).
+fn entry_offsets(seg: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(seg).unwrap();
+    let mut offsets = Vec::new();
+    let mut pos = 0;
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        offsets.push(pos);
+        pos += 8 + len;
+    }
+    offsets
+}
+
+/// Open reads each segment once and hands it on for indexing as soon as it is checked, so
+/// the earlier segments are indexed before the damaged one is read: the open must still
+/// fail with `CORRUPTION` naming the damage, change nothing, and keep every job for
+/// `repair` but the damaged entry's.
+#[test]
+fn regression_damage_in_a_later_segment_fails_open_after_earlier_segments_were_indexed() {
+    let dir = tempdir();
+    let path = db_path(&dir);
+    let small = |p: &Path| {
+        Spool::builder()
+            .durability(Durability::Immediate)
+            .maintenance(false)
+            .scheduler(false)
+            .journal_segment_bytes(64 * 1024)
+            .open(p)
+    };
+    let spool = small(&path).unwrap();
+    for b in 0..100 {
+        let jobs: Vec<NewJob> = (0..10)
+            .map(|i| NewJob::new("rot", format!("job {b}/{i}").into_bytes()))
+            .collect();
+        spool.enqueue_batch(jobs).unwrap();
+    }
+    spool.close().unwrap();
+    drop(spool);
+    let spool = small(&path).unwrap();
+    assert_eq!(
+        spool.stats().unwrap().total.pending,
+        1000,
+        "opens whole first"
+    );
+    spool.close().unwrap();
+    drop(spool);
+
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(path.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 3, "several segments: {segs:?}");
+    // The first entry of the last segment but one: valid entries follow it.
+    let seg = &segs[segs.len() - 2];
+    let offsets = entry_offsets(seg);
+    assert!(offsets.len() >= 2, "{offsets:?}");
+    let mut bytes = std::fs::read(seg).unwrap();
+    bytes[offsets[0] + 8 + 20] ^= 0x10;
+    std::fs::write(seg, &bytes).unwrap();
+
+    let before = journal_files(&path);
+    let Err(err) = small(&path) else {
+        panic!("a damaged journal must not open")
+    };
+    assert_eq!(err.code().as_str(), "CORRUPTION", "{err}");
+    let msg = err.to_string();
+    let name = seg.file_name().unwrap().to_str().unwrap();
+    assert!(msg.contains(name), "names the segment: {msg}");
+    assert!(
+        msg.contains(&format!("@ offset {}", offsets[0])),
+        "names the offset: {msg}"
+    );
+    assert_eq!(journal_files(&path), before, "nothing changed");
+    assert_eq!(small(&path).err().unwrap().to_string(), msg);
+    assert_eq!(journal_files(&path), before, "nothing changed");
+
+    let report = jobspool::repair(&path, false).unwrap();
+    assert_eq!(report.dropped.len(), 1, "{report:?}");
+    let spool = small(&path).unwrap();
+    assert_eq!(
+        spool.stats().unwrap().total.pending,
+        990,
+        "every job but the damaged batch's ten"
+    );
+    spool.close().unwrap();
+}

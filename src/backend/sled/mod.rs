@@ -142,6 +142,7 @@ impl SledBackend {
                 cfg.file_mode,
                 true,
                 &log,
+                open::Index { seed: 0, now: 0 },
             )?;
             if !open::old_layout(&tree) {
                 open::rewrite_journal(&tree, path, &log, next_lsn, cfg, || {
@@ -185,7 +186,12 @@ impl SledBackend {
             let restorable = nothing_to_replay || !old_layout;
             let log = Arc::new(logstore::LogStore::new(path));
             let synced_blobs = Mutex::new(HashSet::new());
-            let (next_lsn, tail, scanned) = recover_journal(
+            // (The job records are indexed as the journal is read, on a second thread.)
+            let index = open::Index {
+                seed: uuid::Uuid::new_v4().as_u64_pair().0,
+                now: cfg.clock.now_ms(),
+            };
+            let (next_lsn, tail, indexed) = recover_journal(
                 &db,
                 &tree,
                 path,
@@ -193,6 +199,7 @@ impl SledBackend {
                 &synced_blobs,
                 cfg.file_mode,
                 &log,
+                index,
             )
             .map_err(|e| (e, restorable))?;
             let mut journal = match tail {
@@ -219,10 +226,8 @@ impl SledBackend {
             })
             .map_err(|e| (sledcheck::at_path(path, e), restorable))?;
 
-            let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-            let mut st = State::new(seed);
-            let now = cfg.clock.now_ms();
-            let digest = load(&tree, &log, &mut st, now, scanned)
+            let mut st = State::new(index.seed);
+            let digest = load(&tree, &log, &mut st, index.now, indexed)
                 .map_err(|e| (sledcheck::at_path(path, e), restorable))?;
             // The job records must be the ones the last clean close counted; from here on
             // the database changes, and the record no longer counts them.

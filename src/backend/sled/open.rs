@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use super::logstore::LogStore;
 use super::stage::{Meta, StoredEvent};
-use super::state::{Batch, Indexer, State};
+use super::state::State;
 use super::{journal, sledcheck, writer};
 use crate::backend::codec::{self, keys};
 use crate::model::config::Config;
@@ -153,6 +153,7 @@ pub(super) fn open_db(path: &Path, cfg: &Config) -> Result<sled::Db> {
 /// only by checkpoints, so it may have lost the latest groups), and makes sled durable;
 /// returns the lsn the next entry gets and the last segment if it can take more. The whole journal is checked before
 /// anything is applied: damage is `CORRUPTION` and changes nothing (see `journal::scan`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn recover_journal(
     db: &sled::Db,
     tree: &sled::Tree,
@@ -161,7 +162,8 @@ pub(super) fn recover_journal(
     synced_blobs: &Mutex<HashSet<OsString>>,
     file_mode: u32,
     log: &LogStore,
-) -> Result<(u64, Option<Tail>, Option<Batch>)> {
+    index: Index,
+) -> Result<(u64, Option<Tail>, Option<State>)> {
     let (plan, next, jobs) = recover(
         db,
         tree,
@@ -171,6 +173,7 @@ pub(super) fn recover_journal(
         file_mode,
         false,
         log,
+        index,
     )?;
     // The last segment goes on taking entries when it ended unsealed: where its valid
     // entries end, with the name the next entry would give it when it has none.
@@ -187,6 +190,14 @@ pub(super) fn recover_journal(
     Ok((next, tail, jobs))
 }
 
+/// How open indexes the job records it reads: the new [`State`]'s seed, and the time that
+/// tells due jobs from delayed ones.
+#[derive(Clone, Copy)]
+pub(super) struct Index {
+    pub seed: u64,
+    pub now: i64,
+}
+
 /// The journal's last segment, to go on appending to: its first lsn, where its entries end.
 pub(super) struct Tail {
     pub first: u64,
@@ -195,10 +206,10 @@ pub(super) struct Tail {
 
 /// [`recover_journal`], skipping damage when `salvage` (`repair`); returns the plan it
 /// applied (what was dropped in it), the lsn the next journal starts at (lsns go on
-/// across sessions: see `keys::META_JOURNAL`) and the job records' index fields (see
-/// [`jobs::scan_jobs`]); those are `None` with `salvage`, for a database that kept its
-/// values in sled, or when the second thread could not be started (`load` then reads the
-/// records through the directory).
+/// across sessions: see `keys::META_JOURNAL`) and the in-memory indexes of the job records
+/// (see [`jobs::index_jobs`]); those are `None` with `salvage`, for a database that kept
+/// its values in sled, or when the second thread could not be started (`load` then reads
+/// the records through the directory).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn recover(
     db: &sled::Db,
@@ -209,7 +220,8 @@ pub(super) fn recover(
     file_mode: u32,
     salvage: bool,
     log: &LogStore,
-) -> Result<(journal::scan::Plan, u64, Option<Batch>)> {
+    index: Index,
+) -> Result<(journal::scan::Plan, u64, Option<State>)> {
     // A newer format is refused before anything reads the journal (its records may not
     // decode here: that is no damage). (`repair` goes on past a damaged marker.)
     match store_format(tree) {
@@ -244,7 +256,65 @@ pub(super) fn recover(
         other => other?,
     };
     let missing_head = drop_retired(path, start, salvage)?;
-    let mut plan = journal::scan::plan(path, salvage, applied)?;
+    // sled's keys: each one's last value in the whole journal, written once. (Replaying
+    // every retained entry, not only those after the last one sled says it holds, asks
+    // nothing of sled's own recovery; the ones before are the values sled holds anyway.)
+    let mut last_values: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
+        std::collections::HashMap::new();
+    let mut batch: Vec<(super::logstore::Key, Option<super::logstore::Loc>)> =
+        Vec::with_capacity(READ_BATCH);
+    let mut build_directory = |seg: &journal::scan::Checked| {
+        for (at, body) in seg.bodies() {
+            for op in journal::raw_ops(body) {
+                if let Some(k) = super::logstore::fixed(op.key) {
+                    batch.push((
+                        k,
+                        op.value.map(|(off, v)| super::logstore::Loc {
+                            seg: at.seg,
+                            off: (at.pos + 8 + off) as u64,
+                            len: u32::try_from(v.len()).unwrap_or(u32::MAX),
+                            crc: crc32fast::hash(v),
+                        }),
+                    ));
+                } else {
+                    last_values.insert(op.key.to_vec(), op.value.map(|(_, v)| v.to_vec()));
+                }
+            }
+            if batch.len() >= READ_BATCH {
+                log.set_many(batch.drain(..));
+            }
+        }
+    };
+    // One read of the journal: each segment, once the plan has checked it, goes to the
+    // directory's build here and to a second thread that indexes its job records (not for
+    // `repair`, which indexes nothing). Both are only in memory until the whole journal
+    // is checked: a plan that fails drops them, and nothing is applied.
+    let (plan, jobs) = std::thread::scope(|scope| {
+        let (tx, rx) = crossbeam_channel::bounded::<journal::scan::Checked>(1);
+        let jobs = (!salvage)
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("jobspool-open".into())
+                    .spawn_scoped(scope, move || jobs::index_jobs(rx, index))
+                    .ok()
+            })
+            .flatten();
+        let mut tx = jobs.is_some().then_some(tx);
+        let plan = journal::scan::plan_each(path, salvage, applied, |seg| {
+            if let Some(to) = &tx {
+                if to.send(seg.clone()).is_err() {
+                    // (The thread stopped early: its error comes with its join.)
+                    tx = None;
+                }
+            }
+            build_directory(&seg);
+            Ok(())
+        });
+        drop(tx);
+        let jobs = jobs.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (plan, jobs)
+    });
+    let mut plan = plan?;
     plan.dropped.extend(missing_head);
     // The journal must reach the last entry sled holds: a segment at its end that is gone
     // (or cut) would otherwise drop its job records without a word. (Every entry is
@@ -270,54 +340,8 @@ pub(super) fn recover(
             ));
         }
     }
-    crate::backend::failpoint::check("open-replay")?;
-    // sled's keys: each one's last value in the whole journal, written once. (Replaying
-    // every retained entry, not only those after the last one sled says it holds, asks
-    // nothing of sled's own recovery; the ones before are the values sled holds anyway.)
-    let mut last_values: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
-        std::collections::HashMap::new();
-    let mut batch: Vec<(super::logstore::Key, Option<super::logstore::Loc>)> =
-        Vec::with_capacity(READ_BATCH);
-    let mut build_directory = || {
-        journal::scan::apply_raw(&plan, |at, body| {
-            for op in journal::raw_ops(body) {
-                if let Some(k) = super::logstore::fixed(op.key) {
-                    batch.push((
-                        k,
-                        op.value.map(|(off, v)| super::logstore::Loc {
-                            seg: at.seg,
-                            off: (at.pos + 8 + off) as u64,
-                            len: u32::try_from(v.len()).unwrap_or(u32::MAX),
-                            crc: crc32fast::hash(v),
-                        }),
-                    ));
-                } else {
-                    last_values.insert(op.key.to_vec(), op.value.map(|(_, v)| v.to_vec()));
-                }
-            }
-            if batch.len() >= READ_BATCH {
-                log.set_many(batch.drain(..));
-            }
-            Ok(())
-        })
-    };
-    // The job records are indexed from the same entries on a second thread meanwhile
-    // (not for `repair`, which indexes nothing).
-    let (built, jobs) = std::thread::scope(|scope| {
-        let jobs = (!salvage)
-            .then(|| {
-                std::thread::Builder::new()
-                    .name("jobspool-open".into())
-                    .spawn_scoped(scope, || jobs::scan_jobs(&plan))
-                    .ok()
-            })
-            .flatten();
-        let built = build_directory();
-        let jobs = jobs.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        (built, jobs)
-    });
-    built?;
     let jobs = jobs.transpose()?;
+    crate::backend::failpoint::check("open-replay")?;
     log.set_many(batch.drain(..));
     for (k, v) in last_values {
         match v {
@@ -407,14 +431,10 @@ pub(super) fn load(
     log: &LogStore,
     st: &mut State,
     now: i64,
-    scanned: Option<Batch>,
+    indexed: Option<State>,
 ) -> Result<sledcheck::Digest> {
-    match scanned {
-        Some(batch) => {
-            let mut ix = Indexer::default();
-            st.index_batch(&mut ix, batch, now);
-            st.finish_index(ix);
-        }
+    match indexed {
+        Some(indexed) => *st = indexed,
         None => jobs::load_jobs(log, st, now)?,
     }
     for item in tree.scan_prefix([keys::QUEUE]) {

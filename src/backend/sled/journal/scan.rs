@@ -21,6 +21,7 @@
 //!   or before the one after it; a later first entry means the segments before it are gone.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{check_body, decode_body, io, segments, Change, Entry, DIR, HEADER, MIN_BODY, SEAL};
 use crate::model::error::{Error, Result};
@@ -186,13 +187,51 @@ fn lost(from: u64, to_excl: u64) -> Option<(u64, u64)> {
 /// database from before it was recorded, or a dry run that does not open sled): the first
 /// entry must not come after the one that follows it.
 pub(crate) fn plan(db_dir: &Path, salvage: bool, applied: Option<u64>) -> Result<Plan> {
+    plan_each(db_dir, salvage, applied, |_| Ok(()))
+}
+
+/// One segment's groups to apply, as [`plan_each`] hands them on: read once, and checked
+/// in these same bytes. (A clone shares the bytes.)
+#[derive(Clone)]
+pub(crate) struct Checked {
+    /// The segment, by its first lsn.
+    pub seg: u64,
+    /// The whole segment file.
+    pub bytes: Arc<Vec<u8>>,
+    /// Where its groups to apply start, in order.
+    pub offsets: Vec<usize>,
+}
+
+impl Checked {
+    /// Each group's position and body, in order.
+    pub fn bodies(&self) -> impl Iterator<Item = (At3, &[u8])> + '_ {
+        self.offsets.iter().map(move |&pos| {
+            // (The plan parsed an entry at each offset: the length fits.)
+            let len = u32_at(&self.bytes, pos) as usize;
+            let at = At3 { seg: self.seg, pos };
+            (at, &self.bytes[pos + HEADER..pos + HEADER + len])
+        })
+    }
+}
+
+/// [`plan`], handing each segment's groups to `each` as soon as they are known, from the
+/// bytes the plan read and checked (no second read, no second checksum). What `each`
+/// builds is only provisional: a later segment can still make the plan fail (without
+/// `salvage`), and then nothing may be applied. Segments with no group to apply are not
+/// handed on.
+pub(crate) fn plan_each(
+    db_dir: &Path,
+    salvage: bool,
+    applied: Option<u64>,
+    mut each: impl FnMut(Checked) -> Result<()>,
+) -> Result<Plan> {
     let segs = segments(&db_dir.join(DIR))?;
     let mut plan = Plan::default();
     let mut expect: Option<u64> = None;
     let mut i = 0;
     while i < segs.len() {
         let (first, path) = (segs[i].0, &segs[i].1);
-        let bytes = std::fs::read(path).map_err(|e| io("reading", path, e))?;
+        let bytes = Arc::new(std::fs::read(path).map_err(|e| io("reading", path, e))?);
         let mut offsets = Vec::new();
         let mut pos = 0;
         let mut next_segment = None;
@@ -284,6 +323,13 @@ pub(crate) fn plan(db_dir: &Path, salvage: bool, applied: Option<u64>) -> Result
             }
             break; // a torn tail, or zeros: this segment's entries end here
         }
+        if !offsets.is_empty() {
+            each(Checked {
+                seg: first_lsn_of_path(path),
+                bytes,
+                offsets: offsets.clone(),
+            })?;
+        }
         plan.segments.push((path.clone(), offsets));
         match next_segment {
             Some(j) => i = j,
@@ -307,34 +353,6 @@ fn first_lsn_of_path(path: &Path) -> u64 {
 pub(crate) struct At3 {
     pub seg: u64,
     pub pos: usize,
-}
-
-/// Hands each group `plan` names to `f` as its checked body (`raw_ops` reads it), in order;
-/// returns how many. Nothing is copied out of the segment (open reads the whole journal so).
-pub(crate) fn apply_raw(plan: &Plan, mut f: impl FnMut(At3, &[u8]) -> Result<()>) -> Result<u64> {
-    for (path, offsets) in &plan.segments {
-        if offsets.is_empty() {
-            continue;
-        }
-        let seg = first_lsn_of_path(path);
-        let bytes = std::fs::read(path).map_err(|e| io("reading", path, e))?;
-        for &pos in offsets {
-            let body = bytes.get(pos..pos + HEADER).and_then(|h| {
-                let len = u32_at(h, 0) as usize;
-                let body = bytes.get(pos + HEADER..pos + HEADER + len)?;
-                (len >= MIN_BODY && crc32fast::hash(body) == u32_at(h, 4)).then_some(body)
-            });
-            let Some(body) = body else {
-                return Err(corrupt(
-                    path,
-                    pos,
-                    "the entry changed between its check and its replay".into(),
-                ));
-            };
-            f(At3 { seg, pos }, body)?;
-        }
-    }
-    Ok(plan.entries)
 }
 
 /// Applies the groups `plan` names, in order; returns how many.

@@ -1,6 +1,6 @@
-//! Indexing the job records at open: while the directory is built from the journal
-//! ([`scan_jobs`], on a second thread, from the same segments), or afterwards through the
-//! directory ([`load_jobs`], when the records were just moved there).
+//! Indexing the job records at open: while the journal is checked and the directory built
+//! from it ([`scan_jobs`], on a second thread, from the same bytes), or afterwards through
+//! the directory ([`load_jobs`], when the records were just moved there).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,13 +12,30 @@ use crate::backend::records::JobIndex;
 use crate::model::error::{Error, Result};
 use crate::model::job::JobId;
 
-/// The index fields of every live job record in the journal `plan` covers, read in write
+/// The index fields of every live job record in the journal's checked segments, in write
 /// order (each job's latest version counts; a removal cancels the ones before it), for
-/// [`State::index_batch`]. Run beside the directory's build: both read every entry, and
-/// together they take the two cores a million records need to open within a second.
-/// A record that does not decode is `CORRUPTION` when it is its job's latest version.
-pub(in crate::backend::sled) fn scan_jobs(plan: &journal::scan::Plan) -> Result<Batch> {
-    scan_jobs_compacting_at(plan, COMPACT_AT)
+/// [`State::index_batch`]. Run beside the directory's build, on the segments the plan
+/// reads and checks (see [`journal::scan::plan_each`]): together they take the two cores a
+/// million records need to open within a second. A record that does not decode is
+/// `CORRUPTION` when it is its job's latest version.
+pub(in crate::backend::sled) fn scan_jobs(
+    segments: impl IntoIterator<Item = journal::scan::Checked>,
+) -> Result<Batch> {
+    scan_jobs_compacting_at(segments, COMPACT_AT)
+}
+
+/// A new [`State`] indexing what [`scan_jobs`] gathers (on the same thread, while the
+/// directory's build goes on).
+pub(in crate::backend::sled) fn index_jobs(
+    segments: impl IntoIterator<Item = journal::scan::Checked>,
+    index: super::Index,
+) -> Result<State> {
+    let batch = scan_jobs(segments)?;
+    let mut st = State::new(index.seed);
+    let mut ix = Indexer::default();
+    st.index_batch(&mut ix, batch, index.now);
+    st.finish_index(ix);
+    Ok(st)
 }
 
 /// [`scan_jobs`], dropping superseded versions once `compact_at` are gathered, and again
@@ -26,31 +43,32 @@ pub(in crate::backend::sled) fn scan_jobs(plan: &journal::scan::Plan) -> Result<
 /// larger of `compact_at` and the number of live jobs (40 bytes each), and what it
 /// returns is shrunk to the live jobs.
 pub(in crate::backend::sled) fn scan_jobs_compacting_at(
-    plan: &journal::scan::Plan,
+    segments: impl IntoIterator<Item = journal::scan::Checked>,
     compact_at: usize,
 ) -> Result<Batch> {
     let mut batch = Batch::default();
     let mut bound = compact_at;
-    journal::scan::apply_raw(plan, |_, body| {
-        for op in journal::raw_ops(body) {
-            let Some((keys::JOB, id)) = logstore::fixed(op.key) else {
-                continue;
-            };
-            let id = JobId(uuid::Uuid::from_u128(id));
-            match op.value {
-                None => batch.push_removed(id),
-                Some((_, v)) => match decode_record(id, op.key, v) {
-                    Ok(ix) => batch.push(&ix),
-                    Err(e) => batch.push_damaged(id, e),
-                },
+    for seg in segments {
+        for (_, body) in seg.bodies() {
+            for op in journal::raw_ops(body) {
+                let Some((keys::JOB, id)) = logstore::fixed(op.key) else {
+                    continue;
+                };
+                let id = JobId(uuid::Uuid::from_u128(id));
+                match op.value {
+                    None => batch.push_removed(id),
+                    Some((_, v)) => match decode_record(id, op.key, v) {
+                        Ok(ix) => batch.push(&ix),
+                        Err(e) => batch.push_damaged(id, e),
+                    },
+                }
+            }
+            if batch.len() >= bound {
+                batch.compact();
+                bound = (2 * batch.len()).max(compact_at);
             }
         }
-        if batch.len() >= bound {
-            batch.compact();
-            bound = (2 * batch.len()).max(compact_at);
-        }
-        Ok(())
-    })?;
+    }
     batch.keep_latest()?;
     Ok(batch)
 }

@@ -220,9 +220,13 @@ fn churned(count: u64, now: i64) -> (tempfile::TempDir, LogStore, State) {
 /// The state from the job records `scan_jobs` gathers from the journal; the same (or the
 /// same error) when it drops superseded versions from its batch every few entries.
 fn scanned(d: &Path, now: i64) -> Result<State> {
-    let plan = journal::scan::plan(d, false, None)?;
-    let often = jobs::scan_jobs_compacting_at(&plan, 64).map(|b| state_of(b, now));
-    let once = jobs::scan_jobs(&plan).map(|b| state_of(b, now));
+    let mut segments = Vec::new();
+    journal::scan::plan_each(d, false, None, |seg| {
+        segments.push(seg);
+        Ok(())
+    })?;
+    let often = jobs::scan_jobs_compacting_at(segments.clone(), 64).map(|b| state_of(b, now));
+    let once = jobs::scan_jobs(segments).map(|b| state_of(b, now));
     match (&often, &once) {
         (Ok(a), Ok(b)) => assert_eq!(a.snapshot(), b.snapshot()),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
@@ -231,9 +235,9 @@ fn scanned(d: &Path, now: i64) -> Result<State> {
     once
 }
 
-fn state_of(batch: Batch, now: i64) -> State {
+fn state_of(batch: crate::backend::sled::state::Batch, now: i64) -> State {
     let mut st = State::new(3);
-    let mut ix = Indexer::default();
+    let mut ix = crate::backend::sled::state::Indexer::default();
     st.index_batch(&mut ix, batch, now);
     st.finish_index(ix);
     st

@@ -220,20 +220,21 @@ fn a_groups_job_records_are_journaled_in_id_order() {
         .collect();
     assert_eq!(b.enqueue(jobs).unwrap().len(), 500);
     b.close().unwrap();
-    let plan = crate::backend::sled::journal::scan::plan(&path, false, None).unwrap();
     let mut groups = 0;
-    crate::backend::sled::journal::scan::apply_raw(&plan, |_, body| {
-        let ids: Vec<u128> = crate::backend::sled::journal::raw_ops(body)
-            .filter_map(|op| crate::backend::sled::logstore::fixed(op.key))
-            .filter(|(prefix, _)| *prefix == crate::backend::codec::keys::JOB)
-            .map(|(_, id)| id)
-            .collect();
-        if ids.len() == 500 {
-            groups += 1;
-            assert!(
-                ids.windows(2).all(|w| w[0] < w[1]),
-                "job records out of id order"
-            );
+    crate::backend::sled::journal::scan::plan_each(&path, false, None, |seg| {
+        for (_, body) in seg.bodies() {
+            let ids: Vec<u128> = crate::backend::sled::journal::raw_ops(body)
+                .filter_map(|op| crate::backend::sled::logstore::fixed(op.key))
+                .filter(|(prefix, _)| *prefix == crate::backend::codec::keys::JOB)
+                .map(|(_, id)| id)
+                .collect();
+            if ids.len() == 500 {
+                groups += 1;
+                assert!(
+                    ids.windows(2).all(|w| w[0] < w[1]),
+                    "job records out of id order"
+                );
+            }
         }
         Ok(())
     })
