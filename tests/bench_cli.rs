@@ -276,3 +276,26 @@ fn bad_report_settled_and_compare_options_are_invalid_argument() {
     assert!(!png.exists() && !svg.exists());
     assert!(!db.exists(), "rejected before anything was created");
 }
+
+/// The run says what the journal was written and what of it is still current: every
+/// payload at least once, and each job's record more than once (claimed, completed).
+#[test]
+fn burn_down_reports_journal_bytes_a_job_and_live_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let r = bench_json(&["--jobs", "1000", "--workers", "2", "--db", s(&db)]);
+    let num = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    assert_eq!(num("storedJobs"), 1000.0, "{r}");
+    assert!(num("journalBytes") >= 1000.0 * 100.0, "{r}");
+    assert!(num("journalBytesPerJob") >= 100.0, "{r}");
+    assert!(num("liveBytes") >= 1000.0 * 100.0, "{r}");
+    assert!(num("liveBytesPerStoredJob") >= 100.0, "{r}");
+    assert!(
+        num("journalBytes") > num("liveBytes"),
+        "superseded records were written too: {r}"
+    );
+    let out = bench(&["--jobs", "500", "--workers", "2", "--db", s(&db)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bytes appended"), "{text}");
+    assert!(text.contains("live values"), "{text}");
+}

@@ -207,4 +207,11 @@ pub struct Metrics {
     /// Committed groups not yet moved into the storage engine's own files (they are durable
     /// in the journal; the applier thread is catching up).
     pub unapplied_groups: u64,
+    /// Bytes appended to the journal since open, entries and seals (sled; 0 on PostgreSQL).
+    /// Divided by the jobs run, what each job writes.
+    pub journal_bytes: u64,
+    /// Bytes of the values the journal holds that are still current: job records, payloads
+    /// and event blocks (sled; 0 on PostgreSQL). The journal's segments can shrink to no
+    /// less than this.
+    pub live_bytes: u64,
 }

@@ -463,6 +463,8 @@ impl Backend for PgBackend {
                 commits
             },
             unapplied_groups: 0,
+            journal_bytes: 0,
+            live_bytes: 0,
         }
     }
 

@@ -379,8 +379,7 @@ impl LogStore {
         last
     }
 
-    /// Live value bytes in all segments.
-    #[cfg(test)]
+    /// Live value bytes in all segments (and one a value).
     pub fn live_bytes(&self) -> u64 {
         self.keydir.read().live_total
     }

@@ -45,6 +45,7 @@ pub(crate) struct Counters {
     pub groups: AtomicU64,
     pub fsyncs: AtomicU64,
     pub unapplied: AtomicU64,
+    pub journal_bytes: AtomicU64,
 }
 
 /// What the writer, the readers and the backend handle share.

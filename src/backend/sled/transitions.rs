@@ -208,6 +208,12 @@ impl Backend for SledBackend {
             groups: m.groups.load(Ordering::Relaxed),
             fsyncs: m.fsyncs.load(Ordering::Relaxed),
             unapplied_groups: m.unapplied.load(Ordering::Relaxed),
+            journal_bytes: m.journal_bytes.load(Ordering::Relaxed),
+            live_bytes: self
+                .live
+                .read()
+                .as_ref()
+                .map_or(0, |shared| shared.log.live_bytes()),
         }
     }
 

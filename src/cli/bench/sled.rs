@@ -41,7 +41,13 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability) -> Result<Option<
     };
     let db_bytes = dir_bytes(&db_path);
     let metrics = spool.metrics();
+    // (Readers see only durable changes: the flush makes the last ones count.)
+    let stored = spool.flush().and_then(|()| spool.stats()).map(|s| {
+        let t = s.total;
+        t.pending + t.running + t.completed + t.failed + t.cancelled + t.dead_letter
+    });
     spool.close()?;
+    let stored = stored?;
     if owned {
         let _ = std::fs::remove_dir_all(&base);
     }
@@ -69,6 +75,17 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability) -> Result<Option<
         ("fsyncs", json!(metrics.fsyncs)),
         ("writerGroups", json!(metrics.groups)),
         ("dbBytes", json!(db_bytes)),
+        ("journalBytes", json!(metrics.journal_bytes)),
+        (
+            "journalBytesPerJob",
+            json!(per(metrics.journal_bytes, opts.jobs)),
+        ),
+        ("liveBytes", json!(metrics.live_bytes)),
+        ("storedJobs", json!(stored)),
+        (
+            "liveBytesPerStoredJob",
+            json!(per(metrics.live_bytes, stored)),
+        ),
         ("peakRssBytes", json!(peak_rss())),
     ] {
         out[k] = v;
@@ -112,6 +129,15 @@ pub(super) fn run(opts: &BenchOptions, durability: Durability) -> Result<Option<
         metrics.groups,
         db_bytes,
         peak_rss()
+    ));
+    text.push(format!(
+        "  journal: {} bytes appended, {:.0} a job; live values {} bytes, {:.0} for each of \
+         the {} jobs stored",
+        metrics.journal_bytes,
+        per(metrics.journal_bytes, opts.jobs),
+        metrics.live_bytes,
+        per(metrics.live_bytes, stored),
+        stored
     ));
     Ok(Some(Outcome {
         backend: "sled",
@@ -161,6 +187,11 @@ pub(super) fn fill_or_open(opts: &BenchOptions, durability: Durability) -> Resul
     spool.flush()?;
     let stats = spool.stats()?.total;
     out["pending"] = json!(stats.pending);
+    let metrics = spool.metrics();
+    out["liveBytes"] = json!(metrics.live_bytes);
+    if opts.mode == "fill" {
+        out["journalBytes"] = json!(metrics.journal_bytes);
+    }
     spool.close()?;
     out["dbBytes"] = json!(dir_bytes(db));
     out["peakRssBytes"] = json!(peak_rss());
@@ -170,4 +201,12 @@ pub(super) fn fill_or_open(opts: &BenchOptions, durability: Durability) -> Resul
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     }
     Ok(())
+}
+
+/// `bytes` a job, to one decimal (0 without jobs).
+fn per(bytes: u64, jobs: u64) -> f64 {
+    if jobs == 0 {
+        return 0.0;
+    }
+    (bytes as f64 / jobs as f64 * 10.0).round() / 10.0
 }

@@ -202,15 +202,17 @@ pub(super) fn steady(spool: &Spool, opts: &BenchOptions) -> Result<Run, Error> {
     let sampling = Arc::new(AtomicBool::new(opts.retention_secs.is_some()));
     let sampler = {
         let (sampling, done, db) = (sampling.clone(), done.clone(), spool.path().to_path_buf());
+        let spool = spool.clone();
         std::thread::spawn(move || {
             let t0 = Instant::now();
             while sampling.load(Ordering::Relaxed) {
                 eprintln!(
-                    "soak t={:>5.0}s processed={} rssBytes={} dbBytes={}",
+                    "soak t={:>5.0}s processed={} rssBytes={} dbBytes={} liveBytes={}",
                     t0.elapsed().as_secs_f64(),
                     done.load(Ordering::Relaxed),
                     current_rss(),
-                    dir_bytes(&db)
+                    dir_bytes(&db),
+                    spool.metrics().live_bytes
                 );
                 for _ in 0..100 {
                     if !sampling.load(Ordering::Relaxed) {

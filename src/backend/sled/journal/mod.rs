@@ -183,6 +183,8 @@ pub(crate) struct Appended {
     pub segments: Vec<Arc<Segment>>,
     /// A segment was created: the directory needs an fsync too.
     pub new_segment: bool,
+    /// Bytes written: the entry, and the seal of the segment it rolled.
+    pub bytes: u64,
 }
 
 impl Journal {
@@ -280,6 +282,7 @@ impl Journal {
         let mut appended = Appended {
             segments: Vec::with_capacity(2),
             new_segment: false,
+            bytes: 0,
         };
         if self.bytes >= self.segment_bytes {
             // Seal the full segment and make it durable, seal included, before anything is
@@ -293,6 +296,7 @@ impl Journal {
             (&self.current.file)
                 .write_all(&self.buf)
                 .map_err(|e| io("appending to the journal in", &self.dir, e))?;
+            appended.bytes += self.buf.len() as u64;
             durable::sync_segment(&self.current.file, &self.current.path)
                 .map_err(|e| io("fsync of the journal in", &self.dir, e))?;
             failpoint::check("journal-roll")?;
@@ -317,6 +321,7 @@ impl Journal {
             .map_err(|e| io("appending to the journal in", &self.dir, e))?;
         let at = self.bytes;
         self.bytes += self.buf.len() as u64;
+        appended.bytes += self.buf.len() as u64;
         self.log
             .appended(self.next_lsn, self.current_first, at, self.bytes);
         self.next_lsn += 1;

@@ -267,6 +267,10 @@ fn write(
     }
     let lsn = journal.next_lsn();
     let appended = journal.append(&changes)?;
+    shared
+        .metrics
+        .journal_bytes
+        .fetch_add(appended.bytes, Ordering::Relaxed);
     shared.overlay.insert(lsn, &changes);
     shared.metrics.groups.fetch_add(1, Ordering::Relaxed);
     shared.metrics.unapplied.fetch_add(1, Ordering::Relaxed);
