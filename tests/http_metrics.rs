@@ -131,6 +131,13 @@ fn metrics_parse_and_match_the_queue(b: TestBackend) {
         3.0
     );
     assert!(m.contains_key("jobspool_storage_fsyncs_total"));
+    // The journal's byte counts: what sled appended and still holds; PostgreSQL has none.
+    let journal = m["jobspool_storage_journal_bytes_total"];
+    let live = m["jobspool_storage_live_bytes"];
+    match b {
+        TestBackend::Sled => assert!(journal > 0.0 && live > 0.0, "{journal} {live}"),
+        TestBackend::Postgres => assert_eq!((journal, live), (0.0, 0.0)),
+    }
     assert_eq!(m["jobspool_last_event_seq"], spool.last_seq() as f64);
     assert_eq!(m["jobspool_lease_expiries_total"], 0.0);
 }

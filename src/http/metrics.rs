@@ -10,6 +10,8 @@
 //! | `jobspool_handler_duration_seconds` | histogram | `outcome`: the worker pool's handlers |
 //! | `jobspool_storage_ops_total`, `_groups_total`, `_fsyncs_total` | counter | the store's work |
 //! | `jobspool_storage_unapplied_groups` | gauge | groups durable in the journal only |
+//! | `jobspool_storage_journal_bytes_total` | counter | bytes appended to the journal (sled) |
+//! | `jobspool_storage_live_bytes` | gauge | bytes of current values in the journal (sled) |
 //! | `jobspool_last_event_seq` | gauge | the newest event's sequence number |
 //!
 //! Counters count from this process's start (the queue's totals are the gauges).
@@ -169,6 +171,18 @@ fn text(spool: &Spool) -> crate::Result<String> {
             "gauge",
             "Committed groups durable in the journal, not yet in the store's files.",
             storage.unapplied_groups,
+        ),
+        (
+            "jobspool_storage_journal_bytes_total",
+            "counter",
+            "Bytes appended to the journal (sled; 0 on PostgreSQL).",
+            storage.journal_bytes,
+        ),
+        (
+            "jobspool_storage_live_bytes",
+            "gauge",
+            "Bytes of the values the journal holds that are still current (sled; 0 on PostgreSQL).",
+            storage.live_bytes,
         ),
         (
             "jobspool_last_event_seq",
