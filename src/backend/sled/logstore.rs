@@ -91,9 +91,12 @@ pub(crate) fn value_offsets(changes: &[Change]) -> impl Iterator<Item = Option<u
 #[derive(Default)]
 struct Keydir {
     map: dirmap::DirMap,
-    /// Live value bytes per segment.
+    /// Live value weights ([`Loc::weight`]) per segment.
     live: BTreeMap<u64, u64>,
+    /// Their sum.
     live_total: u64,
+    /// Live values: `live_total` less this is their bytes.
+    live_count: u64,
 }
 
 impl Keydir {
@@ -102,6 +105,7 @@ impl Keydir {
             Some(loc) => {
                 *self.live.entry(loc.seg).or_default() += loc.weight();
                 self.live_total += loc.weight();
+                self.live_count += 1;
                 self.map.insert(k, loc)
             }
             None => self.map.remove(&k),
@@ -111,6 +115,7 @@ impl Keydir {
                 *n -= old.weight();
             }
             self.live_total -= old.weight();
+            self.live_count -= 1;
         }
     }
 }
@@ -379,9 +384,10 @@ impl LogStore {
         last
     }
 
-    /// Live value bytes in all segments (and one a value).
+    /// Bytes of the live values in all segments.
     pub fn live_bytes(&self) -> u64 {
-        self.keydir.read().live_total
+        let dir = self.keydir.read();
+        dir.live_total - dir.live_count
     }
 
     /// Bytes the segments hold (the current one as far as written).

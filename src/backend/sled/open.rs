@@ -303,7 +303,7 @@ pub(super) fn recover(
         let plan = journal::scan::plan_each(path, salvage, applied, |seg| {
             if let Some(to) = &tx {
                 if to.send(seg.clone()).is_err() {
-                    // (The thread stopped early: its error comes with its join.)
+                    // (The thread stopped early, which only a panic does: the join re-raises it.)
                     tx = None;
                 }
             }

@@ -2,6 +2,29 @@
 
 use super::*;
 
+/// `live_bytes` once counted each value's weight (its length plus one, so that an empty
+/// value keeps its segment): a byte too many a value in `Metrics::live_bytes`.
+#[test]
+fn live_bytes_counts_the_values_bytes_only() {
+    let d = tempfile::tempdir().unwrap();
+    let log = LogStore::new(d.path());
+    let loc = |len| Loc {
+        seg: 1,
+        off: 0,
+        len,
+        crc: 0,
+    };
+    let (a, b) = (b"jaaaaaaaaaaaaaaaa", b"jbbbbbbbbbbbbbbbb");
+    log.set(a, Some(loc(10)));
+    log.set(b, Some(loc(0)));
+    assert_eq!(log.live_bytes(), 10);
+    log.set(a, Some(loc(4)));
+    assert_eq!(log.live_bytes(), 4);
+    log.set(a, None);
+    log.set(b, None);
+    assert_eq!(log.live_bytes(), 0);
+}
+
 #[test]
 fn value_offsets_point_at_the_values_of_an_encoded_entry() {
     let changes: Vec<Change> = vec![
